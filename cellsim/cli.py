@@ -1,0 +1,200 @@
+"""The ``cellsim`` command line. Thin: parse, call the stage's function, write files, print a summary.
+
+Heavy modules (pymatgen, torch, matplotlib) are imported inside the command that needs them, so
+``cellsim --help`` and light commands start fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cellsim.errors import CellsimError
+
+app = typer.Typer(
+    name="cellsim",
+    help="AIMD studies of reactions at solid-electrolyte/metal interfaces (build -> inputs -> run -> "
+    "analyze -> match -> report).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+refs_app = typer.Typer(help="The offline reference library of crystal structures.", no_args_is_help=True)
+app.add_typer(refs_app, name="refs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: CellsimError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def run_build(study_ref: str, run_dir: Path, force: bool = False) -> dict[str, Any]:
+    """Load a study, write ``run_dir/study.yaml`` and build ``run_dir/interface/`` (the build stage).
+
+    A finished interface is kept: without ``force`` an existing ``interface.json`` of the same study is
+    reused, and one of a different study is an error.
+    """
+    import json
+
+    from cellsim.build import build_interface, write_interface
+    from cellsim.errors import RunDirError
+    from cellsim.references.library import get_phase
+    from cellsim.study import load_study, save_resolved
+
+    study = load_study(study_ref)
+    src = Path(study_ref)
+    base_dir = src.parent.resolve() if src.is_file() else None
+    # record structure files by absolute path so the resolved study works from any folder
+    for side in (study.interface.electrolyte, study.interface.metal):
+        if get_phase(side.phase) is None and base_dir is not None:
+            p = Path(side.phase).expanduser()
+            side.phase = str(p if p.is_absolute() else (base_dir / p).resolve())
+    interface_json = run_dir / "interface" / "interface.json"
+    if interface_json.exists() and not force:
+        save_resolved(study, run_dir)  # raises if the run directory holds another study
+        console.print(f"[dim]interface already built: {interface_json} (use --force to rebuild)[/]")
+        report: dict[str, Any] = json.loads(interface_json.read_text())
+        return report
+    if (run_dir / "interface").exists() and not force and not interface_json.exists():
+        raise RunDirError(f"{run_dir / 'interface'}: exists without interface.json; use --force to rebuild")
+    save_resolved(study, run_dir, force=force)
+    with console.status(f"building {study.name} interface"):
+        model = build_interface(study.interface, base_dir)
+    write_interface(model, run_dir, title=f"cellsim {study.name}")
+    return model.report
+
+
+def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
+    e, m = report["electrolyte"], report["metal"]
+    t = Table(title=f"interface: {report['formula']} ({report['n_atoms']} atoms)", show_header=False)
+    t.add_row("cell", f"{report['cell']['a']:.3f} x {report['cell']['b']:.3f} x {report['cell']['c']:.3f} A, "
+              f"gamma {report['cell']['gamma_deg']:.2f} deg, area {report['area']:.1f} A^2")
+    for label, side in (("electrolyte", e), ("metal", m)):
+        st = report["strain"][label]
+        t.add_row(
+            label,
+            f"{side['phase']}{tuple(side['miller'])}: {side['layers']} layers, {side['atoms']} atoms, "
+            f"{side['thickness']:.1f} A; faces interface with {side['termination']['facing_interface']}; "
+            f"strain {100 * st['max_abs']:.2f} % (area {100 * st['area']:+.2f} %)",
+        )
+    t.add_row("gap / vacuum", f"{report['gap']} A / {report['vacuum']} A")
+    cp = report["closest_pair"]
+    t.add_row("closest pair", f"{cp['species'][0]}-{cp['species'][1]} {cp['distance']:.3f} A")
+    ci = report.get("closest_interface_pair")
+    if ci:
+        t.add_row("closest across", f"{ci['species'][0]}-{ci['species'][1]} {ci['distance']:.3f} A")
+    if report.get("ps4"):
+        ps4 = report["ps4"]
+        t.add_row("PS4 units", f"{ps4['count']} of {ps4['p_atoms']} P whole" + ("" if ps4["intact"] else " (BROKEN)"))
+    st = report["electrolyte_stoichiometry"]
+    t.add_row("electrolyte", f"{st['formula']} = {st['formula_units']:g} x {st['bulk_formula']}"
+              + ("" if st["stoichiometric"] else f", off by {st['deviation_atoms']}"))
+    console.print(t)
+    console.print(f"wrote {run_dir / 'interface'}/{{POSCAR, interface.cif, interface.json}} in {seconds:.1f} s")
+
+
+@app.command()
+def build(
+    study: Annotated[str, typer.Argument(help="study YAML file, or the name of a bundled study")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/study"),
+    force: Annotated[bool, typer.Option(help="rebuild and replace an existing interface/study")] = False,
+) -> None:
+    """Build the slab interface: RUN_DIR/interface/{POSCAR, interface.cif, interface.json}."""
+    t0 = time.perf_counter()
+    try:
+        report = run_build(study, out, force=force)
+    except CellsimError as exc:
+        _fail(exc)
+    _print_build(report, out, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- refs
+
+
+@refs_app.command("list")
+def refs_list() -> None:
+    """List the phases of the offline reference library."""
+    from cellsim.references.library import library
+
+    t = Table(title="cellsim reference library (offline)")
+    for col in ("name", "space group", "origin", "MP id", "file"):
+        t.add_column(col)
+    for p in library().values():
+        t.add_row(p.name, f"{p.spacegroup} ({p.spacegroup_number})", p.origin, p.mp_id or "-", p.file)
+    console.print(t)
+
+
+@refs_app.command("show")
+def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3")]) -> None:
+    """Formula, space group, lattice, source and first-shell distances of one library phase."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from cellsim.errors import PhaseNotFoundError
+    from cellsim.references.library import get_phase, library
+
+    phase = get_phase(name)
+    if phase is None:
+        _fail(PhaseNotFoundError(f"unknown phase '{name}'; known: {', '.join(library())}"))
+        return
+    s = phase.structure()
+    sga = SpacegroupAnalyzer(s, symprec=0.1)
+    lat = s.lattice
+    t = Table(title=f"{phase.name} ({phase.file})", show_header=False)
+    t.add_row("formula", f"{s.composition.reduced_formula} (cell: {s.composition.formula}, {len(s)} atoms)")
+    t.add_row("space group", f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()}), checked from the CIF")
+    t.add_row("lattice", f"a={lat.a:.4f} b={lat.b:.4f} c={lat.c:.4f} A; "
+              f"alpha={lat.alpha:.2f} beta={lat.beta:.2f} gamma={lat.gamma:.2f} deg")
+    t.add_row("density", f"{s.density:.3f} g/cm3")
+    t.add_row("first shell", "; ".join(f"{k} {v} A" for k, v in phase.first_shell.items()))
+    t.add_row("origin", phase.origin)
+    t.add_row("source", phase.source)
+    t.add_row("MP id", phase.mp_id_note)
+    console.print(t)
+
+
+# --------------------------------------------------------------------------- study schema
+
+
+@app.command("study-schema")
+def study_schema() -> None:
+    """Print every study field with its default (a complete study file to start from)."""
+    from cellsim.study import Study
+
+    console.print(Study(name="my_study").to_yaml(), highlight=False, markup=False)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/demo"),
+    force: Annotated[bool, typer.Option(help="start again from scratch")] = False,
+) -> None:
+    """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline.
+
+    Stages that exist today: build. Each finished stage is kept, so running demo again resumes.
+    """
+    t0 = time.perf_counter()
+    console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
+    try:
+        console.print("[bold]1/1 build[/]")
+        report = run_build("li6ps5cl_in", out, force=force)
+    except CellsimError as exc:
+        _fail(exc)
+    _print_build(report, out, time.perf_counter() - t0)
+    console.print(f"[green]demo finished in {time.perf_counter() - t0:.1f} s; run directory: {out}[/]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

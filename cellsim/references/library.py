@@ -1,0 +1,132 @@
+"""The offline reference library: CIFs in ``data/`` with their provenance in ``data/library.yaml``.
+
+``library.yaml`` holds the facts of ``data/SOURCES.md`` (and ``data/ADDED.md``) in a form the code reads;
+lattice, formula and space group shown to users are computed from the CIF itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from cellsim.errors import PhaseNotFoundError, StructureReadError
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class ReferencePhase:
+    """One phase of the library, with its provenance."""
+
+    name: str
+    file: str
+    spacegroup: str
+    spacegroup_number: int
+    origin: str
+    source: str
+    mp_id: str | None
+    mp_id_note: str
+    first_shell: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return DATA_DIR / self.file
+
+    @property
+    def key(self) -> str:
+        """Unique key: file stem, e.g. ``In2S3_I41amd``."""
+        return Path(self.file).stem
+
+    def structure(self) -> Structure:
+        return load_structure(self.path)
+
+
+@cache
+def library() -> dict[str, ReferencePhase]:
+    """All library phases by name (e.g. ``"Li6PS5Cl"``); the file stem is accepted too by ``get``."""
+    raw: dict[str, Any] = yaml.safe_load((DATA_DIR / "library.yaml").read_text(encoding="utf-8"))
+    phases = {}
+    for entry in raw["phases"]:
+        entry = dict(entry)
+        entry["first_shell"] = {k: str(v) for k, v in (entry.get("first_shell") or {}).items()}
+        phase = ReferencePhase(**entry)
+        phases[phase.name] = phase
+    return phases
+
+
+def get_phase(name: str) -> ReferencePhase | None:
+    """Find a library phase by name (``In2S3``) or file stem (``In2S3_I41amd``); exact match only."""
+    lib = library()
+    if name in lib:
+        return lib[name]
+    for phase in lib.values():
+        if phase.key == name:
+            return phase
+    return None
+
+
+def load_structure(path: str | Path) -> Structure:
+    """Read a CIF, POSCAR/CONTCAR or any format pymatgen knows; a failure names the file and the cause."""
+    from pymatgen.core import Structure
+
+    path = Path(path)
+    if not path.is_file():
+        raise PhaseNotFoundError(f"{path}: no such structure file")
+    try:
+        with warnings.catch_warnings():
+            # pymatgen warns about rounding of CIF occupancies; the file is still fine.
+            warnings.simplefilter("ignore")
+            structure = Structure.from_file(path)
+    except Exception as exc:  # pymatgen raises many types (ValueError, IndexError, KeyError...)
+        raise StructureReadError(
+            f"{path}: could not read a crystal structure from this file "
+            f"(expected a CIF or VASP POSCAR): {type(exc).__name__}: {exc}"
+        ) from exc
+    if len(structure) == 0:
+        raise StructureReadError(f"{path}: the file holds no atoms (expected a CIF or VASP POSCAR)")
+    if not structure.is_ordered:
+        raise StructureReadError(
+            f"{path}: the structure has partial occupancies; cellsim needs an ordered model "
+            "(order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation)"
+        )
+    return structure
+
+
+def resolve_phase(spec: str, base_dir: Path | None = None, field_name: str = "phase") -> tuple[str, Structure]:
+    """Turn a study's phase entry into ``(label, structure)``.
+
+    Parameters
+    ----------
+    spec
+        A library name (``Li6PS5Cl``), a library file stem, or a path to a CIF/POSCAR file.
+    base_dir
+        Folder that relative paths are taken from (the study file's folder).
+    field_name
+        Name of the study field, used in error messages.
+    """
+    phase = get_phase(spec)
+    if phase is not None:
+        return phase.name, phase.structure()
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    looks_like_file = path.suffix.lower() in {".cif", ".vasp", ".poscar"} or path.name.upper().startswith(
+        ("POSCAR", "CONTCAR")
+    )
+    if path.is_file():
+        return path.stem, load_structure(path)
+    known = ", ".join(sorted(library()))
+    if looks_like_file:
+        raise PhaseNotFoundError(f"{field_name}: structure file '{path}' does not exist")
+    raise PhaseNotFoundError(
+        f"{field_name}: unknown phase '{spec}': not in the reference library ({known}) "
+        "and not a path to a CIF/POSCAR file"
+    )

@@ -1,0 +1,262 @@
+"""The study specification: one YAML file describes a whole interface study.
+
+Sections: ``interface`` (builder), ``md`` (VASP / embedded MD settings), ``engine`` (where MD runs) and
+``analysis`` (RDF and bond settings). Every field has a default; the resolved study, with every default
+written out, is saved as ``RUN_DIR/study.yaml`` on first use so that a run can be reproduced.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cellsim.errors import StudyError
+from cellsim.fileio import atomic_write_text
+
+_ELEMENT_RE = re.compile(r"^[A-Z][a-z]?$")
+
+
+def _check_pair(pair: str) -> str:
+    from pymatgen.core.periodic_table import Element
+
+    parts = pair.split("-")
+    if len(parts) != 2 or not all(_ELEMENT_RE.match(p) for p in parts):
+        raise ValueError(f"'{pair}' is not a pair of element symbols like 'In-S'")
+    for p in parts:
+        if not Element.is_valid_symbol(p):
+            raise ValueError(f"'{p}' in '{pair}' is not an element symbol")
+    return pair
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SlabSpec(_Model):
+    """One side of the interface: a bulk phase cut along a Miller plane."""
+
+    phase: str = Field(description="library name (see `cellsim refs list`) or path to a CIF/POSCAR file")
+    miller: tuple[int, int, int] = Field((0, 0, 1), description="Miller index of the surface plane")
+    termination: int | None = Field(
+        None, ge=0, description="index into the allowed terminations (build report lists them); null = first"
+    )
+    layers: int | None = Field(
+        None, ge=1, description="number of oriented-unit-cell layers; null = grow automatically"
+    )
+    min_thickness: float = Field(8.0, ge=0, description="minimum slab thickness, Angstrom (automatic layers)")
+
+    @field_validator("miller")
+    @classmethod
+    def _nonzero(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not any(v):
+            raise ValueError("Miller index (0, 0, 0) is not a plane")
+        return v
+
+
+class InterfaceSpec(_Model):
+    """Builder settings. Lengths in Angstrom, strain as a fraction (0.03 = 3 %)."""
+
+    electrolyte: SlabSpec = SlabSpec(phase="Li6PS5Cl", min_thickness=10.0)
+    metal: SlabSpec = SlabSpec(phase="In")
+    strained: Literal["metal", "electrolyte"] = "metal"
+    max_strain: float = Field(0.03, gt=0, lt=0.25)
+    max_area: float = Field(600.0, gt=0, description="largest in-plane supercell area searched, A^2")
+    min_lateral: float = Field(12.0, ge=0, description="shortest in-plane cell vector allowed, A")
+    min_atoms: int = Field(250, ge=1)
+    max_atoms: int = Field(450, ge=1)
+    gap: float = Field(2.5, gt=0, description="distance between the facing atomic planes, A")
+    vacuum: float = Field(15.0, ge=0, description="vacuum above the stack, A; 0 = periodic sandwich")
+    fixed_metal_layers: int = Field(0, ge=0, description="bottom metal atomic planes fixed in MD")
+    min_distance: float = Field(1.6, gt=0, description="refuse a model with any pair closer than this, A")
+    intact_bonds: dict[str, float] | None = Field(
+        None,
+        description="bonds a termination may not cut, e.g. {'P-S': 2.3}; null = P-S 2.3 A (PS4 units) "
+        "when the electrolyte has P and S",
+    )
+
+    @field_validator("intact_bonds")
+    @classmethod
+    def _pairs(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None:
+            for pair, cutoff in v.items():
+                _check_pair(pair)
+                if cutoff <= 0:
+                    raise ValueError(f"bond cutoff for {pair} must be > 0, got {cutoff}")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> InterfaceSpec:
+        if self.min_atoms > self.max_atoms:
+            raise ValueError(f"min_atoms ({self.min_atoms}) is larger than max_atoms ({self.max_atoms})")
+        return self
+
+
+class MDSpec(_Model):
+    """NVT molecular dynamics, shared by the VASP inputs and the embedded engine."""
+
+    temperature: float = Field(300.0, gt=0, description="K (TEBEG = TEEND)")
+    timestep_fs: float = Field(2.0, gt=0, le=10, description="POTIM, fs")
+    total_time_ps: float = Field(10.0, gt=0)
+    segment_time_ps: float = Field(1.0, gt=0, description="MD time per job segment (NSW = this / POTIM)")
+    nblock: int = Field(1, ge=1, description="write a frame every NBLOCK steps")
+    thermostat: Literal["nose-hoover"] = "nose-hoover"
+    smass: float = Field(0.0, ge=-3, description="VASP SMASS (Nose mass; 0 = period of 40 time steps)")
+    relax_steps: int = Field(100, ge=0, description="fixed-cell pre-relaxation steps (embedded engine)")
+    incar: dict[str, Any] = Field(default_factory=dict, description="INCAR overrides (user_incar_settings)")
+    potcar: dict[str, str] = Field(
+        default_factory=lambda: {"Li": "Li_sv", "P": "P", "S": "S", "Cl": "Cl", "In": "In_d"},
+        description="PBE POTCAR symbol per element",
+    )
+
+
+class EngineSpec(_Model):
+    """Where the MD runs: VASP on a cluster, or an embedded machine-learned potential."""
+
+    name: Literal["chgnet", "sevennet", "vasp"] = "chgnet"
+    threads: int = Field(1, ge=1, description="torch threads (1 avoids spin-waiting on shared cores)")
+    checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")
+    model_path: str | None = Field(None, description="optional model file for the MLIP engine")
+
+
+class AnalysisSpec(_Model):
+    """RDF and bond analysis of the trajectory."""
+
+    pairs: list[str] = Field(default_factory=lambda: ["In-S", "In-Cl", "P-S"])
+    window_ps: float = Field(0.5, gt=0)
+    rmax: float = Field(8.0, gt=0)
+    bin_width: float = Field(0.02, gt=0)
+    bond_cutoffs: dict[str, float] = Field(
+        default_factory=lambda: {"In-S": 3.0, "In-Cl": 3.3, "P-S": 2.3},
+        description="bond length cutoff per pair, A",
+    )
+    normalisation: Literal["cell", "occupied"] = "cell"
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, v: list[str]) -> list[str]:
+        return [_check_pair(p) for p in v]
+
+    @field_validator("bond_cutoffs")
+    @classmethod
+    def _cutoffs(cls, v: dict[str, float]) -> dict[str, float]:
+        for pair in v:
+            _check_pair(pair)
+        return v
+
+
+class Study(_Model):
+    """A whole study: what to build, how to run it, how to analyse it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    description: str = ""
+    interface: InterfaceSpec = InterfaceSpec()
+    md: MDSpec = MDSpec()
+    engine: EngineSpec = EngineSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+
+    def to_yaml(self) -> str:
+        """YAML with every default written out."""
+        data = self.model_dump(mode="json")
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+# --------------------------------------------------------------------------- loading with clear errors
+
+
+def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, key.value)
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _format_errors(source: str, exc: ValidationError, lines: dict[tuple[str | int, ...], int]) -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # the deepest path present in the file gives the line
+        line = None
+        for k in range(len(loc), -1, -1):
+            if loc[:k] in lines:
+                line = lines[loc[:k]]
+                break
+        where = f"{source}:{line}" if line else source
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; `cellsim study-schema` lists the fields)"
+        got = err.get("input")
+        got_s = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
+        msgs.append(f"{where}: {field}: {msg}{got_s}")
+    return "\n".join(msgs)
+
+
+def parse_study(text: str, source: str = "<study>") -> Study:
+    """Validate study YAML text; errors name ``source``, the line, the field and what was expected."""
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StudyError(f"{where}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: expected a mapping with at least 'name:', got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(_format_errors(source, exc, lines)) from exc
+
+
+def load_study(path: str | Path) -> Study:
+    """Load and validate a study file, or a bundled study by name (e.g. ``li6ps5cl_in``)."""
+    from cellsim.resources import bundled_workflows
+
+    p = Path(path)
+    if not p.is_file():
+        bundled = bundled_workflows()
+        if str(path) in bundled:
+            p = bundled[str(path)]
+        else:
+            raise StudyError(
+                f"{path}: no such study file (bundled studies: {', '.join(bundled) or 'none'})"
+            )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{p}: cannot read the study file: {exc}") from exc
+    return parse_study(text, source=str(p))
+
+
+def save_resolved(study: Study, run_dir: Path, force: bool = False) -> Path:
+    """Write ``run_dir/study.yaml``; refuse to replace a different study unless ``force``."""
+    target = run_dir / "study.yaml"
+    text = study.to_yaml()
+    if target.exists() and not force:
+        existing = target.read_text(encoding="utf-8")
+        if existing != text:
+            raise StudyError(
+                f"{target}: this run directory already holds a different study; "
+                "use another -o directory, or --force to replace it (later stages will be redone)"
+            )
+        return target
+    return atomic_write_text(target, text)
