@@ -58,7 +58,9 @@ def run_build(study_ref: str, run_dir: Path, force: bool = False) -> dict[str, A
     for side in (study.interface.electrolyte, study.interface.metal):
         if get_phase(side.phase) is None and base_dir is not None:
             p = Path(side.phase).expanduser()
-            side.phase = str(p if p.is_absolute() else (base_dir / p).resolve())
+            p = p if p.is_absolute() else base_dir / p
+            if p.is_file():
+                side.phase = str(p.resolve())
     interface_json = run_dir / "interface" / "interface.json"
     if interface_json.exists() and not force:
         save_resolved(study, run_dir)  # raises if the run directory holds another study
@@ -77,8 +79,11 @@ def run_build(study_ref: str, run_dir: Path, force: bool = False) -> dict[str, A
 def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
     e, m = report["electrolyte"], report["metal"]
     t = Table(title=f"interface: {report['formula']} ({report['n_atoms']} atoms)", show_header=False)
-    t.add_row("cell", f"{report['cell']['a']:.3f} x {report['cell']['b']:.3f} x {report['cell']['c']:.3f} A, "
-              f"gamma {report['cell']['gamma_deg']:.2f} deg, area {report['area']:.1f} A^2")
+    t.add_row(
+        "cell",
+        f"{report['cell']['a']:.3f} x {report['cell']['b']:.3f} x {report['cell']['c']:.3f} A, "
+        f"gamma {report['cell']['gamma_deg']:.2f} deg, area {report['area']:.1f} A^2",
+    )
     for label, side in (("electrolyte", e), ("metal", m)):
         st = report["strain"][label]
         t.add_row(
@@ -95,10 +100,16 @@ def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
         t.add_row("closest across", f"{ci['species'][0]}-{ci['species'][1]} {ci['distance']:.3f} A")
     if report.get("ps4"):
         ps4 = report["ps4"]
-        t.add_row("PS4 units", f"{ps4['count']} of {ps4['p_atoms']} P whole" + ("" if ps4["intact"] else " (BROKEN)"))
+        t.add_row(
+            "PS4 units",
+            f"{ps4['count']} of {ps4['p_atoms']} P whole" + ("" if ps4["intact"] else " (BROKEN)"),
+        )
     st = report["electrolyte_stoichiometry"]
-    t.add_row("electrolyte", f"{st['formula']} = {st['formula_units']:g} x {st['bulk_formula']}"
-              + ("" if st["stoichiometric"] else f", off by {st['deviation_atoms']}"))
+    t.add_row(
+        "electrolyte",
+        f"{st['formula']} = {st['formula_units']:g} x {st['bulk_formula']}"
+        + ("" if st["stoichiometric"] else f", off by {st['deviation_atoms']}"),
+    )
     console.print(t)
     console.print(f"wrote {run_dir / 'interface'}/{{POSCAR, interface.cif, interface.json}} in {seconds:.1f} s")
 
@@ -151,9 +162,15 @@ def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3
     lat = s.lattice
     t = Table(title=f"{phase.name} ({phase.file})", show_header=False)
     t.add_row("formula", f"{s.composition.reduced_formula} (cell: {s.composition.formula}, {len(s)} atoms)")
-    t.add_row("space group", f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()}), checked from the CIF")
-    t.add_row("lattice", f"a={lat.a:.4f} b={lat.b:.4f} c={lat.c:.4f} A; "
-              f"alpha={lat.alpha:.2f} beta={lat.beta:.2f} gamma={lat.gamma:.2f} deg")
+    t.add_row(
+        "space group",
+        f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()}), checked from the CIF",
+    )
+    t.add_row(
+        "lattice",
+        f"a={lat.a:.4f} b={lat.b:.4f} c={lat.c:.4f} A; "
+        f"alpha={lat.alpha:.2f} beta={lat.beta:.2f} gamma={lat.gamma:.2f} deg",
+    )
     t.add_row("density", f"{s.density:.3f} g/cm3")
     t.add_row("first shell", "; ".join(f"{k} {v} A" for k, v in phase.first_shell.items()))
     t.add_row("origin", phase.origin)

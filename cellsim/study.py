@@ -44,9 +44,7 @@ class SlabSpec(_Model):
     termination: int | None = Field(
         None, ge=0, description="index into the allowed terminations (build report lists them); null = first"
     )
-    layers: int | None = Field(
-        None, ge=1, description="number of oriented-unit-cell layers; null = grow automatically"
-    )
+    layers: int | None = Field(None, ge=1, description="number of oriented-unit-cell layers; null = grow automatically")
     min_thickness: float = Field(8.0, ge=0, description="minimum slab thickness, Angstrom (automatic layers)")
 
     @field_validator("miller")
@@ -64,7 +62,7 @@ class InterfaceSpec(_Model):
     metal: SlabSpec = SlabSpec(phase="In")
     strained: Literal["metal", "electrolyte"] = "metal"
     max_strain: float = Field(0.03, gt=0, lt=0.25)
-    max_area: float = Field(600.0, gt=0, description="largest in-plane supercell area searched, A^2")
+    max_area: float = Field(400.0, gt=0, description="largest in-plane supercell area searched, A^2")
     min_lateral: float = Field(12.0, ge=0, description="shortest in-plane cell vector allowed, A")
     min_atoms: int = Field(250, ge=1)
     max_atoms: int = Field(450, ge=1)
@@ -237,9 +235,7 @@ def load_study(path: str | Path) -> Study:
         if str(path) in bundled:
             p = bundled[str(path)]
         else:
-            raise StudyError(
-                f"{path}: no such study file (bundled studies: {', '.join(bundled) or 'none'})"
-            )
+            raise StudyError(f"{path}: no such study file (bundled studies: {', '.join(bundled) or 'none'})")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,9 +11,7 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 
-def closest_pair(
-    structure: Structure, search: float = 5.0, between: np.ndarray | None = None
-) -> dict[str, Any] | None:
+def closest_pair(structure: Structure, search: float = 5.0, between: np.ndarray | None = None) -> dict[str, Any] | None:
     """The closest pair of atoms under periodic boundaries (indices, species, distance), or None.
 
     ``between``: optional boolean mask; only pairs with one atom inside and one outside count.
@@ -98,7 +97,7 @@ def atomic_planes(z: np.ndarray, tol: float = 0.5) -> list[np.ndarray]:
     """Group indices of ``z`` into planes (a gap larger than ``tol`` starts a new plane), lowest first."""
     order = np.argsort(z)
     planes: list[list[int]] = [[int(order[0])]] if len(order) else []
-    for prev, cur in zip(order[:-1], order[1:], strict=True):
+    for prev, cur in itertools.pairwise(order):
         if z[cur] - z[prev] > tol:
             planes.append([])
         planes[-1].append(int(cur))

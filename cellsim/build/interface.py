@@ -79,31 +79,31 @@ def _pick_termination(templates: list[SlabTemplate], side: SlabSpec, field_name:
     return templates[idx]
 
 
-def _layers(
+def _growth(
     match: LatticeMatch,
     host_is_electrolyte: bool,
     elec: SlabTemplate,
     metal: SlabTemplate,
     spec: InterfaceSpec,
-) -> Layout:
-    """Minimum layers for the thickness floors, then add a layer to the thinner slab until min_atoms."""
+) -> list[Layout]:
+    """Layer counts for one match, step by step: first the minimum for the thickness floors, then one
+    more layer on the thinner slab (automatic sides only) until ``min_atoms`` is reached."""
     n_host = round(abs(np.linalg.det(match.host_T)))
     n_guest = round(abs(np.linalg.det(match.guest_T)))
     ne_cells, nm_cells = (n_host, n_guest) if host_is_electrolyte else (n_guest, n_host)
     per_e, per_m = len(elec.species) * ne_cells, len(metal.species) * nm_cells
     te, tm = elec.layer_thickness, metal.layer_thickness
+    grow_e, grow_m = spec.electrolyte.layers is None, spec.metal.layers is None
     le = spec.electrolyte.layers or max(1, math.ceil(spec.electrolyte.min_thickness / te - 1e-9))
     lm = spec.metal.layers or max(1, math.ceil(spec.metal.min_thickness / tm - 1e-9))
-    while le * per_e + lm * per_m < spec.min_atoms:
-        grow_e = spec.electrolyte.layers is None
-        grow_m = spec.metal.layers is None
-        if not (grow_e or grow_m):
-            break
+    steps = [Layout(match, le, lm, le * per_e, lm * per_m, le * te, lm * tm)]
+    while steps[-1].atoms < spec.min_atoms and (grow_e or grow_m):
         if grow_e and (not grow_m or le * te <= lm * tm):
             le += 1
         else:
             lm += 1
-    return Layout(match, le, lm, le * per_e, lm * per_m, le * te, lm * tm)
+        steps.append(Layout(match, le, lm, le * per_e, lm * per_m, le * te, lm * tm))
+    return steps
 
 
 def _supercell_positions(
@@ -139,49 +139,56 @@ def _element_order(electrolyte: Structure, metal: Structure) -> list[str]:
     return order
 
 
-def plan_layouts(spec: InterfaceSpec, elec: SlabTemplate, metal: SlabTemplate) -> tuple[list[Layout], bool]:
-    """Every candidate layout, in order of preference (area, compactness, strain)."""
+def plan_layouts(spec: InterfaceSpec, elec: SlabTemplate, metal: SlabTemplate) -> tuple[list[list[Layout]], bool]:
+    """Growth sequences of every candidate match, in order of preference (area, compactness, strain)."""
     host_is_electrolyte = spec.strained == "metal"
     host, guest = (elec, metal) if host_is_electrolyte else (metal, elec)
     matches = find_matches(host.inplane, guest.inplane, spec.max_strain, spec.max_area)
     if not matches:
         best = best_strain_any(host.inplane, guest.inplane, spec.max_area)
-        hint = f"the best match within {spec.max_area:.0f} A^2 needs {100 * best:.1f} % strain" if best else (
-            f"no match below 15 % strain within {spec.max_area:.0f} A^2"
+        hint = (
+            f"the best match within {spec.max_area:.0f} A^2 needs {100 * best:.1f} % strain"
+            if best
+            else (f"no match below 15 % strain within {spec.max_area:.0f} A^2")
         )
         raise BuildError(
             f"interface: no lattice match for {elec.phase}{list(elec.miller)} / {metal.phase}{list(metal.miller)} "
             f"with strain <= {100 * spec.max_strain:.1f} % (interface.max_strain); {hint}. Raise "
             "interface.max_strain or interface.max_area, or choose other Miller indices"
         )
-    return [_layers(m, host_is_electrolyte, elec, metal, spec) for m in matches], host_is_electrolyte
+    return [_growth(m, host_is_electrolyte, elec, metal, spec) for m in matches], host_is_electrolyte
 
 
-def choose_layout(spec: InterfaceSpec, layouts: list[Layout]) -> Layout:
+def choose_layout(spec: InterfaceSpec, candidates: list[list[Layout]]) -> Layout:
     """The first layout with both in-plane vectors >= min_lateral and min_atoms <= atoms <= max_atoms."""
-    wide = [lay for lay in layouts if min(lay.match.lengths) >= spec.min_lateral - 1e-6]
+    wide = [steps for steps in candidates if min(steps[0].match.lengths) >= spec.min_lateral - 1e-6]
     if not wide:
-        longest = max(min(lay.match.lengths) for lay in layouts)
+        longest = max(min(steps[0].match.lengths) for steps in candidates)
         raise BuildError(
             f"interface.min_lateral: no super-cell within interface.max_area ({spec.max_area:.0f} A^2) has "
             f"both in-plane vectors >= {spec.min_lateral} A (best {longest:.2f} A); raise max_area or "
             "lower min_lateral"
         )
-    for lay in wide:
-        if spec.min_atoms <= lay.atoms <= spec.max_atoms:
-            return lay
-    fits = [lay for lay in wide if lay.atoms <= spec.max_atoms][:5]
-    too_big = min(wide, key=lambda lay: lay.atoms)
+    for steps in wide:
+        if spec.min_atoms <= steps[-1].atoms <= spec.max_atoms:
+            return steps[-1]
+    # nothing satisfies both bounds: say what would fit under max_atoms (largest fitting step per match)
+    fits = [
+        max((x for x in steps if x.atoms <= spec.max_atoms), key=lambda x: x.atoms)
+        for steps in wide
+        if steps[0].atoms <= spec.max_atoms
+    ]
     if fits:
-        options = "; ".join(lay.describe() for lay in fits)
+        options = "; ".join(lay.describe() for lay in sorted(fits, key=lambda x: -x.atoms)[:5])
         raise BuildError(
             f"interface: no model reaches min_atoms={spec.min_atoms} without exceeding max_atoms="
             f"{spec.max_atoms}. What fits under max_atoms: {options}. Lower min_atoms, raise max_atoms, or "
             "fix the layer counts (interface.electrolyte.layers / interface.metal.layers)"
         )
+    smallest = min((steps[0] for steps in wide), key=lambda x: x.atoms)
     raise BuildError(
-        f"interface.max_atoms: the smallest model has {too_big.atoms} atoms > max_atoms={spec.max_atoms} "
-        f"({too_big.describe()}); nothing fits. Raise max_atoms, or lower the min_thickness / layers "
+        f"interface.max_atoms: the smallest model has {smallest.atoms} atoms > max_atoms={spec.max_atoms} "
+        f"({smallest.describe()}); nothing fits. Raise max_atoms, or lower the min_thickness / layers "
         "of the slabs"
     )
 
@@ -250,9 +257,7 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
     props: dict[str, Any] = {"region": ["metal" if is_metal[k] else "electrolyte" for k in perm]}
     if spec.fixed_metal_layers:
         props["selective_dynamics"] = [[not fixed[k]] * 3 for k in perm]
-    structure = Structure(
-        lattice, [species[k] for k in perm], frac[perm], site_properties=props, to_unit_cell=True
-    )
+    structure = Structure(lattice, [species[k] for k in perm], frac[perm], site_properties=props, to_unit_cell=True)
 
     pair = closest_pair(structure)
     if pair is not None and pair["distance"] < spec.min_distance:
@@ -290,10 +295,28 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
             "gamma_deg": round(match.gamma_deg, 4),
         },
         "area": round(match.area, 4),
-        "electrolyte": _side_report(e_name, spec.electrolyte, elec, e_terms, T_e, lay.electrolyte_layers,
-                                    lay.electrolyte_atoms, e_z, facing_bottom=True),
-        "metal": _side_report(m_name, spec.metal, metal, m_terms, T_m, lay.metal_layers, lay.metal_atoms, m_z,
-                              facing_bottom=False),
+        "electrolyte": _side_report(
+            e_name,
+            spec.electrolyte,
+            elec,
+            e_terms,
+            T_e,
+            lay.electrolyte_layers,
+            lay.electrolyte_atoms,
+            e_z,
+            facing_bottom=True,
+        ),
+        "metal": _side_report(
+            m_name,
+            spec.metal,
+            metal,
+            m_terms,
+            T_m,
+            lay.metal_layers,
+            lay.metal_atoms,
+            m_z,
+            facing_bottom=False,
+        ),
         "strained": strained_name,
         "strain": {
             "metal": guest_strain if host_is_electrolyte else zero,
