@@ -15,7 +15,18 @@ import pytest
 def test_wheel_contents_and_run_from_wheel(repo: Path, tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(repo)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(repo),
+        ],
         check=True,
     )
     (wheel,) = wheel_dir.glob("cellsim-*.whl")
