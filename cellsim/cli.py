@@ -129,6 +129,178 @@ def build(
     _print_build(report, out, time.perf_counter() - t0)
 
 
+# --------------------------------------------------------------------------- analyze
+
+
+def _segment_files(run_dir: Path) -> list[Path]:
+    segs = sorted(p for p in (run_dir / "md").glob("seg-*") if p.is_dir())
+    files = []
+    for seg in segs:
+        cands = [seg / n for n in ("XDATCAR", "XDATCAR.gz", "XDATCAR.bz2", "XDATCAR.xz")]
+        found = [c for c in cands if c.is_file()]
+        if found:
+            files.append(found[0])
+    return files
+
+
+def run_analyze(
+    target: Path,
+    out: Path | None = None,
+    dt: float | None = None,
+    pairs: list[str] | None = None,
+    window_ps: float | None = None,
+    rmax: float | None = None,
+    bin_width: float | None = None,
+    normalisation: str | None = None,
+    cutoffs: dict[str, float] | None = None,
+    show_progress: bool = False,
+) -> tuple[Any, dict[str, Path]]:
+    """The analysis stage on a run directory (all segments, stitched) or on one XDATCAR file."""
+    from cellsim.analysis.analyze import (
+        AnalysisError,
+        AnalysisSettings,
+        analyze,
+        frame_interval_from_incar,
+        write_outputs,
+    )
+    from cellsim.errors import RunDirError
+    from cellsim.study import AnalysisSpec, load_study
+
+    study = None
+    if target.is_dir():
+        files = _segment_files(target)
+        if not files:
+            raise RunDirError(
+                f"{target}/md/seg-*/XDATCAR: no trajectory found; run `cellsim run {target}` (embedded engine) "
+                "or the VASP segments first"
+            )
+        if (target / "study.yaml").is_file():
+            study = load_study(target / "study.yaml")
+        out_dir = out or target / "analysis"
+        incar_dir = files[0].parent
+        species_src = [files[0].parent / "POSCAR", target / "interface" / "POSCAR"]
+    elif target.is_file():
+        files = [target]
+        out_dir = out or target.parent / "analysis"
+        incar_dir = target.parent
+        species_src = [target.parent / "POSCAR"]
+    else:
+        raise RunDirError(f"{target}: neither a run directory nor an XDATCAR file")
+    spec = study.analysis if study is not None else AnalysisSpec()
+    frame_dt = dt or frame_interval_from_incar(incar_dir / "INCAR")
+    if frame_dt is None and study is not None:
+        frame_dt = study.md.timestep_fs * study.md.nblock
+    if frame_dt is None:
+        raise AnalysisError(f"{incar_dir}: no INCAR with POTIM and no study: give the time between frames with --dt FS")
+    settings = AnalysisSettings(
+        pairs=pairs or spec.pairs,
+        dt_fs=frame_dt,
+        window_ps=window_ps or spec.window_ps,
+        rmax=rmax or spec.rmax,
+        bin_width=bin_width or spec.bin_width,
+        bond_cutoffs={**spec.bond_cutoffs, **(cutoffs or {})},
+        normalisation=normalisation or spec.normalisation,
+    )
+    species = None
+    for src in species_src:
+        if src.is_file():
+            first = src.read_text(errors="replace").splitlines()[5:6]
+            if first and first[0].split() and first[0].split()[0].isalpha():
+                species = first[0].split()
+                break
+    if show_progress:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("analysing: 0 frames", total=None)
+            result = analyze(files, settings, species, lambda n: bar.update(task, description=f"analysing: {n} frames"))
+    else:
+        result = analyze(files, settings, species)
+    return result, write_outputs(result, out_dir)
+
+
+def _parse_pairs(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    from cellsim.study import _check_pair
+
+    try:
+        return [_check_pair(p.strip()) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pairs") from None
+
+
+def _parse_cutoffs(items: list[str] | None) -> dict[str, float]:
+    out = {}
+    for item in items or []:
+        try:
+            pair, val = item.split("=")
+            out[pair.strip()] = float(val)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r}: expected PAIR=ANGSTROM, e.g. In-S=3.0", param_hint="--cutoff"
+            ) from None
+    return out
+
+
+@app.command()
+def analyze(
+    target: Annotated[Path, typer.Argument(help="run directory (all md/seg-*/XDATCAR, stitched) or one XDATCAR")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="output folder (default RUN_DIR/analysis)")] = None,
+    dt: Annotated[
+        float | None, typer.Option(help="fs between frames (default: INCAR POTIM*NBLOCK, else study)")
+    ] = None,
+    pairs: Annotated[str | None, typer.Option(help="comma-separated pairs, e.g. In-S,In-Cl,P-S")] = None,
+    window: Annotated[float | None, typer.Option(help="window length, ps")] = None,
+    rmax: Annotated[float | None, typer.Option(help="largest r, A")] = None,
+    bin_width: Annotated[float | None, typer.Option(help="bin width, A")] = None,
+    normalisation: Annotated[str | None, typer.Option(help="cell | occupied")] = None,
+    cutoff: Annotated[list[str] | None, typer.Option(help="bond cutoff PAIR=A (repeatable)")] = None,
+) -> None:
+    """Partial RDFs per time window, bond counts per frame, new peaks: rdf.csv, rdf.npz, bonds.csv, peaks.json."""
+    if normalisation not in (None, "cell", "occupied"):
+        raise typer.BadParameter("expected 'cell' or 'occupied'", param_hint="--normalisation")
+    t0 = time.perf_counter()
+    try:
+        result, paths = run_analyze(
+            target,
+            out,
+            dt,
+            _parse_pairs(pairs),
+            window,
+            rmax,
+            bin_width,
+            normalisation,
+            _parse_cutoffs(cutoff),
+            show_progress=console.is_terminal,
+        )
+    except CellsimError as exc:
+        _fail(exc)
+    _print_analysis(result, paths, time.perf_counter() - t0)
+
+
+def _print_analysis(result: Any, paths: dict[str, Path], seconds: float) -> None:
+    import json
+
+    peaks = json.loads(paths["peaks_json"].read_text())
+    s = result.settings
+    t = Table(
+        title=f"{result.n_frames} frames, {len(result.window_frames)} windows of {s.window_ps} ps "
+        f"(dt {s.dt_fs} fs/frame), g(r) normalised by {s.normalisation} volume"
+    )
+    for col in ("pair", "bonds start -> end", "first bond (ps)", "new peaks (A)"):
+        t.add_column(col)
+    for p, info in peaks["pairs"].items():
+        b = info["bonds"]
+        first = b["first_formation_ps"]
+        first_s = f"{first:.3f}" if first is not None else ("present at start" if b["present_at_start"] else "none")
+        new = ", ".join(f"{x['r']:.2f}" for x in info["new_peaks"]) or "-"
+        t.add_row(p, f"{b['initial']} -> {b['final']} (< {info['bond_cutoff']} A)", first_s, new)
+    console.print(t)
+    out_dir = paths["rdf_csv"].parent
+    console.print(f"wrote {out_dir}/{{rdf.csv, rdf.npz, bonds.csv, peaks.json}} in {seconds:.2f} s")
+
+
 # --------------------------------------------------------------------------- refs
 
 
