@@ -324,7 +324,7 @@ def iter_frames(
                     )
                     raise TrajectoryError(
                         f"{path}:{line_no}: expected {expected}, got {got_line.decode(errors='replace').strip()!r} "
-                        f"(after {index - start} whole frames)"
+                        f"(after {index - start + nf} whole frames)"
                     )
             if nf:
                 frac = out[:nf].copy()
