@@ -32,7 +32,9 @@ demo: $(STAMP)
 	$(VENV)/bin/cellsim demo -o runs/demo
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) bench/bench_build.py
+	$(PY) bench/bench_analysis.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

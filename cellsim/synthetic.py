@@ -56,15 +56,16 @@ def slab_model(seed: int = 0) -> tuple[list[str], list[int], np.ndarray, np.ndar
     lattice = np.array([[19.7, 0.0, 0.0], [0.35, 19.7, 0.0], [0.4, -0.3, 40.0]])
 
     def grid(n: int, z0: float, z1: float) -> np.ndarray:
-        side = int(np.ceil(np.cbrt(n * 19.7 * 19.7 / (z1 - z0))))
-        nz = max(1, int(np.ceil(n / side**2)))
+        spacing = np.cbrt(19.7 * 19.7 * (z1 - z0) / n)
+        side = int(np.ceil(19.7 / spacing))
+        nz = int(np.ceil(n / side**2))
         pts = np.array([(i, j, k) for k in range(nz) for i in range(side) for j in range(side)], dtype=float)[:n]
         frac = np.column_stack(
             [(pts[:, 0] + 0.5) / side, (pts[:, 1] + 0.5) / side, (z0 + (pts[:, 2] + 0.5) * (z1 - z0) / nz) / 40.0]
         )
         return frac + rng.normal(0, 0.004, frac.shape)
 
-    elec = grid(208, 17.0, 33.0)
+    elec = grid(208, 17.5, 33.0)
     rng.shuffle(elec)
     metal = grid(96, 5.0, 15.0)
     frac = np.concatenate([elec[:96], elec[96:112], elec[112:192], elec[192:208], metal])

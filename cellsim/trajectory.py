@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import bz2
 import ctypes
+import functools
 import gzip
 import lzma
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -73,7 +74,7 @@ class FrameBlock:
         return len(self.frac)
 
 
-def open_maybe_compressed(path: Path) -> IO[bytes]:
+def open_maybe_compressed(path: Path) -> IO[bytes] | gzip.GzipFile:
     """Open for binary reading, decompressing gzip, bzip2 or xz by their magic bytes."""
     with open(path, "rb") as fh:
         magic = fh.read(6)
@@ -284,7 +285,7 @@ def iter_frames(
     inv = np.linalg.inv(hdr.lattice)
     out = np.empty((block_frames, natoms, 3))
     index = start
-    line_base = 1  # 1-based line number of buf[0]
+    base = 0  # offset of buf[0] in the (CR-stripped) stream; line numbers are counted only on error
     with open_maybe_compressed(path) as fh:
         raw = fh.read(CHUNK_BYTES)
         buf = raw.replace(b"\r", b"") if b"\r" in raw else raw
@@ -292,13 +293,12 @@ def iter_frames(
         pos = 0
         for _ in range(hdr.header_lines):
             pos = buf.index(b"\n", pos) + 1
-        line_base_pos = 0
         at_eof = len(raw) < CHUNK_BYTES
         lattice = hdr.lattice
         while True:
             if hdr.variable_cell and index > start:
                 # per-frame cell block: title, scale, 3 vectors, (species), counts
-                got = _read_cell_block(buf, pos, hdr, line_base + buf.count(b"\n", line_base_pos, pos))
+                got = _read_cell_block(buf, pos, hdr, functools.partial(_offset_line, path, base))
                 if got is None:
                     nf = 0
                     consumed = pos
@@ -313,7 +313,7 @@ def iter_frames(
                 cap = 1 if hdr.variable_cell else block_frames
                 nf, consumed, err, kind = parser.frames(buf, pos, cap, at_eof, out)
             if err >= 0:
-                line_no = line_base + buf.count(b"\n", line_base_pos, err)
+                line_no = _line_number(path, base + err)
                 truncated_tail = at_eof and buf.find(b"\n", err) < 0
                 if not truncated_tail:
                     got_line = buf[err : buf.find(b"\n", err) if buf.find(b"\n", err) >= 0 else len(buf)]
@@ -330,7 +330,8 @@ def iter_frames(
                 frac = out[:nf].copy()
                 if hdr.cartesian:
                     frac = frac @ inv
-                frac -= np.floor(frac)
+                if frac.min() < 0.0 or frac.max() >= 1.0:
+                    frac -= np.floor(frac)
                 cells = np.broadcast_to(lattice, (nf, 3, 3)).copy()
                 yield FrameBlock(frac, cells, index)
                 index += nf
@@ -339,7 +340,7 @@ def iter_frames(
             if at_eof:
                 tail = buf[pos:]
                 if tail.strip():
-                    line_no = line_base + buf.count(b"\n", line_base_pos, pos)
+                    line_no = _line_number(path, base + pos)
                     warnings.warn(
                         f"{path}: truncated: read {index - start} whole frames; the incomplete frame from "
                         f"line {line_no} on was ignored",
@@ -348,18 +349,38 @@ def iter_frames(
                     )
                 return
             # need more data: drop what is consumed, read the next chunk
-            line_base += buf.count(b"\n", line_base_pos, pos)
+            base += pos
             raw = fh.read(CHUNK_BYTES)
             at_eof = len(raw) < CHUNK_BYTES
             if b"\r" in raw:
                 raw = raw.replace(b"\r", b"")
             buf = buf[pos:] + raw
             pos = 0
-            line_base_pos = 0
 
 
-def _read_cell_block(buf: bytes, pos: int, hdr: XdatcarHeader, line_no: int) -> tuple[np.ndarray, int] | None:
-    """Parse a per-frame cell block (title, scale, vectors, species, counts) at ``pos`` (line ``line_no``).
+def _offset_line(path: Path, base: int, offset: int) -> int:
+    return _line_number(path, base + offset)
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """1-based line number of byte ``offset`` of the CR-stripped stream (counted only when reporting)."""
+    lines, seen = 1, 0
+    with open_maybe_compressed(path) as fh:
+        while seen < offset:
+            raw = fh.read(CHUNK_BYTES)
+            if not raw:
+                break
+            raw = raw.replace(b"\r", b"")
+            take = raw[: offset - seen]
+            lines += take.count(b"\n")
+            seen += len(take)
+    return lines
+
+
+def _read_cell_block(
+    buf: bytes, pos: int, hdr: XdatcarHeader, line_of: Callable[[int], int]
+) -> tuple[np.ndarray, int] | None:
+    """Parse a per-frame cell block (title, scale, vectors, species, counts) at ``pos``.
 
     Returns the lattice and the offset after the block, or None when the buffer does not hold it all.
     """
@@ -371,6 +392,7 @@ def _read_cell_block(buf: bytes, pos: int, hdr: XdatcarHeader, line_no: int) -> 
             return None
         lines.append(buf[p:le])
         p = le + 1
+    line_no = line_of(pos)
     lattice, _, _, counts = _parse_cell_block(lines[1:], line_no + 1, hdr.path)
     if counts != hdr.counts:
         raise TrajectoryError(f"{hdr.path}:{line_no}: atom counts {counts} differ from the first frame's {hdr.counts}")

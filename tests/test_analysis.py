@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cellsim.analysis import _native
-from cellsim.analysis.analyze import AnalysisSettings, analyze, load_rdf, write_outputs
+from cellsim.analysis.analyze import AnalysisSettings, analyze, load_rdf
 from cellsim.analysis.rdf import image_range, normalise, pair_histogram
 from cellsim.synthetic import write_xdatcar
 
@@ -171,7 +171,7 @@ def test_reaction_is_detected(tmp_path: Path) -> None:
     # tidy tables
     import csv
 
-    rows = [r for r in csv.reader(l for l in paths["rdf_csv"].read_text().splitlines() if not l.startswith("#"))]
+    rows = [r for r in csv.reader(ln for ln in paths["rdf_csv"].read_text().splitlines() if not ln.startswith("#"))]
     assert rows[0] == ["pair", "window", "t_start_ps", "t_end_ps", "r", "g", "n_per_atom", "cn"]
     assert len(rows) - 1 == 2 * 4 * 400
     brow = paths["bonds_csv"].read_text().splitlines()

@@ -72,6 +72,19 @@ static const char *parse_num(const char *p, const char *e, double *out) {
     return p;
 }
 
+/* Minimum-image wrap of a fractional separation. Inputs in [0, 1) give d in (-1, 1): a compare and a
+ * subtraction, no libm call (nearbyint is not inlined at -O2/-O3 without SSE4.1, measured 8 ns/pair);
+ * anything else takes the general path. Ties (|d| = 1/2) stay, as with rint's round-half-even. */
+static inline double wrap(double d) {
+    if (d > -1.0 && d < 1.0) return d - (double)(d > 0.5) + (double)(d < -0.5);
+    return d - nearbyint(d);
+}
+
+/* The same for inputs known to be in (-1, 1) (coordinates in [0, 1)): a truncating conversion instead of a
+ * compare, so the loop has no control flow and vectorises (ties at exactly 1/2 go to -1/2, same length
+ * under minimum image). */
+static inline double wrap_unit(double d) { return d - ((double)(int)(d + 1.5) - 1.0); }
+
 static inline int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
 /* End of the line starting at p: index of '\n', or e when at_eof, or NULL when the line is incomplete. */
@@ -158,37 +171,47 @@ long parse_frames(const char *buf, long len, long pos, long natoms, long max_fra
  */
 void pair_histogram(const double *frac, long nframes, long natoms, const double *cells, int cell_per_frame,
                     const long *ia, long na, const long *ib, long nb, int same, double rmax, double dr, long nbins,
-                    const long *images, double bond_cut, int64_t *hist, int64_t *bonds) {
+                    const long *images, double bond_cut, int64_t *hist, int64_t *bonds, double *work) {
     const double rmax2 = rmax * rmax, bc2 = bond_cut * bond_cut, inv_dr = 1.0 / dr;
     const long m0 = images[0], m1 = images[1], m2 = images[2];
     const int mic = (m0 == 0 && m1 == 0 && m2 == 0);
+    /* work: 4 * nb doubles, B coordinates as separate x, y, z arrays (so the distance loop vectorises)
+     * and the squared distances of one A atom to every B atom */
+    double *bx = work, *by = work + nb, *bz = work + 2 * nb, *r2s = work + 3 * nb;
     for (long f = 0; f < nframes; f++) {
         const double *X = frac + f * natoms * 3;
         const double *H = cells + (cell_per_frame ? f * 9 : 0);
         int64_t nbond = 0;
+        for (long jj = 0; jj < nb; jj++) {
+            bx[jj] = X[3 * ib[jj]];
+            by[jj] = X[3 * ib[jj] + 1];
+            bz[jj] = X[3 * ib[jj] + 2];
+        }
         for (long ii = 0; ii < na; ii++) {
             const double *xi = X + 3 * ia[ii];
-            long j0 = same ? ii : 0;
-            for (long jj = j0; jj < nb; jj++) {
-                const int self = same && (jj == ii);
-                if (self && mic) continue;
-                const double *xj = X + 3 * ib[jj];
-                double d0 = xj[0] - xi[0], d1 = xj[1] - xi[1], d2 = xj[2] - xi[2];
-                d0 -= nearbyint(d0);
-                d1 -= nearbyint(d1);
-                d2 -= nearbyint(d2);
-                if (mic) {
+            const double x0 = xi[0], x1 = xi[1], x2 = xi[2];
+            if (mic) {
+                const long j0 = same ? ii + 1 : 0;
+                for (long jj = j0; jj < nb; jj++) {
+                    double d0 = wrap_unit(bx[jj] - x0), d1 = wrap_unit(by[jj] - x1), d2 = wrap_unit(bz[jj] - x2);
                     double x = d0 * H[0] + d1 * H[3] + d2 * H[6];
                     double y = d0 * H[1] + d1 * H[4] + d2 * H[7];
                     double z = d0 * H[2] + d1 * H[5] + d2 * H[8];
-                    double r2 = x * x + y * y + z * z;
+                    r2s[jj] = x * x + y * y + z * z;
+                }
+                for (long jj = j0; jj < nb; jj++) {
+                    const double r2 = r2s[jj];
                     if (r2 < rmax2) {
                         long k = (long)(sqrt(r2) * inv_dr);
                         if (k < nbins) hist[k]++;
-                        if (r2 < bc2) nbond++;
+                        nbond += (r2 < bc2);
                     }
-                    continue;
                 }
+                continue;
+            }
+            for (long jj = same ? ii : 0; jj < nb; jj++) {
+                const int self = same && (jj == ii);
+                double d0 = wrap(bx[jj] - x0), d1 = wrap(by[jj] - x1), d2 = wrap(bz[jj] - x2);
                 for (long n0 = -m0; n0 <= m0; n0++)
                     for (long n1 = -m1; n1 <= m1; n1++)
                         for (long n2 = -m2; n2 <= m2; n2++) {

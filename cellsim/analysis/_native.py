@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("_kernels.c")
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
 _DP = np.ctypeslib.ndpointer(dtype=np.float64, flags="C_CONTIGUOUS")
 _LP = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
@@ -30,6 +31,18 @@ _LP = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 def _cache_dir() -> Path:
     root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
     return Path(root) / "kernels"
+
+
+def _cpu_id() -> str:
+    """Model and instruction-set flags of this CPU (Linux), or the platform's machine name."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        import platform
+
+        return platform.machine() + platform.processor()
+    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+    return "\n".join(sorted(set(keep)))
 
 
 def _compiler() -> str | None:
@@ -47,7 +60,7 @@ def _build(cc: str, target: Path) -> None:
     os.close(fd)
     try:
         subprocess.run(
-            [cc, "-O3", "-fno-math-errno", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-lm"],
+            [cc, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"],
             check=True,
             capture_output=True,
             text=True,
@@ -66,8 +79,10 @@ def load() -> ctypes.CDLL | None:
     if cc is None:
         warnings.warn("no C compiler found: cellsim analysis runs on its slower NumPy path", stacklevel=2)
         return None
+    # -march=native: the CPU is part of the key, so a cache shared by different nodes (an HPC home
+    # directory) never loads a library built for another instruction set
     key = hashlib.sha256(
-        SOURCE.read_bytes() + cc.encode() + sysconfig.get_platform().encode() + sys.version.encode()
+        SOURCE.read_bytes() + " ".join((cc, *CFLAGS, sysconfig.get_platform(), sys.version, _cpu_id())).encode()
     ).hexdigest()[:16]
     target = _cache_dir() / f"cellsim_kernels_{key}.so"
     try:
@@ -111,5 +126,6 @@ def load() -> ctypes.CDLL | None:
         ctypes.c_double,
         _LP,
         _LP,
+        _DP,
     ]
     return lib

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cellsim.analysis.peaks import bond_events, new_peaks, window_peaks
-from cellsim.analysis.rdf import normalise, occupied_fraction, pair_histogram
+from cellsim.analysis.rdf import block_images, normalise, occupied_fraction, pair_histogram
 from cellsim.errors import CellsimError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.trajectory import iter_segments
@@ -170,10 +170,11 @@ def analyze(
             window_frames[w] += k1 - k0
             vol_sum[w] += float(vols.sum())
             occ_sum[w] += float((vols * occupied_fraction(frac[:, :, 2])).sum())
+            images = block_images(cells, s.rmax)
             for p in s.pairs:
                 ia, ib, same = index_cache[p]
                 counts = np.zeros(k1 - k0, dtype=np.int64)
-                pair_histogram(frac, cells, ia, ib, same, s.rmax, s.bin_width, cutoffs[p], hist[p][w], counts)
+                pair_histogram(frac, cells, ia, ib, same, s.rmax, s.bin_width, cutoffs[p], hist[p][w], counts, images)
                 bonds[p].append(counts)
             k0 = k1
         n_frames += len(block)
@@ -229,7 +230,7 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
         "pairs": {},
     }
     for p in s.pairs:
-        per_window = []
+        per_window: list[dict[str, Any]] = []
         for w in range(len(res.window_frames)):
             per_window.append(
                 {

@@ -60,21 +60,26 @@ def pair_histogram(
     bond_cut: float,
     hist: np.ndarray,
     bonds: np.ndarray,
+    images: np.ndarray | None = None,
 ) -> None:
     """Accumulate the A-B histogram of ``frac`` (n, N, 3) into ``hist`` and per-frame bond counts into ``bonds``.
 
-    ``cells`` is (n, 3, 3); the image range is taken from the frame with the smallest widths.
+    ``cells`` is (n, 3, 3); ``images`` (see :func:`block_images`) is computed when not given.
     """
     nbins = len(hist)
-    m = np.max([image_range(c, rmax) for c in (cells if _varies(cells) else cells[:1])], axis=0)
+    varies = _varies(cells)
+    used_cells = cells if varies else cells[:1]
+    m = block_images(cells, rmax) if images is None else images
+    if frac.size and (frac.min() < 0.0 or frac.max() >= 1.0):
+        frac = frac - np.floor(frac)  # the kernel's minimum-image wrap expects [0, 1)
     lib = _native.load()
     if lib is not None:
         lib.pair_histogram(
             np.ascontiguousarray(frac, dtype=np.float64).reshape(-1),
             len(frac),
             frac.shape[1],
-            np.ascontiguousarray(cells if _varies(cells) else cells[:1], dtype=np.float64).reshape(-1),
-            int(_varies(cells)),
+            np.ascontiguousarray(used_cells, dtype=np.float64).reshape(-1),
+            int(varies),
             np.ascontiguousarray(ia, dtype=np.int64),
             len(ia),
             np.ascontiguousarray(ib, dtype=np.int64),
@@ -87,9 +92,16 @@ def pair_histogram(
             bond_cut,
             hist,
             bonds,
+            np.empty(4 * max(len(ib), 1)),
         )
         return
     _pair_histogram_numpy(frac, cells, ia, ib, same, rmax, dr, bond_cut, m, hist, bonds)
+
+
+def block_images(cells: np.ndarray, rmax: float) -> np.ndarray:
+    """Image range that covers every frame of a block (the most demanding frame decides)."""
+    used = cells if _varies(cells) else cells[:1]
+    return np.max([image_range(c, rmax) for c in used], axis=0)
 
 
 def _varies(cells: np.ndarray) -> bool:
