@@ -129,6 +129,83 @@ def build(
     _print_build(report, out, time.perf_counter() - t0)
 
 
+# --------------------------------------------------------------------------- run (embedded engine)
+
+
+def run_engine(
+    run_dir: Path,
+    engine: str | None = None,
+    time_text: str | None = None,
+    steps: int | None = None,
+    threads: int | None = None,
+    relax_steps: int | None = None,
+    show_progress: bool = False,
+) -> Any:
+    """The embedded-engine MD stage on a built run directory (resumes where it stopped)."""
+    from cellsim.errors import RunDirError
+    from cellsim.md.engines.mlip import EngineError, parse_time_ps, run_mlip
+    from cellsim.study import load_study
+
+    if not (run_dir / "study.yaml").is_file():
+        raise RunDirError(f"{run_dir}/study.yaml: not a run directory; run `cellsim build STUDY -o {run_dir}` first")
+    study = load_study(run_dir / "study.yaml")
+    if relax_steps is not None:
+        study.md.relax_steps = relax_steps
+    if steps is not None and time_text is not None:
+        raise EngineError("give --time or --steps, not both")
+    total = steps
+    if time_text is not None:
+        total = round(parse_time_ps(time_text) * 1000.0 / study.md.timestep_fs)
+    if not show_progress:
+        return run_mlip(run_dir, study, engine, total, threads)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    dt_ps = study.md.timestep_fs / 1000.0
+    with Progress(
+        TextColumn("[bold]MD[/]"),
+        BarColumn(),
+        TextColumn("{task.fields[ps]:.3f} / {task.fields[total_ps]:.3f} ps"),
+        TextColumn("{task.fields[rate]:.2f} steps/s"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("md", total=None, ps=0.0, total_ps=0.0, rate=0.0)
+
+        def update(done: int, want: int, sec: float) -> None:
+            bar.update(
+                task, completed=done, total=want, ps=done * dt_ps, total_ps=want * dt_ps, rate=1 / max(sec, 1e-9)
+            )
+
+        return run_mlip(run_dir, study, engine, total, threads, progress=update)
+
+
+@app.command()
+def run(
+    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    engine: Annotated[str | None, typer.Option(help="chgnet | sevennet (default: the study's engine)")] = None,
+    time_: Annotated[str | None, typer.Option("--time", help="total MD time, e.g. 2ps or 500fs")] = None,
+    steps: Annotated[int | None, typer.Option(help="total MD steps (instead of --time)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default 1)")] = None,
+    relax_steps: Annotated[int | None, typer.Option(help="pre-relaxation steps (default: the study's)")] = None,
+) -> None:
+    """NVT MD on the embedded machine-learned potential: md/relax, md/seg-NNN/{XDATCAR, OSZICAR, CONTCAR}.
+
+    Running it again continues from the last checkpoint; a longer --time extends the run.
+    """
+    try:
+        summary = run_engine(run_dir, engine, time_, steps, threads, relax_steps, show_progress=console.is_terminal)
+    except CellsimError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: run the same command again to continue from the last checkpoint[/]")
+        raise typer.Exit(code=130) from None
+    rate = f", {summary.seconds_per_step:.3f} s/step" if summary.steps_run else ""
+    console.print(
+        f"{summary.engine}: {summary.steps_total} steps = {summary.time_ps:.3f} ps in {', '.join(summary.segments)} "
+        f"({summary.steps_run} run now{rate})"
+    )
+
+
 # --------------------------------------------------------------------------- analyze
 
 
@@ -160,7 +237,7 @@ def run_analyze(
         AnalysisError,
         AnalysisSettings,
         analyze,
-        frame_interval_from_incar,
+        frame_interval,
         write_outputs,
     )
     from cellsim.errors import RunDirError
@@ -187,7 +264,7 @@ def run_analyze(
     else:
         raise RunDirError(f"{target}: neither a run directory nor an XDATCAR file")
     spec = study.analysis if study is not None else AnalysisSpec()
-    frame_dt = dt or frame_interval_from_incar(incar_dir / "INCAR")
+    frame_dt = dt or frame_interval(incar_dir)
     if frame_dt is None and study is not None:
         frame_dt = study.md.timestep_fs * study.md.nblock
     if frame_dt is None:
@@ -368,20 +445,36 @@ def study_schema() -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/demo"),
+    time_: Annotated[str, typer.Option("--time", help="MD time on the embedded engine")] = "0.1ps",
     force: Annotated[bool, typer.Option(help="start again from scratch")] = False,
 ) -> None:
-    """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline.
+    """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
 
-    Stages that exist today: build. Each finished stage is kept, so running demo again resumes.
+    Stages today: build -> relax + NVT (CHGNet) -> analyze. Each finished stage is kept, so running demo
+    again resumes, and a longer --time extends the MD.
     """
     t0 = time.perf_counter()
     console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
     try:
-        console.print("[bold]1/1 build[/]")
-        report = run_build("li6ps5cl_in", out, force=force)
+        if force and out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        console.print("[bold]1/3 build[/]")
+        report = run_build("li6ps5cl_in", out)
+        _print_build(report, out, time.perf_counter() - t0)
+        console.print(f"[bold]2/3 relax + NVT MD on CHGNet ({time_})[/]")
+        summary = run_engine(out, "chgnet", time_, show_progress=console.is_terminal)
+        console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {out / 'md'}")
+        console.print("[bold]3/3 analyze[/]")
+        t1 = time.perf_counter()
+        result, paths = run_analyze(out)
+        _print_analysis(result, paths, time.perf_counter() - t1)
     except CellsimError as exc:
         _fail(exc)
-    _print_build(report, out, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: run `cellsim demo` again to continue[/]")
+        raise typer.Exit(code=130) from None
     console.print(f"[green]demo finished in {time.perf_counter() - t0:.1f} s; run directory: {out}[/]")
 
 

@@ -118,6 +118,11 @@ class EngineSpec(_Model):
     threads: int = Field(1, ge=1, description="torch threads (1 avoids spin-waiting on shared cores)")
     checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")
     model_path: str | None = Field(None, description="optional model file for the MLIP engine")
+    seed: int = Field(0, ge=0, description="seed of the initial Maxwell-Boltzmann velocities")
+    relax_fmax: float = Field(0.1, gt=0, description="force threshold of the pre-relaxation, eV/A")
+    tdamp_fs: float | None = Field(
+        None, gt=0, description="Nose-Hoover chain time constant; null = 40 time steps (VASP SMASS = 0)"
+    )
 
 
 class AnalysisSpec(_Model):

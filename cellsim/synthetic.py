@@ -22,20 +22,20 @@ def xdatcar_text(
     start: int = 1,
 ) -> str:
     """XDATCAR text (VASP 5 layout unless ``vasp4``); ``cells`` (n, 3, 3) writes a cell block per frame."""
-    natoms = sum(counts)
-    line = "%12.8f%12.8f%12.8f\n" * natoms
+    from cellsim.md.vaspfiles import xdatcar_frame, xdatcar_header
 
     def header(lat: np.ndarray) -> str:
-        vecs = "".join(f" {v[0]:12.6f}{v[1]:12.6f}{v[2]:12.6f}\n" for v in lat)
-        spec = "" if vasp4 else "".join(f"{s:>5}" for s in symbols) + "\n"
-        return f"{title}\n           1\n{vecs}{spec}" + "".join(f"{c:6d}" for c in counts) + "\n"
+        text = xdatcar_header(symbols, counts, lat, title)
+        if vasp4:  # VASP 4: no species line
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[:5] + lines[6:])
+        return text
 
     out = [] if cells is not None else [header(lattice)]
     for k, frame in enumerate(frames):
         if cells is not None:
             out.append(header(cells[k]))
-        out.append(f"Direct configuration={start + k:6d}\n")
-        out.append(line % tuple(frame.ravel()))
+        out.append(xdatcar_frame(start + k, frame))
     return "".join(out)
 
 

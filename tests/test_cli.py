@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cellsim.cli import app
@@ -54,10 +55,12 @@ def test_study_schema() -> None:
     assert r.exit_code == 0 and "max_strain: 0.03" in r.output
 
 
+@pytest.mark.slow
 def test_demo_resumes(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = runner.invoke(app, ["demo", "-o", str(out)])
+    r = runner.invoke(app, ["demo", "-o", str(out), "--time", "6fs"])
     assert r.exit_code == 0, r.output
     assert (out / "interface" / "POSCAR").is_file() and (out / "study.yaml").is_file()
-    r = runner.invoke(app, ["demo", "-o", str(out)])
-    assert r.exit_code == 0 and "already built" in r.output
+    assert (out / "md" / "seg-000" / "XDATCAR").is_file() and (out / "analysis" / "rdf.csv").is_file()
+    r = runner.invoke(app, ["demo", "-o", str(out), "--time", "6fs"])
+    assert r.exit_code == 0 and "already built" in r.output and "(0 run now" not in r.output

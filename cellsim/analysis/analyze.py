@@ -87,6 +87,17 @@ def default_cutoff(pair: str) -> float:
     return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)
 
 
+def frame_interval(segment_dir: Path) -> float | None:
+    """fs between frames of a segment: INCAR POTIM * NBLOCK (VASP), else engine.json (embedded engine)."""
+    dt = frame_interval_from_incar(segment_dir / "INCAR")
+    if dt is None and (segment_dir / "engine.json").is_file():
+        import json
+
+        info = json.loads((segment_dir / "engine.json").read_text())
+        dt = float(info["timestep_fs"]) * int(info.get("nblock", 1))
+    return dt
+
+
 def frame_interval_from_incar(incar: Path) -> float | None:
     """POTIM * NBLOCK (fs) from an INCAR, or None when POTIM is absent.
 

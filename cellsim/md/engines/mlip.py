@@ -1,0 +1,322 @@
+"""The embedded engine: the study's NVT MD on a universal machine-learned potential, through ASE.
+
+Physics: a short fixed-cell FIRE relaxation of the interface (so NVT does not start hundreds of kelvin
+hot), then NVT at ``md.temperature`` with ``md.timestep_fs`` using ASE's Nose-Hoover chain (3 thermostats,
+time constant ``engine.tdamp_fs``, default 40 time steps: the thermostat period of VASP's SMASS = 0).
+Velocities start from a seeded Maxwell-Boltzmann distribution with zero total momentum. Atoms fixed by
+selective dynamics in the interface POSCAR stay fixed.
+
+Files: ``md/relax/`` (CONTCAR, relax.log), then one folder per segment ``md/seg-NNN/`` with POSCAR (start),
+XDATCAR (every NBLOCK steps), OSZICAR (every step), CONTCAR with velocities (at the end), engine.json and
+checkpoint.npz. A checkpoint holds positions, momenta, thermostat variables and the byte lengths of
+XDATCAR and OSZICAR; running again after a kill truncates both files to those lengths and continues
+from there, so no frame is lost or written twice. Asking for more time extends the last segment up to
+the segment length, then opens new segments, each starting from the previous one's final state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cellsim.errors import CellsimError, RunDirError
+from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cellsim.md.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
+
+    from cellsim.study import Study
+
+ENGINES = ("chgnet", "sevennet")
+
+
+class EngineError(CellsimError):
+    """The embedded engine cannot start or continue."""
+
+
+@dataclass
+class RunSummary:
+    engine: str
+    steps_total: int
+    steps_run: int
+    time_ps: float
+    seconds: float
+    segments: list[str]
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / self.steps_run if self.steps_run else 0.0
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads (1 by default: two spinning threads on a shared 2-core machine ran 3-30x slower)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calculator, dict[str, Any]]:
+    """An ASE calculator for ``engine`` and a description of the model (for engine.json)."""
+    if engine == "chgnet":
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        model = CHGNet.from_file(model_path, verbose=False) if model_path else CHGNet.load(verbose=False)
+        info = {"engine": "chgnet", "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)"}
+        return CHGNetCalculator(model, use_device="cpu", on_isolated_atoms="ignore"), info
+    if engine == "sevennet":
+        from sevenn.calculator import SevenNetCalculator
+
+        return SevenNetCalculator(model_path or "7net-0", device="cpu"), {
+            "engine": "sevennet",
+            "model": model_path or "SevenNet-0 (bundled)",
+        }
+    raise EngineError(f"engine '{engine}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+
+
+def parse_time_ps(text: str) -> float:
+    """'2ps', '500 fs', '0.5' (ps) -> ps."""
+    t = text.strip().lower().replace(" ", "")
+    try:
+        if t.endswith("ps"):
+            return float(t[:-2])
+        if t.endswith("fs"):
+            return float(t[:-2]) / 1000.0
+        return float(t)
+    except ValueError:
+        raise EngineError(f"--time {text!r}: expected a duration such as 2ps or 500fs") from None
+
+
+# --------------------------------------------------------------------------- state and checkpoints
+
+
+def _save_checkpoint(seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len: int, osz_len: int) -> None:
+    import io
+
+    buf = io.BytesIO()
+    th = dyn._thermostat
+    np.savez(
+        buf,
+        positions=atoms.get_positions(),
+        momenta=atoms.get_momenta(),
+        eta=th._eta,
+        p_eta=th._p_eta,
+        steps_done=steps_done,
+        xdatcar_bytes=xd_len,
+        oszicar_bytes=osz_len,
+    )
+    atomic_write_bytes(seg / "checkpoint.npz", buf.getvalue())
+
+
+def _load_checkpoint(seg: Path) -> dict[str, Any]:
+    with np.load(seg / "checkpoint.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _read_interface(run_dir: Path) -> Atoms:
+    from ase.io import read
+
+    poscar = run_dir / "interface" / "POSCAR"
+    if not poscar.is_file():
+        raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {run_dir}` first")
+    atoms = read(poscar, format="vasp")
+    assert not isinstance(atoms, list)
+    return atoms
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_mlip(
+    run_dir: Path,
+    study: Study,
+    engine: str | None = None,
+    total_steps: int | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    stop_after: int | None = None,
+) -> RunSummary:
+    """Relax, then run NVT segments until ``total_steps`` MD steps exist in ``run_dir/md``.
+
+    Parameters
+    ----------
+    run_dir
+        Run directory with ``interface/POSCAR``.
+    study
+        The resolved study (``md`` and ``engine`` sections).
+    engine
+        ``chgnet`` or ``sevennet``; default: the study's engine (``chgnet`` if it says ``vasp``).
+    total_steps
+        MD steps wanted in all segments together (default: ``md.total_time_ps / md.timestep_fs``).
+    threads
+        Torch threads (default: the study's, 1).
+    progress
+        Called after each step with (steps done, steps wanted, seconds per step).
+    stop_after
+        Stop (raise KeyboardInterrupt) after this many steps of this call: a test hook that simulates a kill.
+    """
+    from ase.md import velocitydistribution as vd
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.optimize import FIRE
+    from ase.units import fs
+
+    md, eng = study.md, study.engine
+    name = engine or (eng.name if eng.name != "vasp" else "chgnet")
+    if name not in ENGINES:
+        raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+    dt_fs = md.timestep_fs
+    total = total_steps if total_steps is not None else round(md.total_time_ps * 1000.0 / dt_fs)
+    per_seg = max(1, round(md.segment_time_ps * 1000.0 / dt_fs))
+    if total < 1:
+        raise EngineError(f"nothing to run: {total} MD steps requested")
+    atoms = _read_interface(run_dir)
+    symbols = atoms.get_chemical_symbols()
+    names, counts = species_blocks(symbols)
+    if len(set(names)) != len(names):
+        raise EngineError(f"{run_dir}/interface/POSCAR: species are not grouped ({names}); rebuild the interface")
+
+    set_threads(threads or eng.threads)
+    calc, info = make_calculator(name, eng.model_path)
+    atoms.calc = calc
+    md_dir = run_dir / "md"
+
+    # 1. fixed-cell relaxation (redone if it did not finish)
+    relax_dir = md_dir / "relax"
+    relaxed = relax_dir / "CONTCAR"
+    if md.relax_steps > 0 and not relaxed.is_file():
+        from ase.io import write
+
+        relax_dir.mkdir(parents=True, exist_ok=True)
+        log = relax_dir / "relax.log"
+        opt = FIRE(atoms, logfile=str(log))
+        opt.run(fmax=eng.relax_fmax, steps=md.relax_steps)
+        tmp = relax_dir / ".CONTCAR.tmp"
+        write(tmp, atoms, format="vasp", direct=True)
+        tmp.replace(relaxed)
+    if relaxed.is_file():
+        from ase.io import read
+
+        relaxed_atoms = read(relaxed, format="vasp")
+        assert not isinstance(relaxed_atoms, list)
+        atoms.set_positions(relaxed_atoms.get_positions())
+
+    tdamp = (eng.tdamp_fs or 40 * dt_fs) * fs
+    done_total = 0
+    run_steps = 0
+    seconds = 0.0
+    segments = []
+    prev_state: dict[str, Any] | None = None
+    n_segments = math.ceil(total / per_seg)
+    for k in range(n_segments):
+        seg = md_dir / f"seg-{k:03d}"
+        target = min(per_seg, total - k * per_seg)
+        segments.append(seg.name)
+        state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
+        if state is not None and int(state["steps_done"]) >= target:
+            prev_state = state
+            done_total += int(state["steps_done"])
+            continue
+        seg.mkdir(parents=True, exist_ok=True)
+        dyn = NoseHooverChainNVT(atoms, timestep=dt_fs * fs, temperature_K=md.temperature, tdamp=tdamp)
+        xd, osz = seg / "XDATCAR", seg / "OSZICAR"
+        if state is not None:  # resume this segment
+            atoms.set_positions(state["positions"])
+            atoms.set_momenta(state["momenta"])
+            steps_done = int(state["steps_done"])
+            for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
+                with open(f, "r+b") as fh:
+                    fh.truncate(n)
+            th_state = state
+        else:
+            if prev_state is not None:  # continue from the previous segment's final state
+                atoms.set_positions(prev_state["positions"])
+                atoms.set_momenta(prev_state["momenta"])
+                th_state = prev_state
+            else:
+                # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
+                thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+                thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(eng.seed))
+                vd.Stationary(atoms)
+                th_state = None
+            steps_done = 0
+            _write_poscar(seg / "POSCAR", atoms, f"cellsim {study.name} {seg.name} start")
+            atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
+            atomic_write_text(osz, "")
+        dyn._q = atoms.get_positions()
+        dyn._p = atoms.get_momenta()
+        if th_state is not None:
+            dyn._thermostat._eta = np.array(th_state["eta"], dtype=float)
+            dyn._thermostat._p_eta = np.array(th_state["p_eta"], dtype=float)
+        meta = {
+            **info,
+            "segment": seg.name,
+            "timestep_fs": dt_fs,
+            "nblock": md.nblock,
+            "temperature_K": md.temperature,
+            "tdamp_fs": tdamp / fs,
+            "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
+            "steps_target": target,
+            "status": "running",
+        }
+        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
+        inv = np.linalg.inv(atoms.cell.array)
+        with open(xd, "a") as fx, open(osz, "a") as fo:
+            t_seg = time.perf_counter()
+            while steps_done < target:
+                t0 = time.perf_counter()
+                dyn.step()
+                steps_done += 1
+                run_steps += 1
+                e_pot = float(atoms.get_potential_energy())
+                e_kin = float(atoms.get_kinetic_energy())
+                fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
+                if steps_done % md.nblock == 0:
+                    frac = (atoms.get_positions() @ inv) % 1.0
+                    fx.write(xdatcar_frame(steps_done // md.nblock, frac))
+                if steps_done % eng.checkpoint_every == 0 or steps_done == target:
+                    fx.flush()
+                    fo.flush()
+                    _save_checkpoint(seg, atoms, dyn, steps_done, fx.tell(), fo.tell())
+                dt_step = time.perf_counter() - t0
+                if progress is not None:
+                    progress(done_total + steps_done, total, dt_step)
+                if stop_after is not None and run_steps >= stop_after:
+                    fx.flush()
+                    fo.flush()
+                    raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
+            seconds += time.perf_counter() - t_seg
+        _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)
+        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
+        prev_state = _load_checkpoint(seg)
+        done_total += steps_done
+    return RunSummary(name, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
+
+
+def _write_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> None:
+    """POSCAR/CONTCAR through pymatgen, with VASP's Cartesian velocity block (A/fs) when asked."""
+    from ase.units import fs
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.vasp import Poscar
+
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    vel = (atoms.get_velocities() * fs).tolist() if velocities else None
+    sd = structure.site_properties.get("selective_dynamics")
+    poscar = Poscar(structure, comment=comment, velocities=vel, selective_dynamics=sd)
+    atomic_write_text(path, poscar.get_str(significant_figures=10))
+
+
+def segment_info(seg: Path) -> dict[str, Any] | None:
+    """engine.json of a segment, if the embedded engine wrote it."""
+    f = seg / "engine.json"
+    return json.loads(f.read_text()) if f.is_file() else None

@@ -1,0 +1,47 @@
+"""VASP-format output written by the embedded engine, so every later stage reads MLIP and VASP runs alike.
+
+XDATCAR: VASP 5 layout (title, scale 1, lattice, species, counts; then ``Direct configuration=`` + one
+``%12.8f`` line per atom for each stored frame). OSZICAR: one line per MD step in VASP's MD format
+(``N T= ... E= ... F= ... E0= ... EK= ...``), energies in eV. CONTCAR: POSCAR of the last step with a
+Cartesian velocity block in A/fs, as VASP writes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def xdatcar_header(symbols: list[str], counts: list[int], lattice: np.ndarray, title: str) -> str:
+    vecs = "".join(f" {v[0]:12.6f}{v[1]:12.6f}{v[2]:12.6f}\n" for v in lattice)
+    return (
+        f"{title}\n           1\n{vecs}"
+        + "".join(f"{s:>5}" for s in symbols)
+        + "\n"
+        + "".join(f"{c:6d}" for c in counts)
+        + "\n"
+    )
+
+
+def xdatcar_frame(index: int, frac: np.ndarray) -> str:
+    """One configuration block; ``frac`` (natoms, 3) fractional coordinates."""
+    return f"Direct configuration={index:6d}\n" + ("%12.8f%12.8f%12.8f\n" * len(frac)) % tuple(frac.ravel())
+
+
+def oszicar_line(step: int, temperature: float, e_total: float, e_pot: float, e_kin: float) -> str:
+    return (
+        f"{step:6d} T= {temperature:8.2f} E= {e_total:.8E} F= {e_pot:.8E} E0= {e_pot:.8E} "
+        f" EK= {e_kin:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
+    )
+
+
+def species_blocks(symbols: list[str]) -> tuple[list[str], list[int]]:
+    """Run-length groups of a species list in order (VASP's species and counts lines)."""
+    names: list[str] = []
+    counts: list[int] = []
+    for s in symbols:
+        if names and names[-1] == s:
+            counts[-1] += 1
+        else:
+            names.append(s)
+            counts.append(1)
+    return names, counts
