@@ -378,6 +378,71 @@ def _print_analysis(result: Any, paths: dict[str, Path], seconds: float) -> None
     console.print(f"wrote {out_dir}/{{rdf.csv, rdf.npz, bonds.csv, peaks.json}} in {seconds:.2f} s")
 
 
+# --------------------------------------------------------------------------- match
+
+
+def run_match(run_dir: Path, candidates: list[str] | None = None, use_mp: bool | None = None) -> Any:
+    """The matching stage: analysis/products.csv, match.json, ref_rdf.npz."""
+    from cellsim.errors import RunDirError
+    from cellsim.match import match_run, write_products
+    from cellsim.study import load_study
+
+    if not (run_dir / "study.yaml").is_file():
+        raise RunDirError(f"{run_dir}/study.yaml: not a run directory")
+    study = load_study(run_dir / "study.yaml")
+    if candidates:
+        study.match.candidates = candidates
+    if use_mp is not None:
+        study.match.use_mp = use_mp
+    result = match_run(run_dir, study)
+    write_products(result, run_dir)
+    return result
+
+
+def _print_match(result: Any, run_dir: Path) -> None:
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    t = Table(title=f"candidate products (score 0-1 per pair; match at >= {result.threshold})")
+    for col in ("pair", "new peak (A)", "1st", "2nd", "3rd"):
+        t.add_column(col)
+    for pair, info in result.pairs.items():
+        ranked = [m for m in result.rows if m.pair == pair][:3]
+        cells = [
+            f"{m.candidate} {m.score:.2f}"
+            + (f" (ref {m.ref_peak_r:.2f})" if m.ref_peak_r is not None else "")
+            + (" *" if m.score >= result.threshold else "")
+            for m in ranked
+        ]
+        peak = f"{info['md_peak_r']:.2f}" if info["md_peak_r"] is not None else "none"
+        t.add_row(pair, peak, *[*cells, "", "", ""][:3])
+    console.print(t)
+    top = [o for o in result.overall if o["score"] >= result.threshold][:3]
+    if top:
+        console.print(
+            "overall: "
+            + ", ".join(f"{o['candidate']} ({o['score']:.2f}; {'/'.join(o['pairs_matched']) or '-'})" for o in top)
+        )
+    else:
+        console.print("overall: no candidate above the threshold")
+    console.print(f"wrote {run_dir / 'analysis'}/{{products.csv, match.json, ref_rdf.npz}}")
+
+
+@app.command()
+def match(
+    run_dir: Annotated[Path, typer.Argument(help="run directory with analysis/rdf.npz")],
+    candidate: Annotated[
+        list[str] | None, typer.Option(help="candidate phase (repeatable); default: automatic")
+    ] = None,
+    mp: Annotated[bool | None, typer.Option("--mp/--no-mp", help="use Materials Project (needs MP_API_KEY)")] = None,
+) -> None:
+    """Rank candidate reaction products for the new RDF peaks: analysis/products.csv."""
+    try:
+        result = run_match(run_dir, candidate, mp)
+    except CellsimError as exc:
+        _fail(exc)
+    _print_match(result, run_dir)
+
+
 # --------------------------------------------------------------------------- refs
 
 
@@ -391,6 +456,40 @@ def refs_list() -> None:
         t.add_column(col)
     for p in library().values():
         t.add_row(p.name, f"{p.spacegroup} ({p.spacegroup_number})", p.origin, p.mp_id or "-", p.file)
+    console.print(t)
+    from cellsim.references import mp
+
+    cached = mp.cached()
+    if cached:
+        t = Table(title=f"Materials Project cache ({mp.cache_dir()})")
+        for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
+            t.add_column(col)
+        for c in cached:
+            t.add_row(c.material_id, c.formula, c.spacegroup, f"{c.energy_above_hull:.3f}")
+        console.print(t)
+
+
+@refs_app.command("fetch")
+def refs_fetch(
+    query: Annotated[str, typer.Argument(help="formula (In2S3) or chemical system (In-S-Cl)")],
+    e_hull: Annotated[float, typer.Option(help="max energy above hull, eV/atom")] = 0.05,
+) -> None:
+    """Fetch phases from the Materials Project (needs MP_API_KEY and network) into the local cache."""
+    from cellsim.references import mp
+
+    try:
+        phases = mp.fetch(query, e_hull)
+    except mp.MPUnavailable as exc:
+        _fail(CellsimError(f"Materials Project not reachable: {exc}; the bundled library stays available offline"))
+        return
+    except CellsimError as exc:
+        _fail(exc)
+        return
+    t = Table(title=f"Materials Project: {query} (E_hull <= {e_hull} eV/atom), cached in {mp.cache_dir()}")
+    for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
+        t.add_column(col)
+    for p in phases:
+        t.add_row(p.material_id, p.formula, p.spacegroup, f"{p.energy_above_hull:.3f}")
     console.print(t)
 
 
@@ -450,8 +549,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
 
-    Stages today: build -> relax + NVT (CHGNet) -> analyze. Each finished stage is kept, so running demo
-    again resumes, and a longer --time extends the MD.
+    Stages today: build -> relax + NVT (CHGNet) -> analyze -> match. Each finished stage is kept, so running
+    demo again resumes, and a longer --time extends the MD.
     """
     t0 = time.perf_counter()
     console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
@@ -460,16 +559,18 @@ def demo(
             import shutil
 
             shutil.rmtree(out)
-        console.print("[bold]1/3 build[/]")
+        console.print("[bold]1/4 build[/]")
         report = run_build("li6ps5cl_in", out)
         _print_build(report, out, time.perf_counter() - t0)
-        console.print(f"[bold]2/3 relax + NVT MD on CHGNet ({time_})[/]")
+        console.print(f"[bold]2/4 relax + NVT MD on CHGNet ({time_})[/]")
         summary = run_engine(out, "chgnet", time_, show_progress=console.is_terminal)
         console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {out / 'md'}")
-        console.print("[bold]3/3 analyze[/]")
+        console.print("[bold]3/4 analyze[/]")
         t1 = time.perf_counter()
         result, paths = run_analyze(out)
         _print_analysis(result, paths, time.perf_counter() - t1)
+        console.print("[bold]4/4 match[/]")
+        _print_match(run_match(out), out)
     except CellsimError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -151,6 +151,23 @@ class AnalysisSpec(_Model):
         return v
 
 
+class MatchSpec(_Model):
+    """Matching new RDF peaks to candidate products (see docs/matching.md)."""
+
+    candidates: list[str] | None = Field(
+        None, description="library names or CIF paths; null = every phase holding a pair with new bonds"
+    )
+    use_mp: bool = Field(True, description="add Materials Project phases when MP_API_KEY is set (and cached ones)")
+    energy_above_hull: float = Field(0.05, ge=0, description="MP phases up to this far above the hull, eV/atom")
+    sigma: float | None = Field(
+        None, gt=0, description="Gaussian broadening of reference RDFs, A; null = 0.08 * sqrt(T / 300 K)"
+    )
+    late_fraction: float = Field(0.34, gt=0, le=1, description="fraction of the windows, from the end, taken as 'late'")
+    position_tolerance: float = Field(0.1, gt=0, description="A; delta_r of this size scales the score by exp(-1/2)")
+    min_new: float = Field(0.05, ge=0, description="new neighbours per atom below which a pair has no new bonds")
+    threshold: float = Field(0.5, ge=0, le=1, description="score from which a candidate counts as a match")
+
+
 class Study(_Model):
     """A whole study: what to build, how to run it, how to analyse it."""
 
@@ -160,6 +177,7 @@ class Study(_Model):
     md: MDSpec = MDSpec()
     engine: EngineSpec = EngineSpec()
     analysis: AnalysisSpec = AnalysisSpec()
+    match: MatchSpec = MatchSpec()
 
     def to_yaml(self) -> str:
         """YAML with every default written out."""

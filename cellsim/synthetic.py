@@ -80,3 +80,50 @@ def jitter_frames(
     inv = np.linalg.inv(lattice)
     disp = rng.normal(0.0, amplitude, (n_frames, *base.shape)) @ inv
     return (base[None] + disp) % 1.0
+
+
+def reaction_run(
+    run_dir: Path,
+    n_frames: int = 1000,
+    react_at: int | None = 500,
+    in_s: tuple[float, ...] = (2.58, 2.58),
+    in_cl: tuple[float, ...] = (2.92, 3.17),
+    noise: float = 0.04,
+    seed: int = 0,
+) -> Path:
+    """A run directory whose trajectory shows In-S and In-Cl bonds forming at chosen distances.
+
+    Eight In atoms in a 24 A cubic box; around each, S atoms at ``in_s`` and Cl atoms at ``in_cl`` (A) from
+    frame ``react_at`` on, 5.5 A away before (``react_at=None``: never). Writes ``study.yaml`` (the bundled
+    Li6PS5Cl/In study, renamed) and ``md/seg-000/XDATCAR`` with an INCAR (POTIM 2, NBLOCK 1).
+    """
+    from cellsim.study import load_study
+
+    rng = np.random.default_rng(seed)
+    L = 24.0
+    cell = np.diag([L, L, L])
+    centres = np.array([[i, j, k] for i in (3.0, 15.0) for j in (3.0, 15.0) for k in (3.0, 15.0)])
+    dirs = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
+    n_s, n_cl = len(in_s), len(in_cl)
+    frames = []
+    for f in range(n_frames):
+        reacted = react_at is not None and f >= react_at
+        s_pos, cl_pos = [], []
+        for c in centres:
+            for m, d in enumerate(in_s):
+                s_pos.append(c + dirs[m] * (d if reacted else 5.5))
+            for m, d in enumerate(in_cl):
+                cl_pos.append(c + dirs[n_s + m] * (d if reacted else 5.5))
+        pos = np.vstack([centres, np.array(s_pos), np.array(cl_pos)])
+        pos = pos + rng.normal(0.0, noise, pos.shape)
+        frames.append((pos / L) % 1.0)
+    seg = run_dir / "md" / "seg-000"
+    seg.mkdir(parents=True, exist_ok=True)
+    symbols, counts = ["In", "S", "Cl"], [len(centres), n_s * len(centres), n_cl * len(centres)]
+    write_xdatcar(seg / "XDATCAR", symbols, counts, cell, np.array(frames))
+    (seg / "INCAR").write_text("POTIM = 2.0\nNBLOCK = 1\n")
+    study = load_study("li6ps5cl_in")
+    study.name = "synthetic_reaction"
+    study.analysis.pairs = ["In-S", "In-Cl"]
+    (run_dir / "study.yaml").write_text(study.to_yaml())
+    return run_dir
