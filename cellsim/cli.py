@@ -443,6 +443,24 @@ def match(
     _print_match(result, run_dir)
 
 
+# --------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run directory with analysis/")]) -> None:
+    """Figures and report/report.html (self-contained) + report/report.md from a run directory."""
+    from cellsim.report import make_report
+
+    try:
+        with console.status("drawing figures"):
+            paths = make_report(run_dir)
+    except CellsimError as exc:
+        _fail(exc)
+    console.print(
+        f"report: {paths['html']}  (also {paths['md'].name} and {len(paths) - 2} figures in {paths['html'].parent})"
+    )
+
+
 # --------------------------------------------------------------------------- refs
 
 
@@ -544,13 +562,14 @@ def study_schema() -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/demo"),
-    time_: Annotated[str, typer.Option("--time", help="MD time on the embedded engine")] = "0.1ps",
+    time_: Annotated[str, typer.Option("--time", help="MD time on the embedded engine")] = "1ps",
+    window: Annotated[float, typer.Option(help="RDF window, ps")] = 0.1,
     force: Annotated[bool, typer.Option(help="start again from scratch")] = False,
 ) -> None:
     """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
 
-    Stages today: build -> relax + NVT (CHGNet) -> analyze -> match. Each finished stage is kept, so running
-    demo again resumes, and a longer --time extends the MD.
+    Stages: build -> relax + NVT (CHGNet) -> analyze -> match -> report. Each finished stage is kept, so
+    running demo again resumes, and a longer --time extends the MD. Prints the report's path at the end.
     """
     t0 = time.perf_counter()
     console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
@@ -559,24 +578,30 @@ def demo(
             import shutil
 
             shutil.rmtree(out)
-        console.print("[bold]1/4 build[/]")
+        console.print("[bold]1/5 build[/]")
         report = run_build("li6ps5cl_in", out)
         _print_build(report, out, time.perf_counter() - t0)
-        console.print(f"[bold]2/4 relax + NVT MD on CHGNet ({time_})[/]")
+        console.print(f"[bold]2/5 relax + NVT MD on CHGNet ({time_})[/]")
         summary = run_engine(out, "chgnet", time_, show_progress=console.is_terminal)
         console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {out / 'md'}")
-        console.print("[bold]3/4 analyze[/]")
+        console.print("[bold]3/5 analyze[/]")
         t1 = time.perf_counter()
-        result, paths = run_analyze(out)
+        result, paths = run_analyze(out, window_ps=window)
         _print_analysis(result, paths, time.perf_counter() - t1)
-        console.print("[bold]4/4 match[/]")
+        console.print("[bold]4/5 match[/]")
         _print_match(run_match(out), out)
+        console.print("[bold]5/5 report[/]")
+        from cellsim.report import make_report
+
+        with console.status("drawing figures"):
+            rep = make_report(out)
     except CellsimError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted: run `cellsim demo` again to continue[/]")
         raise typer.Exit(code=130) from None
     console.print(f"[green]demo finished in {time.perf_counter() - t0:.1f} s; run directory: {out}[/]")
+    console.print(f"[bold green]report: {rep['html'].resolve()}[/]")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,10 @@ def set_threads(threads: int) -> None:
 def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calculator, dict[str, Any]]:
     """An ASE calculator for ``engine`` and a description of the model (for engine.json)."""
     if engine == "chgnet":
+        import warnings
+
+        # CHGNet 0.3 converts a grad-tracking tensor once per call; harmless, but it floods the output
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 

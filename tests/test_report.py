@@ -1,0 +1,88 @@
+"""The report: figures, a self-contained HTML file checked in a real headless Chromium, and Markdown."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cellsim.cli import run_analyze, run_match
+from cellsim.report import make_report
+from cellsim.synthetic import reaction_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = reaction_run(tmp_path_factory.mktemp("rep") / "run", n_frames=400, react_at=200)
+    run_analyze(run, window_ps=0.1)
+    run_match(run, use_mp=False)
+    make_report(run)
+    return run
+
+
+def test_report_files(reported: Path) -> None:
+    rep = reported / "report"
+    for name in (
+        "rdf_InS.png",
+        "rdf_InCl.png",
+        "match_InS.png",
+        "match_InCl.png",
+        "bonds.png",
+        "report.html",
+        "report.md",
+    ):
+        assert (rep / name).is_file() and (rep / name).stat().st_size > 1000, name
+    html = (rep / "report.html").read_text()
+    # self-contained: every image is embedded, nothing is fetched from elsewhere
+    srcs = re.findall(r"""src=['"]([^'"]+)['"]""", html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"""(href|src)=['"](https?:|//)""", html)
+    for text in ("Bonds and new RDF peaks", "Candidate products", "InCl", "first bond (ps)"):
+        assert text in html
+    md = (rep / "report.md").read_text()
+    for name in ("rdf_InS.png", "bonds.png", "match_InCl.png"):
+        assert f"]({name})" in md
+    assert "| In-Cl | 1 | InCl |" in md
+
+
+@pytest.mark.slow
+def test_report_in_headless_chromium(reported: Path, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it with apt-get when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url[:80]}"))
+        page.goto((reported / "report" / "report.html").as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        title = page.title()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert title.startswith("cellsim report")
+    assert len(images) >= 5
+    broken = [alt for alt, complete, width in images if not complete or width == 0]
+    assert not broken, broken
+    assert not problems, problems
