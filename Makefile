@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cellsim-installed
 export OMP_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install system-deps test lint demo bench clean
+.PHONY: install system-deps test lint demo bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# docs/cli.md is generated from the CLI itself (tests/test_docs.py checks it is current)
+docs: $(STAMP)
+	$(PY) -m typer cellsim.cli utils docs --name cellsim --title "cellsim command-line reference" --output docs/cli.md
