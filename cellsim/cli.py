@@ -479,12 +479,16 @@ def refs_list() -> None:
 
     cached = mp.cached()
     if cached:
-        t = Table(title=f"Materials Project cache ({mp.cache_dir()})")
-        for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
-            t.add_column(col)
-        for c in cached:
-            t.add_row(c.material_id, c.formula, c.spacegroup, f"{c.energy_above_hull:.3f}")
-        console.print(t)
+        _print_mp_table(f"Materials Project cache ({mp.cache_dir()})", cached)
+
+
+def _print_mp_table(title: str, phases: list[Any]) -> None:
+    t = Table(title=title)
+    for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
+        t.add_column(col)
+    for p in phases:
+        t.add_row(p.material_id, p.formula, p.spacegroup, f"{p.energy_above_hull:.3f}")
+    console.print(t)
 
 
 @refs_app.command("fetch")
@@ -503,12 +507,7 @@ def refs_fetch(
     except CellsimError as exc:
         _fail(exc)
         return
-    t = Table(title=f"Materials Project: {query} (E_hull <= {e_hull} eV/atom), cached in {mp.cache_dir()}")
-    for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
-        t.add_column(col)
-    for p in phases:
-        t.add_row(p.material_id, p.formula, p.spacegroup, f"{p.energy_above_hull:.3f}")
-    console.print(t)
+    _print_mp_table(f"Materials Project: {query} (E_hull <= {e_hull} eV/atom), cached in {mp.cache_dir()}", phases)
 
 
 @refs_app.command("show")
