@@ -129,6 +129,42 @@ def build(
     _print_build(report, out, time.perf_counter() - t0)
 
 
+# --------------------------------------------------------------------------- inputs (VASP)
+
+
+def run_inputs(run_dir: Path, force: bool = False) -> Any:
+    """VASP NVT inputs for the first segment: RUN_DIR/md/seg-000/{INCAR, KPOINTS, POSCAR, POTCAR|POTCAR.spec}."""
+    from cellsim.errors import RunDirError
+    from cellsim.md.inputs import write_inputs
+    from cellsim.study import load_study
+
+    if not (run_dir / "study.yaml").is_file():
+        raise RunDirError(f"{run_dir}/study.yaml: not a run directory; run `cellsim build STUDY -o {run_dir}` first")
+    return write_inputs(run_dir, load_study(run_dir / "study.yaml"), force=force)
+
+
+@app.command()
+def inputs(
+    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    force: Annotated[bool, typer.Option(help="rewrite inputs of a segment that already has output")] = False,
+) -> None:
+    """VASP AIMD inputs (PBE-PAW, NVT Nose, 500 eV, 2 fs, Gamma point, 300 K by default) in md/seg-000."""
+    try:
+        rep = run_inputs(run_dir, force)
+    except CellsimError as exc:
+        _fail(exc)
+    tags = ", ".join(f"{k}={rep.incar[k]}" for k in ("IBRION", "MDALGO", "SMASS", "POTIM", "TEBEG", "NSW", "ENCUT"))
+    console.print(
+        f"wrote {rep.segment_dir}/{{INCAR, KPOINTS, POSCAR, {'POTCAR.spec' if rep.potcar_spec else 'POTCAR'}}}"
+    )
+    console.print(f"INCAR: {tags}; {len(rep.segments)} segment(s) of NSW {rep.segments[0]} planned (md/plan.json)")
+    if rep.potcar_spec:
+        console.print(
+            "[yellow]notice:[/] PMG_VASP_PSP_DIR is not set, so POTCAR.spec lists the PBE symbols "
+            f"({' '.join(rep.potcar_symbols)}); set it to write the licensed POTCAR itself."
+        )
+
+
 # --------------------------------------------------------------------------- run (embedded engine)
 
 
@@ -567,8 +603,9 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
 
-    Stages: build -> relax + NVT (CHGNet) -> analyze -> match -> report. Each finished stage is kept, so
-    running demo again resumes, and a longer --time extends the MD. Prints the report's path at the end.
+    Stages: build -> VASP inputs (POTCAR.spec) -> relax + NVT (CHGNet) -> analyze -> match -> report.
+    Each finished stage is kept, so running demo again resumes, and a longer --time extends the MD.
+    Prints the report's path at the end.
     """
     t0 = time.perf_counter()
     console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
@@ -577,19 +614,23 @@ def demo(
             import shutil
 
             shutil.rmtree(out)
-        console.print("[bold]1/5 build[/]")
+        console.print("[bold]1/6 build[/]")
         report = run_build("li6ps5cl_in", out)
         _print_build(report, out, time.perf_counter() - t0)
-        console.print(f"[bold]2/5 relax + NVT MD on CHGNet ({time_})[/]")
+        console.print("[bold]2/6 VASP inputs (for a cluster run of the same MD)[/]")
+        if not (out / "md" / "seg-000" / "INCAR").is_file():
+            rep_in = run_inputs(out)
+            console.print(f"wrote {rep_in.segment_dir}/{{INCAR, KPOINTS, POSCAR, POTCAR.spec}}")
+        console.print(f"[bold]3/6 relax + NVT MD on CHGNet ({time_})[/]")
         summary = run_engine(out, "chgnet", time_, show_progress=console.is_terminal)
         console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {out / 'md'}")
-        console.print("[bold]3/5 analyze[/]")
+        console.print("[bold]4/6 analyze[/]")
         t1 = time.perf_counter()
         result, paths = run_analyze(out, window_ps=window)
         _print_analysis(result, paths, time.perf_counter() - t1)
-        console.print("[bold]4/5 match[/]")
+        console.print("[bold]5/6 match[/]")
         _print_match(run_match(out), out)
-        console.print("[bold]5/5 report[/]")
+        console.print("[bold]6/6 report[/]")
         from cellsim.report import make_report
 
         with console.status("drawing figures"):

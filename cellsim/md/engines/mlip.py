@@ -254,7 +254,9 @@ def run_mlip(
                 vd.Stationary(atoms)
                 th_state = None
             steps_done = 0
-            _write_poscar(seg / "POSCAR", atoms, f"cellsim {study.name} {seg.name} start")
+            # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
+            start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
+            _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
             atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
             atomic_write_text(osz, "")
         dyn._q = atoms.get_positions()
