@@ -329,6 +329,10 @@ def run_analyze(
             result = analyze(files, settings, species, lambda n: bar.update(task, description=f"analysing: {n} frames"))
     else:
         result = analyze(files, settings, species)
+    if target.is_dir() and (target / "interface" / "POSCAR").is_file():
+        from cellsim.analysis.analyze import add_baseline
+
+        add_baseline(result, target / "interface" / "POSCAR")
     return result, write_outputs(result, out_dir)
 
 

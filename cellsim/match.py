@@ -3,11 +3,13 @@
 For each analysed pair A-B (e.g. In-S):
 
 * MD side: ``n_late(r)`` is the mean ``n_per_atom`` of the late windows (the last ``match.late_fraction``
-  of them), ``n_first(r)`` that of the first window; the *new* neighbour density is
-  ``dn(r) = max(n_late - n_first, 0)``, smoothed with a 0.04 A Gaussian. ``md_peak_r`` is its maximum
+  of them), ``n_base(r)`` that of the as-built interface (``interface/POSCAR``, stored by the analysis
+  of a run directory) or else of the first window; both are smoothed to a common 0.1 A resolution and
+  the *new* neighbour density is ``dn(r) = max(n_late - n_base, 0)``. ``md_peak_r`` is its maximum
   within the first shells (r <= bond cutoff + 0.6 A). A pair whose new density, integrated over
-  ``md_peak_r +/- 0.6 A``, is below ``match.min_new`` neighbours per A atom has no new bonds: every
-  candidate scores 0 for it.
+  ``md_peak_r +/- 0.6 A``, is below ``match.min_new`` neighbours per A atom, or below
+  ``match.min_new_fraction`` of the late density there (an existing peak that only broadens with thermal
+  motion, like P-S in PS4), has no new bonds: every candidate scores 0 for it.
 * Reference side: the A-B neighbour density ``n_ref(r)`` of each candidate crystal (all periodic images),
   broadened by a Gaussian of width ``sigma`` (default ``0.08 A * sqrt(T / 300 K)``: harmonic thermal
   motion, variance proportional to T). ``ref_peak_r`` is the reference peak nearest to ``md_peak_r``.
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from cellsim.study import Study
 
 SHELL_HALF_WIDTH = 0.6
+COMPARE_SIGMA = 0.1
 
 
 @dataclass
@@ -141,12 +144,16 @@ def reference_density(structure: Structure, pair: str, rmax: float, dr: float, s
     return smooth(n, sigma / dr)
 
 
-def _md_density(rdf: dict[str, Any], pair: str, late_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _md_density(rdf: dict[str, Any], pair: str, late_fraction: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """Baseline and late neighbour densities; the baseline is the as-built interface when known."""
     n = rdf["n_per_atom"][pair]
     nw = len(n)
     k = max(1, round(late_fraction * nw))
     late = n[max(1, nw - k) :] if nw > 1 else n
-    return n[0], late.mean(axis=0)
+    base = rdf.get("baseline", {}).get(pair)
+    if base is not None:
+        return base, late.mean(axis=0), "as-built interface"
+    return n[0], late.mean(axis=0), "first window"
 
 
 def match_run(run_dir: Path, study: Study, candidates: list[Candidate] | None = None) -> MatchResult:
@@ -168,21 +175,27 @@ def match_run(run_dir: Path, study: Study, candidates: list[Candidate] | None = 
     # MD new density per pair
     pairs: dict[str, dict[str, Any]] = {}
     for pair in rdf["pairs"]:
-        first, late = _md_density(rdf, pair, ms.late_fraction)
-        dn = smooth(np.clip(late - first, 0.0, None), 0.04 / dr)
+        first, late, base_label = _md_density(rdf, pair, ms.late_fraction)
+        # both at a common 0.1 A resolution, so that a peak that only broadens (a cold start warming up)
+        # leaves little difference, while a shifted or new peak stays
+        late_s = smooth(late, COMPARE_SIGMA / dr)
+        dn = np.clip(late_s - smooth(first, COMPARE_SIGMA / dr), 0.0, None)
         limit = cutoffs.get(pair, 3.0) + SHELL_HALF_WIDTH
         inside = r <= limit
         k = int(np.argmax(np.where(inside, dn, -1.0)))
         md_peak = float(r[k])
         win = np.abs(r - md_peak) <= SHELL_HALF_WIDTH
         new = float(dn[win].sum())
-        has_new = new >= ms.min_new
+        late_shell = float(late_s[win].sum())
+        has_new = new >= ms.min_new and new >= ms.min_new_fraction * late_shell
         pairs[pair] = {
             "dn": dn,
             "n_first": first,
             "n_late": late,
             "md_peak_r": md_peak if has_new else None,
             "new": new,
+            "new_fraction": new / late_shell if late_shell > 0 else 0.0,
+            "baseline": base_label,
             "has_new": has_new,
             "window": win,
         }
@@ -263,7 +276,8 @@ def match_run(run_dir: Path, study: Study, candidates: list[Candidate] | None = 
     overall = sorted(totals.values(), key=lambda t: (-t["score"], t["candidate"]))
     for i, t in enumerate(overall, 1):
         t["rank"] = i
-    summary = {p: {k: v for k, v in d.items() if k in ("md_peak_r", "new", "has_new")} for p, d in pairs.items()}
+    keep = ("md_peak_r", "new", "new_fraction", "baseline", "has_new")
+    summary = {p: {k: v for k, v in d.items() if k in keep} for p, d in pairs.items()}
     return MatchResult(summary, rows, overall, refs, notes, ms.threshold)
 
 

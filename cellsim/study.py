@@ -163,8 +163,13 @@ class MatchSpec(_Model):
         None, gt=0, description="Gaussian broadening of reference RDFs, A; null = 0.08 * sqrt(T / 300 K)"
     )
     late_fraction: float = Field(0.34, gt=0, le=1, description="fraction of the windows, from the end, taken as 'late'")
-    position_tolerance: float = Field(0.1, gt=0, description="A; delta_r of this size scales the score by exp(-1/2)")
+    position_tolerance: float = Field(
+        0.2, gt=0, description="A; a delta_r this large scales the score by exp(-1/2) (interface bonds run long)"
+    )
     min_new: float = Field(0.05, ge=0, description="new neighbours per atom below which a pair has no new bonds")
+    min_new_fraction: float = Field(
+        0.3, ge=0, le=1, description="share of the late shell that must be new (a peak that only broadens is not)"
+    )
     threshold: float = Field(0.5, ge=0, le=1, description="score from which a candidate counts as a match")
 
 
@@ -182,7 +187,7 @@ class Study(_Model):
     def to_yaml(self) -> str:
         """YAML with every default written out."""
         data = self.model_dump(mode="json")
-        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
 
 
 # --------------------------------------------------------------------------- loading with clear errors

@@ -90,11 +90,14 @@ def reaction_run(
     in_cl: tuple[float, ...] = (2.92, 3.17),
     noise: float = 0.04,
     seed: int = 0,
+    late_noise: float | None = None,
 ) -> Path:
     """A run directory whose trajectory shows In-S and In-Cl bonds forming at chosen distances.
 
     Eight In atoms in a 24 A cubic box; around each, S atoms at ``in_s`` and Cl atoms at ``in_cl`` (A) from
-    frame ``react_at`` on, 5.5 A away before (``react_at=None``: never). Writes ``study.yaml`` (the bundled
+    frame ``react_at`` on, 5.5 A away before (``react_at=None``: never). ``late_noise`` instead keeps
+    the S and Cl where they start (at ``in_s``/``in_cl``) and only changes the thermal noise from
+    ``react_at`` on: bonds that broaden without forming. Writes ``study.yaml`` (the bundled
     Li6PS5Cl/In study, renamed) and ``md/seg-000/XDATCAR`` with an INCAR (POTIM 2, NBLOCK 1).
     """
     from cellsim.study import load_study
@@ -107,7 +110,8 @@ def reaction_run(
     n_s, n_cl = len(in_s), len(in_cl)
     frames = []
     for f in range(n_frames):
-        reacted = react_at is not None and f >= react_at
+        late = react_at is not None and f >= react_at
+        reacted = late or late_noise is not None
         s_pos, cl_pos = [], []
         for c in centres:
             for m, d in enumerate(in_s):
@@ -115,7 +119,7 @@ def reaction_run(
             for m, d in enumerate(in_cl):
                 cl_pos.append(c + dirs[n_s + m] * (d if reacted else 5.5))
         pos = np.vstack([centres, np.array(s_pos), np.array(cl_pos)])
-        pos = pos + rng.normal(0.0, noise, pos.shape)
+        pos = pos + rng.normal(0.0, late_noise if (late and late_noise is not None) else noise, pos.shape)
         frames.append((pos / L) % 1.0)
     seg = run_dir / "md" / "seg-000"
     seg.mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,9 @@ def test_overrides_and_contradictions() -> None:
 def test_missing_potcar_symbol_and_no_interface(run: Path, tmp_path: Path) -> None:
     from cellsim.errors import RunDirError
 
-    text = (run / "study.yaml").read_text().replace(", In: In_d}", "}")
-    (run / "study.yaml").write_text(text)
+    study = load_study(run / "study.yaml")
+    del study.md.potcar["In"]
+    (run / "study.yaml").write_text(study.to_yaml())
     with pytest.raises(InputsError, match=r"md\.potcar: no POTCAR symbol for In"):
         run_inputs(run)
     (tmp_path / "empty").mkdir()

@@ -96,6 +96,14 @@ def test_nothing_reacts_nothing_matches(tmp_path: Path) -> None:
     assert all(r["md_peak_r"] == "" for r in _rows(run) if r["pair"] != "overall")
 
 
+def test_broadening_is_not_a_new_bond(tmp_path: Path) -> None:
+    """Bonds present from the start that only get hotter (wider distribution) match no product."""
+    run = _prepared(tmp_path, "hot", noise=0.03, late_noise=0.12)
+    result = run_match(run)
+    assert not any(info["has_new"] for info in result.pairs.values())
+    assert all(m.score == 0 for m in result.rows)
+
+
 def test_mp_online_through_test_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 

@@ -64,6 +64,9 @@ class AnalysisResult:
     g: dict[str, np.ndarray] = field(default_factory=dict)
     n_per_atom: dict[str, np.ndarray] = field(default_factory=dict)
     cn: dict[str, np.ndarray] = field(default_factory=dict)
+    # n_per_atom of the as-built structure (interface/POSCAR), the baseline for "new" peaks and bonds
+    baseline: dict[str, np.ndarray] = field(default_factory=dict)
+    baseline_bonds: dict[str, int] = field(default_factory=dict)
 
     @property
     def t_start(self) -> np.ndarray:
@@ -222,6 +225,34 @@ def analyze(
     return res
 
 
+def add_baseline(res: AnalysisResult, poscar: Path) -> None:
+    """Neighbour densities and bond counts of the as-built structure (before relaxation and MD).
+
+    A pre-relaxation already brings interface atoms into contact; compared with the first MD frame those
+    bonds would look old. The as-built model is the state the study starts from.
+    """
+    from ase.io import read
+
+    from cellsim.analysis.rdf import pair_histogram
+
+    s = res.settings
+    atoms = read(poscar, format="vasp")
+    assert not isinstance(atoms, list)
+    sym = np.array(atoms.get_chemical_symbols())
+    frac = atoms.get_scaled_positions(wrap=True)[None]
+    cells = atoms.cell.array[None]
+    for p in s.pairs:
+        a, b = p.split("-")
+        ia, ib = np.flatnonzero(sym == a), np.flatnonzero(sym == b)
+        if len(ia) == 0 or len(ib) == 0:
+            continue
+        hist = np.zeros(s.nbins, dtype=np.int64)
+        bonds = np.zeros(1, dtype=np.int64)
+        pair_histogram(frac, cells, ia, ib, a == b, s.rmax, s.bin_width, res.cutoffs[p], hist, bonds)
+        res.baseline[p] = hist * (2.0 if a == b else 1.0) / len(ia)
+        res.baseline_bonds[p] = int(bonds[0])
+
+
 def peaks_report(res: AnalysisResult) -> dict[str, Any]:
     """The content of peaks.json."""
     s = res.settings
@@ -237,6 +268,7 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
             "new_peaks": "peaks of the last window whose +/-0.2 A neighbourhood holds < 50 % as many neighbours "
             "(n_per_atom) in the first window; also listed per window against the first",
             "first_formation_ps": "first frame with a bond (d < cutoff) when the first frame has none",
+            "first_above_as_built_ps": "first frame with more bonds than the as-built interface (run directories)",
         },
         "pairs": {},
     }
@@ -263,12 +295,18 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
             if last > 0
             else []
         )
+        events = bond_events(times, res.bonds[p])
+        if p in res.baseline_bonds:
+            built = res.baseline_bonds[p]
+            events["as_built"] = built
+            grown = res.bonds[p] > built
+            events["first_above_as_built_ps"] = float(times[np.argmax(grown)]) if grown.any() else None
         out["pairs"][p] = {
             "bond_cutoff": res.cutoffs[p],
             "windows": per_window,
             "new_peaks": late_new,
             "new_peak_first_seen": sorted(first_new.values(), key=lambda d: d["r"]),
-            "bonds": bond_events(times, res.bonds[p]),
+            "bonds": events,
         }
     return out
 
@@ -315,6 +353,8 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         "occupied_volume": res.occupied_volume,
         "pairs": np.array(s.pairs),
     }
+    for p, base in res.baseline.items():
+        arrays[f"baseline/{p}"] = base
     for p in s.pairs:
         arrays[f"g/{p}"] = res.g[p]
         arrays[f"n_per_atom/{p}"] = res.n_per_atom[p]
@@ -344,7 +384,7 @@ def load_rdf(path: Path) -> dict[str, Any]:
     """Read rdf.npz back into plain arrays (``g``, ``n_per_atom``, ``cn``, ``hist`` as dicts by pair)."""
     with np.load(path) as z:
         out: dict[str, Any] = {k: z[k] for k in z.files if "/" not in k}
-        for kind in ("g", "n_per_atom", "cn", "hist"):
+        for kind in ("g", "n_per_atom", "cn", "hist", "baseline"):
             out[kind] = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(kind + "/")}
     out["pairs"] = [str(p) for p in out["pairs"]]
     return out
