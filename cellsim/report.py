@@ -387,25 +387,32 @@ def _sections(d: RunData) -> list[tuple[str, list[str], list[list[str]], str]]:
         rows = []
         for p, info in d.peaks["pairs"].items():
             b = info["bonds"]
-            first = b.get("first_formation_ps")
+            grown = b.get("first_above_as_built_ps")
             rows.append(
                 [
                     p,
                     f"{info['bond_cutoff']:g}",
-                    f"{b['initial']} -> {b['final']}",
-                    f"{first:.3f}"
-                    if first is not None
-                    else ("present at start" if b.get("present_at_start") else "none"),
+                    str(b.get("as_built", "-")),
+                    f"{b['initial']} -> {b['final']} (min {b['min']}, max {b['max']})",
+                    f"{grown:.3f}" if grown is not None else "-",
                     ", ".join(f"{x['r']:.2f}" for x in info["new_peaks"]) or "-",
                 ]
             )
         sections.append(
             (
                 "Bonds and new RDF peaks",
-                ["pair", "cutoff (A)", "bonds start -> end", "first bond (ps)", "new peaks (A)"],
+                [
+                    "pair",
+                    "cutoff (A)",
+                    "as built",
+                    "MD first -> last frame",
+                    "first above as built (ps)",
+                    "new peaks vs first window (A)",
+                ],
                 rows,
                 f"g(r) normalised by the {d.peaks['normalisation']} volume; {d.peaks['frames']} frames, "
-                f"{d.peaks['windows']} windows of {d.peaks['window_ps']} ps.",
+                f"{d.peaks['windows']} windows of {d.peaks['window_ps']} ps. 'As built' counts bonds in the "
+                "interface before relaxation and MD.",
             )
         )
     if d.products:

@@ -41,7 +41,7 @@ def test_report_files(reported: Path) -> None:
     srcs = re.findall(r"""src=['"]([^'"]+)['"]""", html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"""(href|src)=['"](https?:|//)""", html)
-    for text in ("Bonds and new RDF peaks", "Candidate products", "InCl", "first bond (ps)"):
+    for text in ("Bonds and new RDF peaks", "Candidate products", "InCl", "first above as built (ps)"):
         assert text in html
     md = (rep / "report.md").read_text()
     for name in ("rdf_InS.png", "bonds.png", "match_InCl.png"):
