@@ -123,7 +123,7 @@ def stacked_curves(
     refs: list[tuple[str, np.ndarray]],
     pair: str,
     md_peak: float | None,
-    r_range: tuple[float, float] = (1.5, 6.0),
+    r_range: tuple[float, float] = (1.5, 4.2),
 ) -> Figure:
     """MD neighbour densities at chosen times (top) stacked over reference densities (bottom).
 
@@ -153,11 +153,11 @@ def stacked_curves(
         offset += step
     if md_peak is not None:
         ax.axvline(md_peak, color="#d62728", ls=":", lw=1.2, label=f"new MD peak {md_peak:.2f} A")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_yticks([])
     ax.set_xlabel("r (A)")
     ax.set_ylabel("neighbour density, each curve scaled to its maximum (offset)")
-    ax.set_title(f"{pair}: MD at chosen times and candidate products")
+    ax.set_title(f"{pair}: first shells, MD at chosen times over candidate products")
     return fig
 
 
