@@ -150,6 +150,8 @@ def analyze(
     for p, c in cutoffs.items():
         if c <= 0:
             cutoffs[p] = default_cutoff(p)
+        if cutoffs[p] > s.rmax:
+            raise AnalysisError(f"bond cutoff of {p} ({cutoffs[p]} A) exceeds rmax ({s.rmax} A); raise rmax")
     index_cache: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
     element_counts: dict[str, int] = {}
     n_frames = 0
@@ -280,7 +282,7 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
                     "window": w,
                     "t_start_ps": round(float(res.t_start[w]), 6),
                     "t_end_ps": round(float(res.t_end[w]), 6),
-                    "peaks": window_peaks(res.r, res.g[p][w], res.n_per_atom[p][w], s.bin_width),
+                    "peaks": window_peaks(res.r, res.g[p][w], s.bin_width),
                 }
             )
         first_new: dict[float, dict[str, Any]] = {}

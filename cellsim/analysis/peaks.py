@@ -48,8 +48,8 @@ def find_peaks(y: np.ndarray, min_prominence: float) -> list[tuple[int, float]]:
     return out
 
 
-def window_peaks(r: np.ndarray, g: np.ndarray, n_per_atom: np.ndarray, dr: float) -> list[dict[str, float]]:
-    """Peaks of one window's g(r): position, height and the coordination under the peak."""
+def window_peaks(r: np.ndarray, g: np.ndarray, dr: float) -> list[dict[str, float]]:
+    """Peaks of one window's g(r): position, smoothed height and prominence."""
     gs = smooth(g, sigma_bins=max(1.0, 0.04 / dr))
     top = float(gs.max()) if len(gs) else 0.0
     if top <= 0:
