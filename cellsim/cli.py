@@ -165,6 +165,42 @@ def inputs(
         )
 
 
+@app.command()
+def status(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """State of the MD segments: NSW, whole frames, custodian corrections, and the planned total."""
+    from cellsim.md.engines.vasp import status as md_status
+    from cellsim.study import load_study
+
+    try:
+        if not (run_dir / "study.yaml").is_file():
+            raise CellsimError(f"{run_dir}/study.yaml: not a run directory")
+        st = md_status(run_dir, load_study(run_dir / "study.yaml"))
+    except CellsimError as exc:
+        _fail(exc)
+    t = Table(title=f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored")
+    for col in ("segment", "NSW", "frames", "state", "custodian corrections"):
+        t.add_column(col)
+    for r in st["segments"]:
+        t.add_row(r["segment"], str(r["nsw"] or "-"), str(r["frames"]), r["state"], str(r["corrections"]))
+    console.print(t)
+
+
+@app.command()
+def stitch(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="output XDATCAR (default RUN_DIR/md/XDATCAR)")] = None,
+) -> None:
+    """Join every segment's XDATCAR into one trajectory, each MD step exactly once."""
+    from cellsim.md.engines.vasp import stitch as md_stitch
+
+    target = out or run_dir / "md" / "XDATCAR"
+    try:
+        n = md_stitch(run_dir, target)
+    except CellsimError as exc:
+        _fail(exc)
+    console.print(f"wrote {target}: {n} frames")
+
+
 # --------------------------------------------------------------------------- run (embedded engine)
 
 
