@@ -201,6 +201,106 @@ def stitch(
     console.print(f"wrote {target}: {n} frames")
 
 
+# --------------------------------------------------------------------------- FireWorks
+
+
+def run_submit(
+    run_dir: Path,
+    engine: str = "vasp",
+    launchpad: Path | None = None,
+    queue: str = "local",
+    qadapter: Path | None = None,
+) -> dict[str, Any]:
+    """Add the run's workflow to the LaunchPad (once) and launch it here or through a queue."""
+    from cellsim.errors import RunDirError
+    from cellsim.fw_launchpad import open_launchpad
+
+    if not (run_dir / "study.yaml").is_file():
+        raise RunDirError(f"{run_dir}/study.yaml: not a run directory")
+    if engine == "vasp" and not (run_dir / "md" / "seg-000" / "INCAR").is_file():
+        run_inputs(run_dir)
+    lpad = open_launchpad(launchpad)
+    import logging
+
+    from fireworks import FWorker
+    from fireworks.core.rocket_launcher import rapidfire
+
+    from cellsim.fw import md_workflow
+
+    for name in ("launchpad", "rocket.launcher", "custodian", "custodian.custodian"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    rd = str(run_dir.resolve())
+    existing = lpad.workflows.find_one({"metadata.run_dir": rd, "metadata.engine": engine})
+    if existing is None:
+        lpad.add_wf(md_workflow(run_dir, engine))
+    else:
+        # a segment that died (walltime, node failure, VASP error custodian could not fix) is rerun: its task
+        # continues from the last whole frame
+        for fw_id in existing["nodes"]:
+            if lpad.get_fw_dict_by_id(fw_id)["state"] in ("FIZZLED", "DEFUSED"):
+                lpad.rerun_fw(fw_id)
+    if queue == "local":
+        rapidfire(lpad, FWorker(name="cellsim-local"), nlaunches=0, sleep_time=0, strm_lvl="ERROR")
+    elif queue in ("slurm", "pbs"):
+        from fireworks.queue.queue_launcher import launch_rocket_to_queue
+
+        from cellsim.resources import shipped_dir
+
+        qfile = qadapter or shipped_dir("templates") / f"my_qadapter_{queue}.yaml"
+        from fireworks.utilities.fw_serializers import load_object_from_file
+
+        qa = load_object_from_file(str(qfile))
+        launch_rocket_to_queue(
+            lpad, FWorker(name=f"cellsim-{queue}"), qa, launcher_dir=str(run_dir.resolve()), create_launcher_dir=True
+        )
+    else:
+        raise CellsimError(f"--queue {queue!r}: expected local, slurm or pbs")
+    states = {
+        fw["name"]: fw["state"] for fw in lpad.fireworks.find({"spec._tasks.run_dir": rd}, {"name": 1, "state": 1})
+    }
+    return states
+
+
+@app.command()
+def submit(
+    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    engine: Annotated[str, typer.Option(help="vasp (custodian) or chgnet/sevennet (embedded)")] = "vasp",
+    launchpad: Annotated[Path | None, typer.Option(help="my_launchpad.yaml (MongoDB); default: embedded store")] = None,
+    queue: Annotated[str, typer.Option(help="local (run here), slurm or pbs (through qlaunch)")] = "local",
+    qadapter: Annotated[Path | None, typer.Option(help="queue adapter YAML (default: templates/)")] = None,
+) -> None:
+    """Run the study's MD and analysis as a FireWorks workflow: segments continue across walltime limits."""
+    try:
+        states = run_submit(run_dir, engine, launchpad, queue, qadapter)
+    except CellsimError as exc:
+        _fail(exc)
+    t = Table(title=f"workflow of {run_dir} ({engine}, queue: {queue})")
+    t.add_column("firework")
+    t.add_column("state")
+    for name, state in states.items():
+        t.add_row(name, state)
+    console.print(t)
+
+
+@app.command("fw-launch")
+def fw_launch(
+    launchpad: Annotated[Path | None, typer.Option(help="my_launchpad.yaml; default: embedded store")] = None,
+) -> None:
+    """Launch ready Fireworks (what a queue job runs; opens the embedded store under its lock)."""
+    from cellsim.fw_launchpad import open_launchpad
+
+    try:
+        lpad = open_launchpad(launchpad)
+    except CellsimError as exc:
+        _fail(exc)
+    from fireworks import FWorker
+    from fireworks.core.rocket_launcher import rapidfire
+
+    import cellsim.fw  # noqa: F401  (registers the FireTasks)
+
+    rapidfire(lpad, FWorker(name="cellsim-queue"), nlaunches=0, sleep_time=0, strm_lvl="ERROR")
+
+
 # --------------------------------------------------------------------------- run (embedded engine)
 
 
