@@ -250,8 +250,17 @@ def run_submit(
         from fireworks.utilities.fw_serializers import load_object_from_file
 
         qa = load_object_from_file(str(qfile))
+        if str(qa.get("rocket_launch", "")).strip() == "cellsim fw-launch":
+            # batch scripts start login shells that reset PATH: call this very Python
+            import shlex
+            import sys
+
+            lp_opt = f" --launchpad {shlex.quote(str(launchpad.resolve()))}" if launchpad else ""
+            qa["rocket_launch"] = f"{shlex.quote(sys.executable)} -m cellsim.cli fw-launch{lp_opt}"
+        qdir = run_dir.resolve() / "queue"
+        qdir.mkdir(exist_ok=True)
         launch_rocket_to_queue(
-            lpad, FWorker(name=f"cellsim-{queue}"), qa, launcher_dir=str(run_dir.resolve()), create_launcher_dir=True
+            lpad, FWorker(name=f"cellsim-{queue}"), qa, launcher_dir=str(qdir), create_launcher_dir=True
         )
     else:
         raise CellsimError(f"--queue {queue!r}: expected local, slurm or pbs")

@@ -96,3 +96,21 @@ def test_embedded_store_refuses_a_second_process(fw_env: tuple[Path, dict[str, s
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.slow
+def test_embedded_engine_through_fireworks(tmp_path: Path) -> None:
+    """The same workflow with one word changed: --engine chgnet runs the MD on the embedded engine."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_engine import tiny_run
+
+    run = tiny_run(tmp_path)
+    (run / "study.yaml").write_text(
+        (run / "study.yaml").read_text() + "analysis: {pairs: [In-S], bond_cutoffs: {In-S: 3.0}, window_ps: 0.01}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_VASP", "MONGOMOCK"))}
+    env.update(CELLSIM_FW_STORE=str(tmp_path / "store.json"), CELLSIM_CACHE=str(tmp_path / "cache"), COLUMNS="150")
+    r = cellsim(["submit", str(run), "--engine", "chgnet"], env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("COMPLETED") == 2  # MD (embedded) + analysis
+    assert (run / "md" / "seg-000" / "engine.json").is_file() and (run / "report" / "report.html").is_file()
