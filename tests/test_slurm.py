@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,17 +78,6 @@ def wait_gone(job: str, timeout: float = 180) -> None:
     pytest.fail(f"SLURM job {job} did not finish in {timeout} s")
 
 
-def expected(poscar: Path, n: int) -> np.ndarray:
-    from pymatgen.io.vasp import Poscar
-
-    x = Poscar.from_file(poscar).structure.frac_coords.copy()
-    out = []
-    for k in range(n):
-        x = (x + (0.0005 * np.sin(0.1 * k + np.arange(len(x))))[:, None]) % 1.0
-        out.append(x.copy())
-    return np.array(out)
-
-
 def stitched(run: Path, env: dict[str, str]) -> np.ndarray:
     subprocess.run(
         [sys.executable, "-m", "cellsim.cli", "stitch", str(run), "-o", str(run / "all")],
@@ -99,13 +89,15 @@ def stitched(run: Path, env: dict[str, str]) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_submit_through_slurm_to_completed(sl_env: tuple[Path, dict[str, str]]) -> None:
+def test_submit_through_slurm_to_completed(
+    sl_env: tuple[Path, dict[str, str]], expected_frames: Callable[[Path, int], np.ndarray]
+) -> None:
     run, env = sl_env
     job = submit(run, env)
     wait_gone(job)
     frac = stitched(run, env)
     assert len(frac) == 25
-    np.testing.assert_allclose(frac, expected(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
+    np.testing.assert_allclose(frac, expected_frames(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
     assert (run / "report" / "report.html").is_file()
     check = (
         "from cellsim.fw_launchpad import open_launchpad; lp = open_launchpad(); "
@@ -116,7 +108,9 @@ def test_submit_through_slurm_to_completed(sl_env: tuple[Path, dict[str, str]]) 
 
 
 @pytest.mark.slow
-def test_job_cancelled_mid_segment_then_resubmitted(sl_env: tuple[Path, dict[str, str]]) -> None:
+def test_job_cancelled_mid_segment_then_resubmitted(
+    sl_env: tuple[Path, dict[str, str]], expected_frames: Callable[[Path, int], np.ndarray]
+) -> None:
     run, env = sl_env
     job = submit(run, {**env, "FAKE_VASP_STEP_SECONDS": "0.3"})
     seg1 = run / "md" / "seg-001" / "XDATCAR"
@@ -133,4 +127,4 @@ def test_job_cancelled_mid_segment_then_resubmitted(sl_env: tuple[Path, dict[str
     wait_gone(job)
     frac = stitched(run, env)
     assert len(frac) == 25
-    np.testing.assert_allclose(frac, expected(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
+    np.testing.assert_allclose(frac, expected_frames(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +34,9 @@ def vasp_run(paper_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return run
 
 
-def expected_frames(poscar: Path, n: int) -> np.ndarray:
-    """The fake VASP's deterministic trajectory from the starting POSCAR."""
-    from pymatgen.io.vasp import Poscar
-
-    x = Poscar.from_file(poscar).structure.frac_coords.copy()
-    out = []
-    for k in range(n):
-        x = (x + (0.0005 * np.sin(0.1 * k + np.arange(len(x))))[:, None]) % 1.0
-        out.append(x.copy())
-    return np.array(out)
-
-
-def test_planted_errors_are_corrected_and_segments_chain(vasp_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_planted_errors_are_corrected_and_segments_chain(
+    vasp_run: Path, monkeypatch: pytest.MonkeyPatch, expected_frames: Callable[[Path, int], np.ndarray]
+) -> None:
     monkeypatch.setenv("FAKE_VASP_PLANT", "real_optlay,edddav")
     study = load_study(vasp_run / "study.yaml")
     log = run_md(vasp_run, study)
@@ -68,7 +59,7 @@ def test_planted_errors_are_corrected_and_segments_chain(vasp_run: Path, monkeyp
 
 
 def test_killed_segment_continues_without_lost_or_doubled_frames(
-    vasp_run: Path, monkeypatch: pytest.MonkeyPatch
+    vasp_run: Path, monkeypatch: pytest.MonkeyPatch, expected_frames: Callable[[Path, int], np.ndarray]
 ) -> None:
     study = load_study(vasp_run / "study.yaml")
     monkeypatch.setenv("FAKE_VASP_DIE_AFTER", "4")  # SIGKILL after 4 steps, like a node failure
