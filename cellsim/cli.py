@@ -132,15 +132,21 @@ def build(
 # --------------------------------------------------------------------------- inputs (VASP)
 
 
-def run_inputs(run_dir: Path, force: bool = False) -> Any:
-    """VASP NVT inputs for the first segment: RUN_DIR/md/seg-000/{INCAR, KPOINTS, POSCAR, POTCAR|POTCAR.spec}."""
+def _run_study(run_dir: Path) -> Any:
+    """The resolved study of a run directory, or an error that says how to make one."""
     from cellsim.errors import RunDirError
-    from cellsim.md.inputs import write_inputs
     from cellsim.study import load_study
 
     if not (run_dir / "study.yaml").is_file():
         raise RunDirError(f"{run_dir}/study.yaml: not a run directory; run `cellsim build STUDY -o {run_dir}` first")
-    return write_inputs(run_dir, load_study(run_dir / "study.yaml"), force=force)
+    return load_study(run_dir / "study.yaml")
+
+
+def run_inputs(run_dir: Path, force: bool = False) -> Any:
+    """VASP NVT inputs for the first segment: RUN_DIR/md/seg-000/{INCAR, KPOINTS, POSCAR, POTCAR|POTCAR.spec}."""
+    from cellsim.md.inputs import write_inputs
+
+    return write_inputs(run_dir, _run_study(run_dir), force=force)
 
 
 @app.command()
@@ -169,12 +175,9 @@ def inputs(
 def status(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """State of the MD segments: NSW, whole frames, custodian corrections, and the planned total."""
     from cellsim.md.engines.vasp import status as md_status
-    from cellsim.study import load_study
 
     try:
-        if not (run_dir / "study.yaml").is_file():
-            raise CellsimError(f"{run_dir}/study.yaml: not a run directory")
-        st = md_status(run_dir, load_study(run_dir / "study.yaml"))
+        st = md_status(run_dir, _run_study(run_dir))
     except CellsimError as exc:
         _fail(exc)
     t = Table(title=f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored")
@@ -212,11 +215,9 @@ def run_submit(
     qadapter: Path | None = None,
 ) -> dict[str, Any]:
     """Add the run's workflow to the LaunchPad (once) and launch it here or through a queue."""
-    from cellsim.errors import RunDirError
     from cellsim.fw_launchpad import open_launchpad
 
-    if not (run_dir / "study.yaml").is_file():
-        raise RunDirError(f"{run_dir}/study.yaml: not a run directory")
+    _run_study(run_dir)
     if engine == "vasp" and not (run_dir / "md" / "seg-000" / "INCAR").is_file():
         run_inputs(run_dir)
     lpad = open_launchpad(launchpad)
@@ -323,13 +324,9 @@ def run_engine(
     show_progress: bool = False,
 ) -> Any:
     """The embedded-engine MD stage on a built run directory (resumes where it stopped)."""
-    from cellsim.errors import RunDirError
     from cellsim.md.engines.mlip import EngineError, parse_time_ps, run_mlip
-    from cellsim.study import load_study
 
-    if not (run_dir / "study.yaml").is_file():
-        raise RunDirError(f"{run_dir}/study.yaml: not a run directory; run `cellsim build STUDY -o {run_dir}` first")
-    study = load_study(run_dir / "study.yaml")
+    study = _run_study(run_dir)
     if relax_steps is not None:
         study.md.relax_steps = relax_steps
     if steps is not None and time_text is not None:
@@ -391,9 +388,10 @@ def run(
 
 
 def _segment_files(run_dir: Path) -> list[Path]:
-    segs = sorted(p for p in (run_dir / "md").glob("seg-*") if p.is_dir())
+    from cellsim.md.engines.vasp import segments
+
     files = []
-    for seg in segs:
+    for seg in segments(run_dir):
         cands = [seg / n for n in ("XDATCAR", "XDATCAR.gz", "XDATCAR.bz2", "XDATCAR.xz")]
         found = [c for c in cands if c.is_file()]
         if found:
@@ -568,13 +566,9 @@ def _print_analysis(result: Any, paths: dict[str, Path], seconds: float) -> None
 
 def run_match(run_dir: Path, candidates: list[str] | None = None, use_mp: bool | None = None) -> Any:
     """The matching stage: analysis/products.csv, match.json, ref_rdf.npz."""
-    from cellsim.errors import RunDirError
     from cellsim.match import match_run, write_products
-    from cellsim.study import load_study
 
-    if not (run_dir / "study.yaml").is_file():
-        raise RunDirError(f"{run_dir}/study.yaml: not a run directory")
-    study = load_study(run_dir / "study.yaml")
+    study = _run_study(run_dir)
     if candidates:
         study.match.candidates = candidates
     if use_mp is not None:

@@ -101,19 +101,25 @@ def frame_interval(segment_dir: Path) -> float | None:
     return dt
 
 
-def frame_interval_from_incar(incar: Path) -> float | None:
-    """POTIM * NBLOCK (fs) from an INCAR, or None when POTIM is absent.
+def read_incar_tags(incar: Path) -> dict[str, str]:
+    """INCAR tags as raw strings (upper-case names), {} when the file is missing.
 
-    Two tags do not justify importing pymatgen.io.vasp (0.9 s measured here, python -X importtime).
+    A few tags do not justify importing pymatgen.io.vasp (0.9 s measured here, python -X importtime).
     """
-    if not incar.is_file():
-        return None
     tags: dict[str, str] = {}
+    if not incar.is_file():
+        return tags
     for raw in incar.read_text(errors="replace").splitlines():
         for part in re.split(r"[;]", re.split(r"[#!]", raw, maxsplit=1)[0]):
             if "=" in part:
                 k, v = part.split("=", 1)
                 tags[k.strip().upper()] = v.strip()
+    return tags
+
+
+def frame_interval_from_incar(incar: Path) -> float | None:
+    """POTIM * NBLOCK (fs) from an INCAR, or None when POTIM is absent."""
+    tags = read_incar_tags(incar)
     if "POTIM" not in tags:
         return None
     try:

@@ -217,16 +217,15 @@ def run_md(
 
 def status(run_dir: Path, study: Any) -> dict[str, Any]:
     """Frames and state of every segment, and how much of the planned MD exists."""
+    from cellsim.analysis.analyze import read_incar_tags
+
     rows = []
     total = 0
     for seg in segments(run_dir):
         frames = _whole_frames(seg)
         total += frames
-        nsw = None
-        if (seg / "INCAR").is_file():
-            for line in (seg / "INCAR").read_text().splitlines():
-                if line.strip().upper().startswith("NSW"):
-                    nsw = int(line.split("=")[1].split()[0])
+        nsw_text = read_incar_tags(seg / "INCAR").get("NSW")
+        nsw = int(nsw_text.split()[0]) if nsw_text else None
         corrections = 0
         if (seg / "custodian.json").is_file():
             log = json.loads((seg / "custodian.json").read_text())
