@@ -33,7 +33,7 @@ NBINS = round(RMAX / DR)
 
 
 def make_files() -> tuple[Path, Path]:
-    from cellsim.synthetic import jitter_frames, slab_model, xdatcar_text
+    from cellsim.testing import jitter_frames, slab_model, xdatcar_text
 
     OUT.mkdir(exist_ok=True)
     f10, f100 = OUT / "XDATCAR_10k", OUT / "XDATCAR_100k"

@@ -31,8 +31,8 @@ def main() -> None:
     from ase.md.velocitydistribution import Stationary
     from ase.units import fs
 
-    from cellsim.cli import run_build
     from cellsim.md.engines.mlip import make_calculator, run_mlip, set_threads
+    from cellsim.stages import build as run_build
     from cellsim.study import load_study
 
     tmp = Path(tempfile.mkdtemp())

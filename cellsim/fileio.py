@@ -44,3 +44,88 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# --------------------------------------------------------------------------- output sets and writers
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh hidden folder beside ``target`` in which a stage writes its whole output set."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+
+
+def recover_dir(target: Path) -> None:
+    """Undo a swap that a kill interrupted: with ``target`` gone, the previous set comes back."""
+    if target.exists():
+        for left in target.parent.glob(f".{target.name}.old-*"):
+            _rmtree(left)
+        return
+    old = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if old:
+        os.replace(old[-1], target)
+
+
+def replace_dir(staged: Path, target: Path) -> Path:
+    """Put a complete output set in place of ``target``: a reader sees the old set or the new one, never a mix.
+
+    Two renames; a kill between them leaves ``.NAME.old-*`` beside a missing ``target``, which
+    :func:`recover_dir` restores on the next run.
+    """
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old is not None:
+        _rmtree(old)
+    for left in target.parent.glob(f".{target.name}.partial-*"):
+        # staging folders of killed runs (ours was just renamed)
+        _rmtree(left)
+    return target
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class BusyError(Exception):
+    """Another process holds the lock of an output folder."""
+
+
+class WriterLock:
+    """An exclusive, non-blocking lock on ``path`` (a lock file), held for a ``with`` block.
+
+    Two cellsim processes writing the same folder are refused, never interleaved. The lock dies with
+    the process (flock), so a killed run leaves nothing to clean up.
+    """
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriterLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise BusyError(
+                f"{self.what}: another cellsim process (pid {holder}) is writing it; wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -28,11 +28,11 @@ class RunMDSegmentTask(FiretaskBase):
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
         from fireworks import Firework
 
-        from cellsim.study import load_study
+        from cellsim.rundir import RunDir
 
         run_dir = Path(self["run_dir"])
         engine = self.get("engine", "vasp")
-        study = load_study(run_dir / "study.yaml")
+        study = RunDir(run_dir).load_study()
         if engine == "vasp":
             from cellsim.md.engines.vasp import next_segment, run_segment
 
@@ -65,13 +65,12 @@ class AnalysisTask(FiretaskBase):
     required_params: ClassVar[list[str]] = ["run_dir"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        from cellsim.cli import run_analyze, run_match
-        from cellsim.report import make_report
+        from cellsim import stages
 
         run_dir = Path(self["run_dir"])
-        run_analyze(run_dir)
-        run_match(run_dir)
-        paths = make_report(run_dir)
+        stages.analyze(run_dir)
+        stages.match(run_dir)
+        paths = stages.report(run_dir)
         return FWAction(stored_data={"report": str(paths["html"])})
 
 
@@ -79,12 +78,12 @@ def md_workflow(run_dir: Path, engine: str = "vasp") -> Any:
     """The Workflow for ``run_dir``: MD segment Fireworks in a chain, then the analysis Firework."""
     from fireworks import Firework, Workflow
 
-    from cellsim.md.inputs import plan_segments
-    from cellsim.study import load_study
+    from cellsim.rundir import RunDir
 
     run_dir = run_dir.resolve()
-    study = load_study(run_dir / "study.yaml")
-    n = len(plan_segments(study)) if engine == "vasp" else 1
+    rd = RunDir(run_dir)
+    study = rd.load_study()
+    n = rd.plan().n_segments if engine == "vasp" else 1
     fws = [
         Firework(
             [RunMDSegmentTask(run_dir=str(run_dir), engine=engine, last=(k == n - 1))],

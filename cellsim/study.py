@@ -33,7 +33,8 @@ def _check_pair(pair: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are never a valid setting (a TEBEG = inf INCAR, NaN bond cutoffs)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SlabSpec(_Model):
@@ -128,10 +129,13 @@ class EngineSpec(_Model):
 class AnalysisSpec(_Model):
     """RDF and bond analysis of the trajectory."""
 
-    pairs: list[str] = Field(default_factory=lambda: ["In-S", "In-Cl", "P-S"])
-    window_ps: float = Field(0.5, gt=0)
-    rmax: float = Field(8.0, gt=0)
-    bin_width: float = Field(0.02, gt=0)
+    pairs: list[str] = Field(
+        default_factory=lambda: ["In-S", "In-Cl", "P-S"],
+        description="element pairs A-B; a trajectory lacking an element gets the pairs it has (docs/analysis.md)",
+    )
+    window_ps: float = Field(0.5, gt=0, description="RDF time window, ps")
+    rmax: float = Field(8.0, gt=0, le=30, description="largest r, A (30 A at most: first shells are the point)")
+    bin_width: float = Field(0.02, ge=0.001, le=1.0, description="r bin width, A")
     bond_cutoffs: dict[str, float] = Field(
         default_factory=lambda: {"In-S": 3.0, "In-Cl": 3.3, "P-S": 2.3},
         description="bond length cutoff per pair, A",
@@ -146,9 +150,19 @@ class AnalysisSpec(_Model):
     @field_validator("bond_cutoffs")
     @classmethod
     def _cutoffs(cls, v: dict[str, float]) -> dict[str, float]:
-        for pair in v:
+        for pair, c in v.items():
             _check_pair(pair)
+            if not (0 < c < 30):
+                raise ValueError(f"bond cutoff of {pair} must be between 0 and 30 A, got {c}")
         return v
+
+    @model_validator(mode="after")
+    def _bins(self) -> AnalysisSpec:
+        if self.rmax / self.bin_width > 20000:
+            raise ValueError(f"rmax / bin_width = {self.rmax / self.bin_width:.0f} bins; at most 20000")
+        if len(set(self.pairs)) != len(self.pairs):
+            raise ValueError(f"pairs listed twice: {self.pairs}")
+        return self
 
 
 class MatchSpec(_Model):
@@ -273,7 +287,9 @@ def load_study(path: str | Path) -> Study:
 
 def save_resolved(study: Study, run_dir: Path, force: bool = False) -> Path:
     """Write ``run_dir/study.yaml``; refuse to replace a different study unless ``force``."""
-    target = run_dir / "study.yaml"
+    from cellsim.rundir import RunDir
+
+    target = RunDir(run_dir).study_file
     text = study.to_yaml()
     if target.exists() and not force:
         existing = target.read_text(encoding="utf-8")

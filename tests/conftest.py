@@ -22,7 +22,7 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def paper_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The paper's interface, built once for the whole session through the CLI's build function."""
-    from cellsim.cli import run_build
+    from cellsim.stages import build as run_build
 
     run_dir = tmp_path_factory.mktemp("paper") / "run"
     run_build(str(REPO / "workflows" / "li6ps5cl_in.yaml"), run_dir)
@@ -44,3 +44,38 @@ def fake_vasp_frames(poscar: Path, n: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def expected_frames() -> Callable[[Path, int], np.ndarray]:
     return fake_vasp_frames
+
+
+def _git_status() -> str | None:
+    import subprocess
+
+    try:
+        r = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STATUS] = _git_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite must leave the working tree as it found it (no launcher_* folders, no outputs)."""
+    before = session.config.stash.get(_STATUS, None)
+    after = _git_status()
+    if before is None or after is None or before == after:
+        return
+    new = sorted(set(after.splitlines()) - set(before.splitlines()))
+    if new:
+        print("\nthe test suite changed the working tree:\n  " + "\n  ".join(new[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_STATUS = pytest.StashKey[str | None]()

@@ -12,7 +12,7 @@ import pytest
 from cellsim.analysis import _native
 from cellsim.analysis.analyze import AnalysisSettings, analyze, load_rdf
 from cellsim.analysis.rdf import image_range, normalise, pair_histogram
-from cellsim.synthetic import write_xdatcar
+from cellsim.testing import write_xdatcar
 
 TRICLINIC = np.array([[5.0, 0.0, 0.0], [1.3, 5.4, 0.0], [-0.9, 0.8, 6.1]])
 
@@ -155,10 +155,20 @@ def reacting_trajectory(tmp_path: Path, n_frames: int = 1000, react_at: int = 50
 
 
 def test_reaction_is_detected(tmp_path: Path) -> None:
-    from cellsim.cli import run_analyze
+    from cellsim.stages import analyze as run_analyze
 
     run = reacting_trajectory(tmp_path)
-    res, paths = run_analyze(run, pairs=["In-S", "P-S"], window_ps=0.5, rmax=8.0, cutoffs={"In-S": 3.0, "P-S": 2.3})
+    res = run_analyze(run, pairs=["In-S", "P-S"], window_ps=0.5, rmax=8.0, cutoffs={"In-S": 3.0, "P-S": 2.3})
+    assert res.out_dir is not None
+    paths = {
+        k: res.out_dir / n
+        for k, n in (
+            ("peaks_json", "peaks.json"),
+            ("rdf_csv", "rdf.csv"),
+            ("bonds_csv", "bonds.csv"),
+            ("rdf_npz", "rdf.npz"),
+        )
+    }
     assert res.settings.dt_fs == 2.0  # from the INCAR
     peaks = json.loads(paths["peaks_json"].read_text())
     ins = peaks["pairs"]["In-S"]

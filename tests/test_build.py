@@ -11,9 +11,13 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from cellsim.build import build_interface
-from cellsim.cli import run_build
 from cellsim.errors import BuildError, PhaseNotFoundError, StructureReadError
+from cellsim.stages import build
 from cellsim.study import InterfaceSpec, SlabSpec
+
+
+def run_build(study: str, run_dir: Path) -> dict:
+    return build(study, run_dir).report
 
 
 def _check_model(poscar: Path, electrolyte_ratio: dict[str, int], metal_elements: set[str]) -> None:

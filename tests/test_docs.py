@@ -35,3 +35,36 @@ def test_readme_opens_with_the_two_commands(repo: Path) -> None:
     first_block = text.split("```")[1]
     assert "make demo" in first_block and "make test" in first_block
     assert "make test" in (repo / ".ci" / "run").read_text()
+
+
+def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
+    from cellsim import products
+    from cellsim.analysis import environments
+    from cellsim.study import MatchSpec
+
+    text = (repo / "docs" / "matching.md").read_text()
+    spec = MatchSpec()
+    for name in (
+        "late_fraction",
+        "min_new",
+        "min_new_fraction",
+        "position_tolerance",
+        "threshold",
+        "energy_above_hull",
+    ):
+        assert f"`match.{name}` ({getattr(spec, name):g}" in text, name
+    assert f"{products.BOOTSTRAP} bootstrap" in text
+    assert f"low end >= {products.FORMED_LOWER:g} x threshold" in text
+    assert f"score >= {products.POSSIBLE_FRACTION:g} x threshold" in text
+    assert f"agreement >= {products.ENV_AGREE:g}" in text
+    assert f"first {round(100 * products.EARLY_FRACTION)} %" in text
+    assert f"up to {environments.MAX_SAMPLES} evenly" in text
+
+
+def test_study_doc_lists_every_section(repo: Path) -> None:
+    from cellsim.study import Study
+
+    text = (repo / "docs" / "study.md").read_text()
+    for section in Study.model_fields:
+        if section not in ("name", "description"):
+            assert f"| `{section}` |" in text, section

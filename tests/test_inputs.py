@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 
-from cellsim.cli import run_inputs
 from cellsim.md.inputs import InputsError, incar_settings, plan_segments
+from cellsim.stages import inputs as run_inputs
 from cellsim.study import load_study, parse_study
 
 

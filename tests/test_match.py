@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.cli import run_analyze, run_match
-from cellsim.synthetic import reaction_run
+from cellsim.stages import analyze as run_analyze
+from cellsim.stages import match as run_match
+from cellsim.testing import reaction_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mp_double import MPDouble
@@ -51,9 +52,12 @@ def test_in_s_and_in_cl_products(tmp_path: Path) -> None:
         "space_group",
         "source",
         "md_peak_r",
-        "ref_peak_r",
+        "ref_shell_r",
         "delta_r",
         "score",
+        "score_lo",
+        "score_hi",
+        "verdict",
         "rank",
     }
     top_ins = next(r for r in rows if r["pair"] == "In-S" and r["rank"] == "1")
@@ -83,15 +87,15 @@ def test_phase_explaining_two_pairs_ranks_first(tmp_path: Path) -> None:
     )
     s.to(filename=str(tmp_path / "InSCl_model.cif"))
     result = run_match(run, candidates=["InS", "InCl", str(tmp_path / "InSCl_model.cif")])
-    assert result.overall[0]["candidate"] == "InSCl_model"
-    assert set(result.overall[0]["pairs_matched"]) == {"In-S", "In-Cl"}
+    assert result.candidates[0].candidate == "InSCl_model"
+    assert set(result.candidates[0].pairs_matched) == {"In-S", "In-Cl"}
 
 
 def test_nothing_reacts_nothing_matches(tmp_path: Path) -> None:
     run = _prepared(tmp_path, "inert", inert=True)
     result = run_match(run)
     assert all(m.score < result.threshold for m in result.rows)
-    assert all(o["score"] < result.threshold for o in result.overall)
+    assert all(c.verdict == "not seen" for c in result.candidates)
     assert any("nothing reacted" in n for n in result.notes)
     assert all(r["md_peak_r"] == "" for r in _rows(run) if r["pair"] != "overall")
 
@@ -149,8 +153,8 @@ def test_mp_unreachable_gives_one_clear_message(tmp_path: Path, monkeypatch: pyt
 
 
 def test_match_needs_analysis(tmp_path: Path) -> None:
-    from cellsim.errors import RunDirError
+    from cellsim.errors import CellsimError
 
     run = reaction_run(tmp_path / "r", n_frames=10, react_at=None)
-    with pytest.raises(RunDirError, match=r"no analysis yet; run `cellsim analyze"):
+    with pytest.raises(CellsimError, match=r"no analysis here; run `cellsim analyze"):
         run_match(run)

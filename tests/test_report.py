@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.cli import run_analyze, run_match
-from cellsim.report import make_report
-from cellsim.synthetic import reaction_run
+from cellsim.stages import analyze as run_analyze
+from cellsim.stages import match as run_match
+from cellsim.stages import report as make_report
+from cellsim.testing import reaction_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -41,12 +42,15 @@ def test_report_files(reported: Path) -> None:
     srcs = re.findall(r"""src=['"]([^'"]+)['"]""", html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"""(href|src)=['"](https?:|//)""", html)
-    for text in ("Bonds and new RDF peaks", "Candidate products", "InCl", "first above as built (ps)"):
+    for text in ("Answer", "Bonds and RDF peaks", "Candidate products", "InCl", "formed from", "Local environments"):
         assert text in html
+    # the answer opens the report: products formed, with their score and interval
+    assert html.index("<h2>Answer</h2>") < html.index("<h2>Candidate products</h2>")
+    assert re.search(r"products formed</td><td>[^<]*InCl \(Cmcm\) \d\.\d\d \[\d\.\d\d-\d\.\d\d\]", html)
     md = (rep / "report.md").read_text()
     for name in ("rdf_InS.png", "bonds.png", "match_InCl.png"):
         assert f"]({name})" in md
-    assert "| In-Cl | 1 | InCl |" in md
+    assert re.search(r"\| InCl \| InCl \| Cmcm \| formed \| In-Cl \|", md)
 
 
 @pytest.mark.slow

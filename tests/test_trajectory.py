@@ -5,16 +5,18 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cellsim.analysis import _native
-from cellsim.synthetic import xdatcar_text
+from cellsim.testing import xdatcar_text
 from cellsim.trajectory import (
     TrajectoryError,
     TruncatedTrajectoryWarning,
+    WrappedCoordinatesWarning,
     iter_frames,
     iter_segments,
     read_header,
@@ -51,6 +53,7 @@ def test_vasp5_roundtrip(tmp_path: Path, backend: str) -> None:
 
 
 def test_agrees_with_pymatgen_and_ase(tmp_path: Path) -> None:
+    from ase import Atoms
     from ase.io import read as ase_read
     from pymatgen.io.vasp import Xdatcar
 
@@ -62,8 +65,10 @@ def test_agrees_with_pymatgen_and_ase(tmp_path: Path) -> None:
     ase_frames = ase_read(p, index=":", format="vasp-xdatcar")
     assert len(pmg) == len(ase_frames) == len(frac)
     for k in range(len(frac)):
+        atoms = ase_frames[k]
+        assert isinstance(atoms, Atoms)
         np.testing.assert_allclose(frac[k], pmg[k].frac_coords % 1.0, atol=1e-12)
-        np.testing.assert_allclose(frac[k], ase_frames[k].get_scaled_positions(wrap=True), atol=1e-12)
+        np.testing.assert_allclose(frac[k], atoms.get_scaled_positions(wrap=True), atol=1e-12)
 
 
 def test_vasp4_header_species_from_title_or_argument(tmp_path: Path, backend: str) -> None:
@@ -102,7 +107,8 @@ def test_quirks_no_leading_blanks_run_together_crlf(tmp_path: Path, backend: str
     )
     p = tmp_path / "XDATCAR"
     p.write_bytes(text.replace("\n", "\r\n").encode())
-    _, frac, _ = read_trajectory(p)
+    with pytest.warns(WrappedCoordinatesWarning, match=r"from -0.6327 to 0.9 in frames 1-2"):
+        _, frac, _ = read_trajectory(p)
     assert frac.shape == (2, 3, 3)
     np.testing.assert_allclose(frac[0, 1], [-0.63265286 % 1, -0.11227753 % 1, 0.5], atol=1e-12)
     np.testing.assert_allclose(frac[0, 2], [0.1, 0.25, 0.75], atol=1e-15)
@@ -208,3 +214,134 @@ def test_segments_stitch_without_duplicates(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TrajectoryError, match=r"no such trajectory file"):
         read_header(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- validation rules (issue 16)
+
+
+def _text(n: int = 3, **kw: object) -> str:
+    return xdatcar_text(SYMS, COUNTS, LAT, _frames(n), **kw)  # type: ignore[arg-type]
+
+
+def test_configuration_numbers_count_per_file(tmp_path: Path, backend: str) -> None:
+    p = tmp_path / "XDATCAR"
+    # a writer numbering MD steps (NBLOCK 10), or no numbers at all: read
+    text = _text(4)
+    for k in range(4, 0, -1):
+        text = text.replace(f"configuration={k:6d}", f"configuration={10 * k:6d}")
+    p.write_text(text)
+    assert len(read_trajectory(p)[1]) == 4
+    p.write_text("".join("Direct\n" if ln.startswith("Direct") else ln for ln in _text(4).splitlines(keepends=True)))
+    assert len(read_trajectory(p)[1]) == 4
+    # counting from 0, or a number missing among numbered frames: refused at the line
+    p.write_text(_text(2, start=0))
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:8: expected configuration number 1 \(or the MD step\)"):
+        read_trajectory(p)
+    p.write_text(_text(3).replace("configuration=     2", "configuration="))
+    with pytest.raises(
+        TrajectoryError, match=r"XDATCAR:15: expected configuration number 2 .*got 'Direct configuration='"
+    ):
+        read_trajectory(p)
+
+
+def test_coordinates_wrapped_with_one_warning_absurd_refused(tmp_path: Path, backend: str) -> None:
+    fr = _frames(3)
+    shifted = fr.copy()
+    shifted[0, 0, 0] += 1.0  # 1.x: one cell away, wrapped
+    shifted[2, 1, 2] -= 1.0
+    p = tmp_path / "XDATCAR"
+    p.write_text(xdatcar_text(SYMS, COUNTS, LAT, shifted))
+    with pytest.warns(WrappedCoordinatesWarning, match=r"outside \[0, 1\].*were wrapped") as rec:
+        _, frac, _ = read_trajectory(p)
+    assert len([w for w in rec if w.category is WrappedCoordinatesWarning]) == 1
+    np.testing.assert_allclose(frac, fr, atol=1e-8)
+    shifted[1, 3, 1] = 7.5
+    p.write_text(xdatcar_text(SYMS, COUNTS, LAT, shifted))
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:19: expected fractional coordinates within one cell"):
+        read_trajectory(p)
+
+
+def test_cartesian_coordinates_are_scaled_like_the_lattice(tmp_path: Path, backend: str) -> None:
+    fr = _frames(2)
+    half = LAT / 2.0
+    lines = ["cart\n", "   2.0\n", *(f" {a:.10f} {b:.10f} {c:.10f}\n" for a, b, c in half), " In S Cl\n", " 2 3 1\n"]
+    for k, f in enumerate(fr):
+        lines.append(f"Cartesian configuration= {k + 1}\n")
+        lines += [f" {x:.10f} {y:.10f} {z:.10f}\n" for x, y, z in f @ half]
+    p = tmp_path / "XDATCAR"
+    p.write_text("".join(lines))
+    hdr, frac, cells = read_trajectory(p)
+    assert hdr.cartesian and hdr.scale == 2.0
+    np.testing.assert_allclose(cells[0], LAT, atol=1e-9)
+    np.testing.assert_allclose(frac, fr, atol=1e-9)
+
+
+def test_per_frame_cells_are_validated(tmp_path: Path, backend: str) -> None:
+    cells = np.array([LAT * (1 + 0.01 * k) for k in range(3)])
+    p = tmp_path / "XDATCAR"
+    text = xdatcar_text(SYMS, COUNTS, LAT, _frames(3), cells=cells)
+    second = text.index("     2     3     1", text.index("Direct"))
+    p.write_text(text[:second] + "     2     4     1" + text[second + 18 :])
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:15: expected the cell block of a frame with the first frame's"):
+        read_trajectory(p)
+    cells[2, 2] = cells[2, 0] + cells[2, 1]  # coplanar third cell
+    p.write_text(xdatcar_text(SYMS, COUNTS, LAT, _frames(3), cells=cells))
+    blocks = []
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:31: expected three independent lattice vectors"):
+        for block in iter_frames(p, block_frames=1):
+            blocks.append(block)
+    assert len(blocks) == 2
+
+
+def test_line_longer_than_the_limit_refused(tmp_path: Path, backend: str) -> None:
+    p = tmp_path / "XDATCAR"
+    lines = _text(2).splitlines(keepends=True)
+    lines[10] = "  0.1" + " " * 5000 + "0.2 0.3\n"
+    p.write_text("".join(lines))
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:11: expected a line of at most 4096 bytes"):
+        read_trajectory(p)
+    p.write_text(_text(1) + "9" * 200_000)  # no line end at all: refused, not buffered without bound
+    with pytest.raises(TrajectoryError, match=r"XDATCAR:15: expected a line of at most 4096 bytes"):
+        read_trajectory(p)
+
+
+def test_chunk_boundaries_crlf_and_trailing_blanks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRLF split between chunks and blank lines at a chunk's end are read like anywhere else."""
+    import cellsim.trajectory as tr
+
+    fr = _frames(12)
+    text = xdatcar_text(SYMS, COUNTS, LAT, fr).replace("\n", "\r\n") + "\r\n\r\n"
+    p = tmp_path / "XDATCAR"
+    p.write_bytes(text.encode())
+    for chunk in (97, 256, 1000, len(text) - 2, len(text) - 4):
+        monkeypatch.setattr(tr, "CHUNK_BYTES", chunk)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _, frac, _ = read_trajectory(p)
+        np.testing.assert_allclose(frac, fr, atol=1e-8)
+
+
+def test_concatenated_gzip_members_read_whole(tmp_path: Path) -> None:
+    fr = _frames(6)
+    text = xdatcar_text(SYMS, COUNTS, LAT, fr)
+    cut = text.index("Direct configuration=     4")
+    p = tmp_path / "XDATCAR.gz"
+    p.write_bytes(gzip.compress(text[:cut].encode()) + gzip.compress(text[cut:].encode()) + b"\0" * 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, frac, _ = read_trajectory(p)
+    np.testing.assert_allclose(frac, fr, atol=1e-8)
+
+
+def test_unreadable_file_is_a_trajectory_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cellsim.trajectory as tr
+
+    p = tmp_path / "XDATCAR"
+    p.write_text(_text(1))
+
+    def denied(self: object, path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(tr._Source, "__init__", denied)
+    with pytest.raises(TrajectoryError, match=r"XDATCAR: cannot read the trajectory \(Permission denied\)"):
+        read_header(p)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellsim.cli import run_inputs
 from cellsim.md.engines.vasp import VaspRunError, run_md, status, stitch
+from cellsim.stages import inputs as run_inputs
 from cellsim.study import load_study
 from cellsim.trajectory import read_trajectory
 

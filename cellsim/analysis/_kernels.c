@@ -50,7 +50,7 @@ static const char *parse_num(const char *p, const char *e, double *out) {
             q++;
         }
         while (q < e && *q >= '0' && *q <= '9') {
-            ex = ex * 10 + (*q - '0');
+            if (ex < 100000) ex = ex * 10 + (*q - '0'); /* saturate: no signed overflow on long exponents */
             q++;
             end++;
         }
@@ -60,8 +60,11 @@ static const char *parse_num(const char *p, const char *e, double *out) {
     }
     int e10 = ex + extra_exp - frac;
     double v = (double)mant;
-    /* exact for mant < 2^53 and |e10| <= 22: one correctly rounded operation, as strtod */
-    if (e10 < 0) {
+    /* exact for mant < 2^53 and |e10| <= 22: one correctly rounded operation, as strtod; a zero mantissa
+     * stays zero (0 * pow(10, 999) would be NaN) */
+    if (mant == 0) {
+        v = 0.0;
+    } else if (e10 < 0) {
         if (-e10 <= 22) v /= POW10[-e10];
         else v *= pow(10.0, (double)e10);
     } else if (e10 > 0) {
@@ -87,77 +90,112 @@ static inline double wrap_unit(double d) { return d - ((double)(int)(d + 1.5) - 
 
 static inline int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
-/* End of the line starting at p: index of '\n', or e when at_eof, or NULL when the line is incomplete. */
-static const char *line_end(const char *p, const char *e, int at_eof) {
-    const char *nl = memchr(p, '\n', (size_t)(e - p));
-    if (nl) return nl;
-    return at_eof && p < e ? e : NULL;
+/* Longest line accepted in the body: bounds the memory a file without line ends can make the reader hold. */
+#define MAX_LINE 4096
+
+/* The line starting at p: 0 and *le at its '\n'; 1 when it has no '\n' yet (a line is whole only with its
+ * line end, so a cut-off last line never counts); 2 when it is longer than MAX_LINE. */
+static int next_line(const char *p, const char *e, const char **le) {
+    size_t avail = (size_t)(e - p);
+    const char *nl = memchr(p, '\n', avail < MAX_LINE + 1 ? avail : MAX_LINE + 1);
+    if (nl) {
+        *le = nl;
+        return 0;
+    }
+    return avail > MAX_LINE ? 2 : 1;
 }
 
-/* Parse three numbers from [p, le); 0 on success. */
+/* Exactly three finite numbers in [p, le): 0; 2 when the line has another form (extra or missing tokens, so
+ * a corrupted byte cannot shift columns silently); 3 when a number is infinite (1e400, 0.6D64104). */
 static int parse_xyz(const char *p, const char *le, double *xyz) {
     for (int k = 0; k < 3; k++) {
         while (p < le && is_blank(*p)) p++;
         const char *q = parse_num(p, le, &xyz[k]);
-        if (!q) return -1;
+        if (!q) return 2;
         p = q;
         /* a number must be followed by a blank, a sign (run-together field) or the line end */
-        if (p < le && !is_blank(*p) && *p != '-' && *p != '+') return -1;
+        if (p < le && !is_blank(*p) && *p != '-' && *p != '+') return 2;
     }
+    while (p < le && is_blank(*p)) p++;
+    if (p != le) return 2;
+    for (int k = 0; k < 3; k++)
+        if (!isfinite(xyz[k])) return 3;
     return 0;
 }
 
+/* The number after '=' of a configuration line: >= 0; -1 without '='; -2 when '=' is not followed by one
+ * integer (of at most 18 digits) and blanks only. */
+static long config_number(const char *q, const char *le) {
+    const char *eq = memchr(q, '=', (size_t)(le - q));
+    if (!eq) return -1;
+    const char *r = eq + 1;
+    while (r < le && is_blank(*r)) r++;
+    long v = 0;
+    int nd = 0;
+    while (r < le && *r >= '0' && *r <= '9') {
+        if (nd < 18) v = v * 10 + (*r - '0');
+        nd++;
+        r++;
+    }
+    while (r < le && is_blank(*r)) r++;
+    if (nd == 0 || nd > 18 || r != le) return -2;
+    return v;
+}
+
 /*
- * Parse up to max_frames frames from buf[pos:len]. A frame is one separator line (e.g.
- * "Direct configuration=     5"; its first non-blank character must not start a number) followed by
- * natoms lines of three numbers. With header_lines > 0, that many lines (a per-frame cell block) precede
- * the separator and are skipped here (the caller reads them).
- * Returns the number of whole frames written to out (max_frames*natoms*3 doubles). *consumed is the
- * offset after the last whole frame. On a malformed line, *err_offset is its start and *err_kind is
- * 1 (separator expected) or 2 (three numbers expected); otherwise *err_offset = -1.
+ * Parse up to max_frames frames from buf[pos:len]. A frame is one configuration line (e.g.
+ * "Direct configuration=     5": not blank, its first non-blank character does not start a number)
+ * followed by natoms lines of exactly three finite numbers, every line ended by '\n'.
+ * Returns the number of whole frames written to out (max_frames*natoms*3 doubles) and their configuration
+ * numbers to config (see config_number). *consumed is the offset after the last whole frame. On a malformed
+ * line, *err_offset is its start and *err_kind is 1 (configuration line expected), 2 (three numbers
+ * expected), 3 (a number is not finite) or 4 (line longer than MAX_LINE); otherwise *err_offset = -1.
  */
-long parse_frames(const char *buf, long len, long pos, long natoms, long max_frames, int at_eof, long header_lines,
-                  double *out, long *consumed, long *err_offset, int *err_kind) {
+long parse_frames(const char *buf, long len, long pos, long natoms, long max_frames, double *out, long *config,
+                  long *consumed, long *err_offset, int *err_kind) {
     const char *e = buf + len;
     const char *p = buf + pos;
+    const char *le;
     long nf = 0;
+    int st;
     *err_offset = -1;
     *err_kind = 0;
     *consumed = pos;
     while (nf < max_frames && p < e) {
-        const char *start = p;
-        for (long h = 0; h < header_lines; h++) {
-            const char *le = line_end(p, e, at_eof);
-            if (!le) return nf;
-            p = le + 1;
-        }
-        const char *le = line_end(p, e, at_eof);
-        if (!le) return nf;
+        st = next_line(p, e, &le);
+        if (st == 1) return nf;
+        if (st == 2) goto fail4;
         const char *q = p;
         while (q < le && is_blank(*q)) q++;
-        if (q < le && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '+' || *q == '.')) {
+        if (q == le || (*q >= '0' && *q <= '9') || *q == '-' || *q == '+' || *q == '.') {
             *err_offset = (long)(p - buf);
             *err_kind = 1;
             return nf;
         }
+        long cfg = config_number(q, le);
         p = le + 1;
         double *dst = out + nf * natoms * 3;
         for (long a = 0; a < natoms; a++) {
             if (p >= e) return nf;
-            le = line_end(p, e, at_eof);
-            if (!le) return nf;
-            if (parse_xyz(p, le, dst + 3 * a) != 0) {
+            st = next_line(p, e, &le);
+            if (st == 1) return nf;
+            if (st == 2) goto fail4;
+            int bad = parse_xyz(p, le, dst + 3 * a);
+            if (bad) {
                 *err_offset = (long)(p - buf);
-                *err_kind = 2;
+                *err_kind = bad;
                 return nf;
             }
             p = le + 1;
         }
+        config[nf] = cfg;
         nf++;
-        if (p > e) p = e;
         *consumed = (long)(p - buf);
-        (void)start;
     }
+    return nf;
+fail4:
+    *err_offset = (long)(p - buf);
+    *err_kind = 4;
     return nf;
 }
 

@@ -15,29 +15,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from cellsim.analysis.peaks import bond_events, new_peaks, window_peaks
+from cellsim.analysis.environments import Environments
+from cellsim.analysis.peaks import bond_events, departure_time, new_peaks, window_peaks
 from cellsim.analysis.rdf import block_images, normalise, occupied_fraction, pair_histogram
 from cellsim.errors import CellsimError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from cellsim.trajectory import iter_segments
+from cellsim.study import AnalysisSpec
+from cellsim.trajectory import FrameBlock
 
 
 class AnalysisError(CellsimError):
     """Analysis settings do not fit the trajectory."""
 
 
-@dataclass
-class AnalysisSettings:
-    """What to compute. ``dt_fs`` is the time between stored frames (POTIM * NBLOCK)."""
+class AnalysisSettings(AnalysisSpec):
+    """The study's analysis section plus the time between stored frames (``dt_fs`` = POTIM * NBLOCK).
 
-    pairs: list[str]
-    dt_fs: float
-    window_ps: float = 0.5
-    rmax: float = 8.0
-    bin_width: float = 0.02
-    bond_cutoffs: dict[str, float] = field(default_factory=dict)
-    normalisation: str = "cell"
+    One model for the API, the CLI and the study: the defaults are :class:`cellsim.study.AnalysisSpec`'s.
+    """
+
+    dt_fs: float = Field(gt=0, le=1000, description="fs between stored frames")
 
     @property
     def frames_per_window(self) -> int:
@@ -50,6 +49,8 @@ class AnalysisSettings:
 
 @dataclass
 class AnalysisResult:
+    """Everything the analysis stage computed; :meth:`save` and :meth:`load` round-trip it through a folder."""
+
     settings: AnalysisSettings
     sources: list[str]
     element_counts: dict[str, int]
@@ -64,9 +65,19 @@ class AnalysisResult:
     g: dict[str, np.ndarray] = field(default_factory=dict)
     n_per_atom: dict[str, np.ndarray] = field(default_factory=dict)
     cn: dict[str, np.ndarray] = field(default_factory=dict)
-    # n_per_atom of the as-built structure (interface/POSCAR), the baseline for "new" peaks and bonds
+    # n_per_atom of the as-built structure (interface/POSCAR): shown for reference, not the baseline of "new"
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     baseline_bonds: dict[str, int] = field(default_factory=dict)
+    species: list[str] = field(default_factory=list)
+    first_frame: tuple[np.ndarray, np.ndarray] | None = None  # (frac, cell)
+    last_frame: tuple[np.ndarray, np.ndarray] | None = None
+    environments: Environments | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    diagnostics: Any = None
+    out_dir: Path | None = None
+    # replicas pooled into this result: per-replica bond counts (replicas x frames) by pair
+    replica_bonds: dict[str, np.ndarray] = field(default_factory=dict)
+    replicas: int = 1  # histograms hold this many replicas' frames per window
 
     @property
     def t_start(self) -> np.ndarray:
@@ -80,6 +91,52 @@ class AnalysisResult:
     @property
     def frame_times(self) -> np.ndarray:
         return (np.arange(self.n_frames) + 1) * self.settings.dt_fs / 1000.0
+
+    @property
+    def temperature_K(self) -> float:
+        return float(self.info.get("temperature_K", 300.0))
+
+    def to_dataframe(self) -> Any:
+        """The rdf.csv table (pair, window, t_start_ps, t_end_ps, r, g, n_per_atom, cn) as a pandas DataFrame."""
+        import pandas as pd
+
+        frames = []
+        nw, nb = len(self.window_frames), len(self.r)
+        for p in self.settings.pairs:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "pair": p,
+                        "window": np.repeat(np.arange(nw), nb),
+                        "t_start_ps": np.repeat(self.t_start, nb),
+                        "t_end_ps": np.repeat(self.t_end, nb),
+                        "r": np.tile(self.r, nw),
+                        "g": self.g[p].ravel(),
+                        "n_per_atom": self.n_per_atom[p].ravel(),
+                        "cn": self.cn[p].ravel(),
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def bonds_dataframe(self) -> Any:
+        """The bonds.csv table (time_ps, pair, count) as a pandas DataFrame."""
+        import pandas as pd
+
+        t = self.frame_times
+        return pd.concat(
+            [pd.DataFrame({"time_ps": t, "pair": p, "count": self.bonds[p]}) for p in self.settings.pairs],
+            ignore_index=True,
+        )
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write the analysis folder (all files, swapped in at once; see :func:`write_outputs`)."""
+        return write_outputs(self, Path(out_dir))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AnalysisResult:
+        """Read an analysis folder written by :meth:`save` (``cellsim analyze``)."""
+        return load_analysis(Path(folder))
 
 
 def default_cutoff(pair: str) -> float:
@@ -137,14 +194,17 @@ def analyze(
     settings: AnalysisSettings,
     species: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    observers: list[Callable[[list[str], FrameBlock], None]] | None = None,
 ) -> AnalysisResult:
-    """Stream the segments in ``paths`` (in order) and compute everything ``settings`` asks for.
+    """Stream the trajectory files in ``paths`` (in order, any format of :mod:`cellsim.analysis.sources`).
 
     Memory: one block of frames plus one histogram per pair and window; never the whole trajectory.
+    ``observers`` get every block too (diagnostics), with the per-atom species.
     """
+    from cellsim.analysis.environments import EnvironmentAccumulator
+    from cellsim.analysis.sources import SegmentInfo, iter_trajectory
+
     s = settings
-    if s.rmax <= 0 or s.bin_width <= 0 or s.nbins < 1:
-        raise AnalysisError(f"rmax ({s.rmax}) and bin width ({s.bin_width}) must be positive, rmax > bin width")
     fpw = s.frames_per_window
     nb = s.nbins
     hist: dict[str, list[np.ndarray]] = {p: [] for p in s.pairs}
@@ -152,18 +212,22 @@ def analyze(
     window_frames: list[int] = []
     vol_sum: list[float] = []
     occ_sum: list[float] = []
-    cutoffs = {p: s.bond_cutoffs.get(p, s.bond_cutoffs.get("-".join(reversed(p.split("-"))), 0.0)) for p in s.pairs}
+    cutoffs = bond_cutoffs(s)
     for p, c in cutoffs.items():
-        if c <= 0:
-            cutoffs[p] = default_cutoff(p)
-        if cutoffs[p] > s.rmax:
-            raise AnalysisError(f"bond cutoff of {p} ({cutoffs[p]} A) exceeds rmax ({s.rmax} A); raise rmax")
+        if c > s.rmax:
+            raise AnalysisError(f"bond cutoff of {p} ({c} A) exceeds rmax ({s.rmax} A); raise rmax")
     index_cache: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
     element_counts: dict[str, int] = {}
+    sym_list: list[str] = []
+    segments: list[SegmentInfo] = []
+    env: EnvironmentAccumulator | None = None
+    first: tuple[np.ndarray, np.ndarray] | None = None
+    last: tuple[np.ndarray, np.ndarray] | None = None
     n_frames = 0
-    for hdr, block in iter_segments(paths, species=species):
+    for hdr, block in iter_trajectory(paths, species, segments):
         if not index_cache:
-            sym = np.array(hdr.species)
+            sym_list = list(hdr.species)
+            sym = np.array(sym_list)
             element_counts = {el: int(c) for el, c in zip(hdr.symbols, hdr.counts, strict=True)}
             for p in s.pairs:
                 a, b = p.split("-")
@@ -175,6 +239,8 @@ def analyze(
                         f"(elements there: {', '.join(hdr.symbols)}); elements match exactly"
                     )
                 index_cache[p] = (ia, ib, a == b)
+            env = EnvironmentAccumulator(sym_list, {**s.bond_cutoffs, **cutoffs}, s.dt_fs)
+            first = (block.frac[0].copy(), block.cells[0].copy())
         # split the block at window boundaries
         k0 = 0
         while k0 < len(block):
@@ -199,6 +265,11 @@ def analyze(
                 pair_histogram(frac, cells, ia, ib, same, s.rmax, s.bin_width, cutoffs[p], hist[p][w], counts, images)
                 bonds[p].append(counts)
             k0 = k1
+        assert env is not None
+        env.update(block.frac, block.cells, block.start)
+        for obs in observers or []:
+            obs(sym_list, block)
+        last = (block.frac[-1].copy(), block.cells[-1].copy())
         n_frames += len(block)
         if progress is not None:
             progress(n_frames)
@@ -217,20 +288,49 @@ def analyze(
         hist={p: np.array(h) for p, h in hist.items()},
         bonds={p: np.concatenate(b) for p, b in bonds.items()},
         cutoffs=cutoffs,
+        species=sym_list,
+        first_frame=first,
+        last_frame=last,
+        environments=env.finish() if env is not None else None,
     )
+    res.info["segments"] = [vars(x) for x in segments]
+    if env is not None and env.skipped_reason:
+        res.info.setdefault("notes", []).append(env.skipped_reason)
+    compute_g(res)
+    return res
+
+
+def bond_cutoffs(s: AnalysisSpec) -> dict[str, float]:
+    """Bond cutoff of every analysed pair: the settings' (either order), else :func:`default_cutoff`."""
+    out = {}
+    for p in s.pairs:
+        c = s.bond_cutoffs.get(p, s.bond_cutoffs.get("-".join(reversed(p.split("-"))), 0.0))
+        out[p] = c if c > 0 else default_cutoff(p)
+    return out
+
+
+def compute_g(res: AnalysisResult) -> None:
+    """g(r), n_per_atom and cn of every pair and window from the raw histograms."""
+    s = res.settings
+    wf = res.window_frames
     volume = res.occupied_volume if s.normalisation == "occupied" else res.volume
     for p in s.pairs:
         a, b = p.split("-")
         g, n, cn = [], [], []
         for w in range(len(wf)):
             gw, nw, cw = normalise(
-                res.hist[p][w], int(wf[w]), element_counts[a], element_counts[b], a == b, float(volume[w]), s.bin_width
+                res.hist[p][w],
+                int(wf[w]) * res.replicas,
+                res.element_counts[a],
+                res.element_counts[b],
+                a == b,
+                float(volume[w]),
+                s.bin_width,
             )
             g.append(gw)
             n.append(nw)
             cn.append(cw)
         res.g[p], res.n_per_atom[p], res.cn[p] = np.array(g), np.array(n), np.array(cn)
-    return res
 
 
 def add_baseline(res: AnalysisResult, poscar: Path) -> None:
@@ -276,6 +376,9 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
             "new_peaks": "peaks of the last window whose +/-0.2 A neighbourhood holds < 50 % as many neighbours "
             "(n_per_atom) in the first window; also listed per window against the first",
             "first_formation_ps": "first frame with a bond (d < cutoff) when the first frame has none",
+            "formation_ps": "first time the bond count's running mean leaves its starting baseline upwards by more "
+            "than max(3 sd, 2 bonds, 10 %) for as long as the running mean's width (peaks.departure_time)",
+            "break_ps": "the same, downwards (bonds break)",
             "first_above_as_built_ps": "first frame with more bonds than the as-built interface (run directories)",
         },
         "pairs": {},
@@ -304,6 +407,7 @@ def peaks_report(res: AnalysisResult) -> dict[str, Any]:
             else []
         )
         events = bond_events(times, res.bonds[p])
+        events.update(departure_time(times, res.bonds[p], baseline_frames(res)))
         if p in res.baseline_bonds:
             built = res.baseline_bonds[p]
             events["as_built"] = built
@@ -328,8 +432,132 @@ _RDF_HEADER = """# cellsim partial RDFs, one row per pair, time window and r bin
 """
 
 
+def pool_replicas(results: list[AnalysisResult]) -> AnalysisResult:
+    """One analysis of several replicas of the same system: histograms summed window by window (so g and
+    n_per_atom are the replica mean), bond counts the per-frame mean (each replica's kept in
+    ``replica_bonds``), environments averaged; trimmed to the shortest replica."""
+    first = results[0]
+    for r in results[1:]:
+        if r.species != first.species or r.settings.dt_fs != first.settings.dt_fs:
+            raise AnalysisError("replicas differ in atoms or time step; they cannot be pooled")
+    nw = min(len(r.window_frames) for r in results)
+    nf = min(r.n_frames for r in results)
+    pairs = first.settings.pairs
+    pooled = AnalysisResult(
+        settings=first.settings,
+        sources=[s for r in results for s in r.sources],
+        element_counts=first.element_counts,
+        r=first.r,
+        n_frames=nf,
+        window_frames=first.window_frames[:nw],
+        volume=np.mean([r.volume[:nw] for r in results], axis=0),
+        occupied_volume=np.mean([r.occupied_volume[:nw] for r in results], axis=0),
+        hist={p: np.sum([r.hist[p][:nw] for r in results], axis=0) for p in pairs},
+        bonds={p: np.mean([r.bonds[p][:nf] for r in results], axis=0) for p in pairs},
+        cutoffs=first.cutoffs,
+        baseline=first.baseline,
+        baseline_bonds=first.baseline_bonds,
+        species=first.species,
+        first_frame=first.first_frame,
+        last_frame=first.last_frame,
+        replica_bonds={p: np.array([r.bonds[p][:nf] for r in results]) for p in pairs},
+    )
+    envs = [r.environments for r in results if r.environments is not None]
+    if len(envs) == len(results) and envs:
+        ns = min(len(e.times_ps) for e in envs)
+        e0 = envs[0]
+        pooled.environments = Environments(
+            e0.elements, e0.species, e0.times_ps[:ns], np.mean([e.counts[:ns] for e in envs], axis=0), e0.cutoffs
+        )
+    pooled.replicas = len(results)
+    compute_g(pooled)
+    return pooled
+
+
+def baseline_frames(res: AnalysisResult) -> int:
+    """Frames of the starting baseline: the first window, at most 0.2 ps and 10 % of the run, at least 5."""
+    per_02ps = max(1, round(200.0 / res.settings.dt_fs))
+    return max(5, min(res.settings.frames_per_window, per_02ps, res.n_frames // 10))
+
+
+ANALYSIS_FILE = "analysis.json"
+REPLICA_PREFIX = "replica-"
+FORMAT_TAG = "cellsim-analysis"
+FORMAT_VERSION = 2
+
+
+def _poscar_text(species: list[str], frac: np.ndarray, cell: np.ndarray, title: str) -> str:
+    from cellsim.md.vaspfiles import species_blocks, xdatcar_header
+
+    names, counts = species_blocks(species)
+    order = np.argsort([names.index(x) for x in species], kind="stable")
+    head = xdatcar_header(names, counts, cell, title).rstrip("\n").split("\n")
+    body = "".join(f"  {x:.8f}  {y:.8f}  {z:.8f}\n" for x, y, z in frac[order])
+    return "\n".join(head) + "\nDirect\n" + body
+
+
 def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
-    """Write rdf.csv, rdf.npz, bonds.csv and peaks.json into ``out_dir`` (atomically)."""
+    """Write the analysis folder: rdf.csv, rdf.npz, bonds.csv, peaks.json, analysis.json, first/last frames.
+
+    The set is written into a staging folder and swapped in as a whole (:func:`cellsim.fileio.replace_dir`):
+    a kill leaves the previous folder or the new one, never a mix. Results of later stages in the folder
+    (match) belong to the old analysis and go with it. ``out_dir`` must be new, empty or an analysis folder.
+    """
+    import uuid
+
+    from cellsim import __version__
+    from cellsim.fileio import recover_dir, replace_dir, staging_dir
+
+    out_dir = Path(out_dir)
+    recover_dir(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise AnalysisError(f"{out_dir}: exists and is not a folder; give another -o")
+        others = [
+            p for p in out_dir.iterdir() if not p.name.startswith(".") and not p.name.startswith(REPLICA_PREFIX)
+        ]
+        if others and not ((out_dir / ANALYSIS_FILE).is_file() or (out_dir / "rdf.npz").is_file()):
+            raise AnalysisError(
+                f"{out_dir}: exists and holds files that are not a cellsim analysis; give a new or empty -o folder"
+            )
+    stage = staging_dir(out_dir)
+    try:
+        paths = _write_files(res, stage)
+        res.info["id"] = uuid.uuid4().hex
+        res.info["cellsim_version"] = __version__
+        manifest = {
+            "format": FORMAT_TAG,
+            "version": FORMAT_VERSION,
+            **res.info,
+            "species_order": list(res.element_counts),
+            "element_counts": res.element_counts,
+            "natoms": sum(res.element_counts.values()),
+            "frames": res.n_frames,
+            "duration_ps": round(res.n_frames * res.settings.dt_fs / 1000.0, 6),
+            "settings": res.settings.model_dump(mode="json"),
+            "replicas": res.replicas,
+            "bond_cutoffs_used": res.cutoffs,
+            "cell_first": res.first_frame[1].tolist() if res.first_frame else None,
+            "cell_last": res.last_frame[1].tolist() if res.last_frame else None,
+            "files": sorted(p.name for p in paths.values()),
+        }
+        paths["analysis_json"] = atomic_write_json(stage / ANALYSIS_FILE, manifest)
+        if out_dir.is_dir():
+            # the replicas' own analyses live inside the pooled one; they are not part of this set
+            for sub in out_dir.glob(f"{REPLICA_PREFIX}*"):
+                if sub.is_dir():
+                    sub.rename(stage / sub.name)
+        replace_dir(stage, out_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    res.out_dir = out_dir
+    return {k: out_dir / v.name for k, v in paths.items()}
+
+
+def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
     s = res.settings
     vol_desc = (
         "mean occupied volume of the window (cell area x extent of the atoms along c)"
@@ -349,7 +577,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
                     f"{prefix}{rt},{gv:.6g},{nv:.6g},{cv:.6g}\n" for rt, gv, nv, cv in zip(r_txt, g, n, cn, strict=True)
                 )
             )
-    paths = {"rdf_csv": atomic_write_text(out_dir / "rdf.csv", buf.getvalue())}
+    paths = {"rdf_csv": atomic_write_text(out / "rdf.csv", buf.getvalue())}
 
     npz = io.BytesIO()
     arrays: dict[str, Any] = {
@@ -360,6 +588,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         "volume": res.volume,
         "occupied_volume": res.occupied_volume,
         "pairs": np.array(s.pairs),
+        "species": np.array(res.species),
     }
     for p, base in res.baseline.items():
         arrays[f"baseline/{p}"] = base
@@ -368,8 +597,16 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         arrays[f"n_per_atom/{p}"] = res.n_per_atom[p]
         arrays[f"cn/{p}"] = res.cn[p]
         arrays[f"hist/{p}"] = res.hist[p]
+        arrays[f"bonds/{p}"] = res.bonds[p]
+    for name, fr in (("first", res.first_frame), ("last", res.last_frame)):
+        if fr is not None:
+            arrays[f"frame/{name}_frac"], arrays[f"frame/{name}_cell"] = fr
+    if res.environments is not None:
+        arrays.update(res.environments.to_arrays())
+    for p, rb in res.replica_bonds.items():
+        arrays[f"replica_bonds/{p}"] = rb
     np.savez(npz, **arrays)
-    paths["rdf_npz"] = atomic_write_bytes(out_dir / "rdf.npz", npz.getvalue())
+    paths["rdf_npz"] = atomic_write_bytes(out / "rdf.npz", npz.getvalue())
 
     times = res.frame_times
     bbuf = io.StringIO()
@@ -379,13 +616,90 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     t_txt = [f"{t:.6g}" for t in times]
     for p in s.pairs:
         bbuf.write("".join(f"{t},{p},{c}\n" for t, c in zip(t_txt, res.bonds[p].tolist(), strict=True)))
-    paths["bonds_csv"] = atomic_write_text(out_dir / "bonds.csv", bbuf.getvalue())
+    paths["bonds_csv"] = atomic_write_text(out / "bonds.csv", bbuf.getvalue())
 
     report = peaks_report(res)
     report["sources"] = res.sources
     report["element_counts"] = res.element_counts
-    paths["peaks_json"] = atomic_write_json(out_dir / "peaks.json", report)
+    if res.environments is not None:
+        report["environments"] = {
+            c: res.environments.summary(c) for c in dict.fromkeys(p.split("-")[0] for p in s.pairs)
+        }
+        report["motifs"] = res.environments.motifs()
+    paths["peaks_json"] = atomic_write_json(out / "peaks.json", report)
+    for name, fr in (("first", res.first_frame), ("last", res.last_frame)):
+        if fr is not None:
+            paths[f"{name}_frame"] = atomic_write_text(
+                out / f"{name}_frame.vasp", _poscar_text(res.species, fr[0], fr[1], f"cellsim {name} frame")
+            )
+    if res.diagnostics is not None:
+        paths["diagnostics_json"] = res.diagnostics.to_json(out / "diagnostics.json")
     return paths
+
+
+def load_analysis(folder: Path) -> AnalysisResult:
+    """An :class:`AnalysisResult` from an analysis folder (the arrays of rdf.npz and the facts of analysis.json)."""
+    import json
+    import zipfile
+
+    from cellsim.fileio import recover_dir
+
+    recover_dir(folder)
+    npz, man = folder / "rdf.npz", folder / ANALYSIS_FILE
+    if not npz.is_file():
+        raise AnalysisError(f"{npz}: no analysis here; run `cellsim analyze TRAJECTORY -o {folder}` first")
+    if not man.is_file():
+        raise AnalysisError(f"{man}: missing (an analysis from an older cellsim?); run `cellsim analyze` again")
+    try:
+        info = json.loads(man.read_text())
+        with np.load(npz) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise AnalysisError(
+            f"{folder}: damaged analysis files ({type(exc).__name__}: {exc}); run `cellsim analyze` again"
+        ) from None
+    if info.get("format") != FORMAT_TAG:
+        raise AnalysisError(f"{man}: not a cellsim analysis manifest")
+    pairs = [str(p) for p in arrays["pairs"]]
+
+    def by_pair(kind: str) -> dict[str, np.ndarray]:
+        return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(kind + "/")}
+
+    settings = AnalysisSettings.model_validate(info["settings"])
+    fr = {
+        n: (arrays[f"frame/{n}_frac"], arrays[f"frame/{n}_cell"])
+        for n in ("first", "last")
+        if f"frame/{n}_frac" in arrays
+    }
+    keep = {k: v for k, v in info.items() if k not in ("settings",)}
+    res = AnalysisResult(
+        settings=settings,
+        sources=[s["path"] for s in info.get("segments", [])],
+        element_counts={k: int(v) for k, v in info["element_counts"].items()},
+        r=arrays["r"],
+        n_frames=int(info["frames"]),
+        window_frames=arrays["window_frames"],
+        volume=arrays["volume"],
+        occupied_volume=arrays["occupied_volume"],
+        hist=by_pair("hist"),
+        bonds=by_pair("bonds"),
+        cutoffs={k: float(v) for k, v in info["bond_cutoffs_used"].items()},
+        g=by_pair("g"),
+        n_per_atom=by_pair("n_per_atom"),
+        cn=by_pair("cn"),
+        baseline=by_pair("baseline"),
+        species=[str(x) for x in arrays.get("species", [])],
+        first_frame=fr.get("first"),
+        last_frame=fr.get("last"),
+        environments=Environments.from_arrays(arrays),
+        info=keep,
+        out_dir=folder,
+        replica_bonds=by_pair("replica_bonds"),
+        replicas=int(info.get("replicas", 1)),
+    )
+    if set(pairs) != set(res.g):
+        raise AnalysisError(f"{npz}: pairs {pairs} but arrays for {sorted(res.g)}; run `cellsim analyze` again")
+    return res
 
 
 def load_rdf(path: Path) -> dict[str, Any]:

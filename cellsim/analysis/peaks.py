@@ -121,3 +121,48 @@ def bond_events(times: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
         "first_increase_ps": first_inc,
         "sustained_increase_ps": sustained,
     }
+
+
+def departure_time(
+    times: np.ndarray, counts: np.ndarray, baseline_frames: int, min_margin: float = 2.0, sustain_frames: int = 10
+) -> dict[str, Any]:
+    """When a bond count first leaves its starting baseline, up (bonds form) or down (bonds break).
+
+    Baseline: mean and standard deviation of the first ``baseline_frames`` frames. The count *leaves*
+    it when its running mean over ``sustain_frames`` frames moves more than
+    ``margin = max(3 sd, min_margin, 10 % of the mean)`` away and stays away for ``sustain_frames``
+    frames; the time given is the first frame of that stretch. Contacts made before the MD (a
+    pre-relaxation) are part of the baseline, so they are not a formation.
+    """
+    n = len(counts)
+    if n == 0:
+        return {"formation_ps": None, "break_ps": None}
+    nb = max(1, min(baseline_frames, n))
+    base = counts[:nb].astype(float)
+    mu, sd = float(base.mean()), float(base.std())
+    margin = max(3.0 * sd, min_margin, 0.1 * mu)
+    w = max(1, min(sustain_frames, n))
+    run_mean = np.convolve(counts.astype(float), np.ones(w) / w, mode="valid")  # run_mean[k] = mean(k..k+w-1)
+
+    def first(mask: np.ndarray, frame_out: np.ndarray) -> float | None:
+        # the first stretch (after the baseline) where the running mean stays outside for w starts; the time is
+        # that of the first frame in it that is itself outside (the running mean leads a step by up to w frames)
+        need = max(1, min(w, len(mask)))
+        run = 0
+        for k in range(nb, len(mask)):
+            run = run + 1 if mask[k] else 0
+            if run == need:
+                start = k - need + 1
+                hits = np.flatnonzero(frame_out[start:])
+                return float(times[start + (int(hits[0]) if len(hits) else 0)])
+        return None
+
+    late = counts[-max(1, n // 3) :].astype(float)
+    return {
+        "baseline_mean": round(mu, 3),
+        "baseline_sd": round(sd, 3),
+        "margin": round(margin, 3),
+        "late_mean": round(float(late.mean()), 3),
+        "formation_ps": first(run_mean > mu + margin, counts > mu + margin),
+        "break_ps": first(run_mean < mu - margin, counts < mu - margin),
+    }

@@ -20,19 +20,25 @@ import math
 import numpy as np
 
 from cellsim.analysis import _native
+from cellsim.errors import CellsimError
+
+# periodic image vectors scanned per pair at most: beyond this the cell is too thin for rmax (a scan of
+# 1e6 images costs seconds per frame even for a few atoms; a degenerate cell would need ~1e36)
+MAX_IMAGES = 1_000_000
+
+
+class PeriodicImageError(CellsimError):
+    """The cell is too thin or degenerate for rmax: the periodic-image scan would be absurdly long."""
 
 
 def cell_widths(cell: np.ndarray) -> np.ndarray:
-    """Perpendicular widths of a cell (rows a, b, c): distance between opposite faces."""
+    """Perpendicular widths of a cell (rows a, b, c): distance between opposite faces (0 when degenerate)."""
     vol = abs(np.linalg.det(cell))
     a, b, c = cell
-    return np.array(
-        [
-            vol / np.linalg.norm(np.cross(b, c)),
-            vol / np.linalg.norm(np.cross(c, a)),
-            vol / np.linalg.norm(np.cross(a, b)),
-        ]
-    )
+    areas = np.array([np.linalg.norm(np.cross(b, c)), np.linalg.norm(np.cross(c, a)), np.linalg.norm(np.cross(a, b))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = vol / areas
+    return np.where(np.isfinite(w), w, 0.0)
 
 
 def image_range(cell: np.ndarray, rmax: float) -> np.ndarray:
@@ -41,12 +47,29 @@ def image_range(cell: np.ndarray, rmax: float) -> np.ndarray:
     After wrapping a separation into [-1/2, 1/2) (fractional), an image within ``rmax`` has
     ``|s_k + n_k| <= rmax / w_k``, so ``|n_k| <= floor(rmax / w_k + 1/2)``. All zeros (minimum image, the
     fast path) whenever ``rmax < w_min / 2``: then at most one image of a pair lies within ``rmax``.
+
+    Raises
+    ------
+    PeriodicImageError
+        ``rmax`` is not a positive finite number, or the cell is so thin (or degenerate) that more than
+        :data:`MAX_IMAGES` image vectors would be scanned.
     """
+    if not (np.isfinite(rmax) and rmax > 0):
+        raise PeriodicImageError(f"rmax must be a positive finite distance in A, got {rmax}")
     w = cell_widths(cell)
-    m = np.floor(rmax / w + 0.5).astype(np.int64)
     if np.all(rmax < w / 2):
-        m[:] = 0
-    return m
+        return np.zeros(3, dtype=np.int64)
+    # counted in floating point first: a degenerate cell gives counts an int64 cannot hold
+    with np.errstate(divide="ignore", over="ignore"):
+        mf = np.floor(rmax / w + 0.5)
+        n_images = float(np.prod(2.0 * mf + 1.0))
+    if not n_images <= MAX_IMAGES:
+        widths = ", ".join(f"{x:.3g}" for x in w)
+        raise PeriodicImageError(
+            f"cell widths {widths} A are too thin for rmax {rmax:g} A: the periodic-image scan would need "
+            f"{n_images:.3g} image vectors (at most {MAX_IMAGES:.0e}); lower rmax or check the cell"
+        )
+    return mf.astype(np.int64)
 
 
 def pair_histogram(
@@ -99,9 +122,19 @@ def pair_histogram(
 
 
 def block_images(cells: np.ndarray, rmax: float) -> np.ndarray:
-    """Image range that covers every frame of a block (the most demanding frame decides)."""
+    """Image range that covers every frame of a block (the most demanding frame decides).
+
+    Raises :class:`PeriodicImageError` (see :func:`image_range`) instead of starting an absurdly long scan.
+    """
     used = cells if _varies(cells) else cells[:1]
-    return np.max([image_range(c, rmax) for c in used], axis=0)
+    m = np.max([image_range(c, rmax) for c in used], axis=0)
+    n_images = float(np.prod(2.0 * m + 1.0))
+    if n_images > MAX_IMAGES:  # each frame fits, but the frames together ask for more
+        raise PeriodicImageError(
+            f"the cells of frames in one block are too thin for rmax {rmax:g} A together: the periodic-image "
+            f"scan would need {n_images:.3g} image vectors (at most {MAX_IMAGES:.0e}); lower rmax or check the cells"
+        )
+    return m
 
 
 def _varies(cells: np.ndarray) -> bool:

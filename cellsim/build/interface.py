@@ -381,7 +381,9 @@ def write_interface(model: InterfaceModel, run_dir: Path, title: str = "cellsim 
     from pymatgen.io.cif import CifWriter
     from pymatgen.io.vasp import Poscar
 
-    out = run_dir / "interface"
+    from cellsim.rundir import RunDir
+
+    out = RunDir(run_dir).interface_dir
     s = model.structure.copy()
     s.remove_site_property("region")
     poscar = Poscar(s, comment=f"{title} ({len(s)} atoms)")

@@ -4,14 +4,13 @@ Override chain (as atomate2's ``user_incar_settings``): ``templates/vasp_md_inca
 -> the study's ``md`` section (TEBEG = TEEND = temperature, POTIM, NSW per segment, NBLOCK, SMASS) -> the
 study's ``md.incar`` overrides. Overrides that contradict an NVT study are errors naming the tag.
 
-``RUN_DIR/md/seg-000/`` gets INCAR, KPOINTS (Gamma 1x1x1), POSCAR (the interface) and POTCAR when
+The first segment folder gets INCAR, KPOINTS (Gamma 1x1x1), POSCAR (the interface) and POTCAR when
 ``PMG_VASP_PSP_DIR`` is configured, else POTCAR.spec (the PBE symbols) with a notice. ``md/plan.json``
 records the segments: later segments are written by the workflow from the previous CONTCAR.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import yaml
 from cellsim.errors import CellsimError, RunDirError
 from cellsim.fileio import atomic_write_json
 from cellsim.resources import shipped_dir
+from cellsim.rundir import RunDir
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -39,12 +39,10 @@ def base_incar() -> dict[str, Any]:
 
 
 def plan_segments(study: Study) -> list[int]:
-    """NSW of each segment: total time / segment time, the last one shorter if needed."""
-    md = study.md
-    total = round(md.total_time_ps * 1000.0 / md.timestep_fs)
-    per = max(1, round(md.segment_time_ps * 1000.0 / md.timestep_fs))
-    n = math.ceil(total / per)
-    return [min(per, total - k * per) for k in range(n)]
+    """NSW of each segment: total time / segment time, the last one shorter if needed (see RunDir)."""
+    from cellsim.rundir import SegmentPlan
+
+    return SegmentPlan.from_study(study).nsw
 
 
 def incar_settings(study: Study) -> dict[str, Any]:
@@ -122,13 +120,14 @@ def make_input_set(structure: Structure, study: Study) -> Any:
 
 
 def write_inputs(run_dir: Path, study: Study, force: bool = False) -> InputsReport:
-    """Write ``md/seg-000`` and ``md/plan.json``; refuses to overwrite a segment that has started."""
+    """Write the first segment's inputs and the segment plan; refuses to overwrite a segment that has started."""
     from pymatgen.io.vasp import Poscar
 
-    poscar = run_dir / "interface" / "POSCAR"
+    rd = RunDir(run_dir)
+    poscar = rd.interface_poscar
     if not poscar.is_file():
         raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {run_dir}` first")
-    seg = run_dir / "md" / "seg-000"
+    seg = rd.segment_dir(0)
     if (seg / "XDATCAR").exists() and not force:
         raise RunDirError(f"{seg}: this segment already has MD output; use --force to rewrite its inputs")
     structure = Poscar.from_file(poscar).structure
@@ -143,7 +142,7 @@ def write_inputs(run_dir: Path, study: Study, force: bool = False) -> InputsRepo
     Poscar.from_file(poscar).write_file(seg / "POSCAR")
     segments = plan_segments(study)
     atomic_write_json(
-        run_dir / "md" / "plan.json",
+        rd.plan_file,
         {
             "engine": "vasp",
             "segments": len(segments),

@@ -6,7 +6,7 @@ time constant ``engine.tdamp_fs``, default 40 time steps: the thermostat period 
 Velocities start from a seeded Maxwell-Boltzmann distribution with zero total momentum. Atoms fixed by
 selective dynamics in the interface POSCAR stay fixed.
 
-Files: ``md/relax/`` (CONTCAR, relax.log), then one folder per segment ``md/seg-NNN/`` with POSCAR (start),
+Files (paths from :class:`cellsim.rundir.RunDir`): the relaxation (CONTCAR, relax.log), then one folder per segment with POSCAR (start),
 XDATCAR (every NBLOCK steps), OSZICAR (every step), CONTCAR with velocities (at the end), engine.json and
 checkpoint.npz. A checkpoint holds positions, momenta, thermostat variables and the byte lengths of
 XDATCAR and OSZICAR; running again after a kill truncates both files to those lengths and continues
@@ -17,7 +17,6 @@ the segment length, then opens new segments, each starting from the previous one
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import numpy as np
 from cellsim.errors import CellsimError, RunDirError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.md.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
+from cellsim.rundir import RunDir, SegmentPlan
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -37,7 +37,28 @@ if TYPE_CHECKING:
 
     from cellsim.study import Study
 
-ENGINES = ("chgnet", "sevennet")
+# engine names of the models whose weights ship in the installed wheels (cellsim.md.engines.registry
+# describes each); "chgnet" is CHGNet 0.3.0 and "sevennet" SevenNet-0 (11 Jul 2024)
+ENGINES = (
+    "chgnet",
+    "chgnet-0.2.0",
+    "chgnet-r2scan",
+    "sevennet",
+    "sevennet-0-22may2024",
+    "sevennet-l3i5",
+    "sevennet-mf-0",
+    "sevennet-mf-0-r2scan",
+)
+# engine name -> CHGNet.load model_name
+_CHGNET_MODELS = {"chgnet": "0.3.0", "chgnet-0.2.0": "0.2.0", "chgnet-r2scan": "r2scan"}
+# engine name -> (sevenn pretrained name, modal (fidelity head) of a multi-fidelity model, label)
+_SEVENNET_MODELS: dict[str, tuple[str, str | None, str]] = {
+    "sevennet": ("7net-0", None, "SevenNet-0"),
+    "sevennet-0-22may2024": ("7net-0_22May2024", None, "SevenNet-0 (22 May 2024)"),
+    "sevennet-l3i5": ("7net-l3i5", None, "SevenNet-l3i5"),
+    "sevennet-mf-0": ("7net-mf-0", "PBE", "SevenNet-MF-0, PBE head"),
+    "sevennet-mf-0-r2scan": ("7net-mf-0", "R2SCAN", "SevenNet-MF-0, r2SCAN head"),
+}
 
 
 class EngineError(CellsimError):
@@ -67,59 +88,106 @@ def set_threads(threads: int) -> None:
 
 
 def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calculator, dict[str, Any]]:
-    """An ASE calculator for ``engine`` and a description of the model (for engine.json)."""
-    if engine == "chgnet":
-        import warnings
+    """An ASE calculator for ``engine`` and a description of the model (for engine.json).
 
+    ``model_path`` replaces the bundled weights by a model file of the same family (for a multi-fidelity
+    SevenNet engine the same head is used).
+    """
+    import warnings
+
+    if engine in _CHGNET_MODELS:
         # CHGNet 0.3 converts a grad-tracking tensor once per call; harmless, but it floods the output
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
-        model = CHGNet.from_file(model_path, verbose=False) if model_path else CHGNet.load(verbose=False)
-        info = {"engine": "chgnet", "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)"}
+        if model_path:
+            model = CHGNet.from_file(model_path, verbose=False)
+        else:
+            model = CHGNet.load(model_name=_CHGNET_MODELS[engine], verbose=False)
+        info = {"engine": engine, "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)"}
         return CHGNetCalculator(model, use_device="cpu", on_isolated_atoms="ignore"), info
-    if engine == "sevennet":
+    if engine in _SEVENNET_MODELS:
+        # sevenn warns on every calculator that no GPU tensor-product accelerator is enabled (CPU run)
+        warnings.filterwarnings("ignore", message="No tensor product accelerator", category=UserWarning)
         from sevenn.calculator import SevenNetCalculator
 
-        return SevenNetCalculator(model_path or "7net-0", device="cpu"), {
-            "engine": "sevennet",
-            "model": model_path or "SevenNet-0 (bundled)",
+        name, modal, label = _SEVENNET_MODELS[engine]
+        kwargs: dict[str, Any] = {"modal": modal} if modal else {}
+        return SevenNetCalculator(model_path or name, device="cpu", **kwargs), {
+            "engine": engine,
+            "model": model_path or f"{label} (bundled)",
         }
     raise EngineError(f"engine '{engine}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
 
 
 def parse_time_ps(text: str) -> float:
-    """'2ps', '500 fs', '0.5' (ps) -> ps."""
-    t = text.strip().lower().replace(" ", "")
+    """'2ps', '500 fs', '0.5' (ps) -> ps (see :mod:`cellsim.units`)."""
+    from cellsim.units import QuantityError
+    from cellsim.units import parse_time_ps as parse
+
     try:
-        if t.endswith("ps"):
-            return float(t[:-2])
-        if t.endswith("fs"):
-            return float(t[:-2]) / 1000.0
-        return float(t)
-    except ValueError:
+        return parse(text)
+    except QuantityError:
         raise EngineError(f"--time {text!r}: expected a duration such as 2ps or 500fs") from None
 
 
 # --------------------------------------------------------------------------- state and checkpoints
 
 
+class ThermostatState:
+    """Save and restore the state of ASE's NoseHooverChainNVT: the one place that touches its internals.
+
+    ASE keeps the integrator's positions/momenta and the chain variables in private attributes (ASE 3.23-3.26
+    names checked here). Resuming must restore them exactly; if a new ASE renames them, :meth:`check`
+    fails loudly instead of resuming with a reset thermostat.
+    """
+
+    ATTRS = ("_q", "_p", "_thermostat")
+    CHAIN = ("_eta", "_p_eta")
+
+    @classmethod
+    def check(cls, dyn: Any) -> None:
+        import ase
+
+        missing = [a for a in cls.ATTRS if not hasattr(dyn, a)]
+        th = getattr(dyn, "_thermostat", None)
+        missing += [f"_thermostat.{a}" for a in cls.CHAIN if th is None or not hasattr(th, a)]
+        if missing:
+            raise EngineError(
+                f"ASE {ase.__version__}: NoseHooverChainNVT has no {', '.join(missing)}; cellsim cannot checkpoint "
+                "its thermostat exactly with this ASE (pin ase to a version cellsim supports, see pyproject.toml)"
+            )
+
+    @classmethod
+    def capture(cls, dyn: Any) -> dict[str, np.ndarray]:
+        cls.check(dyn)
+        return {"eta": np.array(dyn._thermostat._eta), "p_eta": np.array(dyn._thermostat._p_eta)}
+
+    @classmethod
+    def restore(cls, dyn: Any, atoms: Atoms, state: dict[str, Any] | None) -> None:
+        """Point the integrator at ``atoms``' positions/momenta and, if given, the saved chain variables."""
+        cls.check(dyn)
+        dyn._q = atoms.get_positions()
+        dyn._p = atoms.get_momenta()
+        if state is not None:
+            dyn._thermostat._eta = np.array(state["eta"], dtype=float)
+            dyn._thermostat._p_eta = np.array(state["p_eta"], dtype=float)
+
+
 def _save_checkpoint(seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len: int, osz_len: int) -> None:
     import io
 
     buf = io.BytesIO()
-    th = dyn._thermostat
-    np.savez(
-        buf,
-        positions=atoms.get_positions(),
-        momenta=atoms.get_momenta(),
-        eta=th._eta,
-        p_eta=th._p_eta,
-        steps_done=steps_done,
-        xdatcar_bytes=xd_len,
-        oszicar_bytes=osz_len,
-    )
+    arrays: dict[str, Any] = {
+        "positions": atoms.get_positions(),
+        "momenta": atoms.get_momenta(),
+        **ThermostatState.capture(dyn),
+        "steps_done": steps_done,
+        "xdatcar_bytes": xd_len,
+        "oszicar_bytes": osz_len,
+    }
+    np.savez(buf, **arrays)
     atomic_write_bytes(seg / "checkpoint.npz", buf.getvalue())
 
 
@@ -128,12 +196,12 @@ def _load_checkpoint(seg: Path) -> dict[str, Any]:
         return {k: z[k] for k in z.files}
 
 
-def _read_interface(run_dir: Path) -> Atoms:
+def _read_interface(rd: RunDir) -> Atoms:
     from ase.io import read
 
-    poscar = run_dir / "interface" / "POSCAR"
+    poscar = rd.interface_poscar
     if not poscar.is_file():
-        raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {run_dir}` first")
+        raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {rd.root}` first")
     atoms = read(poscar, format="vasp")
     assert not isinstance(atoms, list)
     return atoms
@@ -150,6 +218,7 @@ def run_mlip(
     threads: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     stop_after: int | None = None,
+    replica: int | None = None,
 ) -> RunSummary:
     """Relax, then run NVT segments until ``total_steps`` MD steps exist in ``run_dir/md``.
 
@@ -169,6 +238,9 @@ def run_mlip(
         Called after each step with (steps done, steps wanted, seconds per step).
     stop_after
         Stop (raise KeyboardInterrupt) after this many steps of this call: a test hook that simulates a kill.
+    replica
+        Run replica ``replica`` (its own segment folders, see RunDir; velocities seeded with ``engine.seed + replica``),
+        starting from the same relaxed interface as every other replica.
     """
     from ase.md import velocitydistribution as vd
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
@@ -179,24 +251,24 @@ def run_mlip(
     name = engine or (eng.name if eng.name != "vasp" else "chgnet")
     if name not in ENGINES:
         raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+    rd = RunDir(run_dir)
     dt_fs = md.timestep_fs
-    total = total_steps if total_steps is not None else round(md.total_time_ps * 1000.0 / dt_fs)
-    per_seg = max(1, round(md.segment_time_ps * 1000.0 / dt_fs))
+    plan = SegmentPlan.from_study(study, total_steps)
+    total = plan.total_steps
     if total < 1:
         raise EngineError(f"nothing to run: {total} MD steps requested")
-    atoms = _read_interface(run_dir)
+    atoms = _read_interface(rd)
     symbols = atoms.get_chemical_symbols()
     names, counts = species_blocks(symbols)
     if len(set(names)) != len(names):
-        raise EngineError(f"{run_dir}/interface/POSCAR: species are not grouped ({names}); rebuild the interface")
+        raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
 
     set_threads(threads or eng.threads)
     calc, info = make_calculator(name, eng.model_path)
     atoms.calc = calc
-    md_dir = run_dir / "md"
 
-    # 1. fixed-cell relaxation (redone if it did not finish)
-    relax_dir = md_dir / "relax"
+    # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
+    relax_dir = rd.relax_dir
     relaxed = relax_dir / "CONTCAR"
     if md.relax_steps > 0 and not relaxed.is_file():
         from ase.io import write
@@ -221,10 +293,9 @@ def run_mlip(
     seconds = 0.0
     segments = []
     prev_state: dict[str, Any] | None = None
-    n_segments = math.ceil(total / per_seg)
-    for k in range(n_segments):
-        seg = md_dir / f"seg-{k:03d}"
-        target = min(per_seg, total - k * per_seg)
+    seed = eng.seed + (replica or 0)
+    for k, target in enumerate(plan.nsw):
+        seg = rd.segment_dir(k, replica)
         segments.append(seg.name)
         state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
         if state is not None and int(state["steps_done"]) >= target:
@@ -250,7 +321,7 @@ def run_mlip(
             else:
                 # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
                 thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-                thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(eng.seed))
+                thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(seed))
                 vd.Stationary(atoms)
                 th_state = None
             steps_done = 0
@@ -259,11 +330,7 @@ def run_mlip(
             _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
             atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
             atomic_write_text(osz, "")
-        dyn._q = atoms.get_positions()
-        dyn._p = atoms.get_momenta()
-        if th_state is not None:
-            dyn._thermostat._eta = np.array(th_state["eta"], dtype=float)
-            dyn._thermostat._p_eta = np.array(th_state["p_eta"], dtype=float)
+        ThermostatState.restore(dyn, atoms, th_state)
         meta = {
             **info,
             "segment": seg.name,
@@ -273,6 +340,8 @@ def run_mlip(
             "tdamp_fs": tdamp / fs,
             "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
             "steps_target": target,
+            "seed": seed,
+            "replica": replica,
             "status": "running",
         }
         atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})

@@ -1,6 +1,6 @@
 """VASP segments under custodian: run one, continue the next from CONTCAR, report state, stitch.
 
-Segments are jobs: ``md/seg-000`` holds the inputs of ``cellsim inputs``; each later segment starts from
+Segments are jobs: the first segment folder holds the inputs of ``cellsim inputs``; each later segment starts from
 the previous CONTCAR (positions and velocities; VASP also keeps its predictor-corrector block there) with
 NSW = min(segment length, steps still missing). A segment killed by the queue or a node failure keeps its
 whole frames: before continuing, its XDATCAR is cut to the last whole frame that matches CONTCAR, so the
@@ -24,6 +24,7 @@ import numpy as np
 
 from cellsim.errors import CellsimError, RunDirError
 from cellsim.fileio import atomic_write_text
+from cellsim.rundir import RunDir
 from cellsim.settings import Settings, load_settings
 
 INPUT_FILES = ("INCAR", "KPOINTS", "POTCAR", "POTCAR.spec")
@@ -96,7 +97,7 @@ def run_segment(seg: Path, settings: Settings | None = None, max_errors: int = 5
 
 
 def segments(run_dir: Path) -> list[Path]:
-    return sorted(p for p in (run_dir / "md").glob("seg-*") if p.is_dir())
+    return RunDir(run_dir).segments()
 
 
 def _whole_frames(seg: Path) -> int:
@@ -175,7 +176,7 @@ def next_segment(run_dir: Path, study: Any) -> Path | None:
 
     segs = segments(run_dir)
     if not segs or not (segs[0] / "INCAR").is_file():
-        raise RunDirError(f"{run_dir}/md/seg-000: no VASP inputs; run `cellsim inputs {run_dir}` first")
+        raise RunDirError(f"{RunDir(run_dir).segment_dir(0)}: no VASP inputs; run `cellsim inputs {run_dir}` first")
     done = 0
     for seg in segs:
         done += reconcile(seg)
@@ -186,7 +187,7 @@ def next_segment(run_dir: Path, study: Any) -> Path | None:
     if done >= target:
         return None
     per = plan_segments(study)[0]
-    nxt = run_dir / "md" / f"seg-{len(segs):03d}"
+    nxt = RunDir(run_dir).next_segment_dir()
     nxt.mkdir(parents=True, exist_ok=True)
     for f in INPUT_FILES:
         if (segs[0] / f).is_file():

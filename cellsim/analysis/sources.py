@@ -1,0 +1,397 @@
+"""Any trajectory in: XDATCAR segments, vasprun.xml (streamed) and whatever ASE reads (extxyz, .traj).
+
+Every reader yields ``(SourceHeader, FrameBlock)`` with continuous frame indices over all files given, so
+the analysis does not care where frames came from. Segments are joined in the order given; a segment
+whose first frame repeats the previous segment's last one (a restart that wrote its starting
+configuration) loses that frame, and a jump between segments is reported.
+
+The time step and the temperature are resolved here too (:func:`resolve_md_conditions`): an option wins,
+then an INCAR beside the first file (POTIM * NBLOCK, TEBEG), then vasprun.xml's own INCAR, then the
+embedded engine's ``engine.json``, then the study of a run directory, and last a stated default with a
+warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellsim.trajectory import FrameBlock, TrajectoryError, iter_segments
+
+DEFAULT_DT_FS = 2.0
+DEFAULT_TEMPERATURE_K = 300.0
+BLOCK_FRAMES = 256
+# a segment whose first frame sits this far (A, largest atom displacement) from the previous segment's
+# last frame does not continue it: reported as a gap
+GAP_JUMP_A = 1.0
+
+ASE_SUFFIXES = (".extxyz", ".xyz", ".traj", ".cif", ".pdb", ".lammpstrj", ".nc")
+
+
+class SourceMismatchError(TrajectoryError):
+    """Trajectory files given together do not describe the same atoms."""
+
+
+@dataclass
+class SourceHeader:
+    """What the analysis needs to know about the atoms of a trajectory."""
+
+    path: Path
+    species: list[str]
+    fmt: str
+
+    @property
+    def symbols(self) -> list[str]:
+        """Element symbols in order of first appearance."""
+        return list(dict.fromkeys(self.species))
+
+    @property
+    def counts(self) -> list[int]:
+        return [self.species.count(s) for s in self.symbols]
+
+    @property
+    def natoms(self) -> int:
+        return len(self.species)
+
+
+@dataclass
+class SegmentInfo:
+    """One input file as it was read."""
+
+    path: str
+    fmt: str
+    size: int
+    sha256: str
+    frames: int = 0
+    dropped_first: bool = False
+    jump_A: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    """'xdatcar', 'vasprun' or 'ase' from the file name (and, for XML, the first bytes)."""
+    name = path.name.lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    if name.endswith(".xml") or name.startswith("vasprun"):
+        return "vasprun"
+    if name.endswith(ASE_SUFFIXES):
+        return "ase"
+    return "xdatcar"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 4 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _xdatcar_blocks(path: Path, species: list[str] | None) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    for hdr, block in iter_segments([path], BLOCK_FRAMES, species):
+        yield SourceHeader(path, list(hdr.species), "xdatcar"), block
+
+
+def _floats(text: str | None, path: Path, what: str) -> list[float]:
+    try:
+        vals = [float(x) for x in (text or "").split()]
+    except ValueError:
+        raise TrajectoryError(f"{path}: {what}: expected numbers, got {text!r}") from None
+    if not all(np.isfinite(vals)):
+        raise TrajectoryError(f"{path}: {what}: non-finite number in {text!r}")
+    return vals
+
+
+def vasprun_species(path: Path) -> list[str]:
+    """Per-atom element symbols from vasprun.xml's <atominfo> (read up to it, not the whole file)."""
+    import xml.etree.ElementTree as ET
+
+    from cellsim.trajectory import open_maybe_compressed
+
+    with open_maybe_compressed(path) as fh:
+        try:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag == "array" and elem.get("name") == "atoms":
+                    return [rc.findall("c")[0].text.strip() for rc in elem.iter("rc")]
+        except ET.ParseError as exc:
+            raise TrajectoryError(f"{path}: not valid XML before <atominfo>: {exc}") from None
+    raise TrajectoryError(f"{path}: no <atominfo><array name='atoms'> found: not a vasprun.xml?")
+
+
+def vasprun_incar(path: Path) -> dict[str, str]:
+    """The <incar> tags of a vasprun.xml (the first element of the file)."""
+    import xml.etree.ElementTree as ET
+
+    from cellsim.trajectory import open_maybe_compressed
+
+    tags: dict[str, str] = {}
+    with open_maybe_compressed(path) as fh:
+        try:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag == "incar":
+                    for item in elem.iter("i"):
+                        tags[str(item.get("name", "")).upper()] = (item.text or "").strip()
+                    return tags
+                if elem.tag in ("atominfo", "calculation"):
+                    break
+        except ET.ParseError:
+            return tags
+    return tags
+
+
+def _vasprun_blocks(path: Path) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    """Frames of a vasprun.xml, streamed: one ionic step's <structure> at a time, memory of one block."""
+    import xml.etree.ElementTree as ET
+
+    from cellsim.trajectory import TruncatedTrajectoryWarning, open_maybe_compressed
+
+    species = vasprun_species(path)
+    hdr = SourceHeader(path, species, "vasprun")
+    n = len(species)
+    frac_buf: list[np.ndarray] = []
+    cell_buf: list[np.ndarray] = []
+    start = 0
+    depth_calc = 0
+    with open_maybe_compressed(path) as fh:
+        it = ET.iterparse(fh, events=("start", "end"))
+        try:
+            for event, elem in it:
+                if elem.tag == "calculation":
+                    depth_calc += 1 if event == "start" else -1
+                    if event == "end":
+                        elem.clear()
+                    continue
+                if event != "end" or elem.tag != "structure" or depth_calc <= 0:
+                    continue
+                basis = elem.find("crystal/varray[@name='basis']")
+                pos = elem.find("varray[@name='positions']")
+                if basis is None or pos is None:
+                    raise TrajectoryError(
+                        f"{path}: ionic step {start + len(frac_buf) + 1}: <structure> without basis/positions"
+                    )
+                cell = np.array([_floats(v.text, path, "basis") for v in basis.findall("v")])
+                frac = np.array([_floats(v.text, path, "positions") for v in pos.findall("v")])
+                if cell.shape != (3, 3) or frac.shape != (n, 3):
+                    raise TrajectoryError(
+                        f"{path}: ionic step {start + len(frac_buf) + 1}: expected a 3x3 basis and {n} positions, "
+                        f"got {cell.shape} and {frac.shape}"
+                    )
+                frac_buf.append(frac % 1.0)
+                cell_buf.append(cell)
+                elem.clear()
+                if len(frac_buf) == BLOCK_FRAMES:
+                    yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+                    start += len(frac_buf)
+                    frac_buf, cell_buf = [], []
+        except ET.ParseError as exc:
+            # a run still going or killed: its vasprun.xml ends mid-file
+            warnings.warn(
+                f"{path}: XML ends or breaks at {exc.position}: read {start + len(frac_buf)} whole ionic steps",
+                TruncatedTrajectoryWarning,
+                stacklevel=2,
+            )
+        except (OSError, EOFError) as exc:
+            warnings.warn(
+                f"{path}: corrupt compressed data after {start + len(frac_buf)} whole ionic steps ({exc})",
+                TruncatedTrajectoryWarning,
+                stacklevel=2,
+            )
+    if frac_buf:
+        yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+
+
+def _ase_blocks(path: Path) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    """Frames of any file ASE reads (extxyz, .traj, ...), streamed with ase.io.iread."""
+    from ase.io import iread
+
+    hdr: SourceHeader | None = None
+    frac_buf: list[np.ndarray] = []
+    cell_buf: list[np.ndarray] = []
+    start = 0
+    try:
+        for k, atoms in enumerate(iread(str(path), index=":")):
+            sym = atoms.get_chemical_symbols()
+            if hdr is None:
+                hdr = SourceHeader(path, sym, "ase")
+            elif sym != hdr.species:
+                raise SourceMismatchError(f"{path}: frame {k + 1} has other atoms than frame 1")
+            cell = atoms.cell.array
+            if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-6:
+                raise TrajectoryError(
+                    f"{path}: frame {k + 1}: no periodic cell (a trajectory for RDFs needs a lattice, e.g. "
+                    'extxyz with Lattice="...")'
+                )
+            frac = atoms.get_scaled_positions(wrap=True)
+            if not np.all(np.isfinite(frac)):
+                raise TrajectoryError(f"{path}: frame {k + 1}: non-finite positions")
+            frac_buf.append(frac)
+            cell_buf.append(cell)
+            if len(frac_buf) == BLOCK_FRAMES:
+                yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+                start += len(frac_buf)
+                frac_buf, cell_buf = [], []
+    except (TrajectoryError, SourceMismatchError):
+        raise
+    except Exception as exc:  # ASE raises many types for a bad file; name the file and what ASE said
+        if start + len(frac_buf) == 0:
+            raise TrajectoryError(f"{path}: ASE cannot read it: {type(exc).__name__}: {exc}") from None
+        from cellsim.trajectory import TruncatedTrajectoryWarning
+
+        warnings.warn(
+            f"{path}: reading stopped after {start + len(frac_buf)} frames: {type(exc).__name__}: {exc}",
+            TruncatedTrajectoryWarning,
+            stacklevel=2,
+        )
+    if hdr is not None and frac_buf:
+        yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+
+
+def _file_blocks(path: Path, species: list[str] | None, fmt: str) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    if fmt == "vasprun":
+        return _vasprun_blocks(path)
+    if fmt == "ase":
+        return _ase_blocks(path)
+    return _xdatcar_blocks(path, species)
+
+
+def iter_trajectory(
+    paths: list[Path], species: list[str] | None = None, segments: list[SegmentInfo] | None = None
+) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    """Frames of every file in ``paths`` as one trajectory (continuous indices), each checked to match the first.
+
+    ``segments``, when given, is filled with one :class:`SegmentInfo` per file (frames, dropped overlap, jump).
+    """
+    first: SourceHeader | None = None
+    index = 0
+    prev_last: np.ndarray | None = None
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise TrajectoryError(f"{path}: no such trajectory file")
+        fmt = detect_format(path)
+        info = SegmentInfo(str(path), fmt, path.stat().st_size, file_digest(path))
+        if segments is not None:
+            segments.append(info)
+        seg_first = True
+        for hdr, block in _file_blocks(path, species, fmt):
+            if first is None:
+                first = hdr
+            elif hdr.species != first.species:
+                raise SourceMismatchError(
+                    f"{path}: atoms differ from {first.path} "
+                    f"({dict(zip(hdr.symbols, hdr.counts, strict=True))} vs "
+                    f"{dict(zip(first.symbols, first.counts, strict=True))}); files given together must be "
+                    "segments of one trajectory"
+                )
+            frac, cells = block.frac, block.cells
+            if seg_first and prev_last is not None:
+                d = frac[0] - prev_last
+                d -= np.round(d)
+                jump = float(np.max(np.linalg.norm(d @ cells[0], axis=1)))
+                info.jump_A = round(jump, 4)
+                if jump < 1e-4:
+                    frac, cells = frac[1:], cells[1:]
+                    info.dropped_first = True
+                    info.notes.append("first frame repeats the previous segment's last one: dropped")
+                elif jump > GAP_JUMP_A:
+                    info.notes.append(
+                        f"first frame is {jump:.2f} A (largest atom move) from the previous segment's last: "
+                        "a gap, or not a continuation"
+                    )
+                    warnings.warn(f"{path}: {info.notes[-1]}", UserWarning, stacklevel=2)
+            seg_first = False
+            if len(frac) == 0:
+                continue
+            prev_last = frac[-1].copy()
+            info.frames += len(frac)
+            yield hdr, FrameBlock(frac, cells, index)
+            index += len(frac)
+
+
+# --------------------------------------------------------------------------- time step and temperature
+
+
+@dataclass
+class MDConditions:
+    dt_fs: float
+    dt_source: str
+    temperature_K: float
+    temperature_source: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _incar_value(tags: dict[str, str], name: str) -> float | None:
+    if name not in tags:
+        return None
+    try:
+        v = float(tags[name].split()[0])
+    except (ValueError, IndexError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def resolve_md_conditions(
+    first_file: Path,
+    dt_fs: float | None = None,
+    temperature_K: float | None = None,
+    study: Any = None,
+) -> MDConditions:
+    """Time between frames and temperature, each with where it came from (see the module docstring)."""
+    from cellsim.analysis.analyze import AnalysisError, read_incar_tags
+
+    folder = first_file.parent
+    dt_cands: list[tuple[float | None, str]] = [(dt_fs, "option")]
+    t_cands: list[tuple[float | None, str]] = [(temperature_K, "option")]
+    incar = folder / "INCAR"
+    tags = read_incar_tags(incar)
+    if tags:
+        potim = _incar_value(tags, "POTIM")
+        nblock = _incar_value(tags, "NBLOCK") or 1.0
+        if potim is not None and potim <= 0:
+            raise AnalysisError(f"{incar}: POTIM = {tags['POTIM']}: expected a positive time step in fs")
+        dt_cands.append((potim * nblock if potim else None, f"INCAR {incar} (POTIM x NBLOCK)"))
+        t_cands.append((_incar_value(tags, "TEBEG"), f"INCAR {incar} (TEBEG)"))
+    if detect_format(first_file) == "vasprun":
+        vtags = vasprun_incar(first_file)
+        # vasprun.xml stores every ionic step, whatever NBLOCK says
+        dt_cands.append((_incar_value(vtags, "POTIM"), f"{first_file.name} (POTIM)"))
+        t_cands.append((_incar_value(vtags, "TEBEG"), f"{first_file.name} (TEBEG)"))
+    eng = folder / "engine.json"
+    if eng.is_file():
+        try:
+            info = json.loads(eng.read_text())
+            dt_cands.append((float(info["timestep_fs"]) * int(info.get("nblock", 1)), f"{eng}"))
+            t_cands.append((float(info.get("temperature_K", 0)) or None, f"{eng}"))
+        except (ValueError, KeyError, TypeError):
+            pass
+    if study is not None:
+        dt_cands.append((study.md.timestep_fs * study.md.nblock, "study md.timestep_fs x md.nblock"))
+        t_cands.append((study.md.temperature, "study md.temperature"))
+    notes = []
+    dt, dt_src = next(((v, s) for v, s in dt_cands if v is not None), (None, ""))
+    if dt is None:
+        dt, dt_src = DEFAULT_DT_FS, "default"
+        notes.append(
+            f"no time step known (no --dt, no INCAR beside {first_file.name}): assumed {DEFAULT_DT_FS} fs "
+            "between frames; times are wrong if it differs"
+        )
+    t, t_src = next(((v, s) for v, s in t_cands if v is not None), (None, ""))
+    if t is None:
+        t, t_src = DEFAULT_TEMPERATURE_K, "default"
+        notes.append(
+            f"no temperature known (no --temperature, no INCAR TEBEG): assumed {DEFAULT_TEMPERATURE_K} K for the "
+            "reference broadening"
+        )
+    return MDConditions(float(dt), dt_src, float(t), t_src, notes)

@@ -1,0 +1,5 @@
+"""``python -m cellsim.cli``: the same as the ``cellsim`` command."""
+
+from cellsim.cli import main
+
+main()

@@ -1,0 +1,184 @@
+"""Commands of the build stage: build, inputs, study-schema and the reference library (refs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cellsim import stages
+from cellsim.cli._app import app, console, fail, refs_app
+from cellsim.errors import CellsimError
+
+
+def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
+    e, m = report["electrolyte"], report["metal"]
+    t = Table(title=f"interface: {report['formula']} ({report['n_atoms']} atoms)", show_header=False)
+    t.add_row(
+        "cell",
+        f"{report['cell']['a']:.3f} x {report['cell']['b']:.3f} x {report['cell']['c']:.3f} A, "
+        f"gamma {report['cell']['gamma_deg']:.2f} deg, area {report['area']:.1f} A^2",
+    )
+    for label, side in (("electrolyte", e), ("metal", m)):
+        st = report["strain"][label]
+        t.add_row(
+            label,
+            f"{side['phase']}{tuple(side['miller'])}: {side['layers']} layers, {side['atoms']} atoms, "
+            f"{side['thickness']:.1f} A; faces interface with {side['termination']['facing_interface']}; "
+            f"strain {100 * st['max_abs']:.2f} % (area {100 * st['area']:+.2f} %)",
+        )
+    t.add_row("gap / vacuum", f"{report['gap']} A / {report['vacuum']} A")
+    cp = report["closest_pair"]
+    t.add_row("closest pair", f"{cp['species'][0]}-{cp['species'][1]} {cp['distance']:.3f} A")
+    ci = report.get("closest_interface_pair")
+    if ci:
+        t.add_row("closest across", f"{ci['species'][0]}-{ci['species'][1]} {ci['distance']:.3f} A")
+    if report.get("ps4"):
+        ps4 = report["ps4"]
+        t.add_row(
+            "PS4 units",
+            f"{ps4['count']} of {ps4['p_atoms']} P whole" + ("" if ps4["intact"] else " (BROKEN)"),
+        )
+    st = report["electrolyte_stoichiometry"]
+    t.add_row(
+        "electrolyte",
+        f"{st['formula']} = {st['formula_units']:g} x {st['bulk_formula']}"
+        + ("" if st["stoichiometric"] else f", off by {st['deviation_atoms']}"),
+    )
+    console.print(t)
+    console.print(f"wrote {run_dir}/interface/{{POSCAR, interface.cif, interface.json}} in {seconds:.1f} s")
+
+
+@app.command()
+def build(
+    study: Annotated[str, typer.Argument(help="study YAML file, or the name of a bundled study")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/study"),
+    force: Annotated[bool, typer.Option(help="rebuild and replace an existing interface/study")] = False,
+) -> None:
+    """Build the slab interface: RUN_DIR/interface/{POSCAR, interface.cif, interface.json}."""
+    t0 = time.perf_counter()
+    try:
+        with console.status("building the interface"):
+            outcome = stages.build(study, out, force=force)
+    except CellsimError as exc:
+        fail(exc)
+    if outcome.reused:
+        console.print(f"[dim]interface already built: {outcome.run_dir.interface_json} (use --force to rebuild)[/]")
+    _print_build(outcome.report, out, time.perf_counter() - t0)
+
+
+@app.command()
+def inputs(
+    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    force: Annotated[bool, typer.Option(help="rewrite inputs of a segment that already has output")] = False,
+) -> None:
+    """VASP AIMD inputs (PBE-PAW, NVT Nose, 500 eV, 2 fs, Gamma point, 300 K by default) for the first segment."""
+    try:
+        rep = stages.inputs(run_dir, force)
+    except CellsimError as exc:
+        fail(exc)
+    print_inputs(rep)
+
+
+def print_inputs(rep: Any) -> None:
+    tags = ", ".join(f"{k}={rep.incar[k]}" for k in ("IBRION", "MDALGO", "SMASS", "POTIM", "TEBEG", "NSW", "ENCUT"))
+    console.print(
+        f"wrote {rep.segment_dir}/{{INCAR, KPOINTS, POSCAR, {'POTCAR.spec' if rep.potcar_spec else 'POTCAR'}}}"
+    )
+    console.print(f"INCAR: {tags}; {len(rep.segments)} segment(s) of NSW {rep.segments[0]} planned (md/plan.json)")
+    if rep.potcar_spec:
+        console.print(
+            "[yellow]notice:[/] PMG_VASP_PSP_DIR is not set, so POTCAR.spec lists the PBE symbols "
+            f"({' '.join(rep.potcar_symbols)}); set it to write the licensed POTCAR itself."
+        )
+
+
+@refs_app.command("list")
+def refs_list() -> None:
+    """List the phases of the offline reference library."""
+    from cellsim.references.library import library
+
+    t = Table(title="cellsim reference library (offline)")
+    for col in ("name", "space group", "origin", "MP id", "file"):
+        t.add_column(col)
+    for p in library().values():
+        t.add_row(p.name, f"{p.spacegroup} ({p.spacegroup_number})", p.origin, p.mp_id or "-", p.file)
+    console.print(t)
+    from cellsim.references import mp
+
+    cached = mp.cached()
+    if cached:
+        _print_mp_table(f"Materials Project cache ({mp.cache_dir()})", cached)
+
+
+def _print_mp_table(title: str, phases: list[Any]) -> None:
+    t = Table(title=title)
+    for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
+        t.add_column(col)
+    for p in phases:
+        t.add_row(p.material_id, p.formula, p.spacegroup, f"{p.energy_above_hull:.3f}")
+    console.print(t)
+
+
+@refs_app.command("fetch")
+def refs_fetch(
+    query: Annotated[str, typer.Argument(help="formula (In2S3) or chemical system (In-S-Cl)")],
+    e_hull: Annotated[float, typer.Option(help="max energy above hull, eV/atom")] = 0.05,
+) -> None:
+    """Fetch phases from the Materials Project (needs MP_API_KEY and network) into the local cache."""
+    from cellsim.references import mp
+
+    try:
+        phases = mp.fetch(query, e_hull)
+    except mp.MPUnavailable as exc:
+        fail(CellsimError(f"Materials Project not reachable: {exc}; the bundled library stays available offline"))
+        return
+    except CellsimError as exc:
+        fail(exc)
+        return
+    _print_mp_table(f"Materials Project: {query} (E_hull <= {e_hull} eV/atom), cached in {mp.cache_dir()}", phases)
+
+
+@refs_app.command("show")
+def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3")]) -> None:
+    """Formula, space group, lattice, source and first-shell distances of one library phase."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from cellsim.errors import PhaseNotFoundError
+    from cellsim.references.library import get_phase, library
+
+    phase = get_phase(name)
+    if phase is None:
+        fail(PhaseNotFoundError(f"unknown phase '{name}'; known: {', '.join(library())}"))
+        return
+    s = phase.structure()
+    sga = SpacegroupAnalyzer(s, symprec=0.1)
+    lat = s.lattice
+    t = Table(title=f"{phase.name} ({phase.file})", show_header=False)
+    t.add_row("formula", f"{s.composition.reduced_formula} (cell: {s.composition.formula}, {len(s)} atoms)")
+    t.add_row(
+        "space group",
+        f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()}), checked from the CIF",
+    )
+    t.add_row(
+        "lattice",
+        f"a={lat.a:.4f} b={lat.b:.4f} c={lat.c:.4f} A; "
+        f"alpha={lat.alpha:.2f} beta={lat.beta:.2f} gamma={lat.gamma:.2f} deg",
+    )
+    t.add_row("density", f"{s.density:.3f} g/cm3")
+    t.add_row("first shell", "; ".join(f"{k} {v} A" for k, v in phase.first_shell.items()))
+    t.add_row("origin", phase.origin)
+    t.add_row("source", phase.source)
+    t.add_row("MP id", phase.mp_id_note)
+    console.print(t)
+
+
+@app.command("study-schema")
+def study_schema() -> None:
+    """Print every study field with its default (a complete study file to start from)."""
+    from cellsim.study import Study
+
+    console.print(Study(name="my_study").to_yaml(), highlight=False, markup=False)

@@ -1,0 +1,72 @@
+"""``cellsim demo``: the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellsim import stages
+from cellsim.cli._app import app, console, err_console, fail
+from cellsim.errors import CellsimError
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="run directory")] = Path("runs/demo"),
+    time_: Annotated[str, typer.Option("--time", help="MD time on the embedded engine, e.g. 1ps")] = "1ps",
+    window: Annotated[
+        str | None, typer.Option(help="RDF window, e.g. 0.1ps (bare number: ps; default: a tenth of a short run)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="start again from scratch")] = False,
+) -> None:
+    """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
+
+    Stages: build -> VASP inputs (POTCAR.spec) -> relax + NVT (CHGNet) -> analyze -> match -> report.
+    Each finished stage is kept, so running demo again resumes, and a longer --time extends the MD.
+    Prints the report's path at the end.
+    """
+    from cellsim.cli.analysis import print_analysis, print_match
+    from cellsim.cli.build import _print_build, print_inputs
+    from cellsim.cli.md import run_md
+    from cellsim.rundir import RunDir
+    from cellsim.units import parse_quantity
+
+    t0 = time.perf_counter()
+    rd = RunDir(out)
+    console.rule("[bold]cellsim demo: Li6PS5Cl / In (Luo et al., Nat. Commun. 12, 6968, 2021)")
+    try:
+        window_ps = parse_quantity(window, "time", "ps", "--window") if window else None
+        if force and out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        console.print("[bold]1/6 build[/]")
+        outcome = stages.build("li6ps5cl_in", out)
+        if outcome.reused:
+            console.print(f"[dim]interface already built: {rd.interface_json}[/]")
+        _print_build(outcome.report, out, time.perf_counter() - t0)
+        console.print("[bold]2/6 VASP inputs (for a cluster run of the same MD)[/]")
+        if not (rd.segment_dir(0) / "INCAR").is_file():
+            print_inputs(stages.inputs(out))
+        console.print(f"[bold]3/6 relax + NVT MD on CHGNet ({time_})[/]")
+        summary = run_md(out, engine="chgnet", time=time_)
+        console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {rd.md_dir}")
+        console.print("[bold]4/6 analyze[/]")
+        t1 = time.perf_counter()
+        result = stages.analyze(out, window_ps=window_ps)
+        print_analysis(result, time.perf_counter() - t1)
+        console.print("[bold]5/6 match[/]")
+        print_match(stages.match(out), rd.analysis_dir)
+        console.print("[bold]6/6 report[/]")
+        with console.status("drawing figures"):
+            rep = stages.report(out)
+    except CellsimError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: run `cellsim demo` again to continue[/]")
+        raise typer.Exit(code=130) from None
+    console.print(f"[green]demo finished in {time.perf_counter() - t0:.1f} s; run directory: {out}[/]")
+    console.print(f"[bold green]report: {rep['html'].resolve()}[/]")

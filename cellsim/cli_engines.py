@@ -1,0 +1,212 @@
+"""``cellsim engines``: the offline machine-learned potentials, and whether each is fit for a study.
+
+A typer sub-app, registered on the main CLI with ``app.add_typer(engines_app, name="engines")``:
+
+* ``cellsim engines [--study STUDY] [--no-load]``: the models, whether each loads here, cached speed;
+* ``cellsim engines check STUDY_OR_RUN [--engine NAME ...] [--json FILE] [--quick]``: lattices, bulk metal
+  and electrolyte at the study temperature, reaction energies and speed, with verdicts and a recommendation.
+
+Torch, pymatgen and ASE are imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cellsim.errors import CellsimError
+
+if TYPE_CHECKING:
+    from cellsim.md.engines.check import EngineReport
+    from cellsim.study import Study
+
+engines_app = typer.Typer(
+    help="Machine-learned potentials available offline, and checks of their fitness for a study.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+_VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "n/a": "dim"}
+
+
+def _fail(exc: CellsimError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def load_study_or_run(ref: str) -> tuple[Study, Path | None, Path | None]:
+    """A study file, a bundled study name or a run directory -> (study, base folder for CIFs, run dir)."""
+    from cellsim.study import load_study
+
+    p = Path(ref)
+    if p.is_dir():
+        if not (p / "study.yaml").is_file():
+            raise CellsimError(f"{p}: a folder without study.yaml is not a run directory")
+        return load_study(p / "study.yaml"), p.resolve(), p
+    study = load_study(ref)
+    return study, (p.parent.resolve() if p.is_file() else None), None
+
+
+@engines_app.callback()
+def engines_list(
+    ctx: typer.Context,
+    study: Annotated[
+        str | None, typer.Option(help="study file or bundled name: adds its engine.model_path, if any")
+    ] = None,
+    load: Annotated[bool, typer.Option(help="try loading each model (a few seconds each)")] = True,
+) -> None:
+    """List the machine-learned potentials whose weights are installed (no download ever)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cellsim.md.engines.check import cached_speeds
+    from cellsim.md.engines.registry import models, probe
+
+    try:
+        the_study = load_study_or_run(study)[0] if study else None
+        pool = models(the_study)
+    except CellsimError as exc:
+        _fail(exc)
+        return
+    speeds = cached_speeds()
+    t = Table(title="machine-learned potentials (offline)")
+    t.add_column("name", no_wrap=True)
+    for col in ("family", "version", "trained on", "loads offline", "s/step (cached)", "default check"):
+        t.add_column(col)
+    with err_console.status("loading models") if load else contextlib.nullcontext():
+        for m in pool:
+            if m.weights_file() is None:
+                loads = "[red]no[/] (weights missing)"
+            elif load:
+                ok, why = probe(m)
+                loads = "[green]yes[/]" if ok else f"[red]no[/] ({why[:60]})"
+            else:
+                loads = "weights present"
+            sp = speeds.get(m.key)
+            t.add_row(
+                m.key,
+                m.family,
+                m.version,
+                m.trained_on,
+                loads,
+                f"{sp[0]:.3g} ({sp[1]} atoms)" if sp else "-",
+                "yes" if m.default else "--engine",
+            )
+    console.print(t)
+    console.print(
+        "[dim]MACE, MatterSim, ORB, MatGL and PET-MAD download their weights at run time and are not offered. "
+        "`cellsim engines check STUDY` compares the models on a study's own phases.[/]"
+    )
+
+
+def _fmt(x: float | str | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return f"{x:.4g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def _print_report(rep: EngineReport) -> None:
+    t = Table(title=f"{rep.engine}: {rep.model} ({rep.seconds:.0f} s)", title_justify="left")
+    for col in ("phase", "quantity", "value", "reference", "verdict"):
+        t.add_column(col, overflow="fold")
+    for r in rep.rows:
+        style = _VERDICT_STYLE.get(r.verdict, "")
+        unit = f" {r.unit}" if r.unit and r.value is not None else ""
+        t.add_row(r.phase, r.quantity, _fmt(r.value) + unit, _fmt(r.reference), f"[{style}]{r.verdict}[/]")
+    console.print(t)
+    # notes of the rows that need attention (all notes are in the JSON)
+    for r in rep.rows:
+        if r.verdict in ("warn", "fail") and r.note:
+            console.print(
+                f"  [{_VERDICT_STYLE[r.verdict]}]{r.verdict}[/] {r.phase} {r.quantity}: {r.note}", soft_wrap=True
+            )
+
+
+def _print_summary(reports: list[EngineReport]) -> None:
+    t = Table(title="summary")
+    for col in ("engine", "fail", "warn", "ok", "s/step (interface)", "ps/day", "check time"):
+        t.add_column(col)
+    for rep in reports:
+        t.add_row(
+            rep.engine,
+            str(rep.count("fail")),
+            str(rep.count("warn")),
+            str(rep.count("ok")),
+            _fmt(rep.s_per_step),
+            _fmt(rep.ps_per_day),
+            f"{rep.seconds:.0f} s",
+        )
+    console.print(t)
+
+
+@engines_app.command("check")
+def engines_check(
+    study_or_run: Annotated[str, typer.Argument(help="study file, bundled study name, or run directory")],
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine", "-e", help="model to check (repeatable; 'all' = every model; default: the default set)"
+        ),
+    ] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write every row as JSON here")] = None,
+    quick: Annotated[bool, typer.Option(help="smoke-test sizes: a few dozen MD steps, two reactions")] = False,
+    cache: Annotated[bool, typer.Option(help="reuse cached results (~/.cache/cellsim/engine-check)")] = True,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+) -> None:
+    """Is each machine-learned potential fit for this study's interface? Checks on its own reactants.
+
+    Relaxed lattices of the metal and the electrolyte (c/a for tetragonal cells), the bulk metal's RMS
+    displacement at the study temperature vs the Debye model, anion units (PS4) kept whole, reaction energies
+    among library phases, and speed. Verdicts ok/warn/fail; results are cached, so a second run is instant.
+    """
+    from cellsim.md.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
+    from cellsim.md.engines.mlip import set_threads
+    from cellsim.md.engines.registry import select
+
+    t0 = time.perf_counter()
+    try:
+        study, base_dir, run_dir = load_study_or_run(study_or_run)
+        chosen = select(engine, study)
+        inp = prepare(study, base_dir, run_dir)
+    except CellsimError as exc:
+        _fail(exc)
+        return
+    set_threads(threads)
+    settings = CheckSettings.quick() if quick else CheckSettings()
+    err_console.print(
+        f"[bold]{study.name}[/]: metal {inp.metal.label}, electrolyte {inp.electrolyte.label}, "
+        f"{inp.temperature:g} K; engines: {', '.join(m.key for m in chosen)}"
+    )
+
+    seen: set[tuple[str, str]] = set()
+
+    def progress(eng: str, task: str, seconds: float, cached: bool) -> None:
+        if (eng, task) in seen:  # reactions reuse relaxations: say it once
+            return
+        seen.add((eng, task))
+        how = "cached" if cached else f"{seconds:.1f} s"
+        err_console.print(f"[dim]  {eng:22s} {task:34s} {how}[/]", highlight=False)
+
+    reports = check_engines(inp, chosen, settings, use_cache=cache, progress=progress)
+    for rep in reports:
+        _print_report(rep)
+    _print_summary(reports)
+    best, why = recommend(reports)
+    if best is not None:
+        console.print(f"[bold]recommendation:[/] {best}  ({why})", soft_wrap=True)
+    else:
+        console.print(f"[bold red]no recommendation:[/] {why}")
+    if json_file is not None:
+        write_json(json_file, reports)
+        console.print(f"[dim]rows written to {json_file}[/]")
+    console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")

@@ -1,0 +1,703 @@
+"""The stages as plain functions: build -> inputs -> run -> analyze -> match -> report.
+
+The CLI, the FireWorks tasks, the demo, the tests and notebooks all call these; the CLI only parses and
+prints. Heavy modules (pymatgen, torch, matplotlib) are imported inside the stage that needs them, so
+``import cellsim`` stays fast.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cellsim.errors import CellsimError, RunDirError
+from cellsim.rundir import RunDir, default_analysis_dir, find_run_dir
+
+if TYPE_CHECKING:
+    from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.md.engines.mlip import RunSummary
+    from cellsim.md.inputs import InputsReport
+    from cellsim.products import MatchResult
+    from cellsim.study import Study
+
+PathLike = str | Path
+ANIONS = ("S", "Cl", "Se", "Br", "I", "O", "F", "N")
+MIN_WINDOWS = 6
+AUTO_WINDOWS = 10
+
+
+# --------------------------------------------------------------------------- build, inputs, run
+
+
+@dataclass
+class BuildOutcome:
+    report: dict[str, Any]
+    reused: bool
+    run_dir: RunDir
+
+
+def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildOutcome:
+    """Load a study, write ``RUN_DIR/study.yaml`` and build ``RUN_DIR/interface/``.
+
+    A finished interface of the same study is reused unless ``force``; one of a different study is an error.
+    A build that fails leaves no ``study.yaml`` behind, so a corrected study can use the same folder.
+    """
+    import json
+
+    from cellsim.build import build_interface, write_interface
+    from cellsim.references.library import get_phase
+    from cellsim.study import load_study, save_resolved
+
+    rd = RunDir(run_dir)
+    study = load_study(study_ref)
+    src = Path(study_ref)
+    base_dir = src.parent.resolve() if src.is_file() else None
+    # structure files by absolute path, so the resolved study works from any folder
+    for side in (study.interface.electrolyte, study.interface.metal):
+        if get_phase(side.phase) is None and base_dir is not None:
+            p = Path(side.phase).expanduser()
+            p = p if p.is_absolute() else base_dir / p
+            if p.is_file():
+                side.phase = str(p.resolve())
+    if rd.interface_json.exists() and not force:
+        save_resolved(study, rd.root)  # raises if the run directory holds another study
+        return BuildOutcome(json.loads(rd.interface_json.read_text()), True, rd)
+    if rd.interface_dir.exists() and not force:
+        raise RunDirError(f"{rd.interface_dir}: exists without interface.json; use --force to rebuild")
+    had_study = rd.study_file.exists()
+    save_resolved(study, rd.root, force=force)
+    try:
+        model = build_interface(study.interface, base_dir)
+    except BaseException:
+        if not had_study:
+            rd.study_file.unlink(missing_ok=True)
+        raise
+    write_interface(model, rd.root, title=f"cellsim {study.name}")
+    return BuildOutcome(model.report, False, rd)
+
+
+def inputs(run_dir: PathLike, force: bool = False) -> InputsReport:
+    """VASP NVT inputs of the first segment and the segment plan (``md/plan.json``)."""
+    from cellsim.md.inputs import write_inputs
+
+    rd = RunDir(run_dir)
+    return write_inputs(rd.root, rd.load_study(), force=force)
+
+
+def run(
+    run_dir: PathLike,
+    engine: str | None = None,
+    time: str | float | None = None,
+    steps: int | None = None,
+    threads: int | None = None,
+    relax_steps: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    replica: int | None = None,
+) -> RunSummary:
+    """The embedded-engine MD on a built run directory (resumes where it stopped).
+
+    ``time`` is a duration (``"2ps"``, ``"500fs"``; a number means ps) or ``steps`` a step count, not both.
+    """
+    from cellsim.md.engines.mlip import EngineError, parse_time_ps, run_mlip
+    from cellsim.rundir import steps_for
+
+    rd = RunDir(run_dir)
+    study = rd.load_study()
+    if relax_steps is not None:
+        study.md.relax_steps = relax_steps
+    if steps is not None and time is not None:
+        raise EngineError("give --time or --steps, not both")
+    if steps is not None and steps < 1:
+        raise EngineError(f"--steps {steps}: expected a positive number of MD steps")
+    total = steps
+    if time is not None:
+        total = steps_for(parse_time_ps(str(time)), study.md.timestep_fs)
+    return run_mlip(rd.root, study, engine, total, threads, progress=progress, replica=replica)
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+def default_pairs(elements: Sequence[str], preferred: Sequence[str]) -> list[str]:
+    """Pairs to analyse in a trajectory with ``elements``: the preferred ones it has, then cation-anion pairs.
+
+    Cations are ordered metals first, then Li, then P; anion-anion S-S catches polysulfides.
+    """
+    present = set(elements)
+    out = [p for p in preferred if set(p.split("-")) <= present]
+    anions = [a for a in ANIONS if a in present]
+    cations = [e for e in elements if e not in ANIONS]
+    cations.sort(key=lambda e: (e in ("Li", "P"), e == "P", e))
+    for c in cations:
+        for a in anions:
+            if f"{c}-{a}" not in out and f"{a}-{c}" not in out:
+                out.append(f"{c}-{a}")
+    if "S" in present and "S-S" not in out:
+        out.append("S-S")
+    return out
+
+
+def parse_pairs(pairs: str | Sequence[str] | None) -> list[str] | None:
+    """``"A-B,C-D"`` or a list of such strings (each may itself hold commas) -> validated list."""
+    from cellsim.study import _check_pair
+
+    if pairs is None:
+        return None
+    items = [pairs] if isinstance(pairs, str) else list(pairs)
+    out: list[str] = []
+    for item in items:
+        for p in str(item).split(","):
+            p = p.strip()
+            if not p:
+                continue
+            try:
+                p = _check_pair(p)
+            except ValueError as exc:
+                raise CellsimError(f"--pairs: {exc}") from None
+            if p in out:
+                raise CellsimError(f"--pairs: {p} is listed twice")
+            out.append(p)
+    if not out:
+        raise CellsimError("--pairs: no pair given (expected e.g. In-S,In-Cl)")
+    return out
+
+
+def _species_from_poscar(poscar: Path) -> tuple[list[str], list[int]] | None:
+    lines = poscar.read_text(errors="replace").splitlines()
+    if len(lines) < 7:
+        return None
+    names, counts = lines[5].split(), lines[6].split()
+    if not names or not all(n.isalpha() for n in names):
+        return None
+    try:
+        return names, [int(c) for c in counts[: len(names)]]
+    except ValueError:
+        return None
+
+
+def _resolve_species(files: list[Path], candidates: list[Path], given: list[str] | None) -> list[str] | None:
+    """Element symbols for VASP 4 XDATCARs: given, else from a POSCAR beside (checked against the counts)."""
+    from cellsim.analysis.sources import detect_format
+    from cellsim.trajectory import TrajectoryError, read_header
+
+    if detect_format(files[0]) != "xdatcar":
+        return given
+    try:
+        hdr = read_header(files[0], given)
+    except TrajectoryError as exc:
+        if given is not None or "VASP 4" not in str(exc):
+            raise
+        hdr = None
+    if hdr is not None and (hdr.vasp5 or given is not None):
+        if given is not None and hdr.vasp5 and given != hdr.symbols:
+            raise CellsimError(
+                f"--species {','.join(given)}: {files[0]} names its species itself ({' '.join(hdr.symbols)})"
+            )
+        return given
+    for poscar in candidates:
+        if poscar.is_file():
+            got = _species_from_poscar(poscar)
+            if got is None:
+                continue
+            names, counts = got
+            h = read_header(files[0], names)
+            if h.counts != counts:
+                raise CellsimError(
+                    f"{files[0]}: VASP 4 XDATCAR with atom counts {h.counts}, but {poscar} has {counts}: "
+                    "they are not the same atoms; give --species"
+                )
+            return names
+    if hdr is None:
+        raise CellsimError(
+            f"{files[0]}: VASP 4 XDATCAR (no species line): give the elements in POSCAR order with "
+            "--species, e.g. --species Li,P,S,Cl,In"
+        )
+    return given
+
+
+def analyze(
+    trajectory_or_run_dir: PathLike | Sequence[PathLike],
+    *,
+    dt_fs: float | None = None,
+    pairs: str | Sequence[str] | None = None,
+    window_ps: float | None = None,
+    out: PathLike | None = None,
+    rmax: float | None = None,
+    bin_width: float | None = None,
+    normalisation: str | None = None,
+    cutoffs: dict[str, float] | None = None,
+    species: Sequence[str] | None = None,
+    temperature_K: float | None = None,
+    reactants: str | Sequence[str] | None = None,
+    replica: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AnalysisResult:
+    """Time-resolved partial RDFs, bond counts, environments and diagnostics of a trajectory; saved to ``out``.
+
+    Parameters
+    ----------
+    trajectory_or_run_dir
+        A run directory (all its MD segments, stitched), or one or several trajectory files in order:
+        XDATCAR (VASP 4 or 5, plain or compressed), vasprun.xml, or anything ASE reads (extxyz, .traj).
+    dt_fs
+        Time between stored frames, fs. Default: INCAR beside the file (POTIM x NBLOCK), vasprun.xml,
+        the embedded engine's record, the study; else 2 fs with a warning.
+    pairs
+        ``"In-S,In-Cl"`` or ``["In-S", "In-Cl"]``. Default: the study's, or for a trajectory from elsewhere
+        the study defaults it has plus its cation-anion pairs and S-S.
+    window_ps
+        RDF time window, ps (default 0.5, or the study's).
+    out
+        Output folder. Default: ``RUN_DIR/analysis``, or ``analysis/`` beside the (first) trajectory file.
+    rmax, bin_width, normalisation, cutoffs
+        r range (A), bin width (A), ``"cell"`` or ``"occupied"`` volume, bond cutoffs per pair (A).
+    species
+        Element symbols in POSCAR order, for VASP 4 XDATCARs without a species line.
+    temperature_K
+        MD temperature (for the reference broadening in matching). Default: INCAR TEBEG, the study, else 300 K.
+    reactants
+        Reactant phases (library names or structure files), e.g. ``"Li6PS5Cl,In"``. Default: the study's
+        electrolyte and metal, or the trajectory's composition decomposed into library phases.
+    replica
+        Analyse replica ``replica`` of a run directory (``md/replica-NN``) into ``analysis/replica-NN``.
+    progress
+        Called with the number of frames read so far.
+
+    Returns
+    -------
+    AnalysisResult
+        With ``.to_dataframe()`` (the rdf.csv table); also written to ``out``.
+    """
+    from cellsim.analysis.analyze import AnalysisError, AnalysisSettings, add_baseline
+    from cellsim.analysis.analyze import analyze as analyze_files
+    from cellsim.analysis.sources import resolve_md_conditions
+    from cellsim.fileio import BusyError, WriterLock
+    from cellsim.references.reactants import given_reactants, infer_reactants
+    from cellsim.study import AnalysisSpec
+
+    targets = (
+        [Path(trajectory_or_run_dir)]
+        if isinstance(trajectory_or_run_dir, str | Path)
+        else [Path(t) for t in trajectory_or_run_dir]
+    )
+    if not targets:
+        raise CellsimError("analyze: no trajectory given")
+    study: Study | None = None
+    rd: RunDir | None = None
+    if len(targets) == 1 and targets[0].is_dir():
+        rd = RunDir(targets[0])
+        if not rd.is_run and not rd.trajectory_files(replica):
+            found = [targets[0] / n for n in ("XDATCAR", "vasprun.xml") if (targets[0] / n).is_file()]
+            if not found:
+                raise RunDirError(
+                    f"{targets[0]}: no trajectory found (not a run directory: no study.yaml; no XDATCAR or "
+                    "vasprun.xml in it)"
+                )
+            targets, rd = found[:1], None
+    if rd is not None and replica is None and not rd.trajectory_files() and rd.replicas():
+        return _analyze_replicas(
+            rd,
+            out,
+            progress,
+            dt_fs=dt_fs,
+            pairs=pairs,
+            window_ps=window_ps,
+            rmax=rmax,
+            bin_width=bin_width,
+            normalisation=normalisation,
+            cutoffs=cutoffs,
+            species=species,
+            temperature_K=temperature_K,
+            reactants=reactants,
+        )
+    if rd is not None:
+        study = rd.load_study() if rd.is_run else None
+        files = rd.trajectory_files(replica)
+        if not files:
+            where = rd.md_root(replica)
+            raise RunDirError(
+                f"{where}: no segment with an XDATCAR, no trajectory found; run `cellsim run {rd.root}` "
+                "(embedded engine) or the VASP segments first"
+            )
+        out_dir = Path(out) if out else (rd.replica_analysis_dir(replica) if replica is not None else rd.analysis_dir)
+        poscars = [files[0].parent / "POSCAR", rd.interface_poscar]
+    else:
+        for t in targets:
+            if t.is_dir():
+                raise CellsimError(f"{t}: a folder among several trajectory files; give the files themselves")
+            if not t.is_file():
+                raise CellsimError(f"{t}: neither a run directory nor an XDATCAR or other trajectory file")
+        files = targets
+        out_dir = Path(out) if out else default_analysis_dir(files[0])
+        poscars = [files[0].parent / "POSCAR"]
+    if rd is None and (owner := find_run_dir(out_dir)) is not None and out_dir == owner.analysis_dir:
+        raise CellsimError(
+            f"-o {out_dir}: that is the analysis folder of run directory {owner.root}, whose own trajectory it "
+            "must describe; analyse into another folder"
+        )
+    sp = _resolve_species(files, poscars, list(species) if species else None)
+    cond = resolve_md_conditions(files[0], dt_fs, temperature_K, study)
+    for note in cond.warnings:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    spec = study.analysis if study is not None else AnalysisSpec()
+    explicit_pairs = parse_pairs(pairs)
+    try:
+        settings = AnalysisSettings(
+            **{
+                **spec.model_dump(),
+                "pairs": explicit_pairs or spec.pairs,
+                "window_ps": window_ps or spec.window_ps,
+                "rmax": rmax or spec.rmax,
+                "bin_width": bin_width or spec.bin_width,
+                "normalisation": normalisation or spec.normalisation,
+                "bond_cutoffs": {**spec.bond_cutoffs, **(cutoffs or {})},
+                "dt_fs": cond.dt_fs,
+            }
+        )
+    except ValueError as exc:
+        raise AnalysisError(_one_line_validation(exc)) from None
+    notes = list(cond.warnings)
+    if explicit_pairs is None:
+        # the default pairs must fit the atoms present: peek at the species
+        elements = _elements_of(files[0], sp)
+        if rd is None:
+            settings.pairs = default_pairs(elements, spec.pairs)
+        else:
+            kept = [p for p in settings.pairs if set(p.split("-")) <= set(elements)]
+            if len(kept) < len(settings.pairs):
+                notes.append(
+                    f"pairs without atoms in this trajectory skipped: {sorted(set(settings.pairs) - set(kept))}"
+                )
+            settings.pairs = kept or default_pairs(elements, [])
+    if window_ps is None:
+        # a default window longer than an eighth of the run leaves too few windows to see anything change
+        n_total = count_frames(files, sp)
+        duration = n_total * settings.dt_fs / 1000.0
+        if n_total and duration / settings.window_ps < MIN_WINDOWS:
+            fpw = max(1, n_total // AUTO_WINDOWS)
+            auto = fpw * settings.dt_fs / 1000.0
+            notes.append(
+                f"window {settings.window_ps:g} ps would give {max(1, round(duration / settings.window_ps))} window(s) "
+                f"over {duration:.3f} ps; used {auto:g} ps ({AUTO_WINDOWS} windows)"
+            )
+            settings.window_ps = auto
+    lock = WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir))
+    try:
+        with lock:
+            diag = _DiagnosticsObserver(
+                settings.dt_fs, _study_metal(study), study.md.timestep_fs if study is not None else None
+            )
+            res = analyze_files(files, settings, sp, progress, observers=[diag])
+            if rd is not None and rd.interface_poscar.is_file():
+                _check_interface_atoms(rd, res.species)
+                add_baseline(res, rd.interface_poscar)
+            n_windows = len(res.window_frames)
+            duration = res.n_frames * settings.dt_fs / 1000.0
+            if window_ps is not None and window_ps > duration:
+                raise AnalysisError(
+                    f"--window {window_ps} ps is longer than the trajectory ({res.n_frames} frames = {duration:.3f} ps)"
+                )
+            if n_windows < 2:
+                notes.append(
+                    f"one time window only ({settings.window_ps} ps over {duration:.3f} ps): nothing can be compared "
+                    "over time; use a shorter --window"
+                )
+            if reactants:
+                names = [x.strip() for x in (reactants.split(",") if isinstance(reactants, str) else reactants)]
+                react = given_reactants([n for n in names if n], res.element_counts)
+            elif study is not None:
+                try:
+                    react = given_reactants(
+                        [study.interface.electrolyte.phase, study.interface.metal.phase], res.element_counts
+                    )
+                    react.source = "the study's electrolyte and metal"
+                except CellsimError as exc:
+                    react = infer_reactants(res.element_counts)
+                    react.notes.append(f"the study's reactants do not fit this trajectory ({exc}); inferred instead")
+            else:
+                react = infer_reactants(res.element_counts)
+            res.info.update(
+                {
+                    "dt_fs": settings.dt_fs,
+                    "dt_source": cond.dt_source,
+                    "temperature_K": cond.temperature_K,
+                    "temperature_source": cond.temperature_source,
+                    "run_dir": str(rd.root.resolve()) if rd is not None else None,
+                    "replica": replica,
+                    "study": study.name if study is not None else None,
+                    "reactants": react.to_dict(),
+                    "notes": notes + react.notes,
+                }
+            )
+            res.diagnostics = _finish_diagnostics(diag, files, cond.temperature_K, notes)
+            if res.diagnostics is not None:
+                res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
+            res.save(out_dir)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None
+    return res
+
+
+def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any) -> AnalysisResult:
+    """Each replica into ``analysis/replica-NN``, then the pooled analysis (replica means) into ``analysis/``."""
+    import json
+
+    from cellsim.analysis.analyze import pool_replicas
+    from cellsim.fileio import BusyError, WriterLock
+
+    reps = rd.replicas()
+    results = [analyze(rd.root, replica=k, progress=progress, **kw) for k in reps]
+    pooled = pool_replicas(results)
+    formation: dict[str, dict[str, list[float | None]]] = {}
+    for k, r in zip(reps, results, strict=True):
+        assert r.out_dir is not None
+        peaks = json.loads((r.out_dir / "peaks.json").read_text())
+        for p, d in peaks["pairs"].items():
+            f = formation.setdefault(p, {"formation_ps": [], "break_ps": [], "final_bonds": []})
+            f["formation_ps"].append(d["bonds"]["formation_ps"])
+            f["break_ps"].append(d["bonds"]["break_ps"])
+            f["final_bonds"].append(d["bonds"]["late_mean"])
+        _ = k
+    warns = sorted({c.message for r in results if r.diagnostics is not None for c in r.diagnostics.warnings})
+    pooled.info = {
+        **results[0].info,
+        "replica": None,
+        "replica_ids": reps,
+        "replica_folders": [str(r.out_dir) for r in results],
+        "replica_events": formation,
+        "notes": [f"pooled over {len(reps)} replicas (seeds engine.seed + k); bond counts are replica means"],
+    }
+    pooled.diagnostics = results[0].diagnostics
+    if pooled.diagnostics is not None and warns:
+        pooled.info["notes"].append(f"diagnostics of the replicas warned: {'; '.join(warns)}")
+    out_dir = Path(out) if out else rd.analysis_dir
+    try:
+        with WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir)):
+            pooled.save(out_dir)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None
+    return pooled
+
+
+def count_frames(files: list[Path], species: list[str] | None) -> int:
+    """Whole frames in ``files`` (a first pass, made only when the window must fit the run's length)."""
+    from cellsim.analysis.sources import iter_trajectory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sum(len(block) for _, block in iter_trajectory(files, species))
+
+
+def _one_line_validation(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors():
+            field = ".".join(str(x) for x in e["loc"]) or "settings"
+            opt = {"window_ps": "--window", "rmax": "--rmax", "bin_width": "--bin-width", "dt_fs": "--dt"}.get(
+                field, field
+            )
+            parts.append(f"{opt}: {e['msg']} (got {e.get('input')!r})")
+        return "; ".join(parts)
+    return str(exc)
+
+
+def _elements_of(path: Path, species: list[str] | None) -> list[str]:
+    from cellsim.analysis.sources import _file_blocks, detect_format
+    from cellsim.trajectory import read_header
+
+    fmt = detect_format(path)
+    if fmt == "xdatcar":
+        return list(read_header(path, species).symbols)
+    if fmt == "vasprun":
+        from cellsim.analysis.sources import vasprun_species
+
+        return list(dict.fromkeys(vasprun_species(path)))
+    for hdr, _ in _file_blocks(path, species, fmt):
+        return hdr.symbols
+    return []
+
+
+def _check_interface_atoms(rd: RunDir, species: list[str]) -> None:
+    got = _species_from_poscar(rd.interface_poscar) if rd.interface_poscar.is_file() else None
+    if got is None:
+        return
+    names, counts = got
+    built = [n for n, c in zip(names, counts, strict=False) for _ in range(c)]
+    if built != species:
+        have = {e: species.count(e) for e in dict.fromkeys(species)}
+        raise CellsimError(
+            f"{rd.root}: the trajectory's atoms ({sum(have.values())}: {have}) differ from the run's interface "
+            f"({len(built)}: {dict(zip(names, counts, strict=False))}); analyse it on its own with "
+            "`cellsim analyze FILE -o OUT`"
+        )
+
+
+class _DiagnosticsObserver:
+    """Feeds the streamed frames to a DiagnosticsAccumulator made when the species are known."""
+
+    def __init__(self, dt_fs: float, metal: str | None, timestep_fs: float | None) -> None:
+        self.dt_fs, self.metal, self.timestep_fs = dt_fs, metal, timestep_fs
+        self.acc: Any = None
+
+    def __call__(self, species: list[str], block: Any) -> None:
+        from cellsim.analysis.diagnostics import DiagnosticsAccumulator
+
+        if self.acc is None:
+            self.acc = DiagnosticsAccumulator(species, dt_fs=self.dt_fs, metal=self.metal, timestep_fs=self.timestep_fs)
+        self.acc.update(block)
+
+
+def _study_metal(study: Study | None) -> str | None:
+    """The metal element of a study whose metal phase is a single element (In, Li), else None (guessed)."""
+    if study is None:
+        return None
+    from cellsim.references.library import resolve_phase
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, s = resolve_phase(study.interface.metal.phase, None, "interface.metal.phase")
+    except CellsimError:
+        return None
+    els = {el.symbol for el in s.composition}
+    return els.pop() if len(els) == 1 else None
+
+
+def _finish_diagnostics(obs: _DiagnosticsObserver, files: list[Path], temperature: float, notes: list[str]) -> Any:
+    """Diagnostics of the trajectory, with the energies of the files' OSZICAR/vasprun.xml when there are any."""
+    from cellsim.analysis.diagnostics import read_energies
+    from cellsim.analysis.sources import detect_format
+
+    if obs.acc is None:
+        return None
+    items: list[Path] = []
+    for f in files:
+        fmt = detect_format(f)
+        if fmt == "vasprun":
+            items.append(f)
+        elif fmt == "xdatcar":
+            items.append(f.parent)
+    energies = None
+    if items and len(items) == len(files):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            energies = read_energies(list(dict.fromkeys(items)))
+        if energies is None:
+            notes.append("no OSZICAR or vasprun.xml beside the trajectory: no temperature/energy diagnostics")
+        notes.extend(str(w.message) for w in caught if "no OSZICAR" not in str(w.message))
+    return obs.acc.finish(energies, target_temperature=temperature)
+
+
+# --------------------------------------------------------------------------- match
+
+
+def _analysis_folder(target: PathLike | AnalysisResult) -> tuple[Path, RunDir | None]:
+    from cellsim.analysis.analyze import AnalysisResult
+
+    if isinstance(target, AnalysisResult):
+        if target.out_dir is None:
+            raise CellsimError("match: this analysis was never saved; give its folder or call .save(folder) first")
+        folder = target.out_dir
+    else:
+        folder = Path(target)
+    rd = RunDir(folder)
+    if rd.is_run:
+        return rd.analysis_dir, rd
+    return folder, find_run_dir(folder)
+
+
+def match(
+    analysis: PathLike | AnalysisResult,
+    *,
+    candidates: Sequence[str] | None = None,
+    use_mp: bool | None = None,
+    reactants: str | Sequence[str] | None = None,
+) -> MatchResult:
+    """Rank candidate reaction products for the analysis in ``analysis`` (a run directory or analysis folder).
+
+    Parameters
+    ----------
+    analysis
+        A run directory, an analysis folder written by :func:`analyze`, or its result object.
+    candidates
+        Library names or structure files to compare with (default: automatic, see docs/matching.md).
+    use_mp
+        Add Materials Project phases (needs ``MP_API_KEY`` and network; cached on disk).
+    reactants
+        Override the reactants recorded by the analysis (``"Li6PS5Cl,In"``).
+
+    Returns
+    -------
+    MatchResult
+        Verdicts per candidate (formed / possible / not seen) with scores and intervals;
+        ``.to_dataframe()`` gives the products.csv table. Also written into the analysis folder.
+    """
+    from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.fileio import BusyError, WriterLock
+    from cellsim.products import match_analysis, named_candidates
+    from cellsim.references.reactants import Reactants, given_reactants
+    from cellsim.study import MatchSpec
+
+    folder, rd = _analysis_folder(analysis)
+    res = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(folder)
+    if rd is not None and res.info.get("run_dir") is not None:
+        spec = rd.load_study().match.model_copy()
+    else:
+        spec = MatchSpec()
+    if use_mp is not None:
+        spec.use_mp = use_mp
+    cands = None
+    if candidates:
+        cands = named_candidates(list(candidates), Path.cwd())
+    if reactants:
+        names = [x.strip() for x in (reactants.split(",") if isinstance(reactants, str) else reactants) if x.strip()]
+        react = given_reactants(names, res.element_counts)
+    else:
+        react = Reactants.from_dict(res.info.get("reactants") or {})
+    per_replica = []
+    for sub in res.info.get("replica_folders") or []:
+        per_replica.append(match(sub, candidates=candidates, use_mp=use_mp, reactants=reactants))
+    try:
+        with WriterLock(folder.parent / f".{folder.name}.lock", str(folder)):
+            result = match_analysis(res, spec, react, cands, base_dir=rd.root if rd else None)
+            if per_replica:
+                result.replicas = replica_support(per_replica)
+            result.save(folder)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None
+    return result
+
+
+def replica_support(results: list[MatchResult]) -> dict[str, dict[str, Any]]:
+    """Per candidate: how many replicas gave each verdict, and the spread of their best scores."""
+    import numpy as np
+
+    out: dict[str, dict[str, Any]] = {}
+    for r in results:
+        for c in r.candidates:
+            d = out.setdefault(c.candidate, {"formed": 0, "possible": 0, "not seen": 0, "scores": []})
+            d[c.verdict] += 1
+            d["scores"].append(c.best_score)
+    for d in out.values():
+        s = np.array(d["scores"], dtype=float)
+        d["n"] = len(s)
+        d["score_mean"] = round(float(s.mean()), 2)
+        d["score_sd"] = round(float(s.std(ddof=1)), 2) if len(s) > 1 else 0.0
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(target: PathLike) -> dict[str, Path]:
+    """Figures, ``report.html`` and ``report.md`` for a run directory (``RUN/report``) or an analysis folder
+    (``ANALYSIS/report``)."""
+    from cellsim.reporting import make_report
+
+    folder, rd = _analysis_folder(target)
+    return make_report(folder, rd)

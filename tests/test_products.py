@@ -1,0 +1,181 @@
+"""Controls of product identification (issue 11): what must be found, and what must never be claimed.
+
+Every trajectory here is made by the test, so the right answer is known.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cellsim
+from cellsim.testing import reaction_run, write_xdatcar
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+
+
+def _verdicts(run: Path) -> dict[str, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+        result = cellsim.match(run)
+    return {c.candidate: c.verdict for c in result.candidates}
+
+
+def bulk_lpscl(path: Path, n_frames: int = 300, noise: float = 0.12, li_jump_at: int | None = None) -> Path:
+    """A thermal trajectory of bulk Li6PS5Cl (library cell) where nothing reacts.
+
+    Li sits displaced from the library's 24g site toward Cl (as in real AIMD, Li-Cl ~2.5 A), from the first
+    frame, or from frame ``li_jump_at`` (a relaxation early in the run).
+    """
+    from cellsim.references.library import get_phase
+
+    phase = get_phase("Li6PS5Cl")
+    assert phase is not None
+    s = phase.structure()
+    cell = s.lattice.matrix
+    sym = np.array([x.specie.symbol for x in s])
+    order = np.argsort([["Li", "P", "S", "Cl"].index(x) for x in sym], kind="stable")
+    frac0 = s.frac_coords[order]
+    sym = sym[order]
+    cl = frac0[sym == "Cl"]
+    moved = frac0.copy()
+    for i in np.flatnonzero(sym == "Li"):
+        d = cl - frac0[i]
+        d -= np.round(d)
+        near = d[np.argmin(np.linalg.norm(d @ cell, axis=1))]
+        dist = float(np.linalg.norm(near @ cell))
+        moved[i] = frac0[i] + near * (1.0 - 2.5 / dist)  # Li-Cl 2.5 A
+    rng = np.random.default_rng(1)
+    frames = []
+    for f in range(n_frames):
+        base = moved if (li_jump_at is None or f >= li_jump_at) else frac0
+        frames.append((base + rng.normal(0, noise, base.shape) @ np.linalg.inv(cell)) % 1.0)
+    counts = [int((sym == e).sum()) for e in ("Li", "P", "S", "Cl")]
+    path.mkdir(parents=True, exist_ok=True)
+    write_xdatcar(path / "XDATCAR", ["Li", "P", "S", "Cl"], counts, cell, np.array(frames))
+    (path / "INCAR").write_text("POTIM = 2\nNBLOCK = 1\nTEBEG = 300\n")
+    return path / "XDATCAR"
+
+
+def test_non_reacting_electrolyte_yields_nothing(tmp_path: Path) -> None:
+    xd = bulk_lpscl(tmp_path / "bulk")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = cellsim.analyze(xd, out=tmp_path / "out")
+        result = cellsim.match(tmp_path / "out")
+    assert res.info["reactants"]["phases"] == {"Li6PS5Cl": 4.0}
+    assert {"Li-S", "Li-Cl", "P-S", "S-S"} <= set(res.settings.pairs)
+    for pair in ("Li-S", "Li-Cl", "P-S", "S-S"):
+        assert not result.pairs[pair]["has_new"], (pair, result.pairs[pair])
+        assert result.pairs[pair]["kind"] in ("reactant pair", "interfacial pair")
+    assert all(c.verdict == "not seen" for c in result.candidates), [
+        (c.candidate, c.verdict) for c in result.candidates
+    ]
+    assert any("nothing reacted" in n for n in result.notes)
+
+
+def test_li_relaxing_toward_cl_early_is_not_licl(tmp_path: Path) -> None:
+    """Li leaving the ordered 24g site for Li-Cl 2.5 A in the first frames: equilibration, not LiCl."""
+    xd = bulk_lpscl(tmp_path / "bulk", li_jump_at=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(xd, out=tmp_path / "out")
+        result = cellsim.match(tmp_path / "out")
+    licl = [c for c in result.candidates if c.candidate == "LiCl"]
+    assert not licl or licl[0].verdict == "not seen"
+    assert not result.pairs["Li-Cl"]["has_new"]
+
+
+def test_relaxation_contacts_without_change_are_no_product(tmp_path: Path) -> None:
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=0)  # bonds there from the first frame on
+    assert set(_verdicts(run).values()) == {"not seen"}
+
+
+def test_incl_two_shells_is_matched(tmp_path: Path) -> None:
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(), in_cl=(2.92, 3.17))
+    v = _verdicts(run)
+    assert v["InCl"] == "formed" and v.get("InCl3", "not seen") != "formed"
+
+
+def test_short_incl_bond_ranks_incl_first(tmp_path: Path) -> None:
+    """One Cl at 2.92 A (InCl's short bond): InCl, not InCl3 (2.54 A) and never a merged-peak miss."""
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(), in_cl=(2.92,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+        result = cellsim.match(run)
+    top = next(m for m in result.rows if m.pair == "In-Cl")
+    assert top.candidate == "InCl" and top.delta_r is not None and top.delta_r < 0.05
+    assert {c.candidate: c.verdict for c in result.candidates}["InCl"] in ("formed", "possible")
+
+
+def test_tetrahedral_in_s_prefers_an_in_s_phase(tmp_path: Path) -> None:
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(2.45, 2.45, 2.45, 2.45), in_cl=())
+    v = _verdicts(run)
+    formed = [c for c, x in v.items() if x == "formed"]
+    assert formed and all("S" in c and "Cl" not in c for c in formed), v
+
+
+def test_mixed_environment_names_both(tmp_path: Path) -> None:
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(2.58, 2.58), in_cl=(2.92, 3.17))
+    v = _verdicts(run)
+    assert v["InCl"] == "formed"
+    assert v["In2S3"] == "formed" or v["InS"] == "formed"
+
+
+def test_environments_and_motifs(tmp_path: Path) -> None:
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(2.58, 2.58), in_cl=(2.92, 3.17))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = cellsim.analyze(run)
+        result = cellsim.match(run)
+    env = result.environments["In"]
+    assert env["atoms"] == 8 and len(env["changed_atoms"]) == 8
+    assert env["early_mean"]["S"] == 0 and env["late_mean"]["S"] == pytest.approx(2.0, abs=0.05)
+    assert env["late_histogram"] == {"2 S, 2 Cl": 8}
+    assert res.environments is not None and res.environments.counts.shape[1] == sum(res.element_counts.values())
+
+
+def test_scores_are_rounded_once_and_agree_everywhere(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+        result = cellsim.match(run)
+    rows = list(csv.DictReader((run / "analysis" / "products.csv").read_text().splitlines()))
+    saved = json.loads((run / "analysis" / "match.json").read_text())
+    for c in result.candidates:
+        assert c.best_score == round(c.best_score, 2)
+        row = next(r for r in rows if r["pair"] == "overall" and r["candidate"] == c.candidate)
+        assert row["verdict"] == c.verdict and float(row["score"]) == c.score
+        js = next(x for x in saved["candidates"] if x["candidate"] == c.candidate)
+        assert js["best_score"] == c.best_score and js["verdict"] == c.verdict
+        assert c.best_lo <= c.best_score <= c.best_hi or c.best_score == 0
+
+
+def test_formation_time_leaves_baseline_not_present_at_start(tmp_path: Path) -> None:
+    import json
+
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+    b = json.loads((run / "analysis" / "peaks.json").read_text())["pairs"]["In-S"]["bonds"]
+    assert b["formation_ps"] == pytest.approx(301 * 0.002, abs=0.004)
+    run2 = reaction_run(tmp_path / "r2", n_frames=600, react_at=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run2)
+    b2 = json.loads((run2 / "analysis" / "peaks.json").read_text())["pairs"]["In-S"]["bonds"]
+    assert b2["formation_ps"] is None and b2["present_at_start"]
