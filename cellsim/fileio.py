@@ -92,7 +92,7 @@ def _rmtree(path: Path) -> None:
 
 
 class BusyError(Exception):
-    """Another process holds the lock of an output folder."""
+    """Another process holds the lock of an output folder (turned into a CellsimError by the stages)."""
 
 
 class WriterLock:
@@ -129,3 +129,45 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+_JOURNAL = ".commit.json"
+
+
+def commit_files(folder: Path, files: dict[str, bytes]) -> dict[str, Path]:
+    """Write several files in ``folder`` as one set: a kill leaves all the old ones or all the new ones.
+
+    Each file is staged under a hidden name, then a journal naming them is written (the commit point), then
+    each is renamed into place and the journal removed. :func:`recover_files` finishes an interrupted
+    commit (after the journal) or drops the staged files (before it).
+    """
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    recover_files(folder)
+    staged = {}
+    for name, data in files.items():
+        tmp = folder / f".{name}.staged"
+        atomic_write_bytes(tmp, data)
+        staged[name] = tmp.name
+    atomic_write_text(folder / _JOURNAL, json.dumps(staged))
+    recover_files(folder)
+    return {name: folder / name for name in files}
+
+
+def recover_files(folder: Path) -> None:
+    """Finish (or drop) a :func:`commit_files` that a kill interrupted."""
+    import json
+
+    journal = folder / _JOURNAL
+    if journal.is_file():
+        try:
+            staged = json.loads(journal.read_text())
+        except ValueError:
+            staged = {}
+        for name, tmp in staged.items():
+            if (folder / tmp).is_file():
+                os.replace(folder / tmp, folder / name)
+        journal.unlink(missing_ok=True)
+    for left in folder.glob(".*.staged") if folder.is_dir() else []:
+        left.unlink(missing_ok=True)

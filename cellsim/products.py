@@ -51,7 +51,6 @@ import numpy as np
 
 from cellsim.analysis.peaks import smooth
 from cellsim.errors import CellsimError
-from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -653,42 +652,50 @@ def products_csv(result: MatchResult) -> str:
 
 
 def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
-    """products.csv, ref_rdf.npz, then match.json (last: it names the analysis it belongs to)."""
-    paths = {"products_csv": atomic_write_text(folder / "products.csv", products_csv(result))}
+    """products.csv, ref_rdf.npz and match.json, committed as one set (:func:`cellsim.fileio.commit_files`)."""
+    from cellsim.fileio import commit_files
+
     arrays: dict[str, Any] = {f"{c}|{p}": v for c, d in result.references.items() for p, v in d.items()}
     npz = io.BytesIO()
     np.savez(npz, **arrays)
-    paths["ref_rdf"] = atomic_write_bytes(folder / "ref_rdf.npz", npz.getvalue())
-    paths["match_json"] = atomic_write_json(
-        folder / "match.json",
+    doc = {
+        "format": "cellsim-match",
+        "analysis_id": result.analysis_id,
+        "threshold": result.threshold,
+        "reactants": result.reactants,
+        "pairs": result.pairs,
+        "notes": result.notes,
+        "candidates": [asdict(c) for c in result.candidates],
+        "rows": [asdict(m) for m in result.rows],
+        "environments": result.environments,
+        "electrolyte": result.electrolyte,
+        "replicas": result.replicas,
+        "rules": {
+            "score": "cosine similarity of the new MD neighbour density and the candidate's broadened density over "
+            "the MD peak +/- 0.6 A and the candidate's whole first sphere, x exp(-delta^2 / (2 tol^2)), delta = "
+            "distance to the nearest first-sphere shell; overall = sum over pairs",
+            "interval": f"5-95 % of {BOOTSTRAP} bootstrap resamples of the early and late windows",
+            "verdict": f"formed: score >= threshold, interval low >= {FORMED_LOWER} x threshold, environments "
+            f"agree >= {ENV_AGREE}; possible: score or interval high >= threshold, or score >= "
+            f"{POSSIBLE_FRACTION} x threshold; not seen: otherwise",
+        },
+    }
+    paths = commit_files(
+        folder,
         {
-            "format": "cellsim-match",
-            "analysis_id": result.analysis_id,
-            "threshold": result.threshold,
-            "reactants": result.reactants,
-            "pairs": result.pairs,
-            "notes": result.notes,
-            "candidates": [asdict(c) for c in result.candidates],
-            "rows": [asdict(m) for m in result.rows],
-            "environments": result.environments,
-            "electrolyte": result.electrolyte,
-            "replicas": result.replicas,
-            "rules": {
-                "score": "cosine similarity of the new MD neighbour density and the candidate's broadened density over "
-                "the MD peak +/- 0.6 A and the candidate's whole first sphere, x exp(-delta^2 / (2 tol^2)), delta = "
-                "distance to the nearest first-sphere shell; overall = sum over pairs",
-                "interval": f"5-95 % of {BOOTSTRAP} bootstrap resamples of the early and late windows",
-                "verdict": f"formed: score >= threshold, interval low >= {FORMED_LOWER} x threshold, environments "
-                f"agree >= {ENV_AGREE}; possible: score or interval high >= threshold, or score >= "
-                f"{POSSIBLE_FRACTION} x threshold; not seen: otherwise",
-            },
+            "products.csv": products_csv(result).encode(),
+            "ref_rdf.npz": npz.getvalue(),
+            "match.json": (json.dumps(doc, indent=2) + "\n").encode(),
         },
     )
-    return paths
+    return {"products_csv": paths["products.csv"], "ref_rdf": paths["ref_rdf.npz"], "match_json": paths["match.json"]}
 
 
 def load_match(folder: Path) -> MatchResult:
     """A :class:`MatchResult` from ``folder/match.json`` (and ref_rdf.npz)."""
+    from cellsim.fileio import recover_files
+
+    recover_files(folder)
     p = folder / "match.json"
     if not p.is_file():
         raise MatchError(f"{p}: no match yet; run `cellsim match {folder}`")

@@ -47,6 +47,7 @@ class ReportData:
     engine: list[dict[str, Any]] = field(default_factory=list)
     diagnostics: Any = None
     notes: list[str] = field(default_factory=list)
+    engine_check: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -68,6 +69,11 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
     if run is not None and res.info.get("run_dir"):
         d.study = yaml.safe_load(run.study_file.read_text()) or {}
         d.interface = _json(run.interface_json)
+        if run.engine_check_file.is_file():
+            try:
+                d.engine_check = list(json.loads(run.engine_check_file.read_text()))
+            except ValueError:
+                d.notes.append(f"{run.engine_check_file}: damaged; run `cellsim engines check {run.root}` again")
         replica = res.info.get("replica")
         for seg in run.segments(replica):
             info = _json(seg / "engine.json")
@@ -420,14 +426,24 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
             "neighbours (or the analysed metal pairs).",
             _png(interface_views(before, _atoms(res.species, res.last_frame), shown, titles)),
         )
-    out.mkdir(parents=True, exist_ok=True)
-    for name, (_, png) in figs.items():
-        atomic_write_bytes(out / name, png)
-    sections = _sections(d)
-    paths = {
-        "html": atomic_write_text(out / "report.html", _html(d, sections, figs)),
-        "md": atomic_write_text(out / "report.md", _markdown(d, sections, figs)),
-    }
+    # the whole report is staged and swapped in: a kill leaves the previous report or the new one
+    from cellsim.fileio import recover_dir, replace_dir, staging_dir
+
+    recover_dir(out)
+    stage = staging_dir(out)
+    try:
+        for name, (_, png) in figs.items():
+            atomic_write_bytes(stage / name, png)
+        sections = _sections(d)
+        atomic_write_text(stage / "report.html", _html(d, sections, figs))
+        atomic_write_text(stage / "report.md", _markdown(d, sections, figs))
+        replace_dir(stage, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    paths = {"html": out / "report.html", "md": out / "report.md"}
     paths.update({name: out / name for name in figs})
     return paths
 
@@ -543,6 +559,20 @@ def answer_section(d: ReportData) -> Section:
                 else "the physical diagnostics raised no warning",
             ]
         )
+    bad = [r for r in d.engine_check if r.get("verdict") in ("fail", "warn")]
+    if d.engine_check:
+        engines = sorted({str(r["engine"]) for r in d.engine_check})
+        rows.append(
+            [
+                "engine check",
+                f"{', '.join(engines)}: "
+                + (
+                    "; ".join(f"{r['phase']} {r['quantity']} {r['verdict']}" for r in bad)
+                    if bad
+                    else "every check ok on the study's phases"
+                ),
+            ]
+        )
     react = m.reactants or {}
     note = (
         f"Reactants: {', '.join(react.get('phases', {})) or 'unknown'} ({react.get('source', '')}). Verdicts: "
@@ -597,6 +627,31 @@ def _sections(d: ReportData) -> list[Section]:
     reps = replicas_section(d)
     if reps is not None:
         sections.append(reps)
+    if d.engine_check:
+
+        def val(x: Any) -> str:
+            return "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+        rows = [
+            [
+                str(r["engine"]),
+                str(r["phase"]),
+                str(r["quantity"]),
+                val(r.get("value")) + (f" {r['unit']}" if r.get("unit") and r.get("value") is not None else ""),
+                val(r.get("reference")),
+                str(r["verdict"]),
+            ]
+            for r in d.engine_check
+        ]
+        sections.append(
+            (
+                "Engine check (the potential on the study's own phases)",
+                ["engine", "phase", "quantity", "value", "reference", "verdict"],
+                rows,
+                "`cellsim engines check`: relaxed lattices (c/a for In), the bulk metal at the study temperature "
+                "against the Debye model, PS4 kept whole, reaction-energy signs, speed. See docs/engine.md.",
+            )
+        )
     if d.diagnostics is not None and hasattr(d.diagnostics, "checks"):
         rows = [
             [str(getattr(c, "status", "")), str(getattr(c, "name", "")), str(getattr(c, "message", ""))]
@@ -741,7 +796,8 @@ def _sections(d: ReportData) -> list[Section]:
                     "Local environments",
                     ["centre", "atoms", "changed", "early mean neighbours", "late mean neighbours", "late (changed)"],
                     env_rows,
-                    "Neighbours within the bond cutoffs; an atom 'changed' when a mean count moved by >= 0.5.",
+                    "Neighbours within the bond cutoffs; an atom 'changed' when its mean count of another element "
+                    "moved by >= 0.5.",
                 )
             )
     if d.notes:

@@ -12,6 +12,14 @@
       analysis/                   rdf.csv rdf.npz bonds.csv peaks.json ... (cellsim analyze, match)
       report/                     report.html report.md *.png (cellsim report)
       workflow/                   FireWorks launch folders, queue scripts, embedded store
+        fw_store.json               this run's embedded FireWorks store (its own lock: fw_store.json.lock)
+        jobs.json                   queue jobs submitted for this run (ids, successors), submit.json
+        queue/job.sh                the rendered batch script (resubmitted by each job for the next one)
+        launches/                   FireWorks launch folders (launcher_*)
+
+A VASP segment that custodian restarted inside (a correction that continues from CONTCAR) keeps the
+frames made before the restart as ``XDATCAR.part-1``, ``OSZICAR.part-1``, ... beside its final
+``XDATCAR``; the segment's trajectory is its parts, then its XDATCAR (:meth:`RunDir.trajectory_files`).
 
 Every other module asks a :class:`RunDir` for a path; none spells one. The segment plan (total time ->
 steps -> segments) is computed here once, for VASP inputs, the embedded engine and the workflow.
@@ -34,6 +42,7 @@ STUDY_FILE = "study.yaml"
 SEGMENT_RE = re.compile(r"^seg-(\d{3,})$")
 REPLICA_RE = re.compile(r"^replica-(\d{2,})$")
 TRAJECTORY_NAMES = ("XDATCAR", "XDATCAR.gz", "XDATCAR.bz2", "XDATCAR.xz")
+PART_RE = re.compile(r"^XDATCAR\.part-(\d+)$")
 
 
 def segment_name(k: int) -> str:
@@ -134,6 +143,10 @@ class RunDir:
     def interface_cif(self) -> Path:
         return self.interface_dir / "interface.cif"
 
+    def engine_phase_file(self, side: str) -> Path:
+        """The ``side`` ("metal", "electrolyte") bulk crystal relaxed by the study's engine (lattice: engine)."""
+        return self.interface_dir / f"{side}_engine_relaxed.cif"
+
     # -- MD
     @property
     def md_dir(self) -> Path:
@@ -178,12 +191,27 @@ class RunDir:
         return sorted(int(m.group(1)) for p in self.md_dir.iterdir() if p.is_dir() and (m := REPLICA_RE.match(p.name)))
 
     def trajectory_files(self, replica: int | None = None) -> list[Path]:
-        """Each segment's XDATCAR (or compressed XDATCAR), in order; segments without one are skipped."""
-        files = []
+        """Each segment's trajectory files in order: its parts (``XDATCAR.part-N``), then its XDATCAR (or
+        compressed XDATCAR); segments without any are skipped."""
+        files: list[Path] = []
         for seg in self.segments(replica):
+            files.extend(segment_parts(seg))
             found = [seg / n for n in TRAJECTORY_NAMES if (seg / n).is_file()]
             if found:
                 files.append(found[0])
+        return files
+
+    def energy_files(self, replica: int | None = None) -> list[Path]:
+        """Each segment's OSZICAR parts (``OSZICAR.part-N``) then its OSZICAR, in the order of
+        :meth:`trajectory_files`; segments without an OSZICAR are skipped."""
+        files: list[Path] = []
+        for seg in self.segments(replica):
+            for xd in segment_parts(seg):
+                osz = seg / xd.name.replace("XDATCAR", "OSZICAR", 1)
+                if osz.is_file():
+                    files.append(osz)
+            if (seg / "OSZICAR").is_file():
+                files.append(seg / "OSZICAR")
         return files
 
     def plan(self, total_steps: int | None = None) -> SegmentPlan:
@@ -201,6 +229,11 @@ class RunDir:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    @property
+    def engine_check_file(self) -> Path:
+        """The engine check of the study's own phases for the engine that ran the MD (rows as JSON)."""
+        return self.root / "engine-check.json"
+
     # -- workflow (FireWorks, queue)
     @property
     def workflow_dir(self) -> Path:
@@ -216,6 +249,30 @@ class RunDir:
         return self.workflow_dir / "queue"
 
     @property
+    def fw_store_file(self) -> Path:
+        """This run's embedded FireWorks store (mongomock JSON), used when no MongoDB launchpad is given."""
+        return self.workflow_dir / "fw_store.json"
+
+    @property
+    def fw_store_lock(self) -> Path:
+        return self.workflow_dir / "fw_store.json.lock"
+
+    @property
+    def jobs_file(self) -> Path:
+        """Queue jobs of this run: ids, scheduler, successors (``cellsim status`` and the job chain read it)."""
+        return self.workflow_dir / "jobs.json"
+
+    @property
+    def submit_file(self) -> Path:
+        """How the run was submitted (launchpad, queue, engine, campaign): later commands reuse it."""
+        return self.workflow_dir / "submit.json"
+
+    @property
+    def job_script(self) -> Path:
+        """The rendered batch script; each job resubmits it for the next one."""
+        return self.queue_dir / "job.sh"
+
+    @property
     def lock_file(self) -> Path:
         """Held by a stage that writes into the run directory (one writer at a time)."""
         return self.root / ".cellsim.lock"
@@ -224,6 +281,35 @@ class RunDir:
 def default_analysis_dir(trajectory: Path) -> Path:
     """Where the analysis of a trajectory file goes by default: ``analysis/`` beside it."""
     return trajectory.parent / "analysis"
+
+
+def segment_parts(seg: Path) -> list[Path]:
+    """The ``XDATCAR.part-N`` files of a segment folder, in order (empty when VASP was never restarted)."""
+    if not seg.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in seg.iterdir() if p.is_file() and (m := PART_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def part_file(seg: Path, name: str, k: int) -> Path:
+    """Part ``k`` of output ``name`` (``XDATCAR``, ``OSZICAR``) of a segment: ``seg/NAME.part-K``."""
+    return seg / f"{name}.part-{k}"
+
+
+def segment_record(seg: Path) -> Path:
+    """cellsim's record of a VASP segment: planned NSW, parts, custodian runs, walltime stops."""
+    return seg / "segment.json"
+
+
+def campaign_file(runs: list[Path]) -> Path:
+    """State file of a campaign of several runs submitted together (beside their common parent)."""
+    import hashlib
+    import os
+
+    roots = sorted(str(r.resolve()) for r in runs)
+    common = Path(os.path.commonpath(roots)) if len(roots) > 1 else Path(roots[0]).parent
+    tag = hashlib.sha256("\n".join(roots).encode()).hexdigest()[:10]
+    return common / f".cellsim-campaign-{tag}.json"
 
 
 def find_run_dir(path: Path) -> RunDir | None:

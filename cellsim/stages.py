@@ -70,13 +70,51 @@ def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildO
     had_study = rd.study_file.exists()
     save_resolved(study, rd.root, force=force)
     try:
-        model = build_interface(study.interface, base_dir)
+        spec, lattice_report = _engine_lattice_spec(study, rd, base_dir)
+        model = build_interface(spec, base_dir)
     except BaseException:
         if not had_study:
             rd.study_file.unlink(missing_ok=True)
         raise
+    if lattice_report:
+        model.report["lattice"] = lattice_report
     write_interface(model, rd.root, title=f"cellsim {study.name}")
     return BuildOutcome(model.report, False, rd)
+
+
+def _engine_lattice_spec(study: Study, rd: RunDir, base_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+    """The interface spec to build: as the study says, or (``interface.lattice: engine``) with both bulk
+    crystals at the study engine's relaxed lattice, and how far each is from the reference."""
+    if study.interface.lattice == "reference":
+        return study.interface, {}
+    import numpy as np
+    from pymatgen.io.cif import CifWriter
+
+    from cellsim.md.engines.check import relaxed_structure
+    from cellsim.references.library import resolve_phase
+
+    engine = study.engine.name if study.engine.name != "vasp" else "chgnet"
+    spec = study.interface.model_copy(deep=True)
+    report: dict[str, Any] = {"source": "engine", "engine": engine}
+    for side_name in ("metal", "electrolyte"):
+        side = getattr(spec, side_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, ref = resolve_phase(side.phase, base_dir, f"interface.{side_name}.phase")
+        relaxed = relaxed_structure(ref, engine)
+        path = rd.engine_phase_file(side_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        CifWriter(relaxed).write_file(str(path))
+        a0, a1 = np.array(ref.lattice.abc), np.array(relaxed.lattice.abc)
+        report[side_name] = {
+            "reference": side.phase,
+            "reference_abc": [round(float(x), 4) for x in a0],
+            "engine_abc": [round(float(x), 4) for x in a1],
+            "engine_vs_reference": [round(float(x), 5) for x in a1 / a0 - 1.0],
+            "file": str(path),
+        }
+        side.phase = str(path.resolve())
+    return spec, report
 
 
 def inputs(run_dir: PathLike, force: bool = False) -> InputsReport:
@@ -96,6 +134,7 @@ def run(
     relax_steps: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     replica: int | None = None,
+    device: str | None = None,
 ) -> RunSummary:
     """The embedded-engine MD on a built run directory (resumes where it stopped).
 
@@ -115,7 +154,31 @@ def run(
     total = steps
     if time is not None:
         total = steps_for(parse_time_ps(str(time)), study.md.timestep_fs)
-    return run_mlip(rd.root, study, engine, total, threads, progress=progress, replica=replica)
+    from cellsim.fileio import BusyError, WriterLock
+
+    try:
+        # one MD writer per run directory (two would interleave frames in the same XDATCAR)
+        with WriterLock(rd.lock_file, f"the MD of {rd.root}"):
+            return run_mlip(rd.root, study, engine, total, threads, progress=progress, replica=replica, device=device)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None
+
+
+def engine_check(run_dir: PathLike, engines: Sequence[str] | None = None, quick: bool = False) -> list[Any]:
+    """``cellsim engines check`` on a run directory's own phases; the rows go to ``RUN/engine-check.json``.
+
+    Default: the study's engine only (results are cached, so a repeated demo does not pay again).
+    """
+    from cellsim.md.engines.check import CheckSettings, check_engines, prepare, write_json
+    from cellsim.md.engines.registry import select
+
+    rd = RunDir(run_dir)
+    study = rd.load_study()
+    names: list[str] = list(engines) if engines else [study.engine.name if study.engine.name != "vasp" else "chgnet"]
+    inp = prepare(study, rd.root.resolve(), rd.root)
+    reports = check_engines(inp, select(names, study), CheckSettings.quick() if quick else CheckSettings())
+    write_json(rd.engine_check_file, reports)
+    return reports
 
 
 # --------------------------------------------------------------------------- analyze
@@ -697,7 +760,12 @@ def replica_support(results: list[MatchResult]) -> dict[str, dict[str, Any]]:
 def report(target: PathLike) -> dict[str, Path]:
     """Figures, ``report.html`` and ``report.md`` for a run directory (``RUN/report``) or an analysis folder
     (``ANALYSIS/report``)."""
+    from cellsim.fileio import BusyError, WriterLock
     from cellsim.reporting import make_report
 
     folder, rd = _analysis_folder(target)
-    return make_report(folder, rd)
+    try:
+        with WriterLock(folder.parent / f".{folder.name}.report.lock", f"the report of {folder}"):
+            return make_report(folder, rd)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None

@@ -62,6 +62,11 @@ class InterfaceSpec(_Model):
     electrolyte: SlabSpec = SlabSpec(phase="Li6PS5Cl", min_thickness=10.0)
     metal: SlabSpec = SlabSpec(phase="In")
     strained: Literal["metal", "electrolyte"] = "metal"
+    lattice: Literal["reference", "engine"] = Field(
+        "reference",
+        description="cells of both slabs: the reference crystals, or the study engine's own relaxed lattices "
+        "(so MLIP runs do not start under stress; strain reported against both)",
+    )
     max_strain: float = Field(0.03, gt=0, lt=0.25)
     max_area: float = Field(400.0, gt=0, description="largest in-plane supercell area searched, A^2")
     min_lateral: float = Field(12.0, ge=0, description="shortest in-plane cell vector allowed, A")
@@ -115,8 +120,19 @@ class MDSpec(_Model):
 class EngineSpec(_Model):
     """Where the MD runs: VASP on a cluster, or an embedded machine-learned potential."""
 
-    name: Literal["chgnet", "sevennet", "vasp"] = "chgnet"
+    name: Literal[
+        "chgnet",
+        "chgnet-0.2.0",
+        "chgnet-r2scan",
+        "sevennet",
+        "sevennet-0-22may2024",
+        "sevennet-l3i5",
+        "sevennet-mf-0",
+        "sevennet-mf-0-r2scan",
+        "vasp",
+    ] = Field("chgnet", description="embedded model (`cellsim engines` lists them) or vasp")
     threads: int = Field(1, ge=1, description="torch threads (1 avoids spin-waiting on shared cores)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when torch sees a GPU")
     checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")
     model_path: str | None = Field(None, description="optional model file for the MLIP engine")
     seed: int = Field(0, ge=0, description="seed of the initial Maxwell-Boltzmann velocities")
@@ -187,6 +203,104 @@ class MatchSpec(_Model):
     threshold: float = Field(0.5, ge=0, le=1, description="score from which a candidate counts as a match")
 
 
+class QueueSpec(_Model):
+    """Batch-queue resources of the VASP jobs (``cellsim submit --queue slurm|pbs``).
+
+    A null field falls back to the ``queue:`` section of the user config (``~/.config/cellsim/config.yaml``),
+    then to the built-in default (1 node, 1 rank, 24 h, ``srun`` on SLURM, ``mpirun -np {ntasks}`` on PBS).
+    """
+
+    scheduler: Literal["slurm", "pbs", "pbspro", "torque"] | None = Field(
+        None, description="slurm, pbs (= pbspro: select= syntax) or torque (nodes=:ppn=); null = --queue"
+    )
+    partition: str | None = Field(None, description="SLURM partition / PBS queue")
+    account: str | None = Field(None, description="account (project) charged")
+    qos: str | None = Field(None, description="SLURM quality of service")
+    nodes: int | None = Field(None, ge=1, description="nodes per job (default 1)")
+    ntasks_per_node: int | None = Field(None, ge=1, description="MPI ranks per node (default 1)")
+    cpus_per_task: int | None = Field(None, ge=1, description="cores (OpenMP threads) per rank (default 1)")
+    mem: str | None = Field(None, description="memory per node, e.g. 64G or 500M")
+    walltime: str | None = Field(None, description="job time limit, HH:MM:SS or D-HH:MM:SS (default 24:00:00)")
+    constraint: str | None = Field(None, description="SLURM --constraint; PBS Pro: extra select resource key=value")
+    modules: list[str] | None = Field(None, description="modules loaded in the job (`module load NAME`)")
+    pre_commands: list[str] | None = Field(None, description="shell lines run before cellsim in the job")
+    mpi_launcher: str | None = Field(
+        None,
+        description="prefix of the VASP command: srun, or mpirun -np {ntasks} ({ntasks}, {nodes}, "
+        "{ntasks_per_node}, {cpus_per_task} are filled in)",
+    )
+    extra_directives: list[str] | None = Field(None, description="raw #SBATCH/#PBS lines added to the script")
+    resubmit: bool | None = Field(None, description="queue the next job automatically until the plan is done")
+
+    @field_validator("partition", "account", "qos", "constraint", "mem", "walltime")
+    @classmethod
+    def _one_word(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or any(c.isspace() for c in v) or "#" in v):
+            raise ValueError(f"{v!r}: expected one word (no spaces, newlines or #)")
+        return v
+
+    @field_validator("mem")
+    @classmethod
+    def _mem(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d+(\.\d+)?[KMGT]?B?", v, re.IGNORECASE):
+            raise ValueError(f"{v!r}: expected a size like 64G, 4000M or 2T")
+        return v
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, v: str | None) -> str | None:
+        if v is not None:
+            QueueSpec.walltime_seconds(v)
+        return v
+
+    @field_validator("modules", "pre_commands", "extra_directives")
+    @classmethod
+    def _lines(cls, v: list[str] | None) -> list[str] | None:
+        for line in v or []:
+            if "\n" in line or "\r" in line or not line.strip():
+                raise ValueError(f"{line!r}: expected one non-empty line")
+        return v
+
+    @field_validator("mpi_launcher")
+    @classmethod
+    def _launcher(cls, v: str | None) -> str | None:
+        import string
+
+        if v is None:
+            return v
+        if "\n" in v or not v.strip():
+            raise ValueError(f"{v!r}: expected a command prefix like 'srun' or 'mpirun -np {{ntasks}}'")
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"{v!r}: {exc}") from None
+        unknown = names - {"ntasks", "nodes", "ntasks_per_node", "cpus_per_task"}
+        if unknown:
+            raise ValueError(
+                f"{v!r}: unknown placeholder {{{sorted(unknown)[0]}}} (use {{ntasks}}, {{nodes}}, "
+                "{ntasks_per_node} or {cpus_per_task})"
+            )
+        return v
+
+    @staticmethod
+    def walltime_seconds(text: str) -> int:
+        """Seconds of a time limit written ``HH:MM:SS``, ``D-HH:MM:SS``, ``MM:SS`` or ``MM`` (SLURM's forms)."""
+        m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?", text.strip())
+        if m is None:
+            raise ValueError(f"{text!r}: expected a time limit like 24:00:00 or 2-00:00:00")
+        days, a, b, c = (int(g) if g else None for g in m.groups())
+        if b is None:  # minutes (or D-HH)
+            secs = (a or 0) * (3600 if days is not None else 60)
+        elif c is None:  # MM:SS (or D-HH:MM)
+            secs = (a or 0) * 3600 + b * 60 if days is not None else (a or 0) * 60 + b
+        else:
+            secs = (a or 0) * 3600 + b * 60 + c
+        secs += (days or 0) * 86400
+        if secs <= 0:
+            raise ValueError(f"{text!r}: a time limit must be positive")
+        return secs
+
+
 class Study(_Model):
     """A whole study: what to build, how to run it, how to analyse it."""
 
@@ -197,6 +311,7 @@ class Study(_Model):
     engine: EngineSpec = EngineSpec()
     analysis: AnalysisSpec = AnalysisSpec()
     match: MatchSpec = MatchSpec()
+    queue: QueueSpec = QueueSpec()
 
     def to_yaml(self) -> str:
         """YAML with every default written out."""
@@ -293,7 +408,12 @@ def save_resolved(study: Study, run_dir: Path, force: bool = False) -> Path:
     text = study.to_yaml()
     if target.exists() and not force:
         existing = target.read_text(encoding="utf-8")
-        if existing != text:
+        # compared as studies, not as text: a field added by a newer cellsim (with its default) is no change
+        try:
+            same = existing == text or parse_study(existing, str(target)) == study
+        except StudyError:
+            same = False
+        if not same:
             raise StudyError(
                 f"{target}: this run directory already holds a different study; "
                 "use another -o directory, or --force to replace it (later stages will be redone)"

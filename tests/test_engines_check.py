@@ -221,7 +221,7 @@ def test_recommendation_fewest_failures_then_speed() -> None:
 def test_engines_subapp_registers_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from cellsim.cli_engines import engines_app
+    from cellsim.cli.engines import engines_app
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
     app = typer.Typer()
@@ -245,7 +245,7 @@ def test_engines_subapp_registers_and_lists(tmp_path: Path, monkeypatch: pytest.
 @pytest.mark.slow
 def test_real_chgnet_quick_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CHGNet 0.3.0 on the paper's study, --quick, through the CLI; the second run comes from the cache."""
-    from cellsim.cli_engines import engines_app
+    from cellsim.cli.engines import engines_app
     from cellsim.md.engines.mlip import set_threads
 
     set_threads(1)
@@ -266,3 +266,22 @@ def test_real_chgnet_quick_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     again = runner.invoke(engines_app, args, terminal_width=160)
     assert again.exit_code == 0 and time.perf_counter() - t0 < 15
     assert json.loads(out.read_text()) == rows
+
+
+def test_run_directory_times_its_own_interface(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ase.build import bulk
+
+    from cellsim.cli.engines import load_study_or_run
+
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    (run / "interface").mkdir(parents=True)
+    (run / "study.yaml").write_text(load_study("li6ps5cl_in").to_yaml())
+    bulk("In", "fcc", a=4.7, cubic=True).repeat((2, 2, 1)).write(run / "interface" / "POSCAR", format="vasp")
+    study, _, run_dir = load_study_or_run(str(run))
+    assert run_dir == run and study.name == "li6ps5cl_in"
+    inp = ec.prepare(study, run, run_dir)
+    assert inp.interface is not None and len(inp.interface) == 16
+    (rep,) = ec.check_engines(inp, [FAKE], _tiny_settings(), factory=_lj_factory([]))
+    speed = [r for r in rep.rows if r.quantity == "MD speed"]
+    assert speed and speed[0].phase == "interface (16 atoms)" and "scaled" not in speed[0].note

@@ -1,21 +1,24 @@
-"""The workflow through a real single-node SLURM cluster (scripts/slurm-local.sh), fake VASP inside.
+"""Runs through a real single-node SLURM cluster (scripts/slurm-local.sh), fake VASP inside.
 
 Needs root (CI and `make test` run as root; the script installs slurm-wlm and munge and starts the
-daemons). Elsewhere these tests skip with the reason.
+daemons). Elsewhere these tests skip with the reason. Every test checks every MD step of every run
+against the fake VASP's deterministic trajectory: each step exactly once.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fake_vasp_frames
 
 from cellsim.study import load_study
 from cellsim.trajectory import read_trajectory
@@ -25,106 +28,229 @@ FAKE = REPO / "tests" / "fake_vasp"
 
 
 @pytest.fixture(scope="module")
-def slurm() -> None:
+def slurm() -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("the local SLURM cluster needs root")
     r = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"could not start the local SLURM cluster: {r.stdout}{r.stderr}")
+    yield
+
+
+def make_run(paper_run: Path, path: Path, total_ps: float = 0.05, segment_ps: float = 0.02, **queue: str) -> Path:
+    shutil.copytree(paper_run, path)
+    study = load_study(path / "study.yaml")
+    study.md.total_time_ps, study.md.segment_time_ps = total_ps, segment_ps
+    for k, v in queue.items():
+        setattr(study.queue, k, v)
+    (path / "study.yaml").write_text(study.to_yaml())
+    return path
 
 
 @pytest.fixture
-def sl_env(paper_run: Path, tmp_path: Path, slurm: None) -> tuple[Path, dict[str, str]]:
-    run = tmp_path / "run"
-    shutil.copytree(paper_run, run)
-    study = load_study(run / "study.yaml")
-    study.md.total_time_ps, study.md.segment_time_ps = 0.05, 0.02
-    (run / "study.yaml").write_text(study.to_yaml())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_VASP", "MONGOMOCK", "PMG_VASP"))}
+def sl_env(tmp_path: Path, slurm: None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAKE_VASP", "MONGOMOCK", "PMG_VASP", "CELLSIM"))}
     env.update(
         CELLSIM_VASP_CMD=str(FAKE / "vasp_std"),
         CELLSIM_VASP_GAMMA_CMD=str(FAKE / "vasp_gam"),
-        CELLSIM_FW_STORE=str(tmp_path / "store" / "launchpad.json"),
         CELLSIM_CUSTODIAN_POLLING_S="0.1",
         CELLSIM_CACHE=str(tmp_path / "cache"),
-        COLUMNS="150",
+        CELLSIM_CONFIG=str(tmp_path / "no-config.yaml"),
+        COLUMNS="200",
     )
-    return run, env
+    return env
 
 
-def submit(run: Path, env: dict[str, str]) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "cellsim.cli", "submit", str(run), "--queue", "slurm"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+def cellsim(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cellsim.cli", *args], env=env, capture_output=True, text=True)
+
+
+def submit(runs: list[Path], env: dict[str, str], *extra: str) -> dict[Path, str]:
+    """``cellsim submit RUN... --queue slurm``; the first job of each run that was submitted."""
+    r = cellsim(["submit", *map(str, runs), "--queue", "slurm", *extra], env)
     assert r.returncode == 0, r.stdout + r.stderr
-    job = r.stdout.split("job_id is ")[-1].split()[0] if "job_id is " in r.stdout else None
-    if job is None:
-        job = (r.stderr.split("job_id is ")[-1].split()[0]) if "job_id is " in r.stderr else ""
-    assert job.isdigit(), r.stdout + r.stderr
-    return job
+    jobs = {}
+    for line in r.stdout.splitlines():
+        if ": submitted job " in line:
+            run, rest = line.split(": submitted job ")
+            jobs[Path(run)] = rest.split(";")[0].strip()
+    return jobs
 
 
-def wait_gone(job: str, timeout: float = 180) -> None:
+def jobs_of(run: Path) -> list[dict[str, object]]:
+    path = run / "workflow" / "jobs.json"
+    return json.loads(path.read_text())["jobs"] if path.is_file() else []
+
+
+def in_queue(ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    out = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True)
+    return [line.split()[0] for line in out.stdout.splitlines() if line.split()]
+
+
+def wait_done(runs: list[Path], timeout: float = 240) -> None:
+    """Until no job of these runs is queued or running (their chains ended by themselves)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        out = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout
-        if not out.strip():
+        ids = [str(j["tag"]).split(":", 1)[1] for run in runs for j in jobs_of(run)]
+        if ids and not in_queue(ids) and all(j.get("ended") for run in runs for j in jobs_of(run)):
             return
         time.sleep(0.5)
-    subprocess.run(["scancel", job])
-    pytest.fail(f"SLURM job {job} did not finish in {timeout} s")
+    ids = [str(j["tag"]).split(":", 1)[1] for run in runs for j in jobs_of(run)]
+    subprocess.run(["scancel", *ids])
+    pytest.fail(f"the jobs of {runs} did not finish in {timeout} s: {ids}")
 
 
-def stitched(run: Path, env: dict[str, str]) -> np.ndarray:
-    subprocess.run(
-        [sys.executable, "-m", "cellsim.cli", "stitch", str(run), "-o", str(run / "all")],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    return read_trajectory(run / "all")[1]
+def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
+    out = run / "all.xdatcar"
+    r = cellsim(["stitch", str(run), "-o", str(out)], env)
+    assert r.returncode == 0, r.stderr
+    frac = read_trajectory(out)[1]
+    assert len(frac) == n
+    seg0 = run / "md" / "seg-000"
+    start = seg0 / "POSCAR.orig" if (seg0 / "POSCAR.orig").is_file() else seg0 / "POSCAR"
+    np.testing.assert_allclose(frac, fake_vasp_frames(start, n), atol=2e-7)
 
 
-@pytest.mark.slow
-def test_submit_through_slurm_to_completed(
-    sl_env: tuple[Path, dict[str, str]], expected_frames: Callable[[Path, int], np.ndarray]
-) -> None:
-    run, env = sl_env
-    job = submit(run, env)
-    wait_gone(job)
-    frac = stitched(run, env)
-    assert len(frac) == 25
-    np.testing.assert_allclose(frac, expected_frames(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
-    assert (run / "report" / "report.html").is_file()
+def store_states(run: Path, env: dict[str, str]) -> list[str]:
     check = (
-        "from cellsim.fw_launchpad import open_launchpad; lp = open_launchpad(); "
-        "print(sorted(fw['state'] for fw in lp.fireworks.find()))"
+        "import sys; from cellsim.fw_launchpad import WorkflowStore; from cellsim.rundir import RunDir; "
+        "s = WorkflowStore(RunDir(sys.argv[1])); print(' '.join(sorted(fw['state'] for fw in s.fireworks())))"
     )
-    out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == str(["COMPLETED"] * 4), out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-c", check, str(run)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def job_logs(run: Path) -> str:
+    return "".join(p.read_text() for p in sorted((run / "workflow" / "queue").glob("cellsim-*.out")))
+
+
+def clean_logs(run: Path) -> None:
+    text = job_logs(run)
+    for noise in ("Traceback", "No Launch exists", "FutureWarning", "DEBUG", "DUE TO TIME LIMIT"):
+        assert noise not in text, f"{noise!r} in the job logs of {run}:\n{text[-3000:]}"
 
 
 @pytest.mark.slow
-def test_job_cancelled_mid_segment_then_resubmitted(
-    sl_env: tuple[Path, dict[str, str]], expected_frames: Callable[[Path, int], np.ndarray]
-) -> None:
-    run, env = sl_env
-    job = submit(run, {**env, "FAKE_VASP_STEP_SECONDS": "0.3"})
+def test_two_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, tmp_path: Path, sl_env) -> None:
+    """Run B is submitted while run A's job runs (at once: its own store), each job runs only its run's
+    Fireworks, and a finished run is extended with `--time` (the missing segment Fireworks are added)."""
+    a = make_run(paper_run, tmp_path / "a")
+    b = make_run(paper_run, tmp_path / "b")
+    submit([a], {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.3"})
+    deadline = time.time() + 60
+    while not (a / "md" / "seg-000" / "XDATCAR").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    t0 = time.monotonic()
+    submit([b], sl_env)
+    b_submit_s = time.monotonic() - t0
+    assert b_submit_s < 30, b_submit_s
+    assert not all(j.get("ended") for j in jobs_of(a)), "A's job should still be running"
+    wait_done([a, b])
+    for run in (a, b):
+        check_every_step(run, sl_env, 25)
+        assert store_states(run, sl_env) == ["COMPLETED"] * 4
+        assert (run / "report" / "report.html").is_file()
+        tags = {str(j["tag"]) for j in jobs_of(run)}
+        # every launch of this run was made by one of its own jobs, on its own Fireworks
+        for fw_json in (run / "workflow" / "launches").glob("launcher_*/FW.json"):
+            fw = json.loads(fw_json.read_text())
+            assert fw["spec"]["_run_id"] == str(run.resolve())
+        fws = cellsim(["fw", "list", str(run)], sl_env)
+        assert fws.returncode == 0, fws.stderr
+        assert {line.split()[-2] for line in fws.stdout.splitlines() if "slurm:" in line} <= tags
+        clean_logs(run)
+        ran = [j for j in jobs_of(run) if j.get("started")]
+        assert len(ran) == 1 and ran[0]["outcome"] == "no ready Firework"
+        # its successor was queued at the start and cancelled when nothing was left
+        assert [j["outcome"] for j in jobs_of(run) if not j.get("started")] == ["cancelled: nothing left to run"]
+    print(f"\nsubmit of run B while run A's job ran: {b_submit_s:.1f} s")
+    # extend the finished run A by 20 fs: one more segment Firework and a new analysis, in a new job
+    jobs = submit([a], sl_env, "--time", "70fs")
+    assert list(jobs) == [a]
+    wait_done([a])
+    check_every_step(a, sl_env, 35)
+    assert store_states(a, sl_env) == ["COMPLETED"] * 6
+    st = cellsim(["status", str(a), str(b)], sl_env)
+    assert st.returncode == 0 and "35 / 35" in st.stdout and "25 / 25" in st.stdout, st.stdout
+
+
+@pytest.mark.slow
+def test_job_cancelled_mid_segment_is_continued_by_its_successor(paper_run: Path, tmp_path: Path, sl_env) -> None:
+    """scancel (like a node failure) mid-segment: the successor queued at the job's start continues the
+    same segment from its last whole frame; the Firework left RUNNING is detected as lost and rerun."""
+    run = make_run(paper_run, tmp_path / "run")
+    job = submit([run], {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.3"})[run]
     seg1 = run / "md" / "seg-001" / "XDATCAR"
     deadline = time.time() + 120
     while time.time() < deadline:
         if seg1.is_file() and seg1.read_text().count("Direct configuration=") >= 3:
             break
         time.sleep(0.2)
-    subprocess.run(["scancel", job], check=True)  # like a walltime kill, mid-segment
-    wait_gone(job)
-    partial = seg1.read_text().count("Direct configuration=")
-    assert 3 <= partial < 10
-    job = submit(run, env)
-    wait_gone(job)
-    frac = stitched(run, env)
-    assert len(frac) == 25
-    np.testing.assert_allclose(frac, expected_frames(run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
+    subprocess.run(["scancel", job], check=True)
+    wait_done([run])
+    check_every_step(run, sl_env, 25)
+    st = cellsim(["status", str(run)], sl_env)
+    row = next(line for line in st.stdout.splitlines() if "seg-001" in line)
+    assert " + " in row and "complete" in row, st.stdout  # continued in place: parts
+    assert [s for s in store_states(run, sl_env) if s != "COMPLETED"] == []
+    started = [j for j in jobs_of(run) if j.get("started")]
+    assert len(started) == 2 and started[1]["predecessor"] == f"slurm:{job}"
+
+
+@pytest.mark.slow
+def test_one_minute_time_limit_completes_the_plan_by_itself(paper_run: Path, tmp_path: Path, sl_env) -> None:
+    """A 1-minute SLURM limit, 2 s per MD step, one segment of 25 steps (50 s): the first job stops VASP
+    cleanly (STOPCAR) before the limit, its successor continues the same segment and runs the analysis;
+    nobody resubmits anything."""
+    run = make_run(paper_run, tmp_path / "run", segment_ps=0.05, walltime="00:01:00")
+    env = {**sl_env, "FAKE_VASP_STEP_SECONDS": "2", "CELLSIM_WALLTIME_MARGIN_S": "10"}
+    t0 = time.time()
+    submit([run], env)
+    wait_done([run], timeout=300)
+    script = (run / "workflow" / "queue" / "job.sh").read_text()
+    assert "#SBATCH --time=00:01:00" in script
+    check_every_step(run, sl_env, 25)
+    states = store_states(run, sl_env)
+    assert set(states) == {"COMPLETED"} and len(states) == 3  # the segment, its continuation, the analysis
+    jobs = jobs_of(run)
+    ran = [j for j in jobs if j.get("started")]
+    assert len(ran) >= 2 and ran[0]["outcome"] == "time limit near"
+    assert ran[-1]["outcome"] == "no ready Firework" and (run / "report" / "report.html").is_file()
+    record = json.loads((run / "md" / "seg-000" / "segment.json").read_text())
+    assert len(record["walltime_stops"]) == 1 and record["walltime_stops"][0]["job"] == str(ran[0]["tag"])[6:]
+    assert [p["frames"] for p in record["parts"]] == [ran[0]["frames_end"]]
+    clean_logs(run)  # ended by itself: no "CANCELLED ... DUE TO TIME LIMIT"
+    lines = []
+    for j in ran:
+        start, end = float(str(j["started"])) - t0, float(str(j["ended"])) - t0
+        tag = str(j["tag"]).split(":")[1]
+        lines.append(f"  job {tag}: {start:5.1f} -> {end:5.1f} s, frames {j['frames_start']} -> {j['frames_end']}")
+    print("\none-minute limit timeline:\n" + "\n".join(lines))
+
+
+@pytest.mark.slow
+def test_campaign_bounds_the_concurrent_jobs(paper_run: Path, tmp_path: Path, sl_env) -> None:
+    """Three runs, --max-jobs 2: two job chains at once, the third starts when one ends, by itself."""
+    runs = [make_run(paper_run, tmp_path / f"r{k}", total_ps=0.03, segment_ps=0.02) for k in range(3)]
+    env = {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.2"}
+    jobs = submit(runs, env, "--max-jobs", "2")
+    assert set(jobs) == set(runs[:2])
+    most = 0
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%j"], capture_output=True, text=True).stdout
+        most = max(most, sum(name.startswith("cellsim-r") for name in out.split()))
+        if all(jobs_of(r) and all(j.get("ended") for j in jobs_of(r)) for r in runs):
+            break
+        time.sleep(0.5)
+    wait_done(runs)
+    assert most <= 2
+    first_of_third = min(float(str(j["submitted"])) for j in jobs_of(runs[2]))
+    ends = [max(float(str(j["ended"])) for j in jobs_of(r) if j.get("started")) for r in runs[:2]]
+    assert first_of_third >= min(ends) - 1
+    for r in runs:
+        check_every_step(r, sl_env, 15)
+        assert store_states(r, sl_env) == ["COMPLETED"] * 3

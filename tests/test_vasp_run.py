@@ -1,16 +1,19 @@
-"""VASP segments under custodian with a fake VASP: planted errors corrected, kills continued exactly."""
+"""VASP segments under custodian with a fake VASP: planted errors corrected, kills, restarts and walltime
+stops continued exactly (every step's positions checked against the fake's deterministic trajectory)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cellsim.md.engines.vasp import VaspRunError, run_md, status, stitch
+from cellsim.md.engines.vasp import VaspRunError, next_segment, run_md, run_segment, status, stitch
+from cellsim.settings import Settings
 from cellsim.stages import inputs as run_inputs
 from cellsim.study import load_study
 from cellsim.trajectory import read_trajectory
@@ -23,7 +26,7 @@ def vasp_run(paper_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("CELLSIM_CUSTODIAN_POLLING_S", "0.1")
     monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
-    for var in ("FAKE_VASP_PLANT", "FAKE_VASP_DIE_AFTER"):
+    for var in ("FAKE_VASP_PLANT", "FAKE_VASP_DIE_AFTER", "FAKE_VASP_STEP_SECONDS", "CELLSIM_VASP_CMD"):
         monkeypatch.delenv(var, raising=False)
     run = tmp_path / "run"
     shutil.copytree(paper_run, run)
@@ -68,12 +71,10 @@ def test_killed_segment_continues_without_lost_or_doubled_frames(
     monkeypatch.delenv("FAKE_VASP_DIE_AFTER")
     run_md(vasp_run, study)
     st = status(vasp_run, study)
-    assert st["frames"] == 25
-    assert st["segments"][0]["frames"] == 4 and st["segments"][0]["state"] == "partial"
-    n = stitch(vasp_run, vasp_run / "md" / "XDATCAR")
-    _, frac, _ = read_trajectory(vasp_run / "md" / "XDATCAR")
-    assert n == 25
-    np.testing.assert_allclose(frac, expected_frames(vasp_run / "md" / "seg-000" / "POSCAR", 25), atol=2e-7)
+    assert st["frames"] == 25 and [r["nsw"] for r in st["segments"]] == [10, 10, 5]
+    # the killed segment was continued in place: its 4 whole frames are part 1, VASP made the other 6
+    assert st["segments"][0]["parts"] == [4, 6] and st["segments"][0]["state"] == "complete"
+    stitched_against_plan(vasp_run, 25, expected_frames)
 
 
 def test_kill_between_xdatcar_and_contcar_is_reconciled(vasp_run: Path) -> None:
@@ -95,3 +96,77 @@ def test_kill_between_xdatcar_and_contcar_is_reconciled(vasp_run: Path) -> None:
     assert reconcile(seg) == 9
     _, frac, _ = read_trajectory(seg / "XDATCAR")
     assert len(frac) == 9 and len((seg / "OSZICAR").read_text().splitlines()) == 9
+
+
+def stitched_against_plan(run: Path, n: int, expected_frames: Callable[[Path, int], np.ndarray]) -> None:
+    assert stitch(run, run / "md" / "XDATCAR") == n
+    _, frac, _ = read_trajectory(run / "md" / "XDATCAR")
+    start = run / "md" / "seg-000" / "POSCAR.orig"
+    np.testing.assert_allclose(frac, expected_frames(start, n), atol=2e-7)
+
+
+def test_restart_inside_a_segment_keeps_every_step(
+    vasp_run: Path, monkeypatch: pytest.MonkeyPatch, expected_frames: Callable[[Path, int], np.ndarray]
+) -> None:
+    """EDDDAV after global step 14 (4 steps into seg-001): custodian copies CONTCAR and restarts VASP,
+    which would overwrite XDATCAR (steps 11-14 lost); the partial outputs are kept as part 1."""
+    from cellsim.rundir import RunDir
+
+    monkeypatch.setenv("FAKE_VASP_PLANT", "edddav@14")
+    study = load_study(vasp_run / "study.yaml")
+    log = run_md(vasp_run, study)
+    assert [e["segment"] for e in log] == ["seg-000", "seg-001", "seg-002"]
+    assert [c["errors"] for c in log[1]["corrections"]] == [["edddav"]]
+    seg1 = vasp_run / "md" / "seg-001"
+    assert len(read_trajectory(seg1 / "XDATCAR.part-1")[1]) == 4 and len(read_trajectory(seg1 / "XDATCAR")[1]) == 6
+    assert len((seg1 / "OSZICAR.part-1").read_text().splitlines()) == 4
+    st = status(vasp_run, study)
+    row = st["segments"][1]
+    assert (row["frames"], row["parts"], row["corrections"], row["errors"]) == (10, [4, 6], 1, ["edddav"])
+    assert st["frames"] == 25
+    files = RunDir(vasp_run).trajectory_files()
+    assert [f.relative_to(vasp_run / "md").as_posix() for f in files] == [
+        "seg-000/XDATCAR",
+        "seg-001/XDATCAR.part-1",
+        "seg-001/XDATCAR",
+        "seg-002/XDATCAR",
+    ]
+    assert [f.name for f in RunDir(vasp_run).energy_files()] == ["OSZICAR", "OSZICAR.part-1", "OSZICAR", "OSZICAR"]
+    stitched_against_plan(vasp_run, 25, expected_frames)
+
+
+def test_walltime_stops_vasp_cleanly_and_the_segment_continues(
+    vasp_run: Path, monkeypatch: pytest.MonkeyPatch, expected_frames: Callable[[Path, int], np.ndarray]
+) -> None:
+    """The job's end time reaches custodian's WalltimeHandler: STOPCAR (LSTOP), the fake stops after the
+    current step with a whole CONTCAR, and the next run continues the same segment."""
+    monkeypatch.setenv("FAKE_VASP_STEP_SECONDS", "0.25")
+    study = load_study(vasp_run / "study.yaml")
+    settings = Settings(
+        vasp_cmd=(str(FAKE / "vasp_std"),),
+        vasp_gamma_cmd=(str(FAKE / "vasp_gam"),),
+        custodian_polling_s=0.1,
+        walltime_margin_s=1.0,
+    )
+    seg = next_segment(vasp_run, study)
+    assert seg is not None
+    info = run_segment(seg, settings, end_time=time.time() + 2.5)
+    assert info["walltime_stop"] and 2 <= info["frames"] < 10
+    assert not (seg / "STOPCAR").exists()
+    assert "LSTOP" in (seg / "vasp.out").read_text() or "stopping" in (seg / "vasp.out").read_text()
+    st = status(vasp_run, study)
+    assert st["segments"][0]["walltime_stops"] == 1 and st["segments"][0]["state"] == "partial"
+    assert st["segments"][0]["corrections"] == 0  # a walltime stop is not a correction
+    monkeypatch.delenv("FAKE_VASP_STEP_SECONDS")
+    assert next_segment(vasp_run, study) == seg  # continued in place
+    run_md(vasp_run, study, settings)
+    st = status(vasp_run, study)
+    assert st["frames"] == 25 and st["segments"][0]["parts"] == [info["frames"], 10 - info["frames"]]
+    stitched_against_plan(vasp_run, 25, expected_frames)
+
+
+def test_missing_vasp_is_one_clear_error(vasp_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    study = load_study(vasp_run / "study.yaml")
+    with pytest.raises(VaspRunError, match=r"VASP not found .*'vasp_gam' \(vasp_gamma_cmd\) nor 'vasp_std'"):
+        run_md(vasp_run, study)

@@ -466,8 +466,13 @@ def pool_replicas(results: list[AnalysisResult]) -> AnalysisResult:
     if len(envs) == len(results) and envs:
         ns = min(len(e.times_ps) for e in envs)
         e0 = envs[0]
+        # the replicas' atoms side by side (an atom of each replica is its own sample of environments)
         pooled.environments = Environments(
-            e0.elements, e0.species, e0.times_ps[:ns], np.mean([e.counts[:ns] for e in envs], axis=0), e0.cutoffs
+            e0.elements,
+            e0.species * len(envs),
+            e0.times_ps[:ns],
+            np.concatenate([e.counts[:ns] for e in envs], axis=1),
+            e0.cutoffs,
         )
     pooled.replicas = len(results)
     compute_g(pooled)

@@ -101,13 +101,18 @@ class Environments:
         return self.counts[:ke].mean(axis=0), self.counts[n - kl :].mean(axis=0)
 
     def summary(self, centre: str, late_fraction: float = 0.34, min_change: float = 0.5) -> dict[str, Any]:
-        """Environment of ``centre`` atoms: early/late mean counts, atoms that changed, late histogram."""
+        """Environment of ``centre`` atoms: early/late mean counts, atoms that changed, late histogram.
+
+        An atom *changed* when its mean count of some other element moved by ``min_change`` or more
+        (a melting metal reshuffles its own neighbours: that is for the diagnostics, not a reaction).
+        """
         idx = self.atoms_of(centre)
         if len(idx) == 0:
             return {}
         early, late = self.early_late(late_fraction)
         e, lt = early[idx], late[idx]
-        changed = np.flatnonzero(np.abs(lt - e).max(axis=1) >= min_change)
+        others = [k for k, el in enumerate(self.elements) if el != centre] or list(range(len(self.elements)))
+        changed = np.flatnonzero(np.abs(lt[:, others] - e[:, others]).max(axis=1) >= min_change)
         # late environments of the atoms that changed, as integer count vectors
         late_int = np.rint(lt[changed]).astype(int)
         hist: dict[str, int] = {}

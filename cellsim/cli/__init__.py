@@ -15,6 +15,7 @@ from cellsim.cli import analysis as _analysis  # noqa: F401  (registers the comm
 from cellsim.cli import build as _build  # noqa: F401
 from cellsim.cli import cluster as _cluster  # noqa: F401
 from cellsim.cli import demo as _demo  # noqa: F401
+from cellsim.cli import engines as _engines  # noqa: F401
 from cellsim.cli import md as _md  # noqa: F401
 from cellsim.cli._app import app, err_console
 

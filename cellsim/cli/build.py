@@ -31,6 +31,15 @@ def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
             f"strain {100 * st['max_abs']:.2f} % (area {100 * st['area']:+.2f} %)",
         )
     t.add_row("gap / vacuum", f"{report['gap']} A / {report['vacuum']} A")
+    lat = report.get("lattice")
+    if lat:
+        for side in ("metal", "electrolyte"):
+            d = lat[side]
+            t.add_row(
+                f"{side} lattice",
+                f"{lat['engine']}'s own: abc {' '.join(f'{x:.3f}' for x in d['engine_abc'])} A, "
+                f"{' '.join(f'{100 * x:+.2f}' for x in d['engine_vs_reference'])} % vs {d['reference']}",
+            )
     cp = report["closest_pair"]
     t.add_row("closest pair", f"{cp['species'][0]}-{cp['species'][1]} {cp['distance']:.3f} A")
     ci = report.get("closest_interface_pair")

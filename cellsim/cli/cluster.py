@@ -1,9 +1,11 @@
-"""Commands of the cluster path: submit (FireWorks), fw-launch (what a queue job runs), status, stitch."""
+"""Commands of the cluster path: submit (FireWorks + queue), fw-launch (what a queue job runs), status,
+stitch, and ``cellsim fw ...`` to inspect and repair a run's workflow state under cellsim's lock."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,24 +13,80 @@ from rich.table import Table
 from cellsim.cli._app import app, console, fail
 from cellsim.errors import CellsimError
 
+fw_app = typer.Typer(
+    help="A run's FireWorks workflow: list, rerun, reset, detect lost runs (safely, under cellsim's lock).",
+    no_args_is_help=True,
+)
+app.add_typer(fw_app, name="fw")
+
+LaunchpadOpt = Annotated[
+    Path | None,
+    typer.Option(help="my_launchpad.yaml (MongoDB); default: the one the run was submitted with, else its own store"),
+]
+
+
+def _job_text(jobs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{str(j['tag']).split(':', 1)[1]}" for j in jobs) or "-"
+
+
+def _fw_text(states: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-"
+
 
 @app.command()
-def status(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """State of the MD segments: NSW, whole frames, custodian corrections, and the planned total."""
+def status(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directory (or several: one summary line each)")],
+) -> None:
+    """State of the MD segments (NSW, frames, parts, custodian corrections, walltime stops), the workflow
+    and the queue jobs; with several runs, one line each."""
+    from cellsim.fw_submit import run_overview
     from cellsim.md.engines.vasp import status as md_status
     from cellsim.rundir import RunDir
 
-    try:
-        rd = RunDir(run_dir)
-        st = md_status(rd.root, rd.load_study())
-    except CellsimError as exc:
-        fail(exc)
-    t = Table(title=f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored")
-    for col in ("segment", "NSW", "frames", "state", "custodian corrections"):
+    rows = []
+    for run_dir in run_dirs:
+        try:
+            rd = RunDir(run_dir).require()
+            rows.append((run_dir, md_status(rd.root, rd.load_study()), run_overview(rd)))
+        except CellsimError as exc:
+            fail(exc)
+    if len(rows) > 1:
+        t = Table(title=f"{len(rows)} runs")
+        for col in ("run", "MD steps", "segments", "corrections", "Fireworks", "live jobs"):
+            t.add_column(col)
+        for run_dir, st, ov in rows:
+            segs = st["segments"]
+            done = sum(r["state"] == "complete" for r in segs)
+            fixes = sum(r["corrections"] for r in segs)
+            t.add_row(
+                str(run_dir),
+                f"{st['frames']} / {st['planned_steps']}",
+                f"{done} of {len(segs)} complete",
+                str(fixes),
+                _fw_text(ov["fireworks"]),
+                _job_text(ov["live"]),
+            )
+        console.print(t)
+        return
+    run_dir, st, ov = rows[0]
+    console.print(f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored", soft_wrap=True)
+    t = Table()
+    for col in ("segment", "NSW", "frames", "parts", "state", "custodian corrections", "walltime stops"):
         t.add_column(col)
     for r in st["segments"]:
-        t.add_row(r["segment"], str(r["nsw"] or "-"), str(r["frames"]), r["state"], str(r["corrections"]))
+        parts = " + ".join(str(p) for p in r["parts"]) if r["parts"] else "-"
+        fixes = f"{r['corrections']} ({', '.join(r['errors'])})" if r["errors"] else str(r["corrections"])
+        t.add_row(
+            r["segment"], str(r["nsw"] or "-"), str(r["frames"]), parts, r["state"], fixes, str(r["walltime_stops"])
+        )
     console.print(t)
+    if ov["fireworks"] or ov["jobs"]:
+        last = ov["jobs"][-1] if ov["jobs"] else None
+        last_text = ""
+        if last is not None:
+            last_text = f"; last job {str(last['tag']).split(':', 1)[1]}: {last.get('outcome', 'not ended')}"
+        jobs = f"jobs: {len(ov['jobs'])}, live: {_job_text(ov['live'])}{last_text}"
+        console.print(f"Fireworks: {_fw_text(ov['fireworks'])}; {jobs}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -36,7 +94,7 @@ def stitch(
     run_dir: Annotated[Path, typer.Argument(help="run directory")],
     out: Annotated[Path | None, typer.Option("-o", "--out", help="output XDATCAR (default RUN_DIR/md/XDATCAR)")] = None,
 ) -> None:
-    """Join every segment's XDATCAR into one trajectory, each MD step exactly once."""
+    """Join every segment's XDATCAR (and its parts) into one trajectory, each MD step exactly once."""
     from cellsim.md.engines.vasp import stitch as md_stitch
     from cellsim.rundir import RunDir
 
@@ -50,36 +108,160 @@ def stitch(
 
 @app.command()
 def submit(
-    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="run directories made by `cellsim build`, or one campaign YAML listing them")
+    ],
     engine: Annotated[str, typer.Option(help="vasp (custodian) or an embedded engine (chgnet, sevennet)")] = "vasp",
-    launchpad: Annotated[Path | None, typer.Option(help="my_launchpad.yaml (MongoDB); default: embedded store")] = None,
-    queue: Annotated[str, typer.Option(help="local (run here), slurm or pbs (through qlaunch)")] = "local",
-    qadapter: Annotated[Path | None, typer.Option(help="queue adapter YAML (default: templates/)")] = None,
+    launchpad: Annotated[
+        Path | None, typer.Option(help="my_launchpad.yaml (MongoDB); default: each run's own embedded store")
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(help="local (run here), slurm, pbs (PBS Pro), torque; default: the study's queue.scheduler"),
+    ] = None,
+    qadapter: Annotated[
+        Path | None, typer.Option(help="a FireWorks queue adapter YAML instead of the study's queue:")
+    ] = None,
+    time_: Annotated[
+        str | None, typer.Option("--time", help="new total MD time (e.g. 20ps): extends a run, finished or not")
+    ] = None,
+    max_jobs: Annotated[int | None, typer.Option(help="at most this many runs' jobs at once (several runs)")] = None,
 ) -> None:
-    """Run the study's MD and analysis as a FireWorks workflow: segments continue across walltime limits."""
-    from cellsim.fw_submit import submit_run
+    """Run the study's MD and analysis as a FireWorks workflow, here or through the batch queue.
+
+    Queue jobs stop VASP cleanly before their time limit and queue the next job themselves until the plan
+    is done. Submitting a run again reruns FIZZLED Fireworks; --time extends it.
+    """
+    from cellsim.fw_submit import SubmitOutcome, load_campaign_yaml, parse_time, submit_many
 
     try:
-        states = submit_run(run_dir, engine, launchpad, queue, qadapter)
+        runs = list(run_dirs)
+        if len(runs) == 1 and runs[0].is_file():
+            runs, file_max = load_campaign_yaml(runs[0])
+            max_jobs = max_jobs if max_jobs is not None else file_max
+        if max_jobs is not None and max_jobs < 1:
+            raise CellsimError(f"--max-jobs {max_jobs}: expected a positive number")
+        time_ps = parse_time(time_) if time_ is not None else None
+        t0 = time.monotonic()
+
+        def line(o: SubmitOutcome) -> None:
+            counts: dict[str, int] = {}
+            for st in o.states.values():
+                counts[st] = counts.get(st, 0) + 1
+            job = f" job {o.job}" if o.job else ""
+            fws = f"; Fireworks: {_fw_text(counts)}" if counts else ""
+            console.print(f"{o.run}: {o.action}{job}{fws}", highlight=False, soft_wrap=True)
+            for note in o.notes:
+                console.print(f"  {note}", highlight=False, soft_wrap=True)
+
+        submit_many(
+            runs,
+            max_jobs,
+            on_outcome=line,
+            engine=engine,
+            launchpad=launchpad,
+            queue=queue,
+            qadapter=qadapter,
+            time_ps=time_ps,
+        )
     except CellsimError as exc:
         fail(exc)
-    t = Table(title=f"workflow of {run_dir} ({engine}, queue: {queue})")
-    t.add_column("firework")
-    t.add_column("state")
-    for name, state in states.items():
-        t.add_row(name, state)
-    console.print(t)
+    if len(runs) > 1:
+        console.print(f"{len(runs)} runs in {time.monotonic() - t0:.1f} s", highlight=False)
 
 
 @app.command("fw-launch")
 def fw_launch(
-    launchpad: Annotated[Path | None, typer.Option(help="my_launchpad.yaml; default: embedded store")] = None,
-    launch_dir: Annotated[Path | None, typer.Option(help="folder for the launch folders (the run's workflow/)")] = None,
+    run_dir: Annotated[Path | None, typer.Argument(help="the run whose Fireworks to run (what its jobs call)")] = None,
+    launchpad: Annotated[Path | None, typer.Option(help="my_launchpad.yaml; default: the run's store")] = None,
+    launch_dir: Annotated[
+        Path | None, typer.Option(help="launch folder (without a run: the shared store's Fireworks)")
+    ] = None,
 ) -> None:
-    """Launch ready Fireworks (what a queue job runs; opens the embedded store under its lock)."""
-    from cellsim.fw_submit import launch_ready
+    """What a queue job runs: queue the next job, run the run's ready Fireworks until the time limit
+    nears, cancel the next job when nothing is left."""
+    from cellsim.fw_submit import launch_ready, run_job
 
     try:
-        launch_ready(launchpad, launch_dir)
+        if run_dir is None:
+            launch_ready(launchpad, launch_dir)
+            return
+        out = run_job(run_dir, launchpad)
     except CellsimError as exc:
         fail(exc)
+    nxt = f"continues in job {out.successor.split(':', 1)[1]}" if out.successor else "nothing left to run"
+    console.print(f"job {out.tag}: stopped ({out.reason}); {nxt}", highlight=False)
+    for note in out.notes:
+        console.print(f"  {note}", highlight=False)
+
+
+# --------------------------------------------------------------------------- cellsim fw ...
+
+
+@fw_app.command("list")
+def fw_list(run_dir: Annotated[Path, typer.Argument(help="run directory")], launchpad: LaunchpadOpt = None) -> None:
+    """The run's Fireworks: id, name, state, and the job of their last launch."""
+    from cellsim.fw_submit import fw_list as list_fws
+    from cellsim.rundir import RunDir
+
+    try:
+        rows = list_fws(RunDir(run_dir), launchpad)
+    except CellsimError as exc:
+        fail(exc)
+    t = Table(title=f"{run_dir}: {len(rows)} Fireworks")
+    for col in ("id", "name", "state", "job"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["fw_id"]), r["name"], r["state"], r["job"] or "-")
+    console.print(t)
+
+
+@fw_app.command("rerun")
+def fw_rerun(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    fw_id: Annotated[list[int] | None, typer.Option("--fw-id", help="Firework id (default: every FIZZLED one)")] = None,
+    launchpad: LaunchpadOpt = None,
+) -> None:
+    """Make Fireworks of the run READY again (they continue where the MD stopped); then `cellsim submit`."""
+    from cellsim.fw_submit import fw_rerun as rerun
+    from cellsim.rundir import RunDir
+
+    try:
+        ids = rerun(RunDir(run_dir), list(fw_id) if fw_id else None, launchpad)
+    except CellsimError as exc:
+        fail(exc)
+    console.print(f"rerun: {ids or 'none (no FIZZLED Firework)'}", highlight=False)
+
+
+@fw_app.command("reset")
+def fw_reset(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    yes: Annotated[bool, typer.Option("--yes", help="really remove the run's workflow from the store")] = False,
+    launchpad: LaunchpadOpt = None,
+) -> None:
+    """Remove the run's workflow from the store (MD files stay); the next `cellsim submit` makes a new one."""
+    from cellsim.fw_submit import fw_reset as reset
+    from cellsim.rundir import RunDir
+
+    if not yes:
+        fail(CellsimError("fw reset removes the run's workflow state: give --yes"))
+    try:
+        n = reset(RunDir(run_dir), launchpad)
+    except CellsimError as exc:
+        fail(exc)
+    console.print(f"removed {n} Fireworks of {run_dir}", highlight=False)
+
+
+@fw_app.command("detect-lost")
+def fw_detect_lost(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")], launchpad: LaunchpadOpt = None
+) -> None:
+    """Rerun the run's Fireworks left RUNNING by a job that died (checked with the scheduler)."""
+    from cellsim.fw_submit import fw_detect_lost as detect
+    from cellsim.rundir import RunDir
+
+    try:
+        ids = detect(RunDir(run_dir), launchpad)
+    except CellsimError as exc:
+        fail(exc)
+    console.print(f"lost runs rerun: {ids or 'none'}", highlight=False)

@@ -24,7 +24,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the bundled Li6PS5Cl/In study, offline, on the embedded engine.
 
-    Stages: build -> VASP inputs (POTCAR.spec) -> relax + NVT (CHGNet) -> analyze -> match -> report.
+    Stages: build -> VASP inputs (POTCAR.spec) -> engine check -> relax + NVT (CHGNet) -> analyze -> match -> report.
     Each finished stage is kept, so running demo again resumes, and a longer --time extends the MD.
     Prints the report's path at the end.
     """
@@ -43,24 +43,36 @@ def demo(
             import shutil
 
             shutil.rmtree(out)
-        console.print("[bold]1/6 build[/]")
+        console.print("[bold]1/7 build[/]")
         outcome = stages.build("li6ps5cl_in", out)
         if outcome.reused:
             console.print(f"[dim]interface already built: {rd.interface_json}[/]")
         _print_build(outcome.report, out, time.perf_counter() - t0)
-        console.print("[bold]2/6 VASP inputs (for a cluster run of the same MD)[/]")
+        console.print("[bold]2/7 VASP inputs (for a cluster run of the same MD)[/]")
         if not (rd.segment_dir(0) / "INCAR").is_file():
             print_inputs(stages.inputs(out))
-        console.print(f"[bold]3/6 relax + NVT MD on CHGNet ({time_})[/]")
+        console.print("[bold]3/7 is CHGNet fit for In and Li6PS5Cl? (engine check, cached after the first run)[/]")
+        # a smoke-test demo (under 0.5 ps of MD) gets the check's smoke-test sizes too
+        quick = parse_quantity(time_, "time", "ps", "--time") < 0.5
+        with console.status("checking CHGNet on In and Li6PS5Cl"):
+            reports = stages.engine_check(out, quick=quick)
+        for rep in reports:
+            bad = [f"{r.phase} {r.quantity} {r.verdict}" for r in rep.rows if r.verdict in ("warn", "fail")]
+            console.print(
+                f"{rep.engine}: {rep.count('fail')} fail, {rep.count('warn')} warn, {rep.count('ok')} ok"
+                + (f" ({'; '.join(bad)})" if bad else ""),
+                highlight=False,
+            )
+        console.print(f"[bold]4/7 relax + NVT MD on CHGNet ({time_})[/]")
         summary = run_md(out, engine="chgnet", time=time_)
         console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {rd.md_dir}")
-        console.print("[bold]4/6 analyze[/]")
+        console.print("[bold]5/7 analyze[/]")
         t1 = time.perf_counter()
         result = stages.analyze(out, window_ps=window_ps)
         print_analysis(result, time.perf_counter() - t1)
-        console.print("[bold]5/6 match[/]")
+        console.print("[bold]6/7 match[/]")
         print_match(stages.match(out), rd.analysis_dir)
-        console.print("[bold]6/6 report[/]")
+        console.print("[bold]7/7 report[/]")
         with console.status("drawing figures"):
             rep = stages.report(out)
     except CellsimError as exc:

@@ -60,6 +60,7 @@ def run(
     seeds: Annotated[
         int | None, typer.Option(help="run N replicas (md/replica-NN, velocity seeds engine.seed + k)")
     ] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: the study's, auto)")] = None,
 ) -> None:
     """NVT MD on the embedded machine-learned potential: md/relax, then segment folders with XDATCAR, OSZICAR, CONTCAR.
 
@@ -71,7 +72,14 @@ def run(
     for rep in replicas:
         try:
             summary = run_md(
-                run_dir, rep, engine=engine, time=time_, steps=steps, threads=threads, relax_steps=relax_steps
+                run_dir,
+                rep,
+                engine=engine,
+                time=time_,
+                steps=steps,
+                threads=threads,
+                relax_steps=relax_steps,
+                device=device,
             )
         except CellsimError as exc:
             fail(exc)

@@ -12,8 +12,14 @@ Behaviour
   to XDATCAR, a line to OSZICAR, and rewrites CONTCAR (with a velocity block) for that step.
 * FAKE_VASP_PLANT=real_optlay|edddav: print that VASP error to stdout and exit 1 while the INCAR still
   has the setting custodian is expected to change (LREAL not False / ALGO not All).
+* FAKE_VASP_PLANT=edddav@K: the same error in the middle of a run, right after global step K (1-based)
+  was written (XDATCAR, OSZICAR and CONTCAR hold steps up to K), while ALGO is not All.
 * FAKE_VASP_DIE_AFTER=n: kill itself (SIGKILL) after n steps of this run.
-* FAKE_VASP_STEP_SECONDS: sleep per step (to let a test kill it mid-run).
+* FAKE_VASP_STEP_SECONDS: sleep per step (to let a test kill it mid-run or reach a walltime).
+* STOPCAR with LSTOP = .TRUE. (custodian's WalltimeHandler): stop cleanly after the current step, as
+  VASP does: CONTCAR is that step's, the OUTCAR is finished, exit code 0.
+* OUTCAR: a header Outcar can parse, one ``LOOP+`` timing line per step (the WalltimeHandler reads the
+  time per step from them) and the closing timing block.
 """
 
 from __future__ import annotations
@@ -86,26 +92,36 @@ def main() -> None:
         fail("NSW < 1")
     potim = float(incar["POTIM"])
     kp = open("KPOINTS").read().split()
-    plant = os.environ.get("FAKE_VASP_PLANT", "")
+    plant = [p.strip() for p in os.environ.get("FAKE_VASP_PLANT", "").split(",") if p.strip()]
+    algo_all = incar.get("ALGO", "Fast").upper() == "ALL"
     if "real_optlay" in plant and incar.get("LREAL", "Auto").strip(".").upper()[0] != "F":
         print(" REAL_OPTLAY: internal error (fake)")
         sys.exit(1)
-    if "edddav" in plant and incar.get("ALGO", "Fast").upper() != "ALL":
+    if "edddav" in plant and not algo_all:
         print(" Error EDDDAV: Call to ZHEGV failed (fake)")
         sys.exit(1)
+    fail_at = {int(p.split("@")[1]) for p in plant if p.startswith("edddav@")} if not algo_all else set()
     die_after = int(os.environ.get("FAKE_VASP_DIE_AFTER", "0"))
     pause = float(os.environ.get("FAKE_VASP_STEP_SECONDS", "0"))
     lattice, species, counts, coords, step0 = read_poscar("POSCAR")
     n = len(coords)
     with open("OUTCAR", "w") as out:
-        out.write(f" fake VASP ({binary} binary), KPOINTS {' '.join(kp[-4:])}\n")
+        out.write(f" vasp.6.4.2 fake ({binary} binary), KPOINTS {' '.join(kp[-4:])}\n")
+        out.write(f"   k-points           NKPTS =      1   number of bands    NBANDS=  {4 * n}\n")
+        out.write(f"   number of dos      NEDOS =    301   number of ions     NIONS =    {n}\n")
+        out.write("   total plane-waves  NPLWV =  512000\n")
+        out.write(f"   NELECT =    {8.0 * n:.4f}    total number of electrons\n")
+        out.write(f" number of electron    {8.0 * n:.7f} magnetization       0.0000000\n")
+        out.write(f"   POTIM  = {potim}\n   NSW    = {nsw}\n   IBRION =      0\n")
     header = "fake MD\n           1\n" + "".join(f" {v[0]:12.6f}{v[1]:12.6f}{v[2]:12.6f}\n" for v in lattice)
     header += "".join(f"{s:>5}" for s in species) + "\n" + "".join(f"{c:6d}" for c in counts) + "\n"
     xd = open("XDATCAR", "w")
     xd.write(header)
     osz = open("OSZICAR", "w")
     print(f" running on fake VASP ({binary}), {n} atoms, NSW = {nsw}")
+    done = 0
     for j in range(1, nsw + 1):
+        t0 = time.monotonic()
         k = step0 + j - 1  # global index of the step being made
         for i in range(n):
             d = 0.0005 * math.sin(0.1 * k + i)
@@ -126,13 +142,33 @@ def main() -> None:
         os.replace(tmp, "CONTCAR")
         if pause:
             time.sleep(pause)
+        dt = time.monotonic() - t0
+        with open("OUTCAR", "a") as out:
+            out.write(f"      LOOP+:  cpu time {dt:10.4f}: real time {dt:10.4f}\n")
+        done = j
         if die_after and j >= die_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if step0 + j in fail_at:
+            print(" Error EDDDAV: Call to ZHEGV failed (fake)", flush=True)
+            sys.exit(1)
+        if stop_requested():
+            print(f" fake VASP: LSTOP in STOPCAR, stopping after step {j} of {nsw}")
+            break
     xd.close()
     osz.close()
     with open("OUTCAR", "a") as out:
-        out.write(f" POTIM = {potim}\n General timing and accounting informations for this job:\n")
+        out.write(f" {done} ionic steps\n General timing and accounting informations for this job:\n")
+        out.write("                  Total CPU time used (sec):        1.000\n")
+        out.write("                            Elapsed time (sec):        1.000\n")
     print(" reached required accuracy (fake)")
+
+
+def stop_requested() -> bool:
+    """True when a STOPCAR asks for a clean stop after the current ionic step (LSTOP = .TRUE.)."""
+    if not os.path.isfile("STOPCAR"):
+        return False
+    tags = read_incar("STOPCAR")
+    return any(tags.get(k, "").strip(".").upper().startswith("T") for k in ("LSTOP", "LABORT"))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import numpy as np
 
 from cellsim.errors import CellsimError
 from cellsim.fileio import atomic_write_json
+from cellsim.rundir import RunDir
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -700,10 +701,11 @@ def prepare(study: Study, base_dir: Path | None = None, run_dir: Path | None = N
         s = p.structure()
         lib[name] = Phase(name, s, structure_digest(s))
     interface = None
-    if run_dir is not None and (run_dir / "interface" / "POSCAR").is_file():
+    poscar = RunDir(run_dir).interface_poscar if run_dir is not None else None
+    if poscar is not None and poscar.is_file():
         from ase.io import read
 
-        read_atoms = read(run_dir / "interface" / "POSCAR", format="vasp")
+        read_atoms = read(poscar, format="vasp")
         interface = read_atoms if not isinstance(read_atoms, list) else None
     return CheckInput(study, metal, electrolyte, lib, interface)
 
@@ -989,7 +991,7 @@ def _engine_rows(
     # 5. speed at the size of the study's interface
     def speed_check() -> None:
         if inp.interface is not None:
-            cell, what = inp.interface, "interface"
+            cell, what = inp.interface, "study's interface"
             n_target = len(inp.interface)
         else:
             cell, what = speed_cell(el.structure, settings.speed_max_atoms), f"{el.label} supercell"
@@ -1132,3 +1134,33 @@ def cached_speeds() -> dict[str, tuple[float, int]]:
         if engine not in out or mtime > out[engine][2]:
             out[engine] = (float(res["s_per_step"]), int(res["natoms"]), mtime)
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def relaxed_structure(structure: Structure, engine: str, settings: CheckSettings | None = None) -> Structure:
+    """``structure`` with the lattice ``engine`` relaxes it to (positions relaxed too), cached on disk.
+
+    The cell relaxation of the engine check (:func:`relax`), so a build at the engine's lattice and the
+    check agree; the result is cached by engine, structure and settings.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    from cellsim.md.engines.registry import load_calculator, select
+
+    settings = settings or CheckSettings()
+    key = {
+        "kind": "relaxed-structure",
+        "engine": engine,
+        "structure": structure_digest(structure),
+        "fmax": settings.relax_fmax,
+        "stress": settings.relax_stress_gpa,
+        "steps": settings.relax_steps,
+    }
+    path = cache_dir() / f"relaxed-{_safe(engine)}-{_key_hash(key)}.json"
+    if path.is_file():
+        return Structure.from_dict(json.loads(path.read_text()))
+    (model,) = select([engine])
+    res = relax(load_calculator(model), structure, settings)
+    # keep the input's fractional positions: symmetry is kept by the relaxation, the lattice is what changes
+    out = Structure(Lattice(res["cell"]), structure.species, structure.frac_coords)
+    atomic_write_json(path, out.as_dict())
+    return out

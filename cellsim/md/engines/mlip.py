@@ -6,12 +6,13 @@ time constant ``engine.tdamp_fs``, default 40 time steps: the thermostat period 
 Velocities start from a seeded Maxwell-Boltzmann distribution with zero total momentum. Atoms fixed by
 selective dynamics in the interface POSCAR stay fixed.
 
-Files (paths from :class:`cellsim.rundir.RunDir`): the relaxation (CONTCAR, relax.log), then one folder per segment with POSCAR (start),
-XDATCAR (every NBLOCK steps), OSZICAR (every step), CONTCAR with velocities (at the end), engine.json and
-checkpoint.npz. A checkpoint holds positions, momenta, thermostat variables and the byte lengths of
-XDATCAR and OSZICAR; running again after a kill truncates both files to those lengths and continues
-from there, so no frame is lost or written twice. Asking for more time extends the last segment up to
-the segment length, then opens new segments, each starting from the previous one's final state.
+Files (paths from :class:`cellsim.rundir.RunDir`): the relaxation (CONTCAR, relax.log), then one folder per
+segment with POSCAR (start), XDATCAR (every NBLOCK steps), OSZICAR (every step), CONTCAR with velocities
+(at the end), engine.json and checkpoint.npz. A checkpoint holds positions, momenta, thermostat variables
+and the byte lengths of XDATCAR and OSZICAR; running again after a kill truncates both files to those
+lengths and continues from there, so no frame is lost or written twice. Asking for more time extends the
+last segment up to the segment length, then opens new segments, each starting from the previous one's
+final state.
 """
 
 from __future__ import annotations
@@ -87,11 +88,26 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calculator, dict[str, Any]]:
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: torch sees no CUDA GPU here (use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise EngineError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def make_calculator(
+    engine: str, model_path: str | None = None, device: str = "cpu"
+) -> tuple[Calculator, dict[str, Any]]:
     """An ASE calculator for ``engine`` and a description of the model (for engine.json).
 
     ``model_path`` replaces the bundled weights by a model file of the same family (for a multi-fidelity
-    SevenNet engine the same head is used).
+    SevenNet engine the same head is used); ``device`` is ``cpu`` or ``cuda`` (see :func:`resolve_device`).
     """
     import warnings
 
@@ -105,8 +121,12 @@ def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calcula
             model = CHGNet.from_file(model_path, verbose=False)
         else:
             model = CHGNet.load(model_name=_CHGNET_MODELS[engine], verbose=False)
-        info = {"engine": engine, "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)"}
-        return CHGNetCalculator(model, use_device="cpu", on_isolated_atoms="ignore"), info
+        info = {
+            "engine": engine,
+            "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)",
+            "device": device,
+        }
+        return CHGNetCalculator(model, use_device=device, on_isolated_atoms="ignore"), info
     if engine in _SEVENNET_MODELS:
         # sevenn warns on every calculator that no GPU tensor-product accelerator is enabled (CPU run)
         warnings.filterwarnings("ignore", message="No tensor product accelerator", category=UserWarning)
@@ -114,9 +134,10 @@ def make_calculator(engine: str, model_path: str | None = None) -> tuple[Calcula
 
         name, modal, label = _SEVENNET_MODELS[engine]
         kwargs: dict[str, Any] = {"modal": modal} if modal else {}
-        return SevenNetCalculator(model_path or name, device="cpu", **kwargs), {
+        return SevenNetCalculator(model_path or name, device=device, **kwargs), {
             "engine": engine,
             "model": model_path or f"{label} (bundled)",
+            "device": device,
         }
     raise EngineError(f"engine '{engine}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
 
@@ -219,6 +240,7 @@ def run_mlip(
     progress: Callable[[int, int, float], None] | None = None,
     stop_after: int | None = None,
     replica: int | None = None,
+    device: str | None = None,
 ) -> RunSummary:
     """Relax, then run NVT segments until ``total_steps`` MD steps exist in ``run_dir/md``.
 
@@ -238,6 +260,8 @@ def run_mlip(
         Called after each step with (steps done, steps wanted, seconds per step).
     stop_after
         Stop (raise KeyboardInterrupt) after this many steps of this call: a test hook that simulates a kill.
+    device
+        ``auto``, ``cpu`` or ``cuda`` (default: the study's ``engine.device``).
     replica
         Run replica ``replica`` (its own segment folders, see RunDir; velocities seeded with ``engine.seed + replica``),
         starting from the same relaxed interface as every other replica.
@@ -264,7 +288,7 @@ def run_mlip(
         raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
 
     set_threads(threads or eng.threads)
-    calc, info = make_calculator(name, eng.model_path)
+    calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device))
     atoms.calc = calc
 
     # 1. fixed-cell relaxation (redone if it did not finish); replicas share it

@@ -1,6 +1,6 @@
 """``cellsim engines``: the offline machine-learned potentials, and whether each is fit for a study.
 
-A typer sub-app, registered on the main CLI with ``app.add_typer(engines_app, name="engines")``:
+A typer sub-app, registered on the main CLI as ``cellsim engines``:
 
 * ``cellsim engines [--study STUDY] [--no-load]``: the models, whether each loads here, cached speed;
 * ``cellsim engines check STUDY_OR_RUN [--engine NAME ...] [--json FILE] [--quick]``: lattices, bulk metal
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cellsim.cli._app import app, console, err_console, fail
 from cellsim.errors import CellsimError
 
 if TYPE_CHECKING:
@@ -31,27 +31,19 @@ engines_app = typer.Typer(
     invoke_without_command=True,
     pretty_exceptions_enable=False,
 )
-
-console = Console()
-err_console = Console(stderr=True)
+app.add_typer(engines_app, name="engines")
 
 _VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "n/a": "dim"}
 
 
-def _fail(exc: CellsimError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
 def load_study_or_run(ref: str) -> tuple[Study, Path | None, Path | None]:
     """A study file, a bundled study name or a run directory -> (study, base folder for CIFs, run dir)."""
+    from cellsim.rundir import RunDir
     from cellsim.study import load_study
 
     p = Path(ref)
     if p.is_dir():
-        if not (p / "study.yaml").is_file():
-            raise CellsimError(f"{p}: a folder without study.yaml is not a run directory")
-        return load_study(p / "study.yaml"), p.resolve(), p
+        return RunDir(p).load_study(), p.resolve(), p
     study = load_study(ref)
     return study, (p.parent.resolve() if p.is_file() else None), None
 
@@ -74,12 +66,11 @@ def engines_list(
         the_study = load_study_or_run(study)[0] if study else None
         pool = models(the_study)
     except CellsimError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     speeds = cached_speeds()
     t = Table(title="machine-learned potentials (offline)")
     t.add_column("name", no_wrap=True)
-    for col in ("family", "version", "trained on", "loads offline", "s/step (cached)", "default check"):
+    for col in ("model", "trained on", "loads offline", "s/step (cached)", "in default check"):
         t.add_column(col)
     with err_console.status("loading models") if load else contextlib.nullcontext():
         for m in pool:
@@ -93,12 +84,11 @@ def engines_list(
             sp = speeds.get(m.key)
             t.add_row(
                 m.key,
-                m.family,
-                m.version,
+                f"{m.family} {m.version}",
                 m.trained_on,
                 loads,
-                f"{sp[0]:.3g} ({sp[1]} atoms)" if sp else "-",
-                "yes" if m.default else "--engine",
+                f"{sp[0]:.3g} ({sp[1]} at.)" if sp else "-",
+                "yes" if m.default else "no",
             )
     console.print(t)
     console.print(
@@ -179,8 +169,7 @@ def engines_check(
         chosen = select(engine, study)
         inp = prepare(study, base_dir, run_dir)
     except CellsimError as exc:
-        _fail(exc)
-        return
+        fail(exc)
     set_threads(threads)
     settings = CheckSettings.quick() if quick else CheckSettings()
     err_console.print(
