@@ -242,7 +242,8 @@ def qadapter_script(rd: RunDir, qadapter: Path, command: str) -> tuple[str, str]
     if sched is None:
         raise QueueError(f"--qadapter {qadapter}: _fw_q_type {q_type!r}; cellsim resubmits SLURM or PBS jobs")
     qa["rocket_launch"] = command
-    qa.setdefault("job_name", job_name(rd, sched))
+    if not qa.get("job_name"):
+        qa["job_name"] = job_name(rd, sched)
     return sched, qa.get_script_str(str(rd.queue_dir.resolve()))
 
 
@@ -254,8 +255,9 @@ def _family(scheduler: str) -> str:
 
 
 def _clean_env() -> dict[str, str]:
-    # a job submitting the next one must not hand it its own job's variables
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PBS_")) and k != "CELLSIM_JOB_START"}
+    # a job submitting the next one must not hand it its own job's variables, nor this process's open store
+    drop = ("CELLSIM_JOB_START", "MONGOMOCK_SERVERSTORE_FILE")
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "PBS_")) and k not in drop}
 
 
 def submit_script(scheduler: str, script: Path, after: str | None = None) -> str:
@@ -483,12 +485,14 @@ def submit_run(
     qadapter: Path | None = None,
     time_ps: float | None = None,
     campaign: Path | None = None,
+    after: str | None = None,
 ) -> SubmitOutcome:
     """Add or update the run's workflow and run it here (``queue="local"``) or submit its first job.
 
     ``queue`` None: the study's (or user config's) ``queue.scheduler``, else local. Every check (queue
     settings, VASP, MongoDB) comes before anything is written. A run whose job chain is alive is not
-    submitted again (a longer ``time_ps`` is picked up by that chain).
+    submitted again (a longer ``time_ps`` is picked up by that chain). ``after``: the first job starts
+    once that job (``slurm:ID``, a campaign's finishing job) has ended.
     """
     from cellsim import stages
     from cellsim.fw_launchpad import WorkflowStore
@@ -562,7 +566,8 @@ def submit_run(
                     sched, script = qs.scheduler, render_script(rd, qs, command, job_exports(qs))
                 atomic_write_text(rd.job_script, script)
                 rd.job_script.chmod(0o755)
-                job = submit_script(sched, rd.job_script)
+                same = after is not None and after.split(":")[0] == _family(sched)
+                job = submit_script(sched, rd.job_script, after=after.split(":", 1)[1] if same and after else None)
                 tag = f"{_family(sched)}:{job}"
                 jobs = read_jobs(rd)
                 _job(jobs, tag).update({"submitted": time.time(), "by": "submit"})
@@ -677,10 +682,14 @@ def run_job(run_dir: Path, launchpad: Path | None = None) -> JobOutcome:
             resubmit = False
             notes.append(f"{FRUITLESS_JOBS} jobs in a row stored no MD step: no further job queued")
         if resubmit:
-            job = submit_script(tag.split(":")[0], rd.job_script, after=tag.split(":", 1)[1])
-            successor = f"{tag.split(':')[0]}:{job}"
-            _job(jobs, successor).update({"submitted": time.time(), "by": tag, "predecessor": tag})
-            me["successor"] = successor
+            try:
+                job = submit_script(tag.split(":")[0], rd.job_script, after=tag.split(":", 1)[1])
+            except QueueError as exc:  # some sites refuse submissions from compute nodes
+                notes.append(f"could not queue the next job ({exc}); submit the run again when this one ends")
+            else:
+                successor = f"{tag.split(':')[0]}:{job}"
+                _job(jobs, successor).update({"submitted": time.time(), "by": tag, "predecessor": tag})
+                me["successor"] = successor
         _write_jobs(rd, jobs)
     reason, more = "error", True
     try:
@@ -705,8 +714,10 @@ def run_job(run_dir: Path, launchpad: Path | None = None) -> JobOutcome:
                 cancel_job(successor)
                 _job(jobs, successor).update({"ended": time.time(), "outcome": "cancelled: nothing left to run"})
             _write_jobs(rd, jobs)
+    if more and successor is None and in_queue:
+        notes.append("work is left and no next job is queued: run `cellsim submit` again")
     if not more and record.get("campaign"):
-        notes += campaign_advance(Path(record["campaign"]), finished=rd.root)
+        notes += campaign_advance(Path(record["campaign"]), finished=rd.root, after=tag if in_queue else None)
     return JobOutcome(tag, successor if more else None, reason, more, notes)
 
 
@@ -816,8 +827,11 @@ def submit_many(
     return out
 
 
-def campaign_advance(state: Path, finished: Path | None = None) -> list[str]:
-    """Mark ``finished`` done and submit waiting runs while fewer than ``max_jobs`` are active; notes."""
+def campaign_advance(state: Path, finished: Path | None = None, after: str | None = None) -> list[str]:
+    """Mark ``finished`` done and submit waiting runs while fewer than ``max_jobs`` are active; notes.
+
+    ``after``: the finishing job; the next run's first job waits for it to end (never one job too many).
+    """
     notes: list[str] = []
     with _flock(Path(str(state) + ".lock")):
         try:
@@ -840,7 +854,7 @@ def campaign_advance(state: Path, finished: Path | None = None) -> list[str]:
             if entry["state"] != "waiting":
                 continue
             try:
-                res = submit_run(Path(entry["run"]), campaign=state, **opts)
+                res = submit_run(Path(entry["run"]), campaign=state, after=after, **opts)
             except CellsimError as exc:
                 entry.update(state="failed", error=str(exc))
                 notes.append(f"{entry['run']}: {exc}")

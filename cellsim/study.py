@@ -117,20 +117,25 @@ class MDSpec(_Model):
     )
 
 
+# the embedded models whose weights ship in the installed wheels (cellsim.md.engines.registry describes each;
+# "chgnet" is CHGNet 0.3.0, "sevennet" SevenNet-0 of 11 Jul 2024), and VASP
+EngineName = Literal[
+    "chgnet",
+    "chgnet-0.2.0",
+    "chgnet-r2scan",
+    "sevennet",
+    "sevennet-0-22may2024",
+    "sevennet-l3i5",
+    "sevennet-mf-0",
+    "sevennet-mf-0-r2scan",
+    "vasp",
+]
+
+
 class EngineSpec(_Model):
     """Where the MD runs: VASP on a cluster, or an embedded machine-learned potential."""
 
-    name: Literal[
-        "chgnet",
-        "chgnet-0.2.0",
-        "chgnet-r2scan",
-        "sevennet",
-        "sevennet-0-22may2024",
-        "sevennet-l3i5",
-        "sevennet-mf-0",
-        "sevennet-mf-0-r2scan",
-        "vasp",
-    ] = Field("chgnet", description="embedded model (`cellsim engines` lists them) or vasp")
+    name: EngineName = Field("chgnet", description="embedded model (`cellsim engines` lists them) or vasp")
     threads: int = Field(1, ge=1, description="torch threads (1 avoids spin-waiting on shared cores)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when torch sees a GPU")
     checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")

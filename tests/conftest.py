@@ -79,3 +79,34 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 _STATUS = pytest.StashKey[str | None]()
+
+
+def open_in_chromium(html: Path, screenshot: Path) -> tuple[str, list[list[object]], list[str], str]:
+    """Load a report in headless Chromium: (title, [alt, complete, width] per image, problems, body text).
+
+    Skips the calling test when Chromium is not installed (`make test` installs it when run as root).
+    """
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test installs it with apt-get when run as root)")
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url[:80]}"))
+        page.goto(html.as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        title = page.title()
+        text = page.inner_text("body")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return title, images, problems, text

@@ -193,3 +193,19 @@ def test_reactants_inferred_and_given(tmp_path: Path, reacting: tuple) -> None:
         assert res.info["reactants"]["source"] == "unknown"  # In8S16Cl16 is no reactant combination
         res = cellsim.analyze(xd, dt_fs=2, out=tmp_path / "b", reactants="In")
     assert res.info["reactants"]["source"] == "given"
+
+
+@pytest.mark.slow
+def test_report_of_a_bare_trajectory_in_chromium(tmp_path: Path, reacting: tuple) -> None:
+    """A trajectory from elsewhere: the report opens with the answer, names its source, has no interface."""
+    from conftest import open_in_chromium
+
+    sym, counts, cell, frac = reacting
+    xd = write_xdatcar(tmp_path / "XDATCAR", sym, counts, cell, frac)
+    out = _full(tmp_path, [xd], "--dt", "2fs")
+    title, images, problems, text = open_in_chromium(out / "report" / "report.html", tmp_path / "shot.png")
+    assert title.startswith("cellsim report: XDATCAR")
+    assert len(images) >= 5 and all(complete and width > 0 for _, complete, width in images)
+    assert not problems, problems
+    assert text.index("Answer") < text.index("Trajectory") and "Interface model" not in text
+    assert "products formed" in text and "InCl" in text and str(xd.name) in text

@@ -84,6 +84,7 @@ def test_killed_segment_is_rerun_and_continues(fw_env: tuple[Path, dict[str, str
     assert "25 of 25 planned MD steps" in st.stdout and "4 + 6" in st.stdout  # seg-000 continued in place
 
 
+@pytest.mark.slow
 def test_each_run_has_its_own_store_and_lock(fw_env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     """A process holding run A's store blocks only run A: run B is submitted at once."""
     run, env = fw_env
@@ -117,6 +118,7 @@ def test_each_run_has_its_own_store_and_lock(fw_env: tuple[Path, dict[str, str]]
     assert frames(other, env) == 25
 
 
+@pytest.mark.slow
 def test_extend_a_finished_run(fw_env: tuple[Path, dict[str, str]]) -> None:
     """`submit RUN --time` after the workflow finished: the study grows, the missing segments are added."""
     import numpy as np

@@ -103,9 +103,10 @@ def wait_done(runs: list[Path], timeout: float = 240) -> None:
 
 
 def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
+    from cellsim.md.engines.vasp import stitch
+
     out = run / "all.xdatcar"
-    r = cellsim(["stitch", str(run), "-o", str(out)], env)
-    assert r.returncode == 0, r.stderr
+    assert stitch(run, out) == n
     frac = read_trajectory(out)[1]
     assert len(frac) == n
     seg0 = run / "md" / "seg-000"
@@ -134,47 +135,57 @@ def clean_logs(run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, tmp_path: Path, sl_env) -> None:
-    """Run B is submitted while run A's job runs (at once: its own store), each job runs only its run's
-    Fireworks, and a finished run is extended with `--time` (the missing segment Fireworks are added)."""
-    a = make_run(paper_run, tmp_path / "a")
-    b = make_run(paper_run, tmp_path / "b")
+def test_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, tmp_path: Path, sl_env) -> None:
+    """Run A's job runs; runs B and C are submitted meanwhile as a campaign with --max-jobs 1 (at once:
+    each run has its own store), C starts by itself when B's chain ends; every job runs only its own
+    run's Fireworks; then the finished run A is extended with `--time` (missing segment Fireworks added)."""
+    a, b, c = (make_run(paper_run, tmp_path / name) for name in ("a", "b", "c"))
     submit([a], {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.3"})
     deadline = time.time() + 60
     while not (a / "md" / "seg-000" / "XDATCAR").is_file() and time.time() < deadline:
         time.sleep(0.2)
     t0 = time.monotonic()
-    submit([b], sl_env)
-    b_submit_s = time.monotonic() - t0
-    assert b_submit_s < 30, b_submit_s
+    jobs = submit([b, c], sl_env, "--max-jobs", "1")
+    submit_s = time.monotonic() - t0
+    assert list(jobs) == [b] and submit_s < 30, (jobs, submit_s)
     assert not all(j.get("ended") for j in jobs_of(a)), "A's job should still be running"
-    wait_done([a, b])
-    for run in (a, b):
+    both = False
+    deadline = time.time() + 300
+    while time.time() < deadline and not all(jobs_of(r) and all(j.get("ended") for j in jobs_of(r)) for r in (a, b, c)):
+        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%j"], capture_output=True, text=True).stdout
+        names = out.split()
+        assert not ("cellsim-b" in names and "cellsim-c" in names), "the campaign ran more than 1 job at once"
+        both = both or ("cellsim-a" in names and "cellsim-b" in names)
+        time.sleep(0.3)
+    wait_done([a, b, c])
+    assert both, "A's and B's jobs never ran at the same time"
+    c_first = min(float(str(j["submitted"])) for j in jobs_of(c))
+    assert c_first >= max(float(str(j["ended"])) for j in jobs_of(b) if j.get("started")) - 1
+    for run in (a, b, c):
         check_every_step(run, sl_env, 25)
-        assert store_states(run, sl_env) == ["COMPLETED"] * 4
         assert (run / "report" / "report.html").is_file()
         tags = {str(j["tag"]) for j in jobs_of(run)}
         # every launch of this run was made by one of its own jobs, on its own Fireworks
         for fw_json in (run / "workflow" / "launches").glob("launcher_*/FW.json"):
-            fw = json.loads(fw_json.read_text())
-            assert fw["spec"]["_run_id"] == str(run.resolve())
+            assert json.loads(fw_json.read_text())["spec"]["_run_id"] == str(run.resolve())
         fws = cellsim(["fw", "list", str(run)], sl_env)
         assert fws.returncode == 0, fws.stderr
-        assert {line.split()[-2] for line in fws.stdout.splitlines() if "slurm:" in line} <= tags
+        rows = [line.split("│")[1:-1] for line in fws.stdout.splitlines() if "slurm:" in line]
+        assert [r[2].strip() for r in rows] == ["COMPLETED"] * 4, fws.stdout
+        assert {r[3].strip() for r in rows} <= tags
         clean_logs(run)
         ran = [j for j in jobs_of(run) if j.get("started")]
         assert len(ran) == 1 and ran[0]["outcome"] == "no ready Firework"
         # its successor was queued at the start and cancelled when nothing was left
         assert [j["outcome"] for j in jobs_of(run) if not j.get("started")] == ["cancelled: nothing left to run"]
-    print(f"\nsubmit of run B while run A's job ran: {b_submit_s:.1f} s")
+    print(f"\nsubmit of runs B, C while run A's job ran: {submit_s:.1f} s")
     # extend the finished run A by 20 fs: one more segment Firework and a new analysis, in a new job
-    jobs = submit([a], sl_env, "--time", "70fs")
-    assert list(jobs) == [a]
+    assert list(submit([a], sl_env, "--time", "70fs")) == [a]
     wait_done([a])
     check_every_step(a, sl_env, 35)
     assert store_states(a, sl_env) == ["COMPLETED"] * 6
-    st = cellsim(["status", str(a), str(b)], sl_env)
-    assert st.returncode == 0 and "35 / 35" in st.stdout and "25 / 25" in st.stdout, st.stdout
+    st = cellsim(["status", str(a), str(b), str(c)], sl_env)
+    assert st.returncode == 0 and "35 / 35" in st.stdout and st.stdout.count("25 / 25") == 2, st.stdout
 
 
 @pytest.mark.slow
@@ -229,28 +240,3 @@ def test_one_minute_time_limit_completes_the_plan_by_itself(paper_run: Path, tmp
         tag = str(j["tag"]).split(":")[1]
         lines.append(f"  job {tag}: {start:5.1f} -> {end:5.1f} s, frames {j['frames_start']} -> {j['frames_end']}")
     print("\none-minute limit timeline:\n" + "\n".join(lines))
-
-
-@pytest.mark.slow
-def test_campaign_bounds_the_concurrent_jobs(paper_run: Path, tmp_path: Path, sl_env) -> None:
-    """Three runs, --max-jobs 2: two job chains at once, the third starts when one ends, by itself."""
-    runs = [make_run(paper_run, tmp_path / f"r{k}", total_ps=0.03, segment_ps=0.02) for k in range(3)]
-    env = {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.2"}
-    jobs = submit(runs, env, "--max-jobs", "2")
-    assert set(jobs) == set(runs[:2])
-    most = 0
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%j"], capture_output=True, text=True).stdout
-        most = max(most, sum(name.startswith("cellsim-r") for name in out.split()))
-        if all(jobs_of(r) and all(j.get("ended") for j in jobs_of(r)) for r in runs):
-            break
-        time.sleep(0.5)
-    wait_done(runs)
-    assert most <= 2
-    first_of_third = min(float(str(j["submitted"])) for j in jobs_of(runs[2]))
-    ends = [max(float(str(j["ended"])) for j in jobs_of(r) if j.get("started")) for r in runs[:2]]
-    assert first_of_third >= min(ends) - 1
-    for r in runs:
-        check_every_step(r, sl_env, 15)
-        assert store_states(r, sl_env) == ["COMPLETED"] * 3

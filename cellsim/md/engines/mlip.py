@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from cellsim.errors import CellsimError, RunDirError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.md.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
 from cellsim.rundir import RunDir, SegmentPlan
+from cellsim.study import EngineName
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -38,18 +39,8 @@ if TYPE_CHECKING:
 
     from cellsim.study import Study
 
-# engine names of the models whose weights ship in the installed wheels (cellsim.md.engines.registry
-# describes each); "chgnet" is CHGNet 0.3.0 and "sevennet" SevenNet-0 (11 Jul 2024)
-ENGINES = (
-    "chgnet",
-    "chgnet-0.2.0",
-    "chgnet-r2scan",
-    "sevennet",
-    "sevennet-0-22may2024",
-    "sevennet-l3i5",
-    "sevennet-mf-0",
-    "sevennet-mf-0-r2scan",
-)
+# the embedded engines: every engine name of the study but VASP
+ENGINES = tuple(name for name in get_args(EngineName) if name != "vasp")
 # engine name -> CHGNet.load model_name
 _CHGNET_MODELS = {"chgnet": "0.3.0", "chgnet-0.2.0": "0.2.0", "chgnet-r2scan": "r2scan"}
 # engine name -> (sevenn pretrained name, modal (fidelity head) of a multi-fidelity model, label)

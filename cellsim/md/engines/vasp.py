@@ -1,6 +1,6 @@
 """VASP segments under custodian: run one, continue it or the next from CONTCAR, report state, stitch.
 
-Segments are jobs: ``md/seg-000`` holds the inputs of ``cellsim inputs``; each later segment starts from
+Segments are jobs: the first one holds the inputs of ``cellsim inputs``; each later segment starts from
 the previous CONTCAR (positions and velocities; VASP also keeps its predictor-corrector block there) with
 NSW = min(segment length, steps still missing). Exact continuation assumes NBLOCK = 1 (VASP updates
 CONTCAR every step, XDATCAR every NBLOCK steps).
@@ -486,8 +486,10 @@ def next_segment(run_dir: Path, study: Any) -> Path | None:
     nxt = RunDir(run_dir).next_segment_dir()
     nxt.mkdir(parents=True, exist_ok=True)
     for f in INPUT_FILES:
-        if (segs[0] / f).is_file():
-            shutil.copy2(segs[0] / f, nxt / f)
+        # the INCAR of the last segment: custodian's corrections (ALGO, LREAL, ...) carry on
+        src = last if f == "INCAR" else segs[0]
+        if (src / f).is_file():
+            shutil.copy2(src / f, nxt / f)
     shutil.copy2(last / "CONTCAR", nxt / "POSCAR")
     from pymatgen.io.vasp import Incar
 
