@@ -495,7 +495,9 @@ def analyze(
                     "notes": notes + react.notes,
                 }
             )
-            res.diagnostics = _finish_diagnostics(diag, files, cond.temperature_K, notes)
+            res.diagnostics = _finish_diagnostics(
+                diag, files, cond.temperature_K, notes, rd.energy_files(replica) if rd is not None else None
+            )
             if res.diagnostics is not None:
                 res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
             res.save(out_dir)
@@ -631,22 +633,30 @@ def _study_metal(study: Study | None) -> str | None:
     return els.pop() if len(els) == 1 else None
 
 
-def _finish_diagnostics(obs: _DiagnosticsObserver, files: list[Path], temperature: float, notes: list[str]) -> Any:
-    """Diagnostics of the trajectory, with the energies of the files' OSZICAR/vasprun.xml when there are any."""
+def _finish_diagnostics(
+    obs: _DiagnosticsObserver,
+    files: list[Path],
+    temperature: float,
+    notes: list[str],
+    energy_files: list[Path] | None = None,
+) -> Any:
+    """Diagnostics of the trajectory, with the energies of the files' OSZICAR/vasprun.xml when there are any
+    (``energy_files``: a run directory's OSZICARs, parts of restarted segments included)."""
     from cellsim.analysis.diagnostics import read_energies
     from cellsim.analysis.sources import detect_format
 
     if obs.acc is None:
         return None
-    items: list[Path] = []
-    for f in files:
-        fmt = detect_format(f)
-        if fmt == "vasprun":
-            items.append(f)
-        elif fmt == "xdatcar":
-            items.append(f.parent)
+    items: list[Path] = list(energy_files or [])
+    if not items:
+        for f in files:
+            fmt = detect_format(f)
+            if fmt == "vasprun":
+                items.append(f)
+            elif fmt == "xdatcar":
+                items.append(f.parent)
     energies = None
-    if items and len(items) == len(files):
+    if items and (energy_files or len(items) == len(files)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             energies = read_energies(list(dict.fromkeys(items)))

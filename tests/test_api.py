@@ -29,13 +29,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_docs_python_example_runs() -> None:
     text = (REPO / "docs" / "python.md").read_text()
     block = text.split("## Example", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    exec(compile(block, "docs/python.md", "exec"), {})  # noqa: S102  (the documented example, as written)
+    exec(compile(block, "docs/python.md", "exec"), {})  # the documented example, as written
 
 
 def test_public_api_signatures() -> None:
     sig = inspect.signature(cellsim.analyze)
     params = sig.parameters
-    assert list(params)[0] == "trajectory_or_run_dir"
+    assert next(iter(params)) == "trajectory_or_run_dir"
     for name in ("dt_fs", "pairs", "window_ps", "out"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY and params[name].default is None
     assert "match" in cellsim.__all__ and "analyze" in cellsim.__all__

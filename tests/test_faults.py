@@ -31,7 +31,7 @@ def _start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 def _timed(*args: str, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     p = _start(*args, env=env)
-    out, err = p.communicate(timeout=300)
+    _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     return time.perf_counter() - t0
 

@@ -518,9 +518,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     if out_dir.exists():
         if not out_dir.is_dir():
             raise AnalysisError(f"{out_dir}: exists and is not a folder; give another -o")
-        others = [
-            p for p in out_dir.iterdir() if not p.name.startswith(".") and not p.name.startswith(REPLICA_PREFIX)
-        ]
+        others = [p for p in out_dir.iterdir() if not p.name.startswith(".") and not p.name.startswith(REPLICA_PREFIX)]
         if others and not ((out_dir / ANALYSIS_FILE).is_file() or (out_dir / "rdf.npz").is_file()):
             raise AnalysisError(
                 f"{out_dir}: exists and holds files that are not a cellsim analysis; give a new or empty -o folder"
