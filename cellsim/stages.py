@@ -613,7 +613,10 @@ class _DiagnosticsObserver:
         from cellsim.analysis.diagnostics import DiagnosticsAccumulator
 
         if self.acc is None:
-            self.acc = DiagnosticsAccumulator(species, dt_fs=self.dt_fs, metal=self.metal, timestep_fs=self.timestep_fs)
+            # 500 evenly spread frames resolve drifts and order parameters; more only costs time
+            self.acc = DiagnosticsAccumulator(
+                species, dt_fs=self.dt_fs, metal=self.metal, timestep_fs=self.timestep_fs, max_frames=500
+            )
         self.acc.update(block)
 
 

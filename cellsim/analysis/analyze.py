@@ -239,7 +239,8 @@ def analyze(
                         f"(elements there: {', '.join(hdr.symbols)}); elements match exactly"
                     )
                 index_cache[p] = (ia, ib, a == b)
-            env = EnvironmentAccumulator(sym_list, {**s.bond_cutoffs, **cutoffs}, s.dt_fs)
+            # a few samples per window to start with; the accumulator thins them as the run grows
+            env = EnvironmentAccumulator(sym_list, {**s.bond_cutoffs, **cutoffs}, s.dt_fs, stride=fpw // 4)
             first = (block.frac[0].copy(), block.cells[0].copy())
         # split the block at window boundaries
         k0 = 0
