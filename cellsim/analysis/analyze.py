@@ -147,17 +147,6 @@ def default_cutoff(pair: str) -> float:
     return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)
 
 
-def frame_interval(segment_dir: Path) -> float | None:
-    """fs between frames of a segment: INCAR POTIM * NBLOCK (VASP), else engine.json (embedded engine)."""
-    dt = frame_interval_from_incar(segment_dir / "INCAR")
-    if dt is None and (segment_dir / "engine.json").is_file():
-        import json
-
-        info = json.loads((segment_dir / "engine.json").read_text())
-        dt = float(info["timestep_fs"]) * int(info.get("nblock", 1))
-    return dt
-
-
 def read_incar_tags(incar: Path) -> dict[str, str]:
     """INCAR tags as raw strings (upper-case names), {} when the file is missing.
 
@@ -172,21 +161,6 @@ def read_incar_tags(incar: Path) -> dict[str, str]:
                 k, v = part.split("=", 1)
                 tags[k.strip().upper()] = v.strip()
     return tags
-
-
-def frame_interval_from_incar(incar: Path) -> float | None:
-    """POTIM * NBLOCK (fs) from an INCAR, or None when POTIM is absent."""
-    tags = read_incar_tags(incar)
-    if "POTIM" not in tags:
-        return None
-    try:
-        potim = float(tags["POTIM"].split()[0])
-        nblock = int(float(tags.get("NBLOCK", "1").split()[0]))
-    except (ValueError, IndexError):
-        raise AnalysisError(
-            f"{incar}: POTIM/NBLOCK are not numbers ({tags.get('POTIM')!r}, {tags.get('NBLOCK')!r})"
-        ) from None
-    return potim * nblock
 
 
 def analyze(
