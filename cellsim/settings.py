@@ -84,7 +84,12 @@ def load_settings() -> Settings:
     file = _read_config(path)
 
     def get(key: str, env: str, default: object) -> object:
-        return os.environ.get(env) or file.get(key) or default
+        # a set environment variable, else the file's value, else the default; 0 and "" in the file are
+        # values (an empty environment variable counts as unset, as in a shell)
+        if os.environ.get(env):
+            return os.environ[env]
+        value = file.get(key)
+        return default if value is None else value
 
     def cmd(key: str, value: object) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -97,7 +102,8 @@ def load_settings() -> Settings:
             raise CellsimError(f"{path}: {key}: empty command")
         return out
 
-    def number(key: str, env: str, default: float | None) -> float | None:
+    def number(key: str, env: str, default: float | None, zero: bool = False) -> float | None:
+        """Seconds from ``env`` or the file; 0 only where ``zero`` (it means "none" there, not "unset")."""
         raw = get(key, env, default)
         if raw is None:
             return None
@@ -105,8 +111,14 @@ def load_settings() -> Settings:
             value = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise CellsimError(f"{env} / {path}: {key}: expected a number of seconds, got {raw!r}") from None
-        if value < 0 or value != value:
-            raise CellsimError(f"{env} / {path}: {key}: expected a positive number of seconds, got {raw!r}")
+        if value != value or value < 0 or (value == 0 and not zero):
+            bound = ">= 0" if zero else "above 0"
+            raise CellsimError(f"{env} / {path}: {key}: expected a number of seconds {bound}, got {raw!r}")
+        return value
+
+    def seconds(key: str, env: str, default: float, zero: bool = False) -> float:
+        value = number(key, env, default, zero)
+        assert value is not None  # a default is given
         return value
 
     queue = file.get("queue") or {}
@@ -126,9 +138,9 @@ def load_settings() -> Settings:
     return Settings(
         vasp_cmd=cmd("vasp_cmd", get("vasp_cmd", "CELLSIM_VASP_CMD", "vasp_std")),
         vasp_gamma_cmd=cmd("vasp_gamma_cmd", get("vasp_gamma_cmd", "CELLSIM_VASP_GAMMA_CMD", "vasp_gam")),
-        custodian_polling_s=number("custodian_polling_s", "CELLSIM_CUSTODIAN_POLLING_S", 10.0) or 10.0,
-        walltime_s=wall or None,
-        walltime_margin_s=number("walltime_margin_s", "CELLSIM_WALLTIME_MARGIN_S", 300.0) or 0.0,
+        custodian_polling_s=seconds("custodian_polling_s", "CELLSIM_CUSTODIAN_POLLING_S", 10.0),
+        walltime_s=wall,
+        walltime_margin_s=seconds("walltime_margin_s", "CELLSIM_WALLTIME_MARGIN_S", 300.0, zero=True),
         mpi_launcher=cmd("mpi_launcher", get("mpi_launcher", "CELLSIM_MPI_LAUNCHER", "")),
         launchpad=Path(str(lp)).expanduser() if lp else None,
         queue=dict(queue),
@@ -183,7 +195,7 @@ def job_end_time(settings: Settings | None = None) -> float | None:
     ``walltime_s`` (setting) wins: the job's start + that many seconds.
     """
     s = settings or load_settings()
-    if s.walltime_s:
+    if s.walltime_s is not None:
         return job_start_time() + s.walltime_s
     if os.environ.get("SLURM_JOB_ID"):
         end = os.environ.get("SLURM_JOB_END_TIME")
