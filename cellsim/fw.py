@@ -82,9 +82,10 @@ class RunMDSegmentTask(FiretaskBase):
                     return FWAction(stored_data=stored, detours=[again])
             more = bool(self.get("last")) and done_steps(run_dir) < total_steps(study)
         else:
-            from cellsim.md.engines.mlip import run_mlip
+            from cellsim import stages
 
-            summary = run_mlip(run_dir, study, engine=engine)
+            # the stage, so the Firework holds the run's writer lock as `cellsim run` does
+            summary = stages.run(run_dir, engine=engine)
             stored = {"steps": summary.steps_total}
             more = False
         if more:

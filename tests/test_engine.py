@@ -177,3 +177,76 @@ def test_cli_run_on_paper_interface(paper_run: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["analyze", str(run)])
     assert r.exit_code == 0, r.output
     assert (run / "analysis" / "peaks.json").is_file()
+
+
+def test_embedded_run_refuses_a_segment_holding_vasp_output(tmp_path: Path) -> None:
+    """VASP's XDATCAR/OSZICAR in a segment folder are never overwritten by the embedded engine."""
+    run = tiny_run(tmp_path)
+    seg = run / "md" / "seg-000"
+    seg.mkdir(parents=True)
+    vasp_files = {"INCAR": "NSW = 6\n", "XDATCAR": "vasp frames\n", "OSZICAR": "   1 T=   300. E= -1.0\n"}
+    for name, text in vasp_files.items():
+        (seg / name).write_text(text)
+    with pytest.raises(EngineError, match=rf"{seg}: holds VASP output \(XDATCAR, OSZICAR\)"):
+        run_mlip(run, parse_study(STUDY), total_steps=6)
+    assert {name: (seg / name).read_text() for name in vasp_files} == vasp_files
+    assert not (seg / "engine.json").exists() and not (run / "md" / "relax").exists()
+    # another embedded engine's unfinished segment is refused too
+    (seg / "engine.json").write_text(json.dumps({"engine": "sevennet", "status": "running"}))
+    with pytest.raises(EngineError, match=rf"{seg}: holds output of engine 'sevennet'"):
+        run_mlip(run, parse_study(STUDY), total_steps=6)
+    assert (seg / "XDATCAR").read_text() == vasp_files["XDATCAR"]
+
+
+_FW_LOCK_SCRIPT = """
+import sys
+from pathlib import Path
+
+import cellsim.md.engines.mlip as mlip
+from cellsim.fileio import BusyError, WriterLock
+from cellsim.rundir import RunDir
+
+rd = RunDir(Path(sys.argv[1]))
+seen = []
+
+
+def fake_run_mlip(run_dir, study, engine=None, *args, **kwargs):
+    try:
+        with WriterLock(rd.lock_file, "probe"):
+            seen.append("unlocked")
+    except BusyError:
+        seen.append("locked")
+    return mlip.RunSummary(engine, 6, 6, 0.012, 0.0, ["seg-000"])
+
+
+mlip.run_mlip = fake_run_mlip
+from cellsim.fw import RunMDSegmentTask
+
+task = RunMDSegmentTask(run_dir=str(rd.root), engine="chgnet")
+task.run_task({})
+print("alone:", seen)
+seen.clear()
+with WriterLock(rd.lock_file, "another writer"):
+    try:
+        task.run_task({})
+    except Exception as exc:
+        print("busy:", type(exc).__name__, exc)
+print("busy ran:", seen)
+"""
+
+
+def test_fireworks_embedded_segment_takes_the_writer_lock(tmp_path: Path) -> None:
+    """RunMDSegmentTask runs the embedded MD under the run's writer lock, as `cellsim run` does.
+
+    In a subprocess: FireWorks picks its database client when first imported (see test_fireworks.py).
+    """
+    import subprocess
+    import sys
+
+    run = tiny_run(tmp_path)
+    r = subprocess.run([sys.executable, "-c", _FW_LOCK_SCRIPT, str(run)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "alone: ['locked']" in lines  # the MD ran holding the lock
+    assert any(line.startswith("busy: CellsimError") and "another cellsim process" in line for line in lines)
+    assert "busy ran: []" in lines  # a second writer is refused before any MD step

@@ -30,7 +30,7 @@ import numpy as np
 from cellsim.errors import CellsimError, RunDirError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.md.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
-from cellsim.rundir import RunDir, SegmentPlan
+from cellsim.rundir import RunDir, SegmentPlan, segment_parts
 from cellsim.study import EngineName
 
 if TYPE_CHECKING:
@@ -224,6 +224,42 @@ def _load_checkpoint(seg: Path) -> dict[str, Any]:
         return {k: z[k] for k in z.files}
 
 
+# what VASP leaves in a segment folder (``cellsim inputs`` writes only INCAR, POSCAR, KPOINTS, POTCAR)
+_VASP_OUTPUTS = ("XDATCAR", "OSZICAR", "OUTCAR", "vasprun.xml")
+
+
+def _segment_done(seg: Path, target: int) -> bool:
+    """The segment's checkpoint holds ``target`` steps: the run skips it without writing."""
+    return (seg / "checkpoint.npz").is_file() and int(_load_checkpoint(seg)["steps_done"]) >= target
+
+
+def _check_own_segment(seg: Path, engine: str) -> None:
+    """Refuse to write into ``seg`` when it holds another engine's MD output.
+
+    The embedded engine writes ``engine.json`` before its XDATCAR/OSZICAR, so outputs without it are
+    VASP's (or a foreign tool's); an ``engine.json`` naming another embedded engine is that engine's.
+    """
+    info_file = seg / "engine.json"
+    if info_file.is_file():
+        try:
+            owner = json.loads(info_file.read_text()).get("engine")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise EngineError(f"{info_file}: unreadable ({exc}); cannot tell which engine wrote {seg}") from None
+        if owner not in (None, engine):
+            raise EngineError(
+                f"{seg}: holds output of engine '{owner}' (see {info_file}); engine '{engine}' does not write "
+                f"over it (run '{owner}' again, or use another run directory)"
+            )
+        return
+    found = [f for f in _VASP_OUTPUTS if (seg / f).exists()] + [p.name for p in segment_parts(seg)]
+    if found:
+        raise EngineError(
+            f"{seg}: holds VASP output ({', '.join(found)}) and no engine.json of the embedded engine; the "
+            "embedded engine does not overwrite another engine's output (use another run directory, or "
+            f"remove {seg} to discard that output)"
+        )
+
+
 def _read_interface(rd: RunDir) -> Atoms:
     from ase.io import read
 
@@ -294,6 +330,11 @@ def run_mlip(
     if len(set(names)) != len(names):
         raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
 
+    for k, target in enumerate(plan.nsw):  # before any model is loaded: refuse early
+        seg = rd.segment_dir(k, replica)
+        if not _segment_done(seg, target):
+            _check_own_segment(seg, name)
+
     set_threads(threads or eng.threads)
     calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
     atoms.calc = calc
@@ -334,6 +375,19 @@ def run_mlip(
             done_total += int(state["steps_done"])
             continue
         seg.mkdir(parents=True, exist_ok=True)
+        meta = {
+            **info,
+            "segment": seg.name,
+            "timestep_fs": dt_fs,
+            "nblock": md.nblock,
+            "temperature_K": md.temperature,
+            "tdamp_fs": tdamp / fs,
+            "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
+            "steps_target": target,
+            "seed": seed,
+            "replica": replica,
+            "status": "running",
+        }
         dyn = NoseHooverChainNVT(atoms, timestep=dt_fs * fs, temperature_K=md.temperature, tdamp=tdamp)
         xd, osz = seg / "XDATCAR", seg / "OSZICAR"
         if state is not None:  # resume this segment
@@ -356,25 +410,14 @@ def run_mlip(
                 vd.Stationary(atoms)
                 th_state = None
             steps_done = 0
+            # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
+            atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
             # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
             start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
             _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
             atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
             atomic_write_text(osz, "")
         ThermostatState.restore(dyn, atoms, th_state)
-        meta = {
-            **info,
-            "segment": seg.name,
-            "timestep_fs": dt_fs,
-            "nblock": md.nblock,
-            "temperature_K": md.temperature,
-            "tdamp_fs": tdamp / fs,
-            "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
-            "steps_target": target,
-            "seed": seed,
-            "replica": replica,
-            "status": "running",
-        }
         atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
         inv = np.linalg.inv(atoms.cell.array)
         with open(xd, "a") as fx, open(osz, "a") as fo:
