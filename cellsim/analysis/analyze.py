@@ -515,6 +515,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
             "settings": res.settings.model_dump(mode="json"),
             "replicas": res.replicas,
             "bond_cutoffs_used": res.cutoffs,
+            "baseline_bonds": res.baseline_bonds,
             "cell_first": res.first_frame[1].tolist() if res.first_frame else None,
             "cell_last": res.last_frame[1].tolist() if res.last_frame else None,
             "files": sorted(p.name for p in paths.values()),
@@ -616,7 +617,8 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
 
 
 def load_analysis(folder: Path) -> AnalysisResult:
-    """An :class:`AnalysisResult` from an analysis folder (the arrays of rdf.npz and the facts of analysis.json)."""
+    """An :class:`AnalysisResult` from an analysis folder: the arrays of rdf.npz, the facts of analysis.json
+    (format :data:`FORMAT_VERSION` only; another is refused by name) and diagnostics.json when there."""
     import json
     import zipfile
 
@@ -636,8 +638,16 @@ def load_analysis(folder: Path) -> AnalysisResult:
         raise AnalysisError(
             f"{folder}: damaged analysis files ({type(exc).__name__}: {exc}); run `cellsim analyze` again"
         ) from None
-    if info.get("format") != FORMAT_TAG:
+    if not isinstance(info, dict) or info.get("format") != FORMAT_TAG:
         raise AnalysisError(f"{man}: not a cellsim analysis manifest")
+    if info.get("version") != FORMAT_VERSION:
+        from cellsim import __version__
+
+        raise AnalysisError(
+            f"{man}: written by cellsim {info.get('cellsim_version', '?')} in analysis format "
+            f"{info.get('version', '(none)')}; this cellsim ({__version__}) reads format {FORMAT_VERSION}; "
+            "re-run `cellsim analyze`"
+        )
     pairs = [str(p) for p in arrays["pairs"]]
 
     def by_pair(kind: str) -> dict[str, np.ndarray]:
@@ -649,7 +659,17 @@ def load_analysis(folder: Path) -> AnalysisResult:
         for n in ("first", "last")
         if f"frame/{n}_frac" in arrays
     }
-    keep = {k: v for k, v in info.items() if k not in ("settings",)}
+    keep = {k: v for k, v in info.items() if k not in ("settings", "baseline_bonds")}
+    diagnostics = None
+    if (folder / "diagnostics.json").is_file():
+        from cellsim.analysis.diagnostics import Diagnostics
+
+        try:
+            diagnostics = Diagnostics.from_json(folder / "diagnostics.json")
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise AnalysisError(
+                f"{folder / 'diagnostics.json'}: damaged ({type(exc).__name__}: {exc}); run `cellsim analyze` again"
+            ) from None
     res = AnalysisResult(
         settings=settings,
         sources=[s["path"] for s in info.get("segments", [])],
@@ -666,11 +686,13 @@ def load_analysis(folder: Path) -> AnalysisResult:
         n_per_atom=by_pair("n_per_atom"),
         cn=by_pair("cn"),
         baseline=by_pair("baseline"),
+        baseline_bonds={k: int(v) for k, v in info.get("baseline_bonds", {}).items()},
         species=[str(x) for x in arrays.get("species", [])],
         first_frame=fr.get("first"),
         last_frame=fr.get("last"),
         environments=Environments.from_arrays(arrays),
         info=keep,
+        diagnostics=diagnostics,
         out_dir=folder,
         replica_bonds=by_pair("replica_bonds"),
         replicas=int(info.get("replicas", 1)),
