@@ -53,3 +53,12 @@ def test_wheel_contents_and_run_from_wheel(repo: Path, tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=workdir, env=env)
     assert (workdir / "run" / "interface" / "POSCAR").is_file()
+
+
+def test_tool_settings_sit_under_their_tool(repo: Path) -> None:
+    """The mypy plugin is mypy's setting; hatch's wheel target takes no `plugins` key."""
+    import tomllib
+
+    conf = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert "plugins" not in conf["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert conf["tool"]["mypy"]["plugins"] == ["pydantic.mypy"]
