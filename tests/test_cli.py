@@ -64,3 +64,121 @@ def test_demo_resumes(tmp_path: Path) -> None:
     assert (out / "md" / "seg-000" / "XDATCAR").is_file() and (out / "analysis" / "rdf.csv").is_file()
     r = runner.invoke(app, ["demo", "-o", str(out), "--time", "6fs"])
     assert r.exit_code == 0 and "already built" in r.output and "(0 run now" not in r.output
+
+
+# --------------------------------------------------------------------------- conventions (issue 20)
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the real entry point (cellsim.cli.main, as the `cellsim` command does) and capture its output."""
+    from cellsim.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["analyze", "--windw", "1", "x"], "cellsim analyze: no such option --windw; did you mean --window?"),
+        (["analyse"], "cellsim: no such command 'analyse'; did you mean 'analyze'?"),
+        (["analyze"], "cellsim analyze: missing argument 'targets'"),
+        (["analyze", "x", "--dt"], "cellsim analyze: option '--dt' requires an argument"),
+        (["--versoin"], "cellsim: no such option --versoin; did you mean --version?"),
+        (["refs", "shw", "In"], "cellsim refs: no such command 'shw'; did you mean 'show'?"),
+        (["run", "x", "--seeds", "two"], "cellsim run: invalid value for '--seeds'"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], expected: str
+) -> None:
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path))
+    code, out, err = _main(capsys, *args)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + expected), err
+    assert "unexpected" not in err and "please report" not in err
+    assert not (tmp_path / "logs").exists()  # no crash log for a typo
+
+
+def test_usage_errors_caught_from_the_click_typer_parses_with() -> None:
+    """typer may carry its own click (typer._click): its exception classes are the ones caught."""
+    import importlib
+
+    import typer.main
+
+    from cellsim.cli import _click_modules
+
+    theirs = getattr(typer.main, "_click", None) or typer.main.click  # type: ignore[attr-defined]
+    assert importlib.import_module(theirs.__name__ + ".exceptions") in _click_modules()
+
+
+def test_version_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    import cellsim
+
+    code, out, _ = _main(capsys, "--version")
+    assert code == 0 and out.strip() == f"cellsim {cellsim.__version__}"
+    code, out, _ = _main(capsys, "--help")
+    assert code == 0 and "--install-completion" in out and "--show-completion" in out
+
+
+def test_shell_completion_completes_commands(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_CELLSIM_COMPLETE": "complete_bash", "COMP_WORDS": "cellsim anal", "COMP_CWORD": "1"}
+    r = subprocess.run(
+        [sys.executable, "-c", "from cellsim.cli import main; main()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.stdout.split() == ["analyze"], (r.stdout, r.stderr)
+
+
+def test_piped_tables_are_not_wrapped(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = _main(capsys, "refs", "show", "In2S3")
+    assert code == 0
+    row = next(line for line in out.splitlines() if "│ source" in line)
+    # the long source cell stays on its row: at a terminal's 80 columns it wrapped over five lines
+    assert "beta-In2S3" in row and "Numbers from the AFLOW prototype library." in row
+    assert "7.5937 b=7.5937 c=32.3520 A" in out
+
+
+def test_console_width_follows_the_terminal_or_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from cellsim.cli._app import PIPE_WIDTH, _Console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _Console(file=io.StringIO()).width == PIPE_WIDTH
+    assert _Console(file=io.StringIO(), force_terminal=True).width < PIPE_WIDTH
+    monkeypatch.setenv("COLUMNS", "100")
+    assert _Console(file=io.StringIO()).width == 100
+
+
+def test_demo_refuses_an_unknown_study_naming_the_closest(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _main(capsys, "demo", "--study", "li6ps5cl-li", "-o", str(tmp_path / "d"))
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: --study 'li6ps5cl-li': not a bundled study or a study file; did you mean li6ps5cl_li? "
+        "(bundled: li3ps4_in, li6ps5cl_in, li6ps5cl_li, li6ps5cl_liin)"
+    ]
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_another_bundled_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["demo", "--study", "li6ps5cl_li", "--time", "4fs"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "runs" / "demo-li6ps5cl_li"  # its own default folder, beside the paper's runs/demo
+    assert "cellsim demo: li6ps5cl_li: Li6PS5Cl / Li" in r.output and "CHGNet fit for Li and Li6PS5Cl" in r.output
+    assert "name: li6ps5cl_li" in (out / "study.yaml").read_text()
+    assert (out / "analysis" / "rdf.csv").is_file() and (out / "report" / "report.html").is_file()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from cellsim.cli import analysis as _analysis  # noqa: F401  (registers the commands)
 from cellsim.cli import build as _build  # noqa: F401
@@ -43,12 +45,88 @@ def _repeated(args: list[str]) -> str | None:
     return None
 
 
+def _click_modules() -> list[ModuleType]:
+    """The click that typer parses with (typer >= 0.20 carries its own as ``typer._click``; older typer uses the
+    click package), and the click package too when it is installed: usage errors are caught whichever raises."""
+    import importlib
+
+    import typer.main
+
+    mods: list[ModuleType] = []
+    for name in ("_click", "click"):
+        mod = getattr(typer.main, name, None)
+        if isinstance(mod, ModuleType):
+            mods.append(mod)
+    try:
+        mods.append(importlib.import_module("click"))
+    except ImportError:
+        pass
+    return [importlib.import_module(m.__name__ + ".exceptions") for m in dict.fromkeys(mods)]
+
+
+def _classes(mods: list[ModuleType], name: str, *extra: type[BaseException]) -> tuple[type[BaseException], ...]:
+    return tuple(dict.fromkeys([*(getattr(m, name) for m in mods if hasattr(m, name)), *extra]))
+
+
+def _command_path(args: list[str]) -> str:
+    """``cellsim refs show`` for args naming those (sub)commands: for errors raised without a context."""
+    import typer.main
+
+    cmd: Any = typer.main.get_command(app)
+    path = ["cellsim"]
+    for a in args:
+        sub = getattr(cmd, "commands", {}).get(a)
+        if sub is None:
+            if not a.startswith("-"):
+                break
+            continue
+        cmd = sub
+        path.append(a)
+    return " ".join(path)
+
+
+def usage_line(exc: BaseException, args: list[str] | None = None) -> str:
+    """One line for a click usage error: the command, what is wrong, the closest name, where help is.
+
+    ``cellsim analyze --windw 1`` -> ``cellsim analyze: no such option --windw; did you mean --window?
+    (see cellsim analyze --help)``.
+    """
+    import difflib
+
+    ctx = getattr(exc, "ctx", None)
+    cmd = ctx.command_path if ctx is not None else _command_path(args or [])
+    kind = type(exc).__name__
+    if kind == "NoSuchOption":
+        opt = str(getattr(exc, "option_name", ""))
+        near = list(getattr(exc, "possibilities", None) or [])
+        if not near and ctx is not None:
+            names = [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+            near = difflib.get_close_matches(opt, names, n=2)
+        msg = f"no such option {opt}" + (f"; did you mean {' or '.join(near[:2])}?" if near else "")
+    else:
+        text = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
+        text = text.replace(". Did you mean", "; did you mean").rstrip(".")
+        if text[:2].istitle():  # click's sentences start with a capital: "Missing argument 'targets'"
+            text = text[0].lower() + text[1:]
+        param = getattr(exc, "param", None)
+        if kind == "MissingParameter" and param is not None and getattr(param, "help", None):
+            text += f" ({param.help})"
+        msg = text
+    return f"{cmd}: {msg} (see {cmd} --help)"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; exit 0 on success, 2 on a refused input, 1 on an unexpected failure, 130 on Ctrl-C."""
-    import click
+    """Run the CLI; exit 0 on success, 2 on a refused input or a usage error, 1 on an unexpected failure, 130 on
+    Ctrl-C."""
+    import typer
 
     from cellsim.errors import CellsimError
 
+    mods = _click_modules()
+    exits = _classes(mods, "Exit", typer.Exit)
+    aborts = _classes(mods, "Abort", typer.Abort)
+    usage = _classes(mods, "UsageError")
+    other = _classes(mods, "ClickException")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("CELLSIM_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
@@ -59,12 +137,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=args, prog_name="cellsim", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except exits as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except usage as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            err_console.print(f"error: {usage_line(exc, args)}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
+    except other as exc:
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 1))
+    except aborts:
         err_console.print("aborted", markup=False)
         sys.exit(130)
     except KeyboardInterrupt:
