@@ -10,7 +10,9 @@ Everything read is validated, and a file that breaks a rule raises :class:`Traje
 naming the file, the line and what was expected there (nothing after it is read):
 
 * numbers are finite (``1e400``, ``1D400``, NaN and ``********`` are refused); an atom line holds exactly
-  three of them, so a corrupted byte cannot shift the columns;
+  three of them, so a corrupted byte cannot shift the columns, and after them at most one species label
+  (an element symbol, maybe charged: ``Li``, ``Fe2+``), as pymatgen's ``Trajectory.write_Xdatcar`` writes;
+  the first frame's labels must be the header's species in order;
 * fractional coordinates lie within one cell of the unit cell, [-1, 2): values outside [0, 1] are
   wrapped with one :class:`WrappedCoordinatesWarning` per file, values beyond are refused as absurd;
 * the scale factor is one nonzero finite number; a negative one is the cell volume in A^3 (VASP's
@@ -73,6 +75,13 @@ _SEP = rb"(?:" + _BLANKS + rb"+|(?=[-+]))"  # blanks, or nothing before a sign (
 _ONE = re.compile(_BLANKS + rb"*(" + _NUMBER + rb")" + _BLANKS + rb"*")
 _NUM_GROUP = rb"(" + _NUMBER + rb")"
 _THREE = re.compile(_BLANKS + rb"*" + _NUM_GROUP + _SEP + _NUM_GROUP + _SEP + _NUM_GROUP + _BLANKS + rb"*")
+# an atom line: three numbers, then perhaps a species label (pymatgen's Trajectory.write_Xdatcar writes one): an
+# element symbol, maybe charged; the same grammar as parse_xyz in _kernels.c
+_LABEL = rb"[A-Z][a-z]?(?:[0-9.]*[-+])?"
+_ATOM = re.compile(
+    _BLANKS + rb"*" + _NUM_GROUP + _SEP + _NUM_GROUP + _SEP + _NUM_GROUP
+    + rb"(?:" + _BLANKS + rb"+(" + _LABEL + rb"))?" + _BLANKS + rb"*"
+)  # fmt: skip
 _CONFIG = re.compile(_BLANKS + rb"*(\d{1,18})" + _BLANKS + rb"*")
 _ELEMENT = re.compile(r"^[A-Z][a-z]?$")
 
@@ -325,6 +334,34 @@ def _one_number(line: bytes) -> float | None:
 def _three_numbers(line: bytes) -> list[float] | None:
     m = _THREE.fullmatch(line)
     return [_float(g) for g in m.groups()] if m else None
+
+
+def _atom_numbers(line: bytes) -> list[float] | None:
+    m = _ATOM.fullmatch(line)
+    return [_float(g) for g in m.groups()[:3]] if m else None
+
+
+def _check_labels(path: Path, head: bytes, sep_idx: int, species: list[str]) -> None:
+    """Species labels after the first frame's coordinates (pymatgen writes them) must be the header's species.
+
+    Only the first frame is compared: it tells a header whose species order is not the atoms' (the frames
+    after it are the same atoms); later labels are read past without a look.
+    """
+    lines = head.split(b"\n", sep_idx + len(species) + 2)[sep_idx + 1 : sep_idx + 1 + len(species)]
+    first = _ATOM.fullmatch(lines[0]) if lines else None
+    if first is None or first.group(4) is None:
+        return
+    for a, line in enumerate(lines):
+        m = _ATOM.fullmatch(line)
+        if m is None or m.group(4) is None:
+            continue  # a bad line is the frame parser's to report; a line without a label has nothing to compare
+        label = m.group(4).decode()
+        element = re.match(r"[A-Z][a-z]?", label)
+        if element is None or element.group(0) != species[a]:
+            raise TrajectoryError(
+                f"{path}:{sep_idx + 2 + a}: expected the species label {species[a]} (atom {a + 1} in the header's "
+                f"order of {' '.join(dict.fromkeys(species))}), got {label!r}: the header does not describe these atoms"
+            )
 
 
 def _lone_cr(path: Path, data: bytes, first_line: int) -> None:
@@ -586,6 +623,7 @@ def read_header(path: str | Path, species: list[str] | None = None) -> XdatcarHe
         species=[s for s, c in zip(symbols, counts, strict=True) for _ in range(c)],
         scale=cell.scale,
     )
+    _check_labels(path, head, sep_idx, hdr.species)
     # a per-frame cell block repeats the title line, then the scale, after the first frame
     if next_two is not None:
         hdr.variable_cell = next_two[0].strip() == lines[0].strip() and _one_number(next_two[1]) is not None
@@ -632,7 +670,7 @@ def _parse_frames_py(
                 return nf, consumed, -1, 0
             if le == -2:
                 return nf, consumed, p, 4
-            vals = _three_numbers(buf[p:le])
+            vals = _atom_numbers(buf[p:le])
             if vals is None:
                 return nf, consumed, p, 2
             if not all(math.isfinite(v) for v in vals):

@@ -105,8 +105,21 @@ static int next_line(const char *p, const char *e, const char **le) {
     return avail > MAX_LINE ? 2 : 1;
 }
 
-/* Exactly three finite numbers in [p, le): 0; 2 when the line has another form (extra or missing tokens, so
- * a corrupted byte cannot shift columns silently); 3 when a number is infinite (1e400, 0.6D64104). */
+/* The end of a species label at p (an element symbol, maybe with a charge: "Li", "S", "Fe2+", "O2-"), or
+ * NULL. pymatgen's Trajectory.write_Xdatcar writes one after each atom's coordinates. */
+static const char *skip_label(const char *p, const char *le) {
+    if (p >= le || *p < 'A' || *p > 'Z') return NULL;
+    p++;
+    if (p < le && *p >= 'a' && *p <= 'z') p++;
+    const char *q = p;
+    while (q < le && ((*q >= '0' && *q <= '9') || *q == '.')) q++;
+    if (q < le && (*q == '+' || *q == '-')) return q + 1;
+    return q == p ? p : NULL; /* digits without a sign ("Li2") are no label */
+}
+
+/* Exactly three finite numbers in [p, le), optionally followed (after a blank) by one species label: 0; 2
+ * when the line has another form (extra or missing numbers, a glued or unknown token, so a corrupted byte
+ * cannot shift columns silently); 3 when a number is infinite (1e400, 0.6D64104). */
 static int parse_xyz(const char *p, const char *le, double *xyz) {
     for (int k = 0; k < 3; k++) {
         while (p < le && is_blank(*p)) p++;
@@ -116,7 +129,13 @@ static int parse_xyz(const char *p, const char *le, double *xyz) {
         /* a number must be followed by a blank, a sign (run-together field) or the line end */
         if (p < le && !is_blank(*p) && *p != '-' && *p != '+') return 2;
     }
+    const char *after = p;
     while (p < le && is_blank(*p)) p++;
+    if (p != le && p != after) {
+        p = skip_label(p, le);
+        if (!p) return 2;
+        while (p < le && is_blank(*p)) p++;
+    }
     if (p != le) return 2;
     for (int k = 0; k < 3; k++)
         if (!isfinite(xyz[k])) return 3;
@@ -145,7 +164,8 @@ static long config_number(const char *q, const char *le) {
 /*
  * Parse up to max_frames frames from buf[pos:len]. A frame is one configuration line (e.g.
  * "Direct configuration=     5": not blank, its first non-blank character does not start a number)
- * followed by natoms lines of exactly three finite numbers, every line ended by '\n'.
+ * followed by natoms lines of exactly three finite numbers (and perhaps a species label), every line ended
+ * by '\n'.
  * Returns the number of whole frames written to out (max_frames*natoms*3 doubles) and their configuration
  * numbers to config (see config_number). *consumed is the offset after the last whole frame. On a malformed
  * line, *err_offset is its start and *err_kind is 1 (configuration line expected), 2 (three numbers
