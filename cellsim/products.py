@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellsim.amounts import MIN_ATOMS
 from cellsim.analysis.peaks import smooth
 from cellsim.errors import CellsimError
 
@@ -61,10 +62,13 @@ if TYPE_CHECKING:
 
 SHELL_HALF_WIDTH = 0.6
 COMPARE_SIGMA = 0.1
-EARLY_FRACTION = 0.15
+EARLY_FRACTION = 0.05
+EARLY_MAX_PS = 0.1
 BOOTSTRAP = 200
 FORMED_LOWER = 0.8
 POSSIBLE_FRACTION = 0.6
+# pair scores closer than this cannot rank two candidates whose environments look alike
+GROUP_SCORE_GAP = 0.1
 ENV_AGREE = 0.5
 VERDICTS = ("formed", "possible", "not seen")
 
@@ -120,6 +124,8 @@ class CandidateVerdict:
     verdict: str
     pairs_matched: list[str] = field(default_factory=list)
     rank: int = 0
+    # from the per-atom assignment (amounts.py): atoms of the counting element, interval, formula units, group
+    amount: dict[str, Any] | None = None
 
 
 @dataclass
@@ -138,6 +144,10 @@ class MatchResult:
     analysis_id: str | None = None
     # with replicas: per candidate, how many replicas gave each verdict, and their best scores
     replicas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per-atom assignment of the changed atoms (amounts.Amounts.to_dict)
+    amounts: dict[str, Any] = field(default_factory=dict)
+    # the one answer from all the evidence (:func:`answer_of`)
+    answer: dict[str, Any] = field(default_factory=dict)
 
     @property
     def formed(self) -> list[CandidateVerdict]:
@@ -302,6 +312,9 @@ def _new_density(
     limit: float,
     spec: MatchSpec,
     dr: float,
+    scale: float = 1.0,
+    bonds_rose: bool = True,
+    reactant_pair: bool = False,
 ) -> _PairNew:
     # the baseline is the largest early density at each r: a relaxation or equilibration that moves atoms in
     # the first windows (Li of Li6PS5Cl leaving 24g for 48h-like sites) is then baseline, not product
@@ -315,8 +328,49 @@ def _new_density(
     win = np.abs(r - peak) <= SHELL_HALF_WIDTH
     new = float(dn[win].sum())
     late_shell = float(late[win].sum())
-    has_new = new >= spec.min_new and new >= spec.min_new_fraction * late_shell
+    # per atom of the minority partner (``scale`` = N_A / min(N_A, N_B)): 21 new Li-P bonds are 0.1 per Li
+    # of a Li anode but 1.3 per P, and it is the P that reacted
+    # of a reactant pair (Li-S next to Li6PS5Cl) the late density holds the reactant's own bonds: the new part
+    # is judged against the start's noise (``bonds_rose``), not as a fraction of them
+    enough = reactant_pair or new >= spec.min_new_fraction * late_shell
+    has_new = bonds_rose and new * scale >= spec.min_new and enough
     return _PairNew(dn, peak if has_new else None, new, late_shell, has_new)
+
+
+def bond_change(res: AnalysisResult, pair: str) -> dict[str, Any]:
+    """Bond count of ``pair`` at the start against the end, with the start's own noise.
+
+    The baseline is the first frames (:func:`~cellsim.analysis.analyze.baseline_frames`); the count *rose*
+    (*fell*) when the mean of the last third is more than ``max(3 sd, 2 bonds, 10 %)`` above (below) it, the
+    margin of :func:`~cellsim.analysis.peaks.departure_time` that also dates the change.
+    """
+    from cellsim.analysis.analyze import baseline_frames
+    from cellsim.analysis.peaks import departure_time
+
+    counts = np.asarray(res.bonds.get(pair, np.zeros(0)), dtype=float)
+    if len(counts) == 0:
+        return {"rose": False, "fell": False, "change": 0.0}
+    ev = departure_time(res.frame_times[: len(counts)], counts, baseline_frames(res))
+    change = float(ev["late_mean"] - ev["baseline_mean"])
+    return {
+        **ev,
+        "change": round(change, 1),
+        "rose": bool(change > ev["margin"]),
+        "fell": bool(-change > ev["margin"]),
+    }
+
+
+def _pair_kind(pair: str, holders: list[str], react_structs: dict[str, Structure]) -> str:
+    """How a pair relates to the reactants: bonded in one, between two (the interface), or in neither."""
+    if holders:
+        return "reactant pair"
+    a, b = pair.split("-")
+    has = [{el.symbol for el in s.composition} for s in react_structs.values()]
+    if not has:
+        return "pair (reactants unknown)"
+    if any({a, b} <= h for h in has):
+        return "not bonded in the reactants"
+    return "interfacial pair"
 
 
 def _pair_score(
@@ -337,11 +391,6 @@ def _pair_score(
     return sim * math.exp(-(delta**2) / (2 * tol**2)), sim, near, delta
 
 
-def _env_fraction(counts: dict[str, float], partners: list[str]) -> np.ndarray | None:
-    v = np.array([max(0.0, counts.get(p, 0.0)) for p in partners])
-    return v / v.sum() if v.sum() > 0 else None
-
-
 def match_analysis(
     res: AnalysisResult,
     spec: MatchSpec,
@@ -351,7 +400,6 @@ def match_analysis(
     seed: int = 0,
 ) -> MatchResult:
     """Rank candidate products for every analysed pair of an analysis (see the module docstring)."""
-    from cellsim.analysis.environments import crystal_environments
     from cellsim.references.reactants import reactant_structures
 
     r = res.r
@@ -367,8 +415,11 @@ def match_analysis(
             f"(re-run `cellsim analyze` with a --window shorter than the run, "
             f"{res.n_frames * res.settings.dt_fs / 1000:.3f} ps)"
         )
-    t_eq = float(res.info.get("equilibration_ps") or 0.0)
-    k_early = max(1, round(EARLY_FRACTION * nw), int(np.sum(res.t_start < t_eq)))
+    # the baseline is the start of the run only (never the diagnostics' equilibration time: a reaction that
+    # drifts the energy would be swallowed into it); relaxation contacts are told from products by the
+    # environments (amounts.py), not by discarding time
+    run_ps = float(res.t_end[-1])
+    k_early = max(1, int(np.sum(res.t_end <= max(EARLY_MAX_PS, EARLY_FRACTION * run_ps) + 1e-9)))
     k_early = min(k_early, max(1, nw - 1))
     k_late = max(1, min(nw - k_early, round(spec.late_fraction * nw)))
     early_idx = np.arange(k_early)
@@ -385,27 +436,44 @@ def match_analysis(
         holders = [name for name, s in react_structs.items() if _raw_density(s, pair, limit, dr).sum() > 0]
         floor = None
         if holders:
-            floor = np.max([reference_density(react_structs[h], pair, rmax, dr, sigma) for h in holders], axis=0)
+            # per A atom of the whole trajectory: a reactant holding a share of the A atoms (Li6PS5Cl's Li next
+            # to a Li anode) contributes that share of its density
+            a_el = pair.split("-")[0]
+            n_a_all = max(1, res.element_counts.get(a_el, 0))
+            floor = np.zeros(len(r))
+            for h in holders:
+                units = float(reactants.phases.get(h, 0.0))
+                share = units * float(react_structs[h].composition.reduced_composition[a_el]) / n_a_all
+                floor += min(1.0, share or 1.0) * reference_density(react_structs[h], pair, rmax, dr, sigma)
             floor = smooth(floor, COMPARE_SIGMA / dr)
         n = res.n_per_atom[pair]
-        pn = _new_density(n, early_idx, late_idx, floor, r, limit, spec, dr)
+        a, b = pair.split("-")
+        n_a, n_b = res.element_counts.get(a, 0), res.element_counts.get(b, 0)
+        scale = n_a / max(1, min(n_a, n_b)) if a != b else 1.0
+        ev = bond_change(res, pair)
+        held = bool(holders)
+        pn = _new_density(n, early_idx, late_idx, floor, r, limit, spec, dr, scale, ev["rose"], held)
         pair_new[pair] = pn
-        boot_new[pair] = [_new_density(n, e, lt, floor, r, limit, spec, dr) for e, lt in boot]
+        boot_new[pair] = [_new_density(n, e, lt, floor, r, limit, spec, dr, scale, ev["rose"], held) for e, lt in boot]
         support = float(np.mean([b.has_new for b in boot_new[pair]]))
         pairs[pair] = {
-            "kind": "reactant pair" if holders else "interfacial pair",
+            "kind": _pair_kind(pair, holders, react_structs),
             "reactants_with_pair": holders,
-            "baseline": "max(early windows, reactant crystal at T)" if holders else "early windows",
+            "baseline": "max(first windows, reactant crystal at T)" if holders else "first windows",
             "md_peak_r": r2(pn.peak) if pn.peak is not None else None,
             "new": round(pn.new, 3),
+            "new_per_minority_atom": round(pn.new * scale, 3),
+            "minority": (a if n_a <= n_b else b),
+            "new_bonds": round(pn.new * n_a / (2.0 if a == b else 1.0), 1),
             "new_fraction": round(pn.new / pn.late_shell, 3) if pn.late_shell > 0 else 0.0,
             "has_new": pn.has_new,
             "bootstrap_support": round(support, 2),
             "bond_cutoff": res.cutoffs[pair],
+            "bonds": ev,
         }
     new_pairs = [p for p, d in pair_new.items() if d.has_new]
     if not new_pairs:
-        notes.append("no pair gained neighbours beyond the reactants' and the early MD's: nothing reacted")
+        notes.append("no pair gained neighbours beyond the reactants' and the first frames'")
 
     # candidates
     allowed = {el for p in new_pairs for el in p.split("-")}
@@ -432,13 +500,22 @@ def match_analysis(
     # environments of the reacting centres
     env = res.environments
     env_info: dict[str, Any] = {}
-    partners_of: dict[str, list[str]] = {}
-    for p in new_pairs:
-        a, b = p.split("-")
-        partners_of.setdefault(a, []).append(b)
     if env is not None:
         for centre in dict.fromkeys([p.split("-")[0] for p in res.settings.pairs]):
             env_info[centre] = env.summary(centre, spec.late_fraction)
+
+    amounts = None
+    if env is not None and len(env.times_ps) >= 2:
+        from cellsim.amounts import product_amounts
+
+        t_early = max(EARLY_MAX_PS, EARLY_FRACTION * run_ps)
+        ns = len(env.times_ps)
+        e_idx = np.flatnonzero(env.times_ps <= t_early + 1e-9)
+        if len(e_idx) == 0:
+            e_idx = np.arange(1)
+        e_idx = e_idx[: max(1, ns - 1)]
+        l_idx = np.arange(max(int(e_idx[-1]) + 1, ns - max(1, round(spec.late_fraction * ns))), ns)
+        amounts = product_amounts(env, candidates, react_structs, e_idx, l_idx, seed)
 
     rows: list[PairMatch] = []
     refs: dict[str, dict[str, np.ndarray]] = {}
@@ -484,27 +561,30 @@ def match_analysis(
                 )
             )
         rows += cand_rows
-        # environment agreement of the reacting centre with the candidate's sites
+        # environments: the share of the counting element's reacted atoms that resemble this candidate's group
+        amount = _amount_of(amounts, c.name)
         agree = None
+        if amount is not None:
+            reacted = amounts.centres.get(amount["element"], {}).get("reacted", 0) if amounts else 0
+            agree = r2(amount["atoms"] / reacted) if reacted else 0.0
         best = max(cand_rows, key=lambda m: m.score, default=None)
-        if best is not None and best.score > 0 and env is not None:
-            centre = best.pair.split("-")[0]
-            partners = partners_of.get(centre, [])
-            summ = env_info.get(centre) or {}
-            if partners and summ.get("changed_atoms"):
-                md_late = summ["changed_late_mean"]
-                md_early = summ["changed_early_mean"]
-                gained = {p: max(0.0, md_late.get(p, 0.0) - md_early.get(p, 0.0)) for p in partners}
-                f_md = _env_fraction(gained, partners)
-                sites = crystal_environments(c.structure, centre, env.elements, env.cutoffs)
-                if len(sites) and f_md is not None:
-                    mean_site = {el: float(sites[:, k].mean()) for k, el in enumerate(env.elements)}
-                    f_c = _env_fraction(mean_site, partners)
-                    agree = 0.0 if f_c is None else round(1.0 - 0.5 * float(np.abs(f_md - f_c).sum()), 2)
         total = r2(sum(m.score for m in cand_rows)) or 0.0
         if best is None:
             verdicts.append(
-                CandidateVerdict(c.name, c.formula, c.spacegroup, c.source, 0.0, None, 0.0, 0.0, 0.0, None, "not seen")
+                CandidateVerdict(
+                    c.name,
+                    c.formula,
+                    c.spacegroup,
+                    c.source,
+                    0.0,
+                    None,
+                    0.0,
+                    0.0,
+                    0.0,
+                    agree,
+                    _verdict(0.0, 0.0, 0.0, amount, spec.threshold),
+                    amount=amount,
+                )
             )
             continue
         verdicts.append(
@@ -519,10 +599,13 @@ def match_analysis(
                 best.score_lo,
                 best.score_hi,
                 agree,
-                _verdict(best.score, best.score_lo, best.score_hi, agree, spec.threshold),
+                _verdict(best.score, best.score_lo, best.score_hi, amount, spec.threshold),
                 [m.pair for m in cand_rows if m.score >= spec.threshold],
+                amount=amount,
             )
         )
+    if amounts is not None:
+        _one_verdict_per_group(verdicts, amounts.group_of, spec.threshold)
     for pair in res.settings.pairs:
         pr = sorted([m for m in rows if m.pair == pair], key=lambda m: (-m.score, m.candidate))
         for i, m in enumerate(pr, 1):
@@ -532,7 +615,7 @@ def match_analysis(
     verdicts.sort(key=lambda v: (order[v.verdict], -v.score, v.candidate))
     for i, v in enumerate(verdicts, 1):
         v.rank = i
-    return MatchResult(
+    result = MatchResult(
         pairs,
         rows,
         verdicts,
@@ -543,15 +626,167 @@ def match_analysis(
         env_info,
         electrolyte_motifs(env),
         res.info.get("id"),
+        amounts=amounts.to_dict() if amounts is not None else {},
     )
+    result.answer = answer_of(result, res)
+    if result.answer["kind"] == "none":
+        notes.append("nothing reacted")
+    return result
 
 
-def _verdict(score: float, lo: float, hi: float, agree: float | None, thr: float) -> str:
-    if score >= thr and lo >= FORMED_LOWER * thr and (agree is None or agree >= ENV_AGREE):
+def _one_verdict_per_group(verdicts: list[CandidateVerdict], group_of: dict[str, str], thr: float) -> None:
+    """Candidates whose environments look alike share one amount; the distances decide between them.
+
+    The member with the best pair score keeps its verdict; another keeps "formed" only when its score is within
+    :data:`GROUP_SCORE_GAP` of the best (then nothing separates them), and the group's amount alone makes
+    only the best member "possible".
+    """
+    by_group: dict[str, list[CandidateVerdict]] = {}
+    for v in verdicts:
+        if v.candidate in group_of:
+            by_group.setdefault(group_of[v.candidate], []).append(v)
+    for members in by_group.values():
+        top = max(members, key=lambda v: (v.best_score, v.candidate == members[0].candidate))
+        for v in members:
+            if v is top:
+                continue
+            pair_possible = v.best_score >= thr or v.best_hi >= thr or v.best_score >= POSSIBLE_FRACTION * thr
+            if v.verdict == "formed" and top.best_score - v.best_score > GROUP_SCORE_GAP:
+                v.verdict = "possible"
+            elif v.verdict == "possible" and not pair_possible:
+                v.verdict = "not seen"
+
+
+def _amount_of(amounts: Any, name: str) -> dict[str, Any] | None:
+    if amounts is None or name not in amounts.group_of:
+        return None
+    return dict(amounts.amounts.get(amounts.group_of[name]) or {}) or None
+
+
+def _verdict(score: float, lo: float, hi: float, amount: dict[str, Any] | None, thr: float) -> str:
+    """formed / possible / not seen from the pair score and, where the environments can see it, the amount."""
+    pair_formed = score >= thr and lo >= FORMED_LOWER * thr
+    pair_possible = score >= thr or hi >= thr or score >= POSSIBLE_FRACTION * thr
+    if amount is None:  # not countable by environments (or none sampled): the distances decide
+        return "formed" if pair_formed else "possible" if pair_possible else "not seen"
+    if pair_formed and amount["firm"]:
         return "formed"
-    if score >= thr or hi >= thr or score >= POSSIBLE_FRACTION * thr:
+    if pair_possible or amount["atoms"] >= MIN_ATOMS:
         return "possible"
     return "not seen"
+
+
+# fewer frames or windows than this cannot show a change against the start's own noise
+JUDGE_MIN_FRAMES = 20
+JUDGE_MIN_WINDOWS = 3
+# ions that hop between sites at room temperature: their bond counts to the anions change without a reaction
+MOBILE_IONS = frozenset({"Li", "Na", "K", "Ag", "Cu"})
+MOTIF_LOSS = 0.05  # fraction of PS4 units lost: decomposition rather than a bond flickering past the cutoff
+
+
+def _bond_text(pair: str, d: dict[str, Any]) -> str:
+    b = d["bonds"]
+    return f"{pair} {b['baseline_mean']:.1f} -> {b['late_mean']:.1f}"
+
+
+def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
+    """One answer from all the evidence: products, new and broken bonds, lost motifs, energy, assumptions.
+
+    Kinds: ``products`` (a candidate formed), ``reaction`` (bonds formed or broke beyond the start's noise or
+    PS4 units were lost, no product formed yet), ``none`` (nothing left its noise), ``too short``. The
+    sentence never says "no product formed" while the bond table shows a change: both come from the same
+    bond counts (:func:`bond_change`).
+    """
+    run_ps = res.n_frames * res.settings.dt_fs / 1000.0
+    assumptions: list[str] = []
+    if res.info.get("dt_source") == "default":
+        assumptions.append(f"time step assumed {res.settings.dt_fs:g} fs between frames (none given or found)")
+    check = res.info.get("dt_check") or {}
+    if check.get("status") == "implausible":
+        lo, hi = (check.get("implied_dt_fs") or [None, None])[:2]
+        implied = f" (the atoms' moves between frames imply {lo:.0f}-{hi:.0f} fs)" if lo and hi else ""
+        assumptions.append(
+            f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
+        )
+    if res.info.get("temperature_source") == "default":
+        assumptions.append(f"temperature assumed {res.temperature_K:g} K (none given or found)")
+    evidence: list[str] = []
+    formed_bonds, broken_bonds, times = [], [], []
+    for pair, d in result.pairs.items():
+        b = d.get("bonds") or {}
+        a, c = pair.split("-")
+        if d.get("has_new") or (b.get("rose") and d.get("kind") != "reactant pair"):
+            formed_bonds.append(pair)
+            evidence.append(f"{_bond_text(pair, d)} bonds (+{b['change']:.1f}, noise margin {b['margin']:.1f})")
+            if b.get("formation_ps") is not None:
+                times.append(b["formation_ps"])
+        framework = d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
+        if b.get("fell") and framework:
+            broken_bonds.append(pair)
+            evidence.append(f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})")
+            if b.get("break_ps") is not None:
+                times.append(b["break_ps"])
+    ps4 = (result.electrolyte or {}).get("PS4_intact_fraction")
+    motif_lost = bool(ps4 and ps4["early"] - ps4["late"] > MOTIF_LOSS)
+    if motif_lost:
+        evidence.append(f"PS4 intact {100 * ps4['early']:.0f} % -> {100 * ps4['late']:.0f} %")
+    diag = res.diagnostics
+    drift = getattr(diag, "summary", {}).get("potential_drift_eV_per_ps") if diag is not None else None
+    drift_check = diag.check("potential energy drift") if diag is not None and hasattr(diag, "check") else None
+    if drift is not None and drift < 0 and drift_check is not None and drift_check.status != "ok":
+        evidence.append(f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)")
+    formed = [c for c in result.candidates if c.verdict == "formed"]
+    possible = [c for c in result.candidates if c.verdict == "possible"]
+    unseen = [c.candidate for c in result.candidates if c.verdict == "not seen"]
+    start = f" from {min(times):.3g} ps" if times else ""
+
+    def amount_text(c: CandidateVerdict) -> str:
+        a = c.amount or {}
+        if not a:
+            return c.candidate
+        others = [m for m in a["members"] if m != c.candidate]
+        group = f", {a['element']} environments alike in {' / '.join(others)}" if others else ""
+        return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
+
+    if res.n_frames < JUDGE_MIN_FRAMES or len(res.window_frames) < JUDGE_MIN_WINDOWS:
+        kind = "too short"
+        sentence = (
+            f"Too short to judge: {res.n_frames} frames ({run_ps:.3g} ps) in {len(res.window_frames)} window(s); "
+            f"at least {JUDGE_MIN_FRAMES} frames in {JUDGE_MIN_WINDOWS} windows are needed to tell a change from "
+            "noise, and reactions at these interfaces take 0.1-several ps"
+        )
+    elif formed:
+        kind = "products"
+        sentence = f"Reaction{start}: " + "; ".join(amount_text(c) + " formed" for c in formed)
+        if possible:
+            sentence += "; possible " + ", ".join(amount_text(c) for c in possible)
+    elif formed_bonds or broken_bonds or motif_lost:
+        kind = "reaction"
+        parts = [f"{p} breaking" for p in broken_bonds] + [f"{p} forming" for p in formed_bonds]
+        if motif_lost and ps4:
+            parts.append(f"PS4 units lost ({100 * ps4['early']:.0f} -> {100 * ps4['late']:.0f} % intact)")
+        sentence = f"Reaction in progress{start}: " + ", ".join(parts) + "; "
+        sentence += (
+            "products not identified yet (possible: " + ", ".join(amount_text(c) for c in possible) + ")"
+            if possible
+            else "products not identified yet"
+        )
+    else:
+        kind = "none"
+        sentence = "No reaction seen: no bond count left the noise of the first frames and no electrolyte unit was lost"
+        if possible:
+            sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
+    if unseen and kind in ("products", "reaction"):
+        sentence += "; not seen: " + ", ".join(unseen)
+    return {
+        "kind": kind,
+        "sentence": sentence,
+        "evidence": evidence,
+        "assumptions": assumptions,
+        "run_ps": round(run_ps, 4),
+        "formed": [c.candidate for c in formed],
+        "possible": [c.candidate for c in possible],
+    }
 
 
 def electrolyte_motifs(env: Any) -> dict[str, Any]:
@@ -670,6 +905,8 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
         "environments": result.environments,
         "electrolyte": result.electrolyte,
         "replicas": result.replicas,
+        "amounts": result.amounts,
+        "answer": result.answer,
         "rules": {
             "score": "cosine similarity of the new MD neighbour density and the candidate's broadened density over "
             "the MD peak +/- 0.6 A and the candidate's whole first sphere, x exp(-delta^2 / (2 tol^2)), delta = "
@@ -723,4 +960,6 @@ def load_match(folder: Path) -> MatchResult:
         d.get("electrolyte", {}),
         d.get("analysis_id"),
         d.get("replicas", {}),
+        d.get("amounts", {}),
+        d.get("answer", {}),
     )

@@ -459,6 +459,16 @@ def _ps(x: float | None) -> str:
 Section = tuple[str, list[str], list[list[str]], str]
 
 
+def _amount_cell(a: dict[str, Any] | None, name: str) -> str:
+    if not a:
+        return "-"
+    fu = a.get("formula_units")
+    fus = "" if not fu else f", {fu[0]:g} f.u." if fu[0] == fu[1] else f", {fu[0]:g}-{fu[1]:g} f.u."
+    others = [x for x in a["members"] if x != name]
+    group = f" (environments alike: {' / '.join(others)})" if others else ""
+    return f"{a['atoms']:g} {a['element']} [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{fus}{group}"
+
+
 def _replica_cell(d: dict[str, Any] | None) -> str:
     if not d:
         return "-"
@@ -504,6 +514,13 @@ def answer_section(d: ReportData) -> Section:
     pairs_b = (d.peaks or {}).get("pairs", {})
     if m is None:
         return ("Answer", ["", ""], [["products", "not matched yet"]], "; ".join(d.notes))
+    ans = m.answer or {}
+    if ans:
+        rows.append(["answer", ans["sentence"]])
+        for line in ans.get("assumptions", []):
+            rows.append(["assumed", line])
+        for line in ans.get("evidence", []):
+            rows.append(["evidence", line])
     reacted = [p for p, v in m.pairs.items() if v.get("has_new")]
     if reacted:
         for p in reacted:
@@ -530,9 +547,14 @@ def answer_section(d: ReportData) -> Section:
                 [
                     f"products {verdict}",
                     "; ".join(
-                        f"{c.candidate} ({c.spacegroup}) {c.best_score:.2f} [{c.best_lo:.2f}-{c.best_hi:.2f}] on "
-                        f"{c.best_pair}"
-                        + (f", environment {c.env_agreement:.2f}" if c.env_agreement is not None else "")
+                        f"{c.candidate} ({c.spacegroup}) {c.best_score:.2f} [{c.best_lo:.2f}-{c.best_hi:.2f}]"
+                        + (f" on {c.best_pair}" if c.best_pair else "")
+                        + (
+                            f", ~{c.amount['atoms']:g} {c.amount['element']} atoms "
+                            f"[{c.amount['atoms_lo']:g}-{c.amount['atoms_hi']:g}]"
+                            if c.amount
+                            else ""
+                        )
                         for c in got
                     ),
                 ]
@@ -576,9 +598,11 @@ def answer_section(d: ReportData) -> Section:
     react = m.reactants or {}
     note = (
         f"Reactants: {', '.join(react.get('phases', {})) or 'unknown'} ({react.get('source', '')}). Verdicts: "
-        f"formed = score >= {m.threshold} with the 90 % interval's low end >= 0.8 x {m.threshold} and agreeing "
-        "environments; possible = the score or the interval reaches the threshold (or score >= 0.6 x threshold); "
-        "not seen = otherwise. Rules: docs/matching.md."
+        f"formed = score >= {m.threshold} with the 90 % interval's low end >= 0.8 x {m.threshold} and, where the "
+        "environments can see the candidate, a firm amount (>= 2 atoms at the interval's low end); possible = the "
+        "score or the interval reaches the threshold (or score >= 0.6 x threshold), or such an amount alone; not "
+        "seen = otherwise. The answer weighs every line above: bonds formed or broken beyond the first frames' noise "
+        "and lost PS4 units are a reaction even when no candidate fits. Rules: docs/matching.md."
     )
     return ("Answer", ["", ""], rows, note)
 
@@ -750,6 +774,7 @@ def _sections(d: ReportData) -> list[Section]:
                 c.verdict,
                 c.best_pair or "-",
                 f"{c.best_score:.2f} [{c.best_lo:.2f}-{c.best_hi:.2f}]",
+                _amount_cell(c.amount, c.candidate),
                 f"{c.env_agreement:.2f}" if c.env_agreement is not None else "-",
                 f"{c.score:.2f}",
                 _replica_cell(m.replicas.get(c.candidate)),
@@ -767,14 +792,19 @@ def _sections(d: ReportData) -> list[Section]:
                     "verdict",
                     "best pair",
                     "score [90 %]",
-                    "environment",
+                    "amount: atoms [90 %], formula units",
+                    "environment share",
                     "overall",
                     "replicas",
                     "source",
                 ],
                 rows,
-                f"Pair score 0-1 (>= {m.threshold} counts as a match); environment: agreement of the reacting atoms' "
-                "neighbour mix with the candidate's sites; overall = sum over pairs. " + " ".join(m.notes),
+                f"Pair score 0-1 (>= {m.threshold} counts as a match). Amount: atoms of the counting element whose "
+                "environment changed into one like the candidate's sites (share-weighted), with formula units; "
+                "candidates listed together have environments alike (the distances decide between them). "
+                "Environment share: that amount over all reacted atoms of the element. Overall = sum over pairs. "
+                + " ".join(m.notes)
+                + "".join(f" {k}: {v}." for k, v in (m.amounts or {}).get("unseen", {}).items()),
             )
         )
         env_rows = []

@@ -94,13 +94,16 @@ def reaction_run(
     noise: float = 0.04,
     seed: int = 0,
     late_noise: float | None = None,
+    split_at: int | None = None,
 ) -> Path:
     """A run directory whose trajectory shows In-S and In-Cl bonds forming at chosen distances.
 
     Eight In atoms in a 24 A cubic box; around each, S atoms at ``in_s`` and Cl atoms at ``in_cl`` (A) from
     frame ``react_at`` on, 5.5 A away before (``react_at=None``: never). ``late_noise`` instead keeps
     the S and Cl where they start (at ``in_s``/``in_cl``) and only changes the thermal noise from
-    ``react_at`` on: bonds that broaden without forming. Writes ``study.yaml`` (the bundled
+    ``react_at`` on: bonds that broaden without forming. ``split_at = k``: only the first ``k`` In atoms
+    bind their S and only the others their Cl (the unbound ones stay 5.5 A away): a slab where some In
+    become sulfide-like and others chloride-like. Writes ``study.yaml`` (the bundled
     Li6PS5Cl/In study, renamed) and the first segment's XDATCAR with an INCAR (POTIM 2, NBLOCK 1).
     """
     from cellsim.study import load_study
@@ -116,11 +119,16 @@ def reaction_run(
         late = react_at is not None and f >= react_at
         reacted = late or late_noise is not None
         s_pos, cl_pos = [], []
-        for c in centres:
+        for i, c in enumerate(centres):
+            bind_s = reacted and (split_at is None or i < split_at)
+            bind_cl = reacted and (split_at is None or i >= split_at)
             for m, d in enumerate(in_s):
-                s_pos.append(c + dirs[m] * (d if reacted else 5.5))
+                s_pos.append(c + dirs[m] * (d if bind_s else 5.5))
             for m, d in enumerate(in_cl):
-                cl_pos.append(c + dirs[n_s + m] * (d if reacted else 5.5))
+                # split: S and Cl bind to different In, so the Cl may take the S's directions (farther out when
+                # unbound, so an unbound S and a bound Cl never meet)
+                k = m if split_at is not None else n_s + m
+                cl_pos.append(c + dirs[k % 6] * (d if bind_cl else 5.5 if split_at is None else 7.5))
         pos = np.vstack([centres, np.array(s_pos).reshape(-1, 3), np.array(cl_pos).reshape(-1, 3)])
         pos = pos + rng.normal(0.0, late_noise if (late and late_noise is not None) else noise, pos.shape)
         frames.append((pos / L) % 1.0)

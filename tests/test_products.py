@@ -75,7 +75,9 @@ def test_non_reacting_electrolyte_yields_nothing(tmp_path: Path) -> None:
     assert {"Li-S", "Li-Cl", "P-S", "S-S"} <= set(res.settings.pairs)
     for pair in ("Li-S", "Li-Cl", "P-S", "S-S"):
         assert not result.pairs[pair]["has_new"], (pair, result.pairs[pair])
-        assert result.pairs[pair]["kind"] in ("reactant pair", "interfacial pair")
+        # one reactant, no interface: a pair it does not bond is never called "interfacial"
+        assert result.pairs[pair]["kind"] in ("reactant pair", "not bonded in the reactants")
+    assert result.answer["kind"] == "none", result.answer
     assert all(c.verdict == "not seen" for c in result.candidates), [
         (c.candidate, c.verdict) for c in result.candidates
     ]
@@ -179,3 +181,58 @@ def test_formation_time_leaves_baseline_not_present_at_start(tmp_path: Path) -> 
         cellsim.analyze(run2)
     b2 = json.loads((run2 / "analysis" / "peaks.json").read_text())["pairs"]["In-S"]["bonds"]
     assert b2["formation_ps"] is None and b2["present_at_start"]
+
+
+def test_amounts_of_sulfide_and_chloride_in_when_atoms_split(tmp_path: Path) -> None:
+    """Half the In bind S only, half Cl only: each product's amount is its own atoms, and InCl is formed
+    (an environment averaged over all In would call it 0.33 S-like and miss it)."""
+    run = reaction_run(
+        tmp_path / "r", n_frames=600, react_at=300, in_s=(2.45,) * 4, in_cl=(2.92, 3.17, 3.17, 3.2), split_at=4
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+        result = cellsim.match(run)
+    by = {c.candidate: c for c in result.candidates}
+    assert by["InCl"].verdict == "formed", [(c.candidate, c.verdict, c.best_score, c.amount) for c in result.candidates]
+    assert by["InCl"].amount is not None and by["InCl"].amount["atoms"] == pytest.approx(4.0, rel=0.2)
+    sulfides = [c for c in result.candidates if c.amount and c.amount["members"] and "S" in c.formula]
+    assert sulfides and all(c.amount["atoms"] == pytest.approx(4.0, rel=0.2) for c in sulfides)
+    assert any(c.verdict == "formed" for c in sulfides)
+    assert result.answer["kind"] == "products" and "InCl" in result.answer["sentence"]
+    # the chloride is not the sulfide: no In-S phase takes the Cl-bound atoms
+    assert all("Cl" not in m for c in sulfides for m in c.amount["members"])
+
+
+def test_answer_never_contradicts_the_bond_table(tmp_path: Path) -> None:
+    """A framework bond breaking with nothing to match is a reaction in progress, never "no product formed"."""
+    from cellsim.cli.analysis import answer_line
+
+    xd = bulk_lpscl(tmp_path / "bulk", n_frames=300)
+    # break half the P-S bonds from frame 150 on: move one S of every PS4 3 A further out
+    from cellsim.trajectory import read_trajectory
+
+    hdr, frames, cells = read_trajectory(xd)
+    cell = cells[0]
+    sym = np.array(hdr.species)
+    p_idx, s_idx = np.flatnonzero(sym == "P"), np.flatnonzero(sym == "S")
+    inv = np.linalg.inv(cell)
+    for ip in p_idx:
+        d = frames[0, s_idx] - frames[0, ip]
+        d -= np.round(d)
+        js = s_idx[np.argsort(np.linalg.norm(d @ cell, axis=1))[:2]]
+        for j in js:
+            v = frames[0, j] - frames[0, ip]
+            v -= np.round(v)
+            u = (v @ cell) / np.linalg.norm(v @ cell)
+            frames[150:, j] = (frames[150:, j] + (3.0 * u) @ inv) % 1.0
+    counts = [int((sym == e).sum()) for e in ("Li", "P", "S", "Cl")]
+    write_xdatcar(xd, ["Li", "P", "S", "Cl"], counts, cell, frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(xd, out=tmp_path / "out")
+        result = cellsim.match(tmp_path / "out")
+    assert result.pairs["P-S"]["bonds"]["fell"]
+    assert result.answer["kind"] in ("reaction", "products"), result.answer
+    assert "P-S breaking" in result.answer["sentence"]
+    assert "no product formed" not in answer_line(result) and "nothing reacted" not in " ".join(result.notes)

@@ -35,3 +35,20 @@ def test_library_entry_matches_cif(name: str) -> None:
 def test_lookup_by_file_stem() -> None:
     assert get_phase("In2S3_I41amd") is get_phase("In2S3")
     assert get_phase("in2s3") is None  # exact names only
+
+
+def test_first_spheres_table_is_current() -> None:
+    """data/first_spheres.json (the default bond cutoffs' source) is what the library's CIFs give."""
+    from cellsim.references.library import compute_first_spheres, first_spheres
+
+    assert first_spheres() == compute_first_spheres()
+
+
+def test_default_cutoffs_hold_the_first_spheres() -> None:
+    """InCl's second short shell (3.17 A) is inside the default In-Cl cutoff, a broken PS4 bond (2.5 A) is not."""
+    from cellsim.analysis.analyze import default_cutoff
+
+    assert 3.17 < default_cutoff("In-Cl") < 3.6
+    assert 2.07 < default_cutoff("P-S") < 2.4
+    assert 3.38 < default_cutoff("In-In") < 3.9
+    assert default_cutoff("S-In") == default_cutoff("In-S")

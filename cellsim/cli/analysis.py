@@ -173,37 +173,60 @@ def print_match(result: Any, folder: Path) -> None:
     react = result.reactants or {}
     if react.get("phases"):
         console.print(f"reactants ({react.get('source')}): {', '.join(react['phases'])}", highlight=False)
-    t = Table(title="pairs")
-    for col in ("pair", "kind", "new neighbours / atom", "new peak (A)", "support"):
+    t = Table(title="pairs (bonds: mean of the first frames -> last third; change against its noise margin)")
+    for col in ("pair", "kind", "bonds", "new neighbours", "new peak (A)", "support"):
         t.add_column(col)
     for pair, d in result.pairs.items():
+        b = d.get("bonds") or {}
+        bonds = (
+            f"{b['baseline_mean']:.1f} -> {b['late_mean']:.1f} ({b['change']:+.1f}, margin {b['margin']:.1f})"
+            if "baseline_mean" in b
+            else "-"
+        )
+        per = d.get("new_per_minority_atom")
+        new = f"{d['new']:.2f} / {pair.split('-')[0]}" + (
+            f" = {per:.2f} / {d['minority']}" if per is not None and d.get("minority") != pair.split("-")[0] else ""
+        )
         t.add_row(
             pair,
             d["kind"],
-            f"{d['new']:.2f}" + (" (new bonds)" if d["has_new"] else ""),
+            bonds,
+            new + (" (new bonds)" if d["has_new"] else ""),
             f"{d['md_peak_r']:.2f}" if d["md_peak_r"] is not None else "-",
             f"{100 * d['bootstrap_support']:.0f} %",
         )
     console.print(t)
     t = Table(title=f"candidate products (pair score 0-1, 90 % interval; match at >= {result.threshold})")
-    for col in ("candidate", "verdict", "best pair", "score [interval]", "environment", "overall"):
+    for col in ("candidate", "verdict", "best pair", "score \\[interval]", "amount (atoms \\[interval])", "overall"):
         t.add_column(col)
     for v in result.candidates[:8]:
         style = {"formed": "bold green", "possible": "yellow"}.get(v.verdict, "dim")
+        a = v.amount or {}
+        amount = (
+            f"{a['atoms']:g} {a['element']} [{a['atoms_lo']:g}-{a['atoms_hi']:g}]"
+            + (f" (with {' / '.join(m for m in a['members'] if m != v.candidate)})" if len(a["members"]) > 1 else "")
+            if a
+            else "-"
+        )
         t.add_row(
             f"{v.candidate} ({v.spacegroup})",
             f"[{style}]{v.verdict}[/]",
             v.best_pair or "-",
             f"{v.best_score:.2f} [{v.best_lo:.2f}-{v.best_hi:.2f}]",
-            f"{v.env_agreement:.2f}" if v.env_agreement is not None else "-",
+            amount,
             f"{v.score:.2f}",
         )
     console.print(t)
-    console.print(answer_line(result), highlight=False)
+    console.print(answer_line(result), highlight=False, markup=False)
+    for line in (result.answer or {}).get("assumptions", []):
+        console.print(f"[yellow]assumed:[/] {line}", highlight=False)
     console.print(f"wrote {folder}/{{products.csv, match.json, ref_rdf.npz}}")
 
 
 def answer_line(result: Any) -> str:
+    """The match's one answer (products.answer_of); older match files fall back to the verdicts alone."""
+    if getattr(result, "answer", None):
+        return "answer: " + result.answer["sentence"]
     formed = [v.candidate for v in result.candidates if v.verdict == "formed"]
     possible = [v.candidate for v in result.candidates if v.verdict == "possible"]
     if formed:
