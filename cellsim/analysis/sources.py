@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cellsim.trajectory import FrameBlock, TrajectoryError, iter_segments
+from cellsim.trajectory import FrameBlock, SegmentJoiner, TrajectoryError, iter_segments
 
 DEFAULT_DT_FS = 2.0
 DEFAULT_TEMPERATURE_K = 300.0
@@ -275,7 +275,7 @@ def iter_trajectory(
     """
     first: SourceHeader | None = None
     index = 0
-    prev_last: np.ndarray | None = None
+    joiner = SegmentJoiner()  # the one stitching rule, shared with `cellsim stitch`
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -284,7 +284,7 @@ def iter_trajectory(
         info = SegmentInfo(str(path), fmt, path.stat().st_size, file_digest(path))
         if segments is not None:
             segments.append(info)
-        seg_first = True
+        joiner.start_segment()
         for hdr, block in _file_blocks(path, species, fmt):
             if first is None:
                 first = hdr
@@ -295,14 +295,10 @@ def iter_trajectory(
                     f"{dict(zip(first.symbols, first.counts, strict=True))}); files given together must be "
                     "segments of one trajectory"
                 )
-            frac, cells = block.frac, block.cells
-            if seg_first and prev_last is not None:
-                d = frac[0] - prev_last
-                d -= np.round(d)
-                jump = float(np.max(np.linalg.norm(d @ cells[0], axis=1)))
+            frac, cells, jump = joiner.join(block.frac, block.cells)
+            if jump is not None:
                 info.jump_A = round(jump, 4)
-                if jump < 1e-4:
-                    frac, cells = frac[1:], cells[1:]
+                if len(frac) < len(block.frac):
                     info.dropped_first = True
                     info.notes.append("first frame repeats the previous segment's last one: dropped")
                 elif jump > GAP_JUMP_A:
@@ -311,10 +307,8 @@ def iter_trajectory(
                         "a gap, or not a continuation"
                     )
                     warnings.warn(f"{path}: {info.notes[-1]}", UserWarning, stacklevel=2)
-            seg_first = False
             if len(frac) == 0:
                 continue
-            prev_last = frac[-1].copy()
             info.frames += len(frac)
             yield hdr, FrameBlock(frac, cells, index)
             index += len(frac)
