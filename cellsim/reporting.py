@@ -185,14 +185,59 @@ def stacked_curves(
     return fig
 
 
+def first_last_plot(
+    r: np.ndarray,
+    first: tuple[str, np.ndarray, np.ndarray],
+    last: tuple[str, np.ndarray, np.ndarray],
+    refs: list[tuple[str, str, np.ndarray]],
+    pair: str,
+    cutoff: float | None,
+    r_range: tuple[float, float] = (1.5, 6.0),
+) -> Figure:
+    """First- and last-window g(r) with their running coordination n(r) (right axis), and the reactant and
+    candidate crystals' broadened g(r) shapes on the same r axis (each scaled to the last window's maximum)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax2 = ax.twinx()
+    sel = (r >= r_range[0]) & (r <= r_range[1])
+    top = max(float(last[1][sel].max()), float(first[1][sel].max()), 1e-12)
+    for (label, g, cn), col in ((first, "#31688e"), (last, "#d62728")):
+        ax.plot(r[sel], g[sel], color=col, lw=1.8, label=f"MD g(r) {label}")
+        ax2.plot(r[sel], cn[sel], color=col, lw=1.0, ls=":", label=f"n(r) {label}")
+    styles = {"reactant": ("0.3", "--"), "candidate": ("#2ca02c", "-.")}
+    for k, (kind, label, shape) in enumerate(refs):
+        peak = float(shape[sel].max())
+        if peak <= 0:
+            continue
+        col, ls = styles[kind]
+        ax.plot(
+            r[sel], shape[sel] / peak * top, color=col, ls=ls, lw=1.0, alpha=0.9 - 0.15 * k, label=f"{label} ({kind})"
+        )
+    if cutoff:
+        ax.axvline(cutoff, color="0.5", lw=0.8, ls="--")
+        ax.text(cutoff, top * 1.02, f" cutoff {cutoff:g} A", fontsize=7, color="0.4")
+    ax.set_xlabel("r (A)")
+    ax.set_ylabel("g(r)")
+    ax2.set_ylabel("n(r): B neighbours per A within r (dotted)")
+    ax.set_title(f"{pair}: first and last window against the reactants and the candidates")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    fig.legend(h1 + h2, l1 + l2, fontsize=7, loc="outside lower center", ncols=3)
+    return fig
+
+
 def bond_plot(
     bonds: dict[str, tuple[np.ndarray, np.ndarray]],
     first: dict[str, float | None],
     cutoffs: dict[str, float],
     spread: dict[str, np.ndarray] | None = None,
+    broke: dict[str, float | None] | None = None,
 ) -> Figure:
-    """Bond counts per frame, with the first formation of each bond type marked; with replicas, the mean
-    and a band of +/- one standard deviation across them (``spread``: replicas x frames per pair)."""
+    """Bond counts per frame, with when each bond type left its starting noise upwards (formed, dashed) or
+    downwards (broke, dotted); with replicas, the mean and a band of +/- one standard deviation across them
+    (``spread``: replicas x frames per pair)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
@@ -208,7 +253,12 @@ def bond_plot(
         if first.get(pair) is not None:
             ax.axvline(float(first[pair]), color=col, ls="--", lw=1)  # type: ignore[arg-type]
             ax.annotate(
-                f"first {pair}\n{first[pair]:.3f} ps", (first[pair], ax.get_ylim()[1] * 0.9), fontsize=7, color=col
+                f"{pair} formed\n{first[pair]:.3f} ps", (first[pair], ax.get_ylim()[1] * 0.9), fontsize=7, color=col
+            )
+        if broke and broke.get(pair) is not None:
+            ax.axvline(float(broke[pair]), color=col, ls=":", lw=1.2)  # type: ignore[arg-type]
+            ax.annotate(
+                f"{pair} broke\n{broke[pair]:.3f} ps", (broke[pair], ax.get_ylim()[1] * 0.75), fontsize=7, color=col
             )
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("bonds")
@@ -368,6 +418,14 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     norm = res.settings.normalisation
     m = d.match
     dr = float(r[1] - r[0])
+    reactant_g = _reactant_shapes(d, r, dr)
+
+    def refs_g(pair: str) -> list[tuple[str, np.ndarray]]:
+        if m is None:
+            return []
+        ranked = [x.candidate for x in m.rows if x.pair == pair and x.score > 0][:2]
+        return [(c, m.references[c][pair]) for c in ranked if pair in m.references.get(c, {})]
+
     for pair in res.settings.pairs:
         key = pair.replace("-", "")
         figs[f"rdf_{key}.png"] = (
@@ -389,12 +447,38 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
             "densities of the best candidates.",
             _png(stacked_curves(r, curves, refs, pair, md_peak)),
         )
+        both = [("reactant", name, g) for name, g in reactant_g.get(pair, [])]
+        both += [("candidate", c, _ref_g(m.references[c][pair], r, dr)) for c, _ in refs_g(pair)]
+        figs[f"first_last_{key}.png"] = (
+            f"{pair}: g(r) of the first and the last window with their running coordination n(r), over the "
+            "reactant and candidate crystals' g(r) shapes (broadened to the run's temperature).",
+            _png(
+                first_last_plot(
+                    r,
+                    (f"{res.t_start[0]:.2f}-{res.t_end[0]:.2f} ps", res.g[pair][0], res.cn[pair][0]),
+                    (f"{res.t_start[-1]:.2f}-{res.t_end[-1]:.2f} ps", res.g[pair][-1], res.cn[pair][-1]),
+                    both,
+                    pair,
+                    cutoffs.get(pair),
+                )
+            ),
+        )
     times = res.frame_times
     bonds = {p: (times, res.bonds[p]) for p in res.settings.pairs}
-    form = {p: ((d.peaks or {}).get("pairs", {}).get(p, {}).get("bonds", {}).get("formation_ps")) for p in bonds}
+
+    def event(p: str, key: str) -> float | None:
+        # the match's bond events are the ones its answer used; the analysis' otherwise (same rule)
+        ev = ((m.pairs.get(p) or {}).get("bonds") if m is not None else None) or (
+            (d.peaks or {}).get("pairs", {}).get(p, {}).get("bonds", {})
+        )
+        return ev.get(key)
+
+    form = {p: event(p, "formation_ps") for p in bonds}
+    broke = {p: event(p, "break_ps") for p in bonds}
     figs["bonds.png"] = (
-        "Bond counts per frame; dashed lines: when the count left its starting baseline (formation).",
-        _png(bond_plot(bonds, form, cutoffs, res.replica_bonds or None)),
+        "Bond counts per frame; dashed lines: when the count rose out of its starting noise (bonds formed), "
+        "dotted: when it fell out of it (bonds broke).",
+        _png(bond_plot(bonds, form, cutoffs, res.replica_bonds or None, broke)),
     )
     env = (d.peaks or {}).get("environments") or {}
     for centre, summ in env.items():
@@ -446,6 +530,41 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     paths = {"html": out / "report.html", "md": out / "report.md"}
     paths.update({name: out / name for name in figs})
     return paths
+
+
+def _ref_g(n: np.ndarray, r: np.ndarray, dr: float) -> np.ndarray:
+    """A neighbour density per bin as a g(r) shape (divided by the shell volume; only the shape is drawn)."""
+    shell = 4.0 * np.pi * np.maximum(r, dr) ** 2 * dr
+    return n / shell
+
+
+def _reactant_shapes(d: ReportData, r: np.ndarray, dr: float) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Per analysed pair, the g(r) shapes of the reactant crystals that hold it (broadened to T)."""
+    import math
+    import warnings
+
+    from cellsim.products import reference_density
+    from cellsim.references.reactants import Reactants, reactant_structures
+
+    res = d.analysis
+    react = Reactants.from_dict(res.info.get("reactants") or {})
+    if not react.phases:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structs = reactant_structures(react)
+    except Exception:  # a reactant file gone since the analysis: the figure goes without it
+        return {}
+    sigma = 0.08 * math.sqrt(res.temperature_K / 300.0)
+    rmax = float(r[-1] + dr / 2)
+    out: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for pair in res.settings.pairs:
+        for name, s in structs.items():
+            n = reference_density(s, pair, rmax, dr, sigma)
+            if n.max() > 0:
+                out.setdefault(pair, []).append((name, _ref_g(n, r, dr)))
+    return out
 
 
 def _side(side: dict[str, Any]) -> str:
