@@ -69,7 +69,6 @@ FORMED_LOWER = 0.8
 POSSIBLE_FRACTION = 0.6
 # pair scores closer than this cannot rank two candidates whose environments look alike
 GROUP_SCORE_GAP = 0.1
-ENV_AGREE = 0.5
 VERDICTS = ("formed", "possible", "not seen")
 
 
@@ -912,9 +911,10 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
             "the MD peak +/- 0.6 A and the candidate's whole first sphere, x exp(-delta^2 / (2 tol^2)), delta = "
             "distance to the nearest first-sphere shell; overall = sum over pairs",
             "interval": f"5-95 % of {BOOTSTRAP} bootstrap resamples of the early and late windows",
-            "verdict": f"formed: score >= threshold, interval low >= {FORMED_LOWER} x threshold, environments "
-            f"agree >= {ENV_AGREE}; possible: score or interval high >= threshold, or score >= "
-            f"{POSSIBLE_FRACTION} x threshold; not seen: otherwise",
+            "verdict": f"formed: score >= threshold, interval low >= {FORMED_LOWER} x threshold and, where the "
+            f"environments see the candidate, a firm amount (>= {MIN_ATOMS:g} atoms at the interval's low end); "
+            f"possible: score or interval high >= threshold, or score >= {POSSIBLE_FRACTION} x threshold, or a firm "
+            "amount alone; not seen: otherwise",
         },
     }
     paths = commit_files(

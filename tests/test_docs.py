@@ -56,9 +56,20 @@ def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
     assert f"{products.BOOTSTRAP} bootstrap" in text
     assert f"low end >= {products.FORMED_LOWER:g} x threshold" in text
     assert f"score >= {products.POSSIBLE_FRACTION:g} x threshold" in text
-    assert f"agreement >= {products.ENV_AGREE:g}" in text
     assert f"first {round(100 * products.EARLY_FRACTION)} %" in text
+    assert f"within {products.EARLY_MAX_PS:g} ps" in text
     assert f"up to {environments.MAX_SAMPLES} evenly" in text
+    assert f"within {products.GROUP_SCORE_GAP:g} of its" in text
+    assert f"fewer than {products.JUDGE_MIN_FRAMES} frames or {products.JUDGE_MIN_WINDOWS} windows" in text
+    assert f"more than {round(100 * products.MOTIF_LOSS)} % of the PS4" in text
+    from cellsim import amounts
+
+    assert f"less than {amounts.MIN_DISTINCT:g} neighbours" in text
+    assert f"cosine >= {amounts.GROUP_COSINE:g}" in text
+    assert f"weights reach\n   {amounts.REACTED_WEIGHT:g}" in text or f"reach {amounts.REACTED_WEIGHT:g}" in text
+    assert f"{amounts.BOOTSTRAP} bootstrap resamples of the early and late samples" in text
+    assert f"holds at least {amounts.MIN_ATOMS:g} atoms" in text
+    assert "differ by at least one neighbour" in text and amounts.MIN_CHANGE == 1.0
 
 
 def test_study_doc_lists_every_section(repo: Path) -> None:
