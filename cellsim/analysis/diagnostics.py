@@ -195,8 +195,17 @@ def parse_vasprun(path: str | Path) -> np.ndarray:
                     elem.clear()
                     if root is not None:
                         root.clear()  # drop the finished steps the root still holds
-    except ET.ParseError:
-        pass  # truncated: keep the whole steps read so far
+    except (ET.ParseError, EOFError) as exc:
+        # a run still going or killed mid-write (EOFError: a compressed file cut short): the whole steps count
+        from cellsim.trajectory import TruncatedTrajectoryWarning
+
+        where = f" at line {exc.position[0]}" if isinstance(exc, ET.ParseError) else ""
+        warnings.warn(
+            f"{path}: XML ends or breaks{where}: kept the energies of {len(rows)} whole ionic steps "
+            "(a step cut off is dropped)",
+            TruncatedTrajectoryWarning,
+            stacklevel=2,
+        )
     return np.array(rows, dtype=float).reshape(-1, 7)
 
 

@@ -247,6 +247,19 @@ def _ase_blocks(path: Path) -> Iterator[tuple[SourceHeader, FrameBlock]]:
     except Exception as exc:  # ASE raises many types for a bad file; name the file and what ASE said
         if start + len(frac_buf) == 0:
             raise TrajectoryError(f"{path}: ASE cannot read it: {type(exc).__name__}: {exc}") from None
+        import struct
+
+        # a parser meeting the end or a break of its data (a file cut short): XYZError is an OSError, a
+        # missing line an IndexError or a StopIteration turned RuntimeError, a cut number or a cut binary
+        # .traj a ValueError or struct.error; anything else is no truncation and is not reported as one
+        ends = isinstance(exc, ValueError | OSError | EOFError | IndexError | StopIteration | struct.error) or (
+            isinstance(exc, RuntimeError) and isinstance(exc.__cause__, StopIteration)
+        )
+        if not ends:
+            raise TrajectoryError(
+                f"{path}: ASE failed after {start + len(frac_buf)} frames: {type(exc).__name__}: {exc} "
+                "(not a file cut short; nothing of it was analysed)"
+            ) from exc
         from cellsim.trajectory import TruncatedTrajectoryWarning
 
         warnings.warn(

@@ -1,0 +1,80 @@
+"""Reading stops are said, and said right: a cut-off file is "truncated" with what was kept; any other failure
+is an error naming the file, never passed off as a truncation."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cellsim.analysis.diagnostics import parse_vasprun
+from cellsim.analysis.sources import iter_trajectory
+from cellsim.testing import write_vasprun
+from cellsim.trajectory import TrajectoryError, TruncatedTrajectoryWarning
+
+CELL = np.diag([9.0, 9.0, 9.0])
+
+
+def _frames(n: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.random((1, 4, 3)) + rng.normal(0.0, 0.01, (n, 4, 3))) % 1.0
+
+
+def test_truncated_vasprun_energies_warn_with_what_was_kept(tmp_path: Path) -> None:
+    vr = write_vasprun(tmp_path / "vasprun.xml", ["Li", "S"], [2, 2], CELL, _frames(6), truncate=True)
+    with pytest.warns(TruncatedTrajectoryWarning, match=rf"{vr}: .*kept the energies of 5 whole ionic steps"):
+        rows = parse_vasprun(vr)
+    assert len(rows) == 5
+    whole = write_vasprun(tmp_path / "whole.xml", ["Li", "S"], [2, 2], CELL, _frames(6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(parse_vasprun(whole)) == 6
+
+
+def _fake_iread(error: BaseException, frames: int = 3) -> Any:
+    from ase import Atoms
+
+    def iread(path: str, index: Any = None) -> Iterator[Atoms]:
+        for frac in _frames(frames):
+            yield Atoms("Li2S2", scaled_positions=frac, cell=CELL, pbc=True)
+        raise error
+
+    return iread
+
+
+def _read(path: Path) -> int:
+    return sum(len(b) for _, b in iter_trajectory([path]))
+
+
+def test_an_ase_failure_that_is_no_truncation_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ase.io
+
+    traj = tmp_path / "md.extxyz"
+    traj.write_text("placeholder: ase.io.iread is replaced below\n")
+    monkeypatch.setattr(ase.io, "iread", _fake_iread(TypeError("unsupported operand")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncatedTrajectoryWarning)
+        with pytest.raises(
+            TrajectoryError, match=rf"{traj}: ASE failed after 3 frames: TypeError: unsupported operand"
+        ):
+            _read(traj)
+    # a parse error where the data stop is a truncation: the frames before it are kept, with a warning
+    monkeypatch.setattr(ase.io, "iread", _fake_iread(ValueError("could not convert string to float: ''")))
+    with pytest.warns(TruncatedTrajectoryWarning, match=rf"{traj}: reading stopped after 3 frames"):
+        assert _read(traj) == 3
+
+
+def test_a_really_truncated_extxyz_is_still_read_to_its_cut(tmp_path: Path) -> None:
+    from ase import Atoms
+    from ase.io import write
+
+    path = tmp_path / "md.extxyz"
+    write(path, [Atoms("Li2S2", scaled_positions=f, cell=CELL, pbc=True) for f in _frames(4)])
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2]))  # the last frame loses two atom lines
+    with pytest.warns(TruncatedTrajectoryWarning, match=r"reading stopped after 3 frames"):
+        assert _read(path) == 3
