@@ -193,6 +193,12 @@ def _library_candidates() -> list[Candidate]:
     return out
 
 
+def mp_key_set() -> bool:
+    import os
+
+    return bool(os.environ.get("MP_API_KEY"))
+
+
 def _mp_candidates(spec: MatchSpec, elements: set[str], notes: list[str]) -> list[Candidate]:
     from cellsim.references import mp
 
@@ -496,6 +502,21 @@ def match_analysis(
                 ]
             )
 
+    # pairs that changed (or could: interfacial) but have no candidate to compare with: never "not seen" for
+    # phases nobody looked for
+    for pair, d in pairs.items():
+        held = [c.name for c in candidates if set(pair.split("-")) <= c.elements]
+        d["candidates"] = held
+        if not held and (d["has_new"] or d["kind"] == "interfacial pair"):
+            d["no_candidates"] = (
+                f"no candidate phase holds {pair} (offline library"
+                + (", Materials Project" if spec.use_mp and mp_key_set() else "")
+                + "): nothing was looked for; set MP_API_KEY (`cellsim refs fetch "
+                + "-".join(sorted(set(pair.split("-"))))
+                + "`) or give candidate structures (`--candidate FILE.cif`, `match.candidates`)"
+            )
+            notes.append(d["no_candidates"])
+
     # environments of the reacting centres
     env = res.environments
     env_info: dict[str, Any] = {}
@@ -777,6 +798,9 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
             sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
     if unseen and kind in ("products", "reaction"):
         sentence += "; not seen: " + ", ".join(unseen)
+    bare = [p for p, d in result.pairs.items() if d.get("no_candidates") and p in formed_bonds + broken_bonds]
+    if bare and kind in ("products", "reaction"):
+        sentence += "; no candidate phase holds " + ", ".join(bare) + " (none looked for: see notes)"
     return {
         "kind": kind,
         "sentence": sentence,

@@ -264,3 +264,17 @@ def test_li_metal_on_li6ps5cl_is_a_reaction(tmp_path: Path) -> None:
     assert li2s.amount is not None and li2s.amount["element"] == "S" and li2s.amount["atoms"] >= 2
     line = answer_line(result)
     assert "no product formed" not in line and "No reaction" not in line
+
+
+def test_pairs_without_candidates_are_said_not_seen(tmp_path: Path) -> None:
+    """In-S forms but no candidate holds In-S: one note with the two ways out, and no In-S phase is
+    listed as 'not seen' (it was never looked for)."""
+    run = reaction_run(tmp_path / "r", n_frames=600, react_at=300, in_s=(2.45,) * 4, in_cl=())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(run)
+        result = cellsim.match(run, candidates=["LiCl"])
+    note = result.pairs["In-S"]["no_candidates"]
+    assert "MP_API_KEY" in note and "--candidate" in note and note in result.notes
+    assert result.answer["kind"] == "reaction" and "no candidate phase holds In-S" in result.answer["sentence"]
+    assert not any("In" in c.formula for c in result.candidates)
