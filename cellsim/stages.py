@@ -533,9 +533,15 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
         "replica_ids": reps,
         "replica_folders": [str(r.out_dir) for r in results],
         "replica_events": formation,
-        "notes": [f"pooled over {len(reps)} replicas (seeds engine.seed + k); bond counts are replica means"],
+        "notes": [
+            f"pooled over {len(reps)} replicas (seeds engine.seed + k); bond counts are replica means",
+            *pooled.info.get("notes", []),  # what pool_replicas cut or pooled, said there
+        ],
     }
-    pooled.diagnostics = results[0].diagnostics
+    # pool_replicas pooled the diagnostics of every replica (latest equilibration, worst checks)
+    pooled.info["equilibration_ps"] = (
+        pooled.diagnostics.summary.get("equilibration_ps") if pooled.diagnostics is not None else None
+    )
     if pooled.diagnostics is not None and warns:
         pooled.info["notes"].append(f"diagnostics of the replicas warned: {'; '.join(warns)}")
     out_dir = Path(out) if out else rd.analysis_dir
