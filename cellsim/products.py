@@ -43,6 +43,7 @@ import io
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,8 @@ class MatchResult:
     amounts: dict[str, Any] = field(default_factory=dict)
     # the one answer from all the evidence (:func:`answer_of`)
     answer: dict[str, Any] = field(default_factory=dict)
+    # what the phase diagram of the engine's energies expects (:mod:`cellsim.thermo`)
+    thermo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def formed(self) -> list[CandidateVerdict]:
@@ -403,8 +406,13 @@ def match_analysis(
     candidates: list[Candidate] | None = None,
     base_dir: Path | None = None,
     seed: int = 0,
+    thermo: Callable[[dict[str, Structure], dict[str, Structure]], dict[str, Any]] | None = None,
 ) -> MatchResult:
-    """Rank candidate products for every analysed pair of an analysis (see the module docstring)."""
+    """Rank candidate products for every analysed pair of an analysis (see the module docstring).
+
+    ``thermo`` (reactant structures, candidate structures) -> the phase-diagram cross-check
+    (:func:`cellsim.thermo.cross_check` with the engine's energies), stored beside the verdicts.
+    """
     from cellsim.references.reactants import reactant_structures
 
     r = res.r
@@ -648,6 +656,8 @@ def match_analysis(
         res.info.get("id"),
         amounts=amounts.to_dict() if amounts is not None else {},
     )
+    if thermo is not None and react_structs:
+        result.thermo = thermo(react_structs, {c.name: c.structure for c in candidates})
     result.answer = answer_of(result, res)
     if result.answer["kind"] == "none":
         notes.append("nothing reacted")
@@ -755,6 +765,14 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     drift_check = diag.check("potential energy drift") if diag is not None and hasattr(diag, "check") else None
     if drift is not None and drift < 0 and drift_check is not None and drift_check.status != "ok":
         evidence.append(f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)")
+    th = result.thermo or {}
+    if th.get("reaction"):
+        evidence.append(
+            f"phase diagram ({th['source']}): {th['reaction']}, {th['energy_eV_per_atom']:+.3f} eV/atom"
+            + ("" if th.get("exergonic") else " (no exergonic reaction: the interface is stable)")
+        )
+    elif th.get("skipped"):
+        evidence.append(f"phase diagram: {th['skipped']}")
     formed = [c for c in result.candidates if c.verdict == "formed"]
     possible = [c for c in result.candidates if c.verdict == "possible"]
     unseen = [c.candidate for c in result.candidates if c.verdict == "not seen"]
@@ -930,6 +948,7 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
         "replicas": result.replicas,
         "amounts": result.amounts,
         "answer": result.answer,
+        "thermo": result.thermo,
         "rules": {
             "score": "cosine similarity of the new MD neighbour density and the candidate's broadened density over "
             "the MD peak +/- 0.6 A and the candidate's whole first sphere, x exp(-delta^2 / (2 tol^2)), delta = "
@@ -986,4 +1005,5 @@ def load_match(folder: Path) -> MatchResult:
         d.get("replicas", {}),
         d.get("amounts", {}),
         d.get("answer", {}),
+        d.get("thermo", {}),
     )

@@ -690,6 +690,17 @@ def answer_section(d: ReportData) -> Section:
         rows.append(["not seen", ", ".join(not_seen)])
     for text in (m.electrolyte or {}).get("points_to", []):
         rows.append(["electrolyte", text])
+    th = m.thermo or {}
+    if th.get("reaction") or th.get("skipped"):
+        rows.append(
+            [
+                "phase diagram",
+                f"{th['reaction']}: {th['energy_eV_per_atom']:+.3f} eV/atom of the mixture ({th['source']}; "
+                f"phases {', '.join(th['phases'])}), beside what the MD shows above"
+                if th.get("reaction")
+                else str(th["skipped"]),
+            ]
+        )
     if d.diagnostics is not None and hasattr(d.diagnostics, "checks"):
         warns = [c for c in d.diagnostics.checks if getattr(c, "status", "ok") != "ok"]
         rows.append(

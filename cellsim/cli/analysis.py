@@ -245,11 +245,19 @@ def match(
     ] = None,
     mp: Annotated[bool | None, typer.Option("--mp/--no-mp", help="use Materials Project (needs MP_API_KEY)")] = None,
     reactants: Annotated[str | None, typer.Option(help="reactant phases, e.g. Li6PS5Cl,In")] = None,
+    thermo: Annotated[
+        bool | None,
+        typer.Option(
+            "--thermo/--no-thermo",
+            help="phase-diagram cross-check with the engine's energies: --thermo relaxes missing phases "
+            "(cached); default: cached energies only",
+        ),
+    ] = None,
 ) -> None:
     """Name the reaction products: verdicts (formed / possible / not seen) with scores and intervals."""
     try:
         with console.status("matching candidate products"):
-            result = stages.match(target, candidates=candidate, use_mp=mp, reactants=reactants)
+            result = stages.match(target, candidates=candidate, use_mp=mp, reactants=reactants, thermo=thermo)
     except CellsimError as exc:
         fail(exc)
     folder = stages._analysis_folder(target)[0]
