@@ -57,10 +57,25 @@ class Group:
     members: list[str]
     vectors: list[np.ndarray]  # site vectors (neighbour counts per element), unique sites of all members
     per_formula_unit: dict[str, int]  # atoms of ``element`` per formula unit, by member
+    site_counts: dict[str, int] = field(default_factory=dict)  # how many of ``vectors`` each member brought
 
     @property
     def name(self) -> str:
         return " / ".join(self.members)
+
+    def sites(self, elements: list[str]) -> str:
+        """The neighbours of the counting element in every member (why they cannot be told apart)."""
+
+        def text(v: np.ndarray) -> str:
+            return " + ".join(f"{int(n)} {el}" for el, n in zip(elements, v, strict=True) if n > 0) or "none"
+
+        per: dict[str, list[str]] = {}
+        k = 0
+        for m in self.members:
+            n = self.site_counts[m]
+            per[m] = sorted({text(v) for v in self.vectors[k : k + n]})
+            k += n
+        return "; ".join(f"{m}: {self.element} with {' or '.join(v)}" for m, v in per.items())
 
 
 @dataclass
@@ -173,11 +188,12 @@ def build_groups(
             (g for g in groups if g.element == el and _cos(np.mean(g.vectors, axis=0), mean) >= GROUP_COSINE), None
         )
         if home is None:
-            groups.append(Group(el, [name], list(vecs), {name: per_fu}))
+            groups.append(Group(el, [name], list(vecs), {name: per_fu}, {name: len(vecs)}))
         else:
             home.members.append(name)
             home.vectors.extend(vecs)
             home.per_formula_unit[name] = per_fu
+            home.site_counts[name] = len(vecs)
     return groups, unseen
 
 
@@ -279,6 +295,7 @@ def product_amounts(
             out.amounts[g.name] = {
                 "element": el,
                 "members": g.members,
+                "sites": g.sites(elements),
                 "atoms": round(atoms, 1),
                 "atoms_lo": round(float(min(lo, atoms)), 1),
                 "atoms_hi": round(float(max(hi, atoms)), 1),

@@ -783,7 +783,7 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
         if not a:
             return c.candidate
         others = [m for m in a["members"] if m != c.candidate]
-        group = f", {a['element']} environments alike in {' / '.join(others)}" if others else ""
+        group = f"; environments alike in {' / '.join(others)}" if others else ""
         return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
 
     if res.n_frames < JUDGE_MIN_FRAMES or len(res.window_frames) < JUDGE_MIN_WINDOWS:
@@ -816,6 +816,13 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
             sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
     if unseen and kind in ("products", "reaction"):
         sentence += "; not seen: " + ", ".join(unseen)
+    for group in {tuple(c.amount["members"]): c.amount for c in formed + possible if c.amount}.values():
+        if len(group["members"]) > 1:
+            evidence.append(
+                f"{' / '.join(group['members'])}: not distinguishable by first-shell environments "
+                f"({group.get('sites', '')}); their shared amount is {group['atoms']:g} {group['element']} atoms and "
+                "the distances rank them"
+            )
     bare = [p for p, d in result.pairs.items() if d.get("no_candidates") and p in formed_bonds + broken_bonds]
     if bare and kind in ("products", "reaction"):
         sentence += "; no candidate phase holds " + ", ".join(bare) + " (none looked for: see notes)"
