@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from cellsim.study import Study
 
 PathLike = str | Path
-ANIONS = ("S", "Cl", "Se", "Br", "I", "O", "F", "N")
 MIN_WINDOWS = 6
 AUTO_WINDOWS = 10
 
@@ -48,20 +47,14 @@ def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildO
     import json
 
     from cellsim.build import build_interface, write_interface
-    from cellsim.references.library import get_phase
-    from cellsim.study import load_study, save_resolved
+    from cellsim.study import load_study, resolve_study_paths, save_resolved
 
     rd = RunDir(run_dir)
     study = load_study(study_ref)
     src = Path(study_ref)
     base_dir = src.parent.resolve() if src.is_file() else None
     # structure files by absolute path, so the resolved study works from any folder
-    for side in (study.interface.electrolyte, study.interface.metal):
-        if get_phase(side.phase) is None and base_dir is not None:
-            p = Path(side.phase).expanduser()
-            p = p if p.is_absolute() else base_dir / p
-            if p.is_file():
-                side.phase = str(p.resolve())
+    resolve_study_paths(study, base_dir)
     if rd.interface_json.exists() and not force:
         save_resolved(study, rd.root)  # raises if the run directory holds another study
         return BuildOutcome(json.loads(rd.interface_json.read_text()), True, rd)
@@ -184,23 +177,51 @@ def engine_check(run_dir: PathLike, engines: Sequence[str] | None = None, quick:
 # --------------------------------------------------------------------------- analyze
 
 
-def default_pairs(elements: Sequence[str], preferred: Sequence[str]) -> list[str]:
-    """Pairs to analyse in a trajectory with ``elements``: the preferred ones it has, then cation-anion pairs.
+def default_pairs(species: Sequence[str], study: Study | None = None, frame: tuple[Any, Any] | None = None) -> Any:
+    """Pairs to analyse when none are listed, from the system itself (:mod:`cellsim.analysis.defaults`).
 
-    Cations are ordered metals first, then Li, then P; anion-anion S-S catches polysulfides.
+    With a study, its metal phase's elements are the electrode and its electrolyte phase's the electrolyte;
+    without, the metal is chosen by metallic character and the rest is the electrolyte. ``frame``
+    (``(frac, cell)`` of the first frame) keeps only the framework pairs bonded in it. Returns a
+    :class:`~cellsim.analysis.defaults.PairChoice`; a system without any such pair gets each element with itself.
     """
-    present = set(elements)
-    out = [p for p in preferred if set(p.split("-")) <= present]
-    anions = [a for a in ANIONS if a in present]
-    cations = [e for e in elements if e not in ANIONS]
-    cations.sort(key=lambda e: (e in ("Li", "P"), e == "P", e))
-    for c in cations:
-        for a in anions:
-            if f"{c}-{a}" not in out and f"{a}-{c}" not in out:
-                out.append(f"{c}-{a}")
-    if "S" in present and "S-S" not in out:
-        out.append("S-S")
-    return out
+    from cellsim.analysis.defaults import PairChoice
+    from cellsim.analysis.defaults import default_pairs as by_rule
+
+    metal = _study_phase_elements(study, "metal")
+    electrolyte = _study_phase_elements(study, "electrolyte")
+    choice = by_rule(species, metal, frame, electrolyte, "the study's metal phase" if metal else "")
+    if not choice.pairs:
+        like = [f"{e}-{e}" for e in dict.fromkeys(species)]
+        choice = PairChoice(like, choice.metal, choice.metal_source, {"like": like})
+    return choice
+
+
+def _study_phase_elements(study: Study | None, side: str) -> list[str] | None:
+    """Elements of the study's ``interface.<side>.phase`` in formula order, None without a study or file."""
+    if study is None:
+        return None
+    from cellsim.references.library import resolve_phase
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, s = resolve_phase(getattr(study.interface, side).phase, None, f"interface.{side}.phase")
+    except CellsimError:
+        return None
+    return [el.symbol for el in s.composition]
+
+
+def _first_frame(path: Path, species: list[str] | None) -> tuple[list[str], tuple[Any, Any]] | None:
+    """Per-atom species and ``(frac, cell)`` of the first frame of ``path`` (one block read), None if empty."""
+    from cellsim.analysis.sources import _file_blocks, detect_format
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for hdr, block in _file_blocks(path, species, detect_format(path)):
+            if len(block):
+                return list(hdr.species), (block.frac[0].copy(), block.cells[0].copy())
+    return None
 
 
 def parse_pairs(pairs: str | Sequence[str] | None) -> list[str] | None:
@@ -407,11 +428,36 @@ def analyze(
         warnings.warn(note, UserWarning, stacklevel=2)
     spec = study.analysis if study is not None else AnalysisSpec()
     explicit_pairs = parse_pairs(pairs)
+    notes = list(cond.warnings)
+    pairs_source, pair_rule = "option", None
+    chosen = explicit_pairs or spec.pairs
+    if explicit_pairs is None:
+        # the pairs must fit the atoms present: peek at the first frame
+        first = _first_frame(files[0], sp)
+        per_atom = first[0] if first else _elements_of(files[0], sp)
+        elements = list(dict.fromkeys(per_atom))
+        choice = default_pairs(per_atom, study, first[1] if first else None)
+        if spec.pairs is None:
+            chosen, pairs_source, pair_rule = choice.pairs, "derived", choice.to_dict()
+            notes.append(
+                f"pairs from the system's elements (docs/analysis.md; metal {', '.join(choice.metal) or 'none'}: "
+                f"{choice.metal_source}): {', '.join(choice.pairs)}"
+            )
+        else:
+            pairs_source = "study"
+            kept = [p for p in spec.pairs if set(p.split("-")) <= set(elements)]
+            if len(kept) < len(spec.pairs):
+                added = [p for p in choice.pairs if p not in kept and "-".join(reversed(p.split("-"))) not in kept]
+                notes.append(
+                    f"the study's pairs without atoms in this trajectory skipped: "
+                    f"{sorted(set(spec.pairs) - set(kept))}; the system's own added: {', '.join(added) or 'none'}"
+                )
+                chosen, pairs_source, pair_rule = kept + added, "study + derived", choice.to_dict()
     try:
         settings = AnalysisSettings(
             **{
                 **spec.model_dump(),
-                "pairs": explicit_pairs or spec.pairs,
+                "pairs": chosen,
                 "window_ps": window_ps or spec.window_ps,
                 "rmax": rmax or spec.rmax,
                 "bin_width": bin_width or spec.bin_width,
@@ -422,19 +468,15 @@ def analyze(
         )
     except ValueError as exc:
         raise AnalysisError(_one_line_validation(exc)) from None
-    notes = list(cond.warnings)
-    if explicit_pairs is None:
-        # the default pairs must fit the atoms present: peek at the species
-        elements = _elements_of(files[0], sp)
-        if rd is None:
-            settings.pairs = default_pairs(elements, spec.pairs)
-        else:
-            kept = [p for p in settings.pairs if set(p.split("-")) <= set(elements)]
-            if len(kept) < len(settings.pairs):
-                notes.append(
-                    f"pairs without atoms in this trajectory skipped: {sorted(set(settings.pairs) - set(kept))}"
-                )
-            settings.pairs = kept or default_pairs(elements, [])
+    cutoff_source = _cutoff_sources(settings.pairs, cutoffs or {}, spec.bond_cutoffs)
+    by_rule = [p for p, src in cutoff_source.items() if src not in ("option", "study")]
+    if by_rule:
+        from cellsim.analysis.defaults import rule_cutoff
+
+        notes.append(
+            "bond cutoffs nobody gave, by rule (docs/analysis.md): "
+            + ", ".join(f"{p} {rule_cutoff(p)[0]:g} A ({cutoff_source[p]})" for p in by_rule)
+        )
     if window_ps is None:
         # a default window longer than an eighth of the run leaves too few windows to see anything change
         n_total = count_frames(files, sp)
@@ -451,7 +493,10 @@ def analyze(
     try:
         with lock:
             diag = _DiagnosticsObserver(
-                settings.dt_fs, _study_metal(study), study.md.timestep_fs if study is not None else None
+                settings.dt_fs,
+                _study_metal(study),
+                study.md.timestep_fs if study is not None else None,
+                dt_assumed=cond.dt_source == "default",
             )
             res = analyze_files(files, settings, sp, progress, observers=[diag])
             if rd is not None and rd.interface_poscar.is_file():
@@ -492,6 +537,9 @@ def analyze(
                     "replica": replica,
                     "study": study.name if study is not None else None,
                     "reactants": react.to_dict(),
+                    "pairs_source": pairs_source,
+                    "pair_rule": pair_rule,
+                    "bond_cutoff_sources": cutoff_source,
                     "notes": notes + react.notes,
                 }
             )
@@ -500,6 +548,7 @@ def analyze(
             )
             if res.diagnostics is not None:
                 res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
+                res.info["dt_check"] = res.diagnostics.summary.get("dt_check")
             res.save(out_dir)
     except BusyError as exc:
         raise CellsimError(str(exc)) from None
@@ -608,11 +657,22 @@ def _check_interface_atoms(rd: RunDir, species: list[str]) -> None:
         )
 
 
+def _cutoff_sources(pairs: Sequence[str], option: dict[str, float], study: dict[str, float]) -> dict[str, str]:
+    """Where each pair's bond cutoff comes from: ``option`` (--cutoff), ``study``, else the rule's origin
+    (``reference first sphere`` or ``covalent radii``, :func:`cellsim.analysis.defaults.rule_cutoff`)."""
+    from cellsim.analysis.defaults import rule_cutoff
+
+    def has(table: dict[str, float], p: str) -> bool:
+        return table.get(p, table.get("-".join(reversed(p.split("-"))), 0.0)) > 0
+
+    return {p: "option" if has(option, p) else "study" if has(study, p) else rule_cutoff(p)[1] for p in pairs}
+
+
 class _DiagnosticsObserver:
     """Feeds the streamed frames to a DiagnosticsAccumulator made when the species are known."""
 
-    def __init__(self, dt_fs: float, metal: str | None, timestep_fs: float | None) -> None:
-        self.dt_fs, self.metal, self.timestep_fs = dt_fs, metal, timestep_fs
+    def __init__(self, dt_fs: float, metal: str | None, timestep_fs: float | None, dt_assumed: bool = False) -> None:
+        self.dt_fs, self.metal, self.timestep_fs, self.dt_assumed = dt_fs, metal, timestep_fs, dt_assumed
         self.acc: Any = None
 
     def __call__(self, species: list[str], block: Any) -> None:
@@ -621,25 +681,23 @@ class _DiagnosticsObserver:
         if self.acc is None:
             # 500 evenly spread frames resolve drifts and order parameters; more only costs time
             self.acc = DiagnosticsAccumulator(
-                species, dt_fs=self.dt_fs, metal=self.metal, timestep_fs=self.timestep_fs, max_frames=500
+                species,
+                dt_fs=self.dt_fs,
+                metal=self.metal,
+                timestep_fs=self.timestep_fs,
+                max_frames=500,
+                dt_assumed=self.dt_assumed,
             )
         self.acc.update(block)
 
 
 def _study_metal(study: Study | None) -> str | None:
-    """The metal element of a study whose metal phase is a single element (In, Li), else None (guessed)."""
-    if study is None:
-        return None
-    from cellsim.references.library import resolve_phase
+    """The element standing for the study's metal phase: a pure metal's element (In, Li, Cu), an alloy's only
+    non-alkali metal (LiIn -> In, by metallic character); else None (then guessed from the trajectory)."""
+    from cellsim.analysis.defaults import phase_metal
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, s = resolve_phase(study.interface.metal.phase, None, "interface.metal.phase")
-    except CellsimError:
-        return None
-    els = {el.symbol for el in s.composition}
-    return els.pop() if len(els) == 1 else None
+    elements = _study_phase_elements(study, "metal")
+    return phase_metal(elements) if elements else None
 
 
 def _finish_diagnostics(

@@ -37,6 +37,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+# the one home of the default slab thicknesses (docs/builder.md, `cellsim study-schema`): an electrolyte
+# thick enough for a bulk-like middle, a metal of a few atomic planes
+ELECTROLYTE_MIN_THICKNESS = 10.0
+METAL_MIN_THICKNESS = 8.0
+
+
 class SlabSpec(_Model):
     """One side of the interface: a bulk phase cut along a Miller plane."""
 
@@ -46,7 +52,12 @@ class SlabSpec(_Model):
         None, ge=0, description="index into the allowed terminations (build report lists them); null = first"
     )
     layers: int | None = Field(None, ge=1, description="number of oriented-unit-cell layers; null = grow automatically")
-    min_thickness: float = Field(8.0, ge=0, description="minimum slab thickness, Angstrom (automatic layers)")
+    min_thickness: float | None = Field(
+        None,
+        ge=0,
+        description="minimum slab thickness (layers x layer spacing), A, for automatic layers; "
+        f"null = {ELECTROLYTE_MIN_THICKNESS} A for the electrolyte, {METAL_MIN_THICKNESS} A for the metal",
+    )
 
     @field_validator("miller")
     @classmethod
@@ -59,7 +70,7 @@ class SlabSpec(_Model):
 class InterfaceSpec(_Model):
     """Builder settings. Lengths in Angstrom, strain as a fraction (0.03 = 3 %)."""
 
-    electrolyte: SlabSpec = SlabSpec(phase="Li6PS5Cl", min_thickness=10.0)
+    electrolyte: SlabSpec = SlabSpec(phase="Li6PS5Cl")
     metal: SlabSpec = SlabSpec(phase="In")
     strained: Literal["metal", "electrolyte"] = "metal"
     lattice: Literal["reference", "engine"] = Field(
@@ -96,7 +107,18 @@ class InterfaceSpec(_Model):
     def _range(self) -> InterfaceSpec:
         if self.min_atoms > self.max_atoms:
             raise ValueError(f"min_atoms ({self.min_atoms}) is larger than max_atoms ({self.max_atoms})")
+        # an omitted thickness takes its side's default here, so the resolved study writes it out
+        for side, default in ((self.electrolyte, ELECTROLYTE_MIN_THICKNESS), (self.metal, METAL_MIN_THICKNESS)):
+            if side.min_thickness is None:
+                side.min_thickness = default
         return self
+
+    def min_thickness(self, side: Literal["electrolyte", "metal"]) -> float:
+        """The thickness floor of one slab (the study's, else the side's default)."""
+        value = getattr(self, side).min_thickness
+        if value is None:
+            return ELECTROLYTE_MIN_THICKNESS if side == "electrolyte" else METAL_MIN_THICKNESS
+        return float(value)
 
 
 class MDSpec(_Model):
@@ -150,23 +172,27 @@ class EngineSpec(_Model):
 class AnalysisSpec(_Model):
     """RDF and bond analysis of the trajectory."""
 
-    pairs: list[str] = Field(
-        default_factory=lambda: ["In-S", "In-Cl", "P-S"],
-        description="element pairs A-B; a trajectory lacking an element gets the pairs it has (docs/analysis.md)",
+    pairs: list[str] | None = Field(
+        None,
+        description="element pairs A-B; null = from the system's elements: metal-anion, metal-other non-metal, "
+        "the electrolyte's framework bonds, Li/Na-anion (docs/analysis.md)",
     )
     window_ps: float = Field(0.5, gt=0, description="RDF time window, ps")
     rmax: float = Field(8.0, gt=0, le=30, description="largest r, A (30 A at most: first shells are the point)")
     bin_width: float = Field(0.02, ge=0.001, le=1.0, description="r bin width, A")
     bond_cutoffs: dict[str, float] = Field(
-        default_factory=lambda: {"In-S": 3.0, "In-Cl": 3.3, "P-S": 2.3},
-        description="bond length cutoff per pair, A",
+        default_factory=dict,
+        description="bond length cutoff per pair, A; a pair not listed: 1.2 x the sum of covalent radii "
+        "(docs/analysis.md)",
     )
     normalisation: Literal["cell", "occupied"] = "cell"
 
     @field_validator("pairs")
     @classmethod
-    def _pairs(cls, v: list[str]) -> list[str]:
-        return [_check_pair(p) for p in v]
+    def _pairs(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list analyses nothing; leave pairs out (null) to derive them from the system")
+        return None if v is None else [_check_pair(p) for p in v]
 
     @field_validator("bond_cutoffs")
     @classmethod
@@ -181,7 +207,7 @@ class AnalysisSpec(_Model):
     def _bins(self) -> AnalysisSpec:
         if self.rmax / self.bin_width > 20000:
             raise ValueError(f"rmax / bin_width = {self.rmax / self.bin_width:.0f} bins; at most 20000")
-        if len(set(self.pairs)) != len(self.pairs):
+        if self.pairs is not None and len(set(self.pairs)) != len(self.pairs):
             raise ValueError(f"pairs listed twice: {self.pairs}")
         return self
 
@@ -190,7 +216,9 @@ class MatchSpec(_Model):
     """Matching new RDF peaks to candidate products (see docs/matching.md)."""
 
     candidates: list[str] | None = Field(
-        None, description="library names or CIF paths; null = every phase holding a pair with new bonds"
+        None,
+        description="library names, formulas of library phases or CIF/POSCAR paths (relative to the study file); "
+        "null = every phase holding a pair with new bonds",
     )
     use_mp: bool = Field(True, description="add Materials Project phases when MP_API_KEY is set (and cached ones)")
     energy_above_hull: float = Field(0.05, ge=0, description="MP phases up to this far above the hull, eV/atom")
@@ -403,6 +431,28 @@ def load_study(path: str | Path) -> Study:
     except (OSError, UnicodeDecodeError) as exc:
         raise StudyError(f"{p}: cannot read the study file: {exc}") from exc
     return parse_study(text, source=str(p))
+
+
+def resolve_study_paths(study: Study, base_dir: Path | None) -> Study:
+    """Structure files of the study (``interface.*.phase``, ``match.candidates``) as absolute paths.
+
+    Relative paths are taken from ``base_dir`` (the study file's folder), so the resolved study in a run
+    directory works from any folder; library names and formulas stay as they are. Changes ``study`` in place.
+    """
+    from cellsim.references.library import get_phase
+
+    def absolute(entry: str) -> str:
+        if base_dir is None or get_phase(entry) is not None:
+            return entry
+        p = Path(entry).expanduser()
+        p = p if p.is_absolute() else base_dir / p
+        return str(p.resolve()) if p.is_file() else entry
+
+    for side in (study.interface.electrolyte, study.interface.metal):
+        side.phase = absolute(side.phase)
+    if study.match.candidates is not None:
+        study.match.candidates = [absolute(c) for c in study.match.candidates]
+    return study
 
 
 def save_resolved(study: Study, run_dir: Path, force: bool = False) -> Path:

@@ -65,11 +65,13 @@ def test_api_accepts_str_paths_and_pair_strings(tmp_path: Path) -> None:
 
 
 def test_one_default_for_api_and_cli() -> None:
-    from cellsim.analysis.analyze import AnalysisSettings, bond_cutoffs
+    from cellsim.analysis.analyze import AnalysisSettings, bond_cutoffs, default_cutoff
     from cellsim.study import AnalysisSpec
 
-    api = AnalysisSettings(dt_fs=2.0)
-    assert bond_cutoffs(api) == bond_cutoffs(AnalysisSpec()) and bond_cutoffs(api)["P-S"] == 2.3
+    # no study cutoffs: both take the covalent-radii rule (docs/analysis.md), never another study's table
+    api = AnalysisSettings(dt_fs=2.0, pairs=["P-S", "In-S"])
+    assert bond_cutoffs(api) == bond_cutoffs(AnalysisSpec(pairs=["P-S", "In-S"]))
+    assert bond_cutoffs(api) == {"P-S": default_cutoff("P-S"), "In-S": default_cutoff("In-S")}
 
 
 def test_only_rundir_spells_run_directory_paths() -> None:

@@ -194,3 +194,17 @@ def test_cli_build_refuses_different_study(paper_run: Path, repo: Path) -> None:
 
     with pytest.raises(StudyError, match=r"already holds a different study"):
         run_build(str(repo / "workflows" / "li6ps5cl_li.yaml"), paper_run)
+
+
+def test_summary_states_the_thickness_that_was_checked(paper_run: Path) -> None:
+    """interface.json and the build table give layers x layer spacing (what min_thickness is checked against)
+    and, apart, the atoms' span; never the span as if it were the checked thickness."""
+    from cellsim.cli.build import _thickness
+
+    report = json.loads((paper_run / "interface" / "interface.json").read_text())
+    for side, floor in (("electrolyte", 10.0), ("metal", 8.0)):
+        d = report[side]
+        assert d["thickness"] == pytest.approx(d["layers"] * d["layer_thickness"], abs=1e-3)
+        assert d["thickness"] >= d["min_thickness"] == floor > 0 and d["atom_extent"] < d["thickness"]
+        line = _thickness(d)
+        assert f"= {d['thickness']:.2f} A >= {floor:g} A" in line and f"atoms span {d['atom_extent']:.2f} A" in line

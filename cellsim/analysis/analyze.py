@@ -37,6 +37,8 @@ class AnalysisSettings(AnalysisSpec):
     """
 
     dt_fs: float = Field(gt=0, le=1000, description="fs between stored frames")
+    # an analysis runs on named pairs; cellsim.analyze derives them from the system when the study has none
+    pairs: list[str] = Field(min_length=1, description="element pairs A-B")
 
     @property
     def frames_per_window(self) -> int:
@@ -278,7 +280,7 @@ def analyze(
 def bond_cutoffs(s: AnalysisSpec) -> dict[str, float]:
     """Bond cutoff of every analysed pair: the settings' (either order), else :func:`default_cutoff`."""
     out = {}
-    for p in s.pairs:
+    for p in s.pairs or []:
         c = s.bond_cutoffs.get(p, s.bond_cutoffs.get("-".join(reversed(p.split("-"))), 0.0))
         out[p] = c if c > 0 else default_cutoff(p)
     return out

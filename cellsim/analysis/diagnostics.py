@@ -49,7 +49,6 @@ import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,9 +100,6 @@ MAX_PLOT_POINTS = 2000
 COORDINATION_BUDGET = 5e7
 MIN_FRAMES = 4
 KB_EV = 8.617333262e-5
-
-# elements of common electrolytes (and anions) that are not the metal electrode when mixed with others
-ELECTROLYTE_ELEMENTS = frozenset({"Li", "Na", "P", "S", "Cl", "Br", "I", "O", "Ge", "Si", "Sn", "B", "N", "F"})
 
 
 # --------------------------------------------------------------------------- energies
@@ -399,23 +395,18 @@ def nearest_distance(frac: np.ndarray, cell: np.ndarray, idx: np.ndarray, rmax: 
     return float(np.median(finite)) if len(finite) else math.nan
 
 
-def guess_metal(symbols: Iterable[str]) -> str | None:
-    """The metal electrode's element from the atoms' symbols, or None when unclear.
+def guess_metal(symbols: Iterable[str], frac: np.ndarray | None = None, cell: np.ndarray | None = None) -> str | None:
+    """The metal electrode's element by metallic character, never by atom count; None when unclear.
 
-    Rule: the most numerous element outside :data:`ELECTROLYTE_ELEMENTS` (In in In | Li6PS5Cl); a
-    single-element system is its own metal (bulk Li, bulk In). A Li or Na electrode next to a Li/Na
-    electrolyte cannot be told from the symbols: pass the metal (and its atom indices) explicitly.
+    Rule (:func:`cellsim.analysis.defaults.guess_metal`): the one element with pymatgen ``is_metal`` that is
+    not an alkali metal next to anions (Pt of Pt + H2O, In of In | Li6PS5Cl); a single-element system is its
+    own metal (bulk Li, bulk In). Several candidates are told apart with a frame (``frac``, ``cell``: the
+    electrode's atoms have no anion neighbours); without one, or still several, None. A Li or Na electrode
+    next to a Li/Na electrolyte cannot be told from the symbols: pass the metal (and its atom indices).
     """
-    counts = Counter(symbols)
-    if len(counts) == 1:
-        return next(iter(counts))
-    cand = [(c, el) for el, c in counts.items() if el not in ELECTROLYTE_ELEMENTS]
-    if not cand:
-        return None
-    cand.sort(reverse=True)
-    if len(cand) > 1 and cand[0][0] == cand[1][0]:
-        return None
-    return cand[0][1]
+    from cellsim.analysis.defaults import guess_metal as by_character
+
+    return by_character(list(symbols), frac, cell)
 
 
 # --------------------------------------------------------------------------- results
@@ -565,6 +556,9 @@ class DiagnosticsAccumulator:
     coordination_cutoff
         Metal-metal neighbour cutoff (A); default 1.2 x the nearest-neighbour distance of the first
         block's mean positions.
+    dt_assumed
+        The time between frames was assumed, not read or given: the "time step" check says so (and it is
+        made either way, :mod:`cellsim.analysis.timestep`).
     """
 
     def __init__(
@@ -578,7 +572,11 @@ class DiagnosticsAccumulator:
         timestep_fs: float | None = None,
         max_frames: int = 2000,
         coordination_cutoff: float | None = None,
+        dt_assumed: bool = False,
     ) -> None:
+        from cellsim.analysis.defaults import metal_candidates
+        from cellsim.analysis.timestep import StepDisplacements
+
         if dt_fs <= 0:
             raise ValueError(f"dt_fs must be positive, got {dt_fs}")
         self.species = np.array(list(species))
@@ -593,6 +591,15 @@ class DiagnosticsAccumulator:
         else:
             self.metal = metal if metal is not None else guess_metal(self.species.tolist())
             self.metal_idx = np.flatnonzero(self.species == self.metal) if self.metal else np.empty(0, dtype=np.int64)
+        # several candidate metals (Pt next to LLZO's La and Zr): the first frame tells the electrode apart
+        self._guess_on_first_frame = (
+            metal is None
+            and metal_indices is None
+            and self.metal is None
+            and len(metal_candidates(self.species.tolist())) > 1
+        )
+        self.dt_assumed = dt_assumed
+        self._steps = StepDisplacements(self.species.tolist())
         present = set(self.species.tolist())
         if units is None:
             units = [PS4] if {"P", "S"} <= present else []
@@ -616,6 +623,12 @@ class DiagnosticsAccumulator:
             return
         if block.frac.shape[1] != len(self.species):
             raise ValueError(f"frames hold {block.frac.shape[1]} atoms, species {len(self.species)}")
+        if self._guess_on_first_frame and self.n_frames == 0:
+            self._guess_on_first_frame = False
+            self.metal = guess_metal(self.species.tolist(), block.frac[0], block.cells[0])
+            if self.metal is not None:
+                self.metal_idx = np.flatnonzero(self.species == self.metal)
+        self._steps.update(block.frac, block.cells)
         unwrapped = self._unwrap(block.frac[:, self.metal_idx])
         g = self.n_frames + np.arange(n)
         keep = np.flatnonzero(g % self.stride == 0)
@@ -713,7 +726,28 @@ class DiagnosticsAccumulator:
         if metal is not None:
             d.checks.extend(metal)
         self._unit_checks(d)
+        self._time_step_check(d, energies, target_temperature)
         return d
+
+    def _time_step_check(self, d: Diagnostics, energies: EnergySeries | None, target: float | None) -> None:
+        """The "time step" check: per-frame displacements against thermal speeds (cellsim.analysis.timestep).
+
+        The speeds are taken at the hotter of the target and the measured mean temperature, so a run that
+        heated up is not blamed on its time step.
+        """
+        from cellsim.analysis.timestep import message
+
+        t = float(target) if target else 300.0
+        if energies is not None and len(energies) and np.isfinite(energies.temperature_K).any():
+            t = max(t, float(np.nanmean(energies.temperature_K)))
+        record = self._steps.judge(self.dt_fs, t, self.dt_assumed)
+        if record is None:
+            return
+        d.summary["dt_check"] = record
+        lo = record["implied_dt_fs"][0]
+        d.checks.append(
+            Check("time step", "ok" if record["status"] == "ok" else "warn", float(lo), "fs", message(record))
+        )
 
     def _energy_times(self, e: EnergySeries) -> np.ndarray:
         """ps of each energy line: step x time step (given, or the frames' span over the steps)."""

@@ -94,8 +94,8 @@ def _growth(
     per_e, per_m = len(elec.species) * ne_cells, len(metal.species) * nm_cells
     te, tm = elec.layer_thickness, metal.layer_thickness
     grow_e, grow_m = spec.electrolyte.layers is None, spec.metal.layers is None
-    le = spec.electrolyte.layers or max(1, math.ceil(spec.electrolyte.min_thickness / te - 1e-9))
-    lm = spec.metal.layers or max(1, math.ceil(spec.metal.min_thickness / tm - 1e-9))
+    le = spec.electrolyte.layers or max(1, math.ceil(spec.min_thickness("electrolyte") / te - 1e-9))
+    lm = spec.metal.layers or max(1, math.ceil(spec.min_thickness("metal") / tm - 1e-9))
     steps = [Layout(match, le, lm, le * per_e, lm * per_m, le * te, lm * tm)]
     while steps[-1].atoms < spec.min_atoms and (grow_e or grow_m):
         if grow_e and (not grow_m or le * te <= lm * tm):
@@ -354,8 +354,11 @@ def _side_report(
         "supercell": T.tolist(),
         "layers": layers,
         "atoms": atoms,
-        "thickness": round(float(z.max() - z.min()), 4),
+        # what min_thickness is checked against: whole layers (the slab's periodic repeat along the normal)
+        "thickness": round(layers * t.layer_thickness, 4),
         "layer_thickness": round(t.layer_thickness, 4),
+        "min_thickness": side.min_thickness if side.layers is None else None,  # null: layers given, no floor
+        "atom_extent": round(float(z.max() - z.min()), 4),
         "termination": {
             "index": terms.index(t),
             "shift": round(t.shift, 6),

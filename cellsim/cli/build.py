@@ -14,6 +14,18 @@ from cellsim.cli._app import app, console, fail, refs_app
 from cellsim.errors import CellsimError
 
 
+def _thickness(side: dict[str, Any]) -> str:
+    """Layers and the thickness the ``min_thickness`` floor was checked against (older reports: atoms' span)."""
+    n = side["layers"]
+    if "layer_thickness" not in side or "atom_extent" not in side:
+        return f"{n} layer{'s' if n != 1 else ''}, {side['thickness']:.1f} A"
+    floor = f" >= {side['min_thickness']:g} A" if side.get("min_thickness") is not None else ""
+    return (
+        f"{n} layer{'s' if n != 1 else ''} x {side['layer_thickness']:.2f} A = {side['thickness']:.2f} A{floor} "
+        f"(atoms span {side['atom_extent']:.2f} A)"
+    )
+
+
 def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
     e, m = report["electrolyte"], report["metal"]
     t = Table(title=f"interface: {report['formula']} ({report['n_atoms']} atoms)", show_header=False)
@@ -26,8 +38,8 @@ def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
         st = report["strain"][label]
         t.add_row(
             label,
-            f"{side['phase']}{tuple(side['miller'])}: {side['layers']} layers, {side['atoms']} atoms, "
-            f"{side['thickness']:.1f} A; faces interface with {side['termination']['facing_interface']}; "
+            f"{side['phase']}{tuple(side['miller'])}: {_thickness(side)}, {side['atoms']} atoms; "
+            f"faces interface with {side['termination']['facing_interface']}; "
             f"strain {100 * st['max_abs']:.2f} % (area {100 * st['area']:+.2f} %)",
         )
     t.add_row("gap / vacuum", f"{report['gap']} A / {report['vacuum']} A")

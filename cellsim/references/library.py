@@ -73,6 +73,32 @@ def get_phase(name: str) -> ReferencePhase | None:
     return None
 
 
+def phase_by_formula(formula: str) -> ReferencePhase | None:
+    """The library phase whose reduced formula is ``formula`` (``S3In2`` -> In2S3), or None.
+
+    Library names are formulas, so no CIF is parsed; a formula held by several phases (polymorphs) is refused
+    by name, since the choice changes the reference RDF.
+    """
+    from pymatgen.core import Composition
+
+    try:
+        want = Composition(formula).reduced_formula
+    except (ValueError, KeyError, TypeError):
+        return None
+    hits = []
+    for phase in library().values():
+        try:
+            if Composition(phase.name).reduced_formula == want:
+                hits.append(phase)
+        except (ValueError, KeyError):
+            continue
+    if len(hits) > 1:
+        raise PhaseNotFoundError(
+            f"formula {formula}: several library phases have it ({', '.join(p.key for p in hits)}); name one"
+        )
+    return hits[0] if hits else None
+
+
 def load_structure(path: str | Path) -> Structure:
     """Read a CIF, POSCAR/CONTCAR or any format pymatgen knows; a failure names the file and the cause."""
     from pymatgen.core import Structure
@@ -106,7 +132,8 @@ def resolve_phase(spec: str, base_dir: Path | None = None, field_name: str = "ph
     Parameters
     ----------
     spec
-        A library name (``Li6PS5Cl``), a library file stem, or a path to a CIF/POSCAR file.
+        A library name (``Li6PS5Cl``), a library file stem, a path to a CIF/POSCAR file, or the formula of
+        a library phase written another way (``S3In2``).
     base_dir
         Folder that relative paths are taken from (the study file's folder).
     field_name
@@ -123,6 +150,8 @@ def resolve_phase(spec: str, base_dir: Path | None = None, field_name: str = "ph
     )
     if path.is_file():
         return path.stem, load_structure(path)
+    if not looks_like_file and (by_formula := phase_by_formula(spec)) is not None:
+        return by_formula.name, by_formula.structure()
     known = ", ".join(sorted(library()))
     if looks_like_file:
         raise PhaseNotFoundError(f"{field_name}: structure file '{path}' does not exist")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,20 +23,41 @@ NON_METALS = {"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "Se", "Br", "I", "Si
 
 @dataclass
 class Reactants:
-    """Reactant phases (name -> formula units in the trajectory) and how they were found."""
+    """Reactant phases (name -> formula units in the trajectory) and how they were found.
+
+    ``files`` and ``structures`` hold the phases that are not in the library (a study's own CIF): the file
+    they came from and the structure itself (pymatgen ``as_dict``), so an analysis folder that records them
+    stays self-contained (matching needs neither the file nor ``--reactants``).
+    """
 
     phases: dict[str, float]
     source: str
     residual: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    structures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phases": self.phases, "source": self.source, "residual": self.residual, "notes": self.notes}
+        out: dict[str, Any] = {
+            "phases": self.phases,
+            "source": self.source,
+            "residual": self.residual,
+            "notes": self.notes,
+        }
+        if self.files:
+            out["files"] = self.files
+            out["structures"] = self.structures
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reactants:
         return cls(
-            dict(d.get("phases", {})), str(d.get("source", "")), dict(d.get("residual", {})), list(d.get("notes", []))
+            dict(d.get("phases", {})),
+            str(d.get("source", "")),
+            dict(d.get("residual", {})),
+            list(d.get("notes", [])),
+            dict(d.get("files", {})),
+            dict(d.get("structures", {})),
         )
 
 
@@ -108,20 +130,45 @@ def infer_reactants(element_counts: dict[str, int], max_phases: int = 3) -> Reac
     )
 
 
-def given_reactants(names: list[str], element_counts: dict[str, int]) -> Reactants:
-    """Reactants named by the user or the study (library names or structure files), checked against the atoms."""
+def given_reactants(
+    names: list[str], element_counts: dict[str, int], base_dir: Path | None = None, option: str = "--reactants"
+) -> Reactants:
+    """Reactants named by the user or the study, checked against the atoms.
+
+    Parameters
+    ----------
+    names
+        Library names, formulas of library phases, or structure files (CIF/POSCAR; relative to ``base_dir``,
+        else the current folder).
+    element_counts
+        The trajectory's atoms per element.
+    base_dir
+        Folder of relative structure paths.
+    option
+        Where the names came from, for messages (``--reactants``, ``interface.metal.phase``).
+    """
     from cellsim.errors import PhaseNotFoundError
-    from cellsim.references.library import resolve_phase
+    from cellsim.references.library import get_phase, resolve_phase
 
     phases: dict[str, float] = {}
     comps = []
+    files: dict[str, str] = {}
+    structures: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                label, s = resolve_phase(name, None, "reactants")
+                label, s = resolve_phase(name, base_dir, option)
         except PhaseNotFoundError as exc:
-            raise PhaseNotFoundError(f"--reactants: {exc}") from None
+            msg = str(exc)
+            raise PhaseNotFoundError(msg if msg.startswith(option) else f"{option}: {msg}") from None
+        path = Path(name).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if get_phase(name) is None and path.is_file():
+            # a phase of the user's own (resolve_phase prefers library names, then files): keep the structure
+            files[label] = str(path.resolve())
+            structures[label] = s.as_dict()
         comp = {el.symbol: float(n) for el, n in s.composition.reduced_composition.items()}
         comps.append((label, comp))
     missing = sorted({e for _, c in comps for e in c} - {e for e, n in element_counts.items() if n > 0})
@@ -142,17 +189,23 @@ def given_reactants(names: list[str], element_counts: dict[str, int]) -> Reactan
     else:
         phases = {n: 0.0 for n, _ in comps}
         notes.append("the named reactants do not add up to the composition")
-    return Reactants(phases, "given", {}, notes)
+    return Reactants(phases, "given", {}, notes, files, structures)
 
 
 def reactant_structures(reactants: Reactants) -> dict[str, Any]:
-    """Structures of the reactant phases (name -> pymatgen Structure)."""
+    """Structures of the reactant phases (name -> pymatgen Structure): the recorded structure of a phase of
+    the user's own, else the library phase (or the file) of that name."""
+    from pymatgen.core import Structure
+
     from cellsim.references.library import resolve_phase
 
     out = {}
     for name in reactants.phases:
+        if name in reactants.structures:
+            out[name] = Structure.from_dict(reactants.structures[name])
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, s = resolve_phase(name, None, "reactants")
+            _, s = resolve_phase(reactants.files.get(name, name), None, "reactants")
         out[name] = s
     return out

@@ -1,0 +1,164 @@
+"""Can the time between frames be right? Per-frame displacements against thermal speeds.
+
+An atom at temperature T moves at most ballistically between two frames: with the Maxwell speed
+distribution, the median atom covers ``v50 * dt`` (``v50 = 1.538 sqrt(kT/m)``; the RMS speed is
+``sqrt(3kT/m)``), less once it bounces off its neighbours. The median (over the atoms of an element) of
+the minimum-image displacement between consecutive frames, divided by ``v50``, is therefore the shortest
+time those moves can have taken (the *free-flight time*); the frames cannot be closer in time than that.
+In bulk Li6PS5Cl stored every 100 fs, Li moves ~0.67 A per frame: 65 fs of free flight at 300 K, so a
+2 fs assumption is impossible.
+
+An upper bound exists only while the motion between frames is ballistic, which shows as consecutive
+displacements pointing the same way (median cosine >= :data:`BALLISTIC_CORRELATION` for every element):
+then the free-flight time is the frame interval itself.
+
+Both bounds allow :data:`TOLERANCE` (x2 in time, i.e. atoms up to 4x hotter or colder than T, a hot spot
+of an exothermic reaction or a wrong TEBEG), so a real trajectory at its own time step never fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# a factor 2 in time = a factor 4 in kinetic energy: no thermostatted run is that far from its T
+TOLERANCE = 2.0
+# consecutive displacements this aligned (median cosine) mean the frames resolve the atoms' flight
+BALLISTIC_CORRELATION = 0.8
+# kept per-step statistics (evenly strided over the run, like the diagnostics' frames)
+MAX_STEPS = 2000
+MIN_STEPS = 2
+KB_EV = 8.617333262e-5
+# sqrt(eV / amu) in A/fs
+_SPEED_UNIT = math.sqrt(1.602176634e-19 / 1.66053906660e-27) * 1e-5
+
+
+def thermal_speeds(element: str, temperature_K: float) -> tuple[float, float, float]:
+    """Median, 95th-percentile and RMS Maxwell speeds of ``element`` at ``temperature_K``, A/fs."""
+    from ase.data import atomic_masses, atomic_numbers
+    from scipy.stats import maxwell
+
+    scale = math.sqrt(KB_EV * temperature_K / float(atomic_masses[atomic_numbers[element]])) * _SPEED_UNIT
+    return float(maxwell.ppf(0.5)) * scale, float(maxwell.ppf(0.95)) * scale, math.sqrt(3.0) * scale
+
+
+class StepDisplacements:
+    """Per element and frame step: median and 95th percentile (over atoms) of the minimum-image displacement,
+    and the mean cosine between an atom's consecutive displacements. Fed the trajectory's blocks in order."""
+
+    def __init__(self, species: Sequence[str], max_steps: int = MAX_STEPS) -> None:
+        sym = np.array(list(species))
+        self.elements = list(dict.fromkeys(sym.tolist()))
+        self._idx = [np.flatnonzero(sym == e) for e in self.elements]
+        self.max_steps = max(4, int(max_steps))
+        self.stride = 1
+        self.n_steps = 0
+        self._kept: list[int] = []
+        self._rows: list[np.ndarray] = []  # per kept step: (3, elements): median, p95, cosine
+        self._last_frac: np.ndarray | None = None
+        self._last_step: np.ndarray | None = None
+
+    def update(self, frac: np.ndarray, cells: np.ndarray) -> None:
+        """Take the next frames (``frac`` (n, N, 3), ``cells`` (n, 3, 3)), continuing the previous block."""
+        if len(frac) == 0:
+            return
+        if self._last_frac is None:
+            seq, cell_of_step = frac, cells[1:]
+        else:
+            seq, cell_of_step = np.concatenate([self._last_frac[None], frac]), cells
+        self._last_frac = frac[-1].copy()
+        if len(seq) < 2:
+            return
+        d = np.diff(seq, axis=0)
+        d -= np.rint(d)
+        vec = np.einsum("snk,skl->snl", d, cell_of_step)
+        dist = np.linalg.norm(vec, axis=2)
+        prev = np.concatenate([self._last_step[None], vec[:-1]]) if self._last_step is not None else None
+        self._last_step = vec[-1].copy()
+        steps = self.n_steps + np.arange(len(vec))
+        self.n_steps += len(vec)
+        for k in np.flatnonzero(steps % self.stride == 0):
+            if prev is None and k == 0:
+                cos = np.full(len(vec[k]), np.nan)
+            else:
+                a = vec[k - 1] if prev is None else prev[k]
+                norm = np.linalg.norm(a, axis=1) * dist[k]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cos = np.where(norm > 0, np.einsum("nk,nk->n", a, vec[k]) / norm, np.nan)
+            row = np.empty((3, len(self.elements)))
+            for j, idx in enumerate(self._idx):
+                row[0, j] = np.median(dist[k, idx])
+                row[1, j] = np.percentile(dist[k, idx], 95)
+                row[2, j] = np.nanmean(cos[idx]) if np.isfinite(cos[idx]).any() else np.nan
+            self._kept.append(int(steps[k]))
+            self._rows.append(row)
+            if len(self._kept) > self.max_steps:
+                self.stride *= 2
+                sel = [i for i, s in enumerate(self._kept) if s % self.stride == 0]
+                self._kept = [self._kept[i] for i in sel]
+                self._rows = [self._rows[i] for i in sel]
+
+    def judge(self, dt_fs: float, temperature_K: float, assumed: bool) -> dict[str, Any] | None:
+        """The ``dt_check`` record (module docstring), or None with fewer than :data:`MIN_STEPS` steps."""
+        if len(self._rows) < MIN_STEPS:
+            return None
+        rows = np.array(self._rows)  # (steps, 3, elements)
+        per: dict[str, dict[str, float | None]] = {}
+        flights, ballistic = [], True
+        for j, el in enumerate(self.elements):
+            med = float(np.median(rows[:, 0, j]))
+            cos_vals = rows[:, 2, j][np.isfinite(rows[:, 2, j])]
+            corr = float(np.median(cos_vals)) if len(cos_vals) else math.nan
+            v50, _, vrms = thermal_speeds(el, temperature_K)
+            flight = med / v50
+            flights.append(flight)
+            ballistic = ballistic and math.isfinite(corr) and corr >= BALLISTIC_CORRELATION
+            per[el] = {
+                "median_A": round(med, 4),
+                "p95_A": round(float(np.median(rows[:, 1, j])), 4),
+                "largest_A": round(float(np.max(rows[:, 1, j])), 4),
+                "thermal_speed_rms_A_per_fs": round(vrms, 5),
+                "free_flight_fs": round(flight, 3),
+                "step_correlation": round(corr, 3) if math.isfinite(corr) else None,
+            }
+        j_max = int(np.argmax(flights))
+        longest = flights[j_max]
+        lo = longest / TOLERANCE
+        hi = longest * TOLERANCE if ballistic else None
+        ok = dt_fs >= lo and (hi is None or dt_fs <= hi)
+        return {
+            "status": "ok" if ok else "implausible",
+            "assumed": assumed,
+            "dt_fs": dt_fs,
+            "implied_dt_fs": [round(lo, 3), round(hi, 3) if hi is not None else None],
+            "temperature_K": temperature_K,
+            "tolerance": TOLERANCE,
+            "ballistic": ballistic,
+            "deciding_element": self.elements[j_max],
+            "steps": len(self._rows),
+            "elements": per,
+        }
+
+
+def message(record: dict[str, Any]) -> str:
+    """The check's line in plain words."""
+    el = record["deciding_element"]
+    e = record["elements"][el]
+    lo, hi = record["implied_dt_fs"]
+    dt, t = record["dt_fs"], record["temperature_K"]
+    how = "assumed (no --dt, no INCAR/vasprun/engine record)" if record["assumed"] else "given"
+    moves = (
+        f"{el} moves {e['median_A']:.3g} A between frames (median over atoms), {e['free_flight_fs']:.3g} fs of "
+        f"free flight at {t:g} K"
+    )
+    span = f">= {lo:.3g} fs" if hi is None else f"{lo:.3g}-{hi:.3g} fs"
+    if record["status"] == "ok":
+        return f"time step: {dt:g} fs per frame ({how}) fits the displacements: {moves}"
+    fix = "give the real one with --dt" if record["assumed"] else "check --dt, POTIM x NBLOCK or the frame stride"
+    return (
+        f"time step: {dt:g} fs per frame ({how}) cannot be right: {moves}; the frames imply {span} per frame; "
+        f"every time and rate is off by that factor ({fix})"
+    )
