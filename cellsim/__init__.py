@@ -8,16 +8,74 @@ The public Python API is the stage functions (:mod:`cellsim.stages`), the run-di
 
     import cellsim
     res = cellsim.analyze("XDATCAR", dt_fs=2, pairs="In-S,In-Cl", window_ps=0.5, out="out")
+    res = cellsim.analyze(list_of_ase_atoms, dt_fs=2, out="out")   # or a pymatgen Trajectory, Structures, ...
     res.to_dataframe()                      # the rdf.csv table
     verdict = cellsim.match("out")          # formed / possible / not seen, with intervals
     cellsim.report("out")                   # out/report/report.html
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cellsim.errors import CellsimError
 from cellsim.rundir import RunDir, SegmentPlan
 
 # ``build`` stays cellsim.stages.build: ``cellsim.build`` is the builder package
-from cellsim.stages import analyze, inputs, match, report, run
+from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
+
+if TYPE_CHECKING:
+    from cellsim.analysis.analyze import AnalysisResult, AnalysisSettings
+    from cellsim.analysis.diagnostics import Diagnostics
+    from cellsim.md.engines.mlip import RunSummary
+    from cellsim.md.inputs import InputsReport
+    from cellsim.products import CandidateVerdict, MatchResult, PairMatch
 
 __version__ = "0.2.0"
 
-__all__ = ["RunDir", "SegmentPlan", "__version__", "analyze", "inputs", "match", "report", "run"]
+# result classes, imported on first use: they pull numpy, pandas and pymatgen, which `import cellsim` does not
+_LAZY = {
+    "AnalysisResult": "cellsim.analysis.analyze",
+    "AnalysisSettings": "cellsim.analysis.analyze",
+    "Diagnostics": "cellsim.analysis.diagnostics",
+    "MatchResult": "cellsim.products",
+    "CandidateVerdict": "cellsim.products",
+    "PairMatch": "cellsim.products",
+    "RunSummary": "cellsim.md.engines.mlip",
+    "InputsReport": "cellsim.md.inputs",
+}
+
+__all__ = [
+    "AnalysisResult",
+    "AnalysisSettings",
+    "BuildOutcome",
+    "CandidateVerdict",
+    "CellsimError",
+    "Diagnostics",
+    "InputsReport",
+    "MatchResult",
+    "PairMatch",
+    "RunDir",
+    "RunSummary",
+    "SegmentPlan",
+    "__version__",
+    "analyze",
+    "inputs",
+    "match",
+    "report",
+    "run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'cellsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,6 +18,7 @@ from cellsim.rundir import RunDir, default_analysis_dir, find_run_dir
 
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.analysis.sources import TrajectorySource
     from cellsim.md.engines.mlip import RunSummary
     from cellsim.md.inputs import InputsReport
     from cellsim.products import MatchResult
@@ -212,7 +213,7 @@ def _study_phase_elements(study: Study | None, side: str) -> list[str] | None:
     return [el.symbol for el in s.composition]
 
 
-def _first_frame(path: Path, species: list[str] | None) -> tuple[list[str], tuple[Any, Any]] | None:
+def _first_frame(path: TrajectorySource, species: list[str] | None) -> tuple[list[str], tuple[Any, Any]] | None:
     """Per-atom species and ``(frac, cell)`` of the first frame of ``path`` (one block read), None if empty."""
     from cellsim.analysis.sources import _file_blocks, detect_format
 
@@ -303,7 +304,7 @@ def _resolve_species(files: list[Path], candidates: list[Path], given: list[str]
 
 
 def analyze(
-    trajectory_or_run_dir: PathLike | Sequence[PathLike],
+    trajectory_or_run_dir: PathLike | Sequence[PathLike] | Any,
     *,
     dt_fs: float | None = None,
     pairs: str | Sequence[str] | None = None,
@@ -325,10 +326,15 @@ def analyze(
     ----------
     trajectory_or_run_dir
         A run directory (all its MD segments, stitched), or one or several trajectory files in order:
-        XDATCAR (VASP 4 or 5, plain or compressed), vasprun.xml, or anything ASE reads (extxyz, .traj).
+        XDATCAR (VASP 4 or 5, plain or compressed; pymatgen-written too), vasprun.xml, or anything ASE
+        reads (extxyz, .traj). Or the frames as Python objects, read in memory (no file written): ASE
+        ``Atoms`` (one or a list), an ``ase.io.Trajectory``, a pymatgen ``Trajectory``, ``Structure`` (one
+        or a list) or ``Xdatcar``; the analysis records them as ``python:<kind>, N frames`` with a sha256
+        of the coordinates, and writes to ``analysis/`` in the current folder unless ``out`` is given.
     dt_fs
         Time between stored frames, fs. Default: INCAR beside the file (POTIM x NBLOCK), vasprun.xml,
-        the embedded engine's record, the study; else 2 fs with a warning.
+        the embedded engine's record, the study; else 2 fs with a warning. Python objects: required, unless
+        they carry their own (a pymatgen Trajectory's ``time_step``).
     pairs
         ``"In-S,In-Cl"`` or ``["In-S", "In-Cl"]``. Default: the study's, or for a trajectory from elsewhere
         the study defaults it has plus its cation-anion pairs and S-S.
@@ -357,18 +363,27 @@ def analyze(
     """
     from cellsim.analysis.analyze import AnalysisError, AnalysisSettings, add_baseline
     from cellsim.analysis.analyze import analyze as analyze_files
-    from cellsim.analysis.sources import resolve_md_conditions
+    from cellsim.analysis.sources import MemorySource, python_trajectory, resolve_md_conditions
     from cellsim.fileio import BusyError, WriterLock
     from cellsim.references.reactants import given_reactants, infer_reactants
     from cellsim.study import AnalysisSpec
 
+    given = python_trajectory(trajectory_or_run_dir)  # ASE / pymatgen objects, or None for paths
+    mem = given if isinstance(given, MemorySource) else None
+    if isinstance(given, list):  # an ase.io.Trajectory read from its file
+        trajectory_or_run_dir = given
     targets = (
-        [Path(trajectory_or_run_dir)]
+        []
+        if mem is not None
+        else [Path(trajectory_or_run_dir)]
         if isinstance(trajectory_or_run_dir, str | Path)
         else [Path(t) for t in trajectory_or_run_dir]
     )
-    if not targets:
+    if not targets and mem is None:
         raise CellsimError("analyze: no trajectory given")
+    if mem is not None and species:
+        raise CellsimError("species: only for VASP 4 XDATCARs; Python objects name their atoms themselves")
+    files: list[TrajectorySource]
     study: Study | None = None
     rd: RunDir | None = None
     if len(targets) == 1 and targets[0].is_dir():
@@ -399,7 +414,8 @@ def analyze(
         )
     if rd is not None:
         study = rd.load_study() if rd.is_run else None
-        files = rd.trajectory_files(replica)
+        segment_files = rd.trajectory_files(replica)
+        files = list(segment_files)
         if not files:
             where = rd.md_root(replica)
             raise RunDirError(
@@ -407,22 +423,27 @@ def analyze(
                 "(embedded engine) or the VASP segments first"
             )
         out_dir = Path(out) if out else (rd.replica_analysis_dir(replica) if replica is not None else rd.analysis_dir)
-        poscars = [files[0].parent / "POSCAR", rd.interface_poscar]
+        poscars = [segment_files[0].parent / "POSCAR", rd.interface_poscar]
+    elif mem is not None:
+        files, poscars = [mem], []
+        # objects have no folder of their own: they sit in the current one, so analysis/ goes there
+        out_dir = Path(out) if out else default_analysis_dir(Path(mem.label))
     else:
         for t in targets:
             if t.is_dir():
                 raise CellsimError(f"{t}: a folder among several trajectory files; give the files themselves")
             if not t.is_file():
                 raise CellsimError(f"{t}: neither a run directory nor an XDATCAR or other trajectory file")
-        files = targets
-        out_dir = Path(out) if out else default_analysis_dir(files[0])
-        poscars = [files[0].parent / "POSCAR"]
+        files = list(targets)
+        out_dir = Path(out) if out else default_analysis_dir(targets[0])
+        poscars = [targets[0].parent / "POSCAR"]
     if rd is None and (owner := find_run_dir(out_dir)) is not None and out_dir == owner.analysis_dir:
         raise CellsimError(
             f"-o {out_dir}: that is the analysis folder of run directory {owner.root}, whose own trajectory it "
             "must describe; analyse into another folder"
         )
-    sp = _resolve_species(files, poscars, list(species) if species else None)
+    paths = [f for f in files if isinstance(f, Path)]  # files, not objects in memory
+    sp = _resolve_species(paths, poscars, list(species) if species else None) if paths else None
     cond = resolve_md_conditions(files[0], dt_fs, temperature_K, study)
     for note in cond.warnings:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -544,7 +565,7 @@ def analyze(
                 }
             )
             res.diagnostics = _finish_diagnostics(
-                diag, files, cond.temperature_K, notes, rd.energy_files(replica) if rd is not None else None
+                diag, paths, cond.temperature_K, notes, rd.energy_files(replica) if rd is not None else None
             )
             if res.diagnostics is not None:
                 res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
@@ -602,7 +623,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
     return pooled
 
 
-def count_frames(files: list[Path], species: list[str] | None) -> int:
+def count_frames(files: Sequence[TrajectorySource], species: list[str] | None) -> int:
     """Whole frames in ``files`` (a first pass, made only when the window must fit the run's length)."""
     from cellsim.analysis.sources import iter_trajectory
 
@@ -626,10 +647,12 @@ def _one_line_validation(exc: Exception) -> str:
     return str(exc)
 
 
-def _elements_of(path: Path, species: list[str] | None) -> list[str]:
-    from cellsim.analysis.sources import _file_blocks, detect_format
+def _elements_of(path: TrajectorySource, species: list[str] | None) -> list[str]:
+    from cellsim.analysis.sources import MemorySource, _file_blocks, detect_format
     from cellsim.trajectory import read_header
 
+    if isinstance(path, MemorySource):
+        return path.symbols
     fmt = detect_format(path)
     if fmt == "xdatcar":
         return list(read_header(path, species).symbols)

@@ -26,9 +26,23 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cellsim.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_docs_python_example_runs() -> None:
+def _examples() -> list[tuple[str, str]]:
+    """(heading, code) of each ``## Example...`` section's Python block in docs/python.md."""
     text = (REPO / "docs" / "python.md").read_text()
-    block = text.split("## Example", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    out = []
+    for section in text.split("\n## ")[1:]:
+        if section.startswith("Example"):
+            out.append((section.splitlines()[0], section.split("```python", 1)[1].split("```", 1)[0]))
+    return out
+
+
+def test_docs_python_has_the_file_and_the_objects_examples() -> None:
+    assert [h for h, _ in _examples()] == ["Example: a trajectory from elsewhere", "Example: ASE and pymatgen objects"]
+
+
+@pytest.mark.parametrize("heading", [h for h, _ in _examples()])
+def test_docs_python_example_runs(heading: str) -> None:
+    block = dict(_examples())[heading]
     exec(compile(block, "docs/python.md", "exec"), {})  # the documented example, as written
 
 

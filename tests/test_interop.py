@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,3 +156,198 @@ def test_native_and_numpy_parsers_agree_on_labelled_lines(tmp_path: Path, monkey
     assert [isinstance(outcomes["native", i], list) for i in range(len(lines))] == [
         True, True, True, True, True, False, False, False, False, False, False
     ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- objects given to cellsim.analyze
+
+KW = {"pairs": "In-S,In-Cl", "window_ps": 0.05, "temperature_K": 300.0}
+
+
+@pytest.fixture(scope="module")
+def reacting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A 200-frame trajectory where In-S and In-Cl bonds form half-way, and its file analysis (the reference)."""
+    import cellsim
+    from cellsim.testing import reaction_run
+
+    work = tmp_path_factory.mktemp("reacting")
+    run = reaction_run(work / "run", n_frames=200, react_at=100)
+    xdatcar = run / "md" / "seg-000" / "XDATCAR"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = cellsim.analyze(xdatcar, dt_fs=2.0, out=work / "file", **KW)
+    return xdatcar, ref
+
+
+def _same_numbers(a: Any, b: Any) -> None:
+    assert a.settings.pairs == b.settings.pairs and a.n_frames == b.n_frames
+    for p in a.settings.pairs:
+        assert np.array_equal(a.bonds[p], b.bonds[p]), p
+        assert np.allclose(a.g[p], b.g[p]), p
+
+
+def _analyze(obj: object, out: Path, **kw: object) -> Any:
+    import cellsim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cellsim.analyze(obj, out=out, **{**KW, **kw})
+
+
+def test_list_of_ase_atoms_gives_the_file_s_numbers(reacting: tuple[Path, Any], tmp_path: Path) -> None:
+    import json
+
+    from ase.io import read
+
+    xdatcar, ref = reacting
+    frames = read(str(xdatcar), index=":", format="vasp-xdatcar")
+    res = _analyze(frames, tmp_path / "a", dt_fs=2.0)
+    _same_numbers(res, ref)
+    # the folder says what it describes: the objects' kind, their frames and a digest of what was read
+    seg = json.loads((tmp_path / "a" / "analysis.json").read_text())["segments"]
+    assert [(s["path"], s["fmt"], s["frames"]) for s in seg] == [("python:ase.Atoms list, 200 frames", "python", 200)]
+    assert len(seg[0]["sha256"]) == 64 and seg[0]["size"] > 0
+    again = _analyze(frames, tmp_path / "b", dt_fs=2.0)
+    assert again.info["segments"][0]["sha256"] == seg[0]["sha256"]
+    import cellsim
+
+    loaded = cellsim.AnalysisResult.load(tmp_path / "a")
+    assert loaded.sources == ["python:ase.Atoms list, 200 frames"] and loaded.n_frames == 200
+
+
+def test_ase_trajectory_object_and_path(reacting: tuple[Path, Any], tmp_path: Path) -> None:
+    from ase.io import Trajectory, read, write
+
+    xdatcar, ref = reacting
+    traj_file = tmp_path / "md.traj"
+    write(str(traj_file), read(str(xdatcar), index=":", format="vasp-xdatcar"))
+    with Trajectory(str(traj_file)) as traj:
+        res = _analyze(traj, tmp_path / "a", dt_fs=2.0)
+    _same_numbers(res, ref)
+    # read from its file: the analysis records the file and its digest, as for a path
+    assert res.info["segments"][0]["path"] == str(traj_file) and res.info["segments"][0]["fmt"] == "ase"
+    _same_numbers(_analyze(traj_file, tmp_path / "b", dt_fs=2.0), ref)
+
+
+def test_pymatgen_trajectory_structures_and_xdatcar(reacting: tuple[Path, Any], tmp_path: Path) -> None:
+    from pymatgen.core.trajectory import Trajectory
+    from pymatgen.io.vasp.outputs import Xdatcar
+
+    xdatcar, ref = reacting
+    xd = Xdatcar(str(xdatcar))
+    _same_numbers(_analyze(xd, tmp_path / "x", dt_fs=2.0), ref)
+    _same_numbers(_analyze(xd.structures, tmp_path / "s", dt_fs=2.0), ref)
+    traj = Trajectory.from_structures(xd.structures, constant_lattice=True, time_step=2.0)
+    res = _analyze(traj, tmp_path / "t")  # its own time step: no dt_fs needed
+    _same_numbers(res, ref)
+    assert res.settings.dt_fs == 2.0 and res.info["dt_source"] == "pymatgen Trajectory.time_step"
+    assert res.sources == ["python:pymatgen Trajectory, 200 frames"]
+    traj.to_displacements()  # stored as frame-to-frame displacements: the same positions
+    _same_numbers(_analyze(traj, tmp_path / "d"), ref)
+    per_frame = Trajectory.from_structures(xd.structures, constant_lattice=False)
+    _same_numbers(_analyze(per_frame, tmp_path / "v", dt_fs=2.0), ref)
+
+
+def test_objects_without_a_time_step_need_dt_fs(reacting: tuple[Path, Any], tmp_path: Path) -> None:
+    from ase.io import read
+
+    from cellsim.errors import CellsimError
+
+    frames = read(str(reacting[0]), index=":20", format="vasp-xdatcar")
+    with pytest.raises(CellsimError, match=r"python:ase.Atoms list, 20 frames: .*give dt_fs"):
+        _analyze(frames, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
+def test_one_atoms_one_structure_and_the_default_folder(
+    reacting: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from cellsim.analysis.sources import python_trajectory
+
+    atoms = read(str(reacting[0]), index=0, format="vasp-xdatcar")
+    one = python_trajectory(atoms)
+    assert one is not None and not isinstance(one, list) and one.label == "python:ase.Atoms, 1 frames"
+    s = python_trajectory(AseAtomsAdaptor.get_structure(atoms))
+    assert s is not None and not isinstance(s, list) and s.species == one.species
+    frames = read(str(reacting[0]), index=":60", format="vasp-xdatcar")
+    monkeypatch.chdir(tmp_path)
+    import cellsim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = cellsim.analyze(frames, dt_fs=2.0, pairs="In-S", window_ps=0.02)
+    assert res.out_dir == Path("analysis") and (tmp_path / "analysis" / "analysis.json").is_file()
+
+
+def _h2(second: object = "H") -> Any:
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice.cubic(5.0), ["H", second], [[0, 0, 0], [0, 0, 0.15]])
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: [1, 2], r"cannot analyse a list of int: give a run directory, trajectory file\(s\), ASE Atoms"),
+        (lambda: {"a": 1}, r"cannot analyse dict: give"),
+        (lambda: __import__("ase").Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]]), r"frame 1: not periodic"),
+        (
+            lambda: [
+                __import__("ase").Atoms("H2", cell=[5, 5, 5], pbc=True),
+                __import__("ase").Atoms("H3", cell=[5, 5, 5], pbc=True),
+            ],
+            r"frame 2 has other atoms than frame 1",
+        ),
+        (lambda: [_h2(), _h2("Li")], r"python:pymatgen Structure list, 2 frames: frame 2 has other atoms than frame 1"),
+        (lambda: _h2({"H": 0.5, "Li": 0.5}), r"frame 1: a disordered Structure"),
+    ],
+    ids=["ints", "dict", "molecule", "other-atoms", "other-structure", "disordered"],
+)
+def test_objects_that_cannot_be_analysed_are_refused(make: object, expected: str, tmp_path: Path) -> None:
+    from cellsim.errors import CellsimError
+
+    with pytest.raises(CellsimError, match=expected):
+        _analyze(make(), tmp_path / "a", dt_fs=2.0, pairs="H-H")  # type: ignore[operator]
+
+
+def test_species_is_refused_for_objects(reacting: tuple[Path, Any], tmp_path: Path) -> None:
+    from ase.io import read
+
+    from cellsim.errors import CellsimError
+
+    frames = read(str(reacting[0]), index=":5", format="vasp-xdatcar")
+    with pytest.raises(CellsimError, match="species: only for VASP 4 XDATCARs"):
+        _analyze(frames, tmp_path / "a", dt_fs=2.0, species=["In", "S", "Cl"])
+
+
+def test_result_classes_are_exported_without_slowing_import() -> None:
+    import subprocess
+    import sys
+
+    import cellsim
+    from cellsim import AnalysisResult, CandidateVerdict, Diagnostics, MatchResult
+    from cellsim.analysis.analyze import AnalysisResult as Original
+
+    assert AnalysisResult is Original and MatchResult.__name__ == "MatchResult"
+    assert Diagnostics.__name__ == "Diagnostics" and CandidateVerdict.__name__ == "CandidateVerdict"
+    for name in ("AnalysisResult", "MatchResult", "Diagnostics", "RunDir", "CellsimError"):
+        assert name in cellsim.__all__ and name in dir(cellsim)
+    probe = "import sys, cellsim; print(sorted({'numpy', 'pandas', 'pymatgen'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "[]"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = cellsim.Nope  # type: ignore[attr-defined]
+
+
+def test_pymatgen_written_xdatcar_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's case: an XDATCAR written by pymatgen was refused at line 9."""
+    from cellsim.cli import main
+
+    path = _pmg_xdatcar(tmp_path / "md", _structures(n=40))
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", str(path), "--dt", "2fs", "--pairs", "Li-S", "--window", "0.01ps", "-o", str(tmp_path / "a")])
+    out, err = capsys.readouterr()
+    assert info.value.code == 0, err
+    assert "40 frames" in out and (tmp_path / "a" / "rdf.csv").is_file()

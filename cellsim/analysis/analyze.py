@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
@@ -24,6 +24,9 @@ from cellsim.errors import CellsimError
 from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.study import AnalysisSpec
 from cellsim.trajectory import FrameBlock
+
+if TYPE_CHECKING:
+    from cellsim.analysis.sources import TrajectorySource
 
 
 class AnalysisError(CellsimError):
@@ -166,7 +169,7 @@ def read_incar_tags(incar: Path) -> dict[str, str]:
 
 
 def analyze(
-    paths: list[Path],
+    paths: Sequence[TrajectorySource],
     settings: AnalysisSettings,
     species: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
