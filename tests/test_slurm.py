@@ -136,31 +136,35 @@ def clean_logs(run: Path) -> None:
 
 @pytest.mark.slow
 def test_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, tmp_path: Path, sl_env) -> None:
-    """Run A's job runs; runs B and C are submitted meanwhile as a campaign with --max-jobs 1 (at once:
-    each run has its own store), C starts by itself when B's chain ends; every job runs only its own
-    run's Fireworks; then the finished run A is extended with `--time` (missing segment Fireworks added)."""
+    """Run A's job runs, held mid-segment; runs B and C are submitted meanwhile as a campaign with --max-jobs 1
+    (at once: each run has its own store), C starts by itself when B's chain ends; every job runs only its own
+    run's Fireworks; then the finished run A is extended with `--time` (missing segment Fireworks added).
+
+    Deterministic: A is held by a file the fake VASP waits on (not by a sleep racing the submit), and the
+    checks read what the runs recorded (jobs.json, launches, stores), never whether two jobs overlapped."""
     a, b, c = (make_run(paper_run, tmp_path / name) for name in ("a", "b", "c"))
-    submit([a], {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.3"})
-    deadline = time.time() + 60
-    while not (a / "md" / "seg-000" / "XDATCAR").is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    t0 = time.monotonic()
-    jobs = submit([b, c], sl_env, "--max-jobs", "1")
-    submit_s = time.monotonic() - t0
-    assert list(jobs) == [b] and submit_s < 30, (jobs, submit_s)
-    assert not all(j.get("ended") for j in jobs_of(a)), "A's job should still be running"
-    both = False
-    deadline = time.time() + 300
-    while time.time() < deadline and not all(jobs_of(r) and all(j.get("ended") for j in jobs_of(r)) for r in (a, b, c)):
-        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%j"], capture_output=True, text=True).stdout
-        names = out.split()
-        assert not ("cellsim-b" in names and "cellsim-c" in names), "the campaign ran more than 1 job at once"
-        both = both or ("cellsim-a" in names and "cellsim-b" in names)
-        time.sleep(0.3)
-    wait_done([a, b, c])
-    assert both, "A's and B's jobs never ran at the same time"
-    c_first = min(float(str(j["submitted"])) for j in jobs_of(c))
-    assert c_first >= max(float(str(j["ended"])) for j in jobs_of(b) if j.get("started")) - 1
+    hold = tmp_path / "hold-a"
+    hold.write_text("the fake VASP of run A waits while this file exists\n")
+    try:
+        submit([a], {**sl_env, "FAKE_VASP_HOLD": str(hold)})
+        deadline = time.time() + 300  # a state to wait for: A's first MD step is written
+        while not (a / "md" / "seg-000" / "XDATCAR").is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        assert (a / "md" / "seg-000" / "XDATCAR").is_file(), "A's job never started its MD"
+        # A's job holds A's store while it is held; a submit that needed that store would stop on its lock
+        t0 = time.monotonic()
+        jobs = submit([b, c], {**sl_env, "CELLSIM_FW_LOCK_TIMEOUT_S": "120"}, "--max-jobs", "1")
+        submit_s = time.monotonic() - t0
+        assert list(jobs) == [b], jobs
+        assert not all(j.get("ended") for j in jobs_of(a)), "A's job is held: it cannot have ended"
+    finally:
+        hold.unlink(missing_ok=True)
+    wait_done([a, b, c], timeout=600)
+    # --max-jobs 1: C was submitted by B's finishing job, after it ended, and its job started after that
+    b_end = max(float(str(j["ended"])) for j in jobs_of(b) if j.get("started"))
+    c_jobs = [j for j in jobs_of(c) if j.get("started")]
+    assert min(float(str(j["submitted"])) for j in jobs_of(c)) >= b_end
+    assert c_jobs and min(float(str(j["started"])) for j in c_jobs) >= b_end
     for run in (a, b, c):
         check_every_step(run, sl_env, 25)
         assert (run / "report" / "report.html").is_file()

@@ -16,6 +16,8 @@ Behaviour
   was written (XDATCAR, OSZICAR and CONTCAR hold steps up to K), while ALGO is not All.
 * FAKE_VASP_DIE_AFTER=n: kill itself (SIGKILL) after n steps of this run.
 * FAKE_VASP_STEP_SECONDS: sleep per step (to let a test kill it mid-run or reach a walltime).
+* FAKE_VASP_HOLD=path: after the first step, wait while that file exists (at most 600 s): a test holds
+  the run mid-segment, in a known state, and releases it by deleting the file (no race with a sleep).
 * STOPCAR with LSTOP = .TRUE. (custodian's WalltimeHandler): stop cleanly after the current step, as
   VASP does: CONTCAR is that step's, the OUTCAR is finished, exit code 0.
 * OUTCAR: a header Outcar can parse, one ``LOOP+`` timing line per step (the WalltimeHandler reads the
@@ -103,6 +105,7 @@ def main() -> None:
     fail_at = {int(p.split("@")[1]) for p in plant if p.startswith("edddav@")} if not algo_all else set()
     die_after = int(os.environ.get("FAKE_VASP_DIE_AFTER", "0"))
     pause = float(os.environ.get("FAKE_VASP_STEP_SECONDS", "0"))
+    hold = os.environ.get("FAKE_VASP_HOLD", "")
     lattice, species, counts, coords, step0 = read_poscar("POSCAR")
     n = len(coords)
     with open("OUTCAR", "w") as out:
@@ -142,6 +145,10 @@ def main() -> None:
         os.replace(tmp, "CONTCAR")
         if pause:
             time.sleep(pause)
+        if hold and j == 1:
+            held_until = time.monotonic() + 600
+            while os.path.exists(hold) and time.monotonic() < held_until:
+                time.sleep(0.1)
         dt = time.monotonic() - t0
         with open("OUTCAR", "a") as out:
             out.write(f"      LOOP+:  cpu time {dt:10.4f}: real time {dt:10.4f}\n")
