@@ -407,11 +407,17 @@ def match_analysis(
     base_dir: Path | None = None,
     seed: int = 0,
     thermo: Callable[[dict[str, Structure], dict[str, Structure]], dict[str, Any]] | None = None,
+    reactant_md: Callable[[dict[str, Structure], list[str], float, float], dict[str, dict[str, np.ndarray]]]
+    | None = None,
 ) -> MatchResult:
     """Rank candidate products for every analysed pair of an analysis (see the module docstring).
 
     ``thermo`` (reactant structures, candidate structures) -> the phase-diagram cross-check
     (:func:`cellsim.thermo.cross_check` with the engine's energies), stored beside the verdicts.
+    ``reactant_md`` (reactant structures, pairs, rmax, dr) -> per reactant and pair the thermal neighbour
+    density of a short NVT of the bulk reactant with the run's engine at its temperature
+    (:func:`cellsim.md.engines.check.reactant_densities`): the reactant floor then is what the reactant
+    does at T under that engine (Li of Li6PS5Cl leaving 24g), not its crystal broadened harmonically.
     """
     from cellsim.references.reactants import reactant_structures
 
@@ -441,6 +447,9 @@ def match_analysis(
     boot = [(rng.choice(early_idx, k_early), rng.choice(late_idx, k_late)) for _ in range(BOOTSTRAP)]
 
     react_structs = reactant_structures(reactants)
+    thermal: dict[str, dict[str, np.ndarray]] = {}
+    if reactant_md is not None and react_structs:
+        thermal = reactant_md(react_structs, list(res.settings.pairs), rmax, dr)
     pairs: dict[str, dict[str, Any]] = {}
     pair_new: dict[str, _PairNew] = {}
     boot_new: dict[str, list[_PairNew]] = {}
@@ -457,7 +466,10 @@ def match_analysis(
             for h in holders:
                 units = float(reactants.phases.get(h, 0.0))
                 share = units * float(react_structs[h].composition.reduced_composition[a_el]) / n_a_all
-                floor += min(1.0, share or 1.0) * reference_density(react_structs[h], pair, rmax, dr, sigma)
+                dens = thermal.get(h, {}).get(pair)
+                if dens is None or len(dens) != len(r):
+                    dens = reference_density(react_structs[h], pair, rmax, dr, sigma)
+                floor += min(1.0, share or 1.0) * dens
             floor = smooth(floor, COMPARE_SIGMA / dr)
         n = res.n_per_atom[pair]
         a, b = pair.split("-")
@@ -472,7 +484,15 @@ def match_analysis(
         pairs[pair] = {
             "kind": _pair_kind(pair, holders, react_structs),
             "reactants_with_pair": holders,
-            "baseline": "max(first windows, reactant crystal at T)" if holders else "first windows",
+            "baseline": (
+                (
+                    "max(first windows, reactant NVT at T)"
+                    if all(pair in thermal.get(h, {}) for h in holders)
+                    else "max(first windows, reactant crystal broadened to T)"
+                )
+                if holders
+                else "first windows"
+            ),
             "md_peak_r": r2(pn.peak) if pn.peak is not None else None,
             "new": round(pn.new, 3),
             "new_per_minority_atom": round(pn.new * scale, 3),
@@ -512,18 +532,18 @@ def match_analysis(
 
     # pairs that changed (or could: interfacial) but have no candidate to compare with: never "not seen" for
     # phases nobody looked for
-    for pair, d in pairs.items():
-        held = [c.name for c in candidates if set(pair.split("-")) <= c.elements]
-        d["candidates"] = held
-        if not held and (d["has_new"] or d["kind"] == "interfacial pair"):
-            d["no_candidates"] = (
+    for pair, info in pairs.items():
+        holding = [c.name for c in candidates if set(pair.split("-")) <= c.elements]
+        info["candidates"] = holding
+        if not holding and (info["has_new"] or info["kind"] == "interfacial pair"):
+            info["no_candidates"] = (
                 f"no candidate phase holds {pair} (offline library"
                 + (", Materials Project" if spec.use_mp and mp_key_set() else "")
                 + "): nothing was looked for; set MP_API_KEY (`cellsim refs fetch "
                 + "-".join(sorted(set(pair.split("-"))))
                 + "`) or give candidate structures (`--candidate FILE.cif`, `match.candidates`)"
             )
-            notes.append(d["no_candidates"])
+            notes.append(info["no_candidates"])
 
     # environments of the reacting centres
     env = res.environments
@@ -756,7 +776,7 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
             evidence.append(f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})")
             if b.get("break_ps") is not None:
                 times.append(b["break_ps"])
-    ps4 = (result.electrolyte or {}).get("PS4_intact_fraction")
+    ps4: dict[str, float] = (result.electrolyte or {}).get("PS4_intact_fraction") or {}
     motif_lost = bool(ps4 and ps4["early"] - ps4["late"] > MOTIF_LOSS)
     if motif_lost:
         evidence.append(f"PS4 intact {100 * ps4['early']:.0f} % -> {100 * ps4['late']:.0f} %")

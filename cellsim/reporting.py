@@ -448,7 +448,7 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
             _png(stacked_curves(r, curves, refs, pair, md_peak)),
         )
         both = [("reactant", name, g) for name, g in reactant_g.get(pair, [])]
-        both += [("candidate", c, _ref_g(m.references[c][pair], r, dr)) for c, _ in refs_g(pair)]
+        both += [("candidate", c, _ref_g(n_ref, r, dr)) for c, n_ref in refs_g(pair)]
         figs[f"first_last_{key}.png"] = (
             f"{pair}: g(r) of the first and the last window with their running coordination n(r), over the "
             "reactant and candidate crystals' g(r) shapes (broadened to the run's temperature).",

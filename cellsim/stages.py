@@ -192,10 +192,30 @@ def default_pairs(species: Sequence[str], study: Study | None = None, frame: tup
     metal = _study_phase_elements(study, "metal")
     electrolyte = _study_phase_elements(study, "electrolyte")
     choice = by_rule(species, metal, frame, electrolyte, "the study's metal phase" if metal else "")
+    if study is None and not choice.metal and frame is not None:
+        # symbols cannot tell a Li anode from the Li of a Li electrolyte; the composition can: 310 atoms
+        # Li198 P16 S80 Cl16 are 16 Li6PS5Cl + 102 Li, and that Li metal is the electrode (Li-P, Li3P)
+        from collections import Counter
+
+        from cellsim.analysis.defaults import is_metal
+        from cellsim.references.reactants import infer_reactants
+
+        react = infer_reactants(dict(Counter(species)))
+        metals = [n for n in react.phases if all(is_metal(e) for e in _formula_elements(n))]
+        if len(metals) == 1 and len(react.phases) > 1:
+            els = _formula_elements(metals[0])
+            rest = [e for n in react.phases if n != metals[0] for e in _formula_elements(n)]
+            choice = by_rule(species, els, frame, rest, f"the inferred reactants ({metals[0]} metal)")
     if not choice.pairs:
         like = [f"{e}-{e}" for e in dict.fromkeys(species)]
         choice = PairChoice(like, choice.metal, choice.metal_source, {"like": like})
     return choice
+
+
+def _formula_elements(formula: str) -> list[str]:
+    from pymatgen.core import Composition
+
+    return [el.symbol for el in Composition(formula)]
 
 
 def _study_phase_elements(study: Study | None, side: str) -> list[str] | None:
@@ -780,6 +800,8 @@ def match(
     candidates: Sequence[str] | None = None,
     use_mp: bool | None = None,
     reactants: str | Sequence[str] | None = None,
+    thermo: bool | None = None,
+    reactant_md: bool | None = None,
 ) -> MatchResult:
     """Rank candidate reaction products for the analysis in ``analysis`` (a run directory or analysis folder).
 
@@ -793,6 +815,14 @@ def match(
         Add Materials Project phases (needs ``MP_API_KEY`` and network; cached on disk).
     reactants
         Override the reactants recorded by the analysis (``"Li6PS5Cl,In"``).
+    thermo
+        The phase-diagram cross-check (:mod:`cellsim.thermo`) with the study's engine (CHGNet for a trajectory
+        from elsewhere): True computes the missing relaxed energies (cached), None uses cached ones only, False
+        skips it.
+    reactant_md
+        Baseline of the reactant pairs from a short NVT of each bulk reactant with the same engine at the run's
+        temperature (0.2 ps, cached): True runs the missing ones, None uses cached ones (else the crystals
+        broadened to T), False never.
 
     Returns
     -------
@@ -824,16 +854,47 @@ def match(
         react = Reactants.from_dict(res.info.get("reactants") or {})
     per_replica = []
     for sub in res.info.get("replica_folders") or []:
-        per_replica.append(match(sub, candidates=candidates, use_mp=use_mp, reactants=reactants))
+        per_replica.append(
+            match(sub, candidates=candidates, use_mp=use_mp, reactants=reactants, thermo=False, reactant_md=reactant_md)
+        )
     try:
         with WriterLock(folder.parent / f".{folder.name}.lock", str(folder)):
-            result = match_analysis(res, spec, react, cands, base_dir=rd.root if rd else None)
+            study_engine = rd.load_study().engine.name if rd is not None and rd.study_file.is_file() else "chgnet"
+            # VASP runs and trajectories from elsewhere are cross-checked with the default offline model
+            engine = "chgnet" if study_engine == "vasp" else study_engine
+            thermo_fn = None
+            if thermo is not False:
+                from cellsim.thermo import engine_energies_check
+
+                thermo_fn = engine_energies_check(engine, bool(thermo))
+            md_fn = None
+            if reactant_md is not False:
+                md_fn = _reactant_md_fn(engine, res.temperature_K, res.settings.dt_fs, bool(reactant_md))
+            result = match_analysis(
+                res, spec, react, cands, base_dir=rd.root if rd else None, thermo=thermo_fn, reactant_md=md_fn
+            )
             if per_replica:
                 result.replicas = replica_support(per_replica)
             result.save(folder)
     except BusyError as exc:
         raise CellsimError(str(exc)) from None
     return result
+
+
+def _reactant_md_fn(engine: str, temperature: float, dt_fs: float, compute: bool) -> Any:
+    """The matching's reactant-NVT baseline (cached; ``compute`` runs what is missing); never fails the match."""
+
+    def run(structs: dict[str, Any], pairs: list[str], rmax: float, dr: float) -> dict[str, Any]:
+        from cellsim.md.engines.check import reactant_densities
+
+        # the embedded engine's step, not the frame spacing: frames may be NBLOCK steps apart
+        step = min(float(dt_fs), 2.0)
+        try:
+            return reactant_densities(engine, structs, temperature, step, pairs, rmax, dr, cached_only=not compute)[0]
+        except Exception:  # an engine that cannot run here leaves the crystal baseline (said in match.json)
+            return {}
+
+    return run
 
 
 def replica_support(results: list[MatchResult]) -> dict[str, dict[str, Any]]:

@@ -723,6 +723,16 @@ class DiagnosticsAccumulator:
             d.checks.append(_equilibration_check(t_eq, settled, eq_source, run_ps))
         if energies is not None and len(energies) >= 4:
             self._energy_checks(d, energies, t_eq, target_temperature, conserved)
+            drift = d.check("potential energy drift")
+            if drift is not None and drift.status != "ok" and eq_source == "potential energy":
+                # block means can sit inside a band that the whole second half slides through: an energy still
+                # drifting beyond its noise is not equilibrated, whatever the blocks say (a reaction releasing
+                # energy must never be called "settled")
+                d.summary["equilibrated"] = False
+                d.checks = [
+                    _drifting_check(float(drift.value or 0.0), run_ps) if c.name == "equilibration" else c
+                    for c in d.checks
+                ]
         if metal is not None:
             d.checks.extend(metal)
         self._unit_checks(d)
@@ -944,7 +954,7 @@ def _equilibration_check(t_eq: float, settled: bool, source: str, run_ps: float)
     if settled:
         msg = (
             f"equilibration: the {source} settles after {t_eq:.3g} ps of {run_ps:.3g} ps (its block means stay "
-            f"within {EQUILIBRATION_SD:g} sd of the second-half mean from then on); analysis windows start there"
+            f"within {EQUILIBRATION_SD:g} sd of the second-half mean from then on)"
         )
     else:
         msg = (
@@ -952,6 +962,18 @@ def _equilibration_check(t_eq: float, settled: bool, source: str, run_ps: float)
             f"{t_eq:.3g} ps of {run_ps:.3g} ps: run longer before reading products"
         )
     return Check("equilibration", "ok" if settled else "warn", t_eq, "ps", msg)
+
+
+def _drifting_check(slope: float, run_ps: float) -> Check:
+    return Check(
+        "equilibration",
+        "warn",
+        run_ps,
+        "ps",
+        f"equilibration: not equilibrated: the potential energy still drifts {slope:+.3g} eV/ps beyond its noise "
+        f"over the second half of {run_ps:.3g} ps (reacting, melting or still relaxing); run longer before reading "
+        "rates or amounts",
+    )
 
 
 def _temperature_check(

@@ -253,11 +253,21 @@ def match(
             "(cached); default: cached energies only",
         ),
     ] = None,
+    reactant_md: Annotated[
+        bool | None,
+        typer.Option(
+            "--reactant-md/--no-reactant-md",
+            help="baseline of the reactant pairs from a 0.2 ps NVT of each bulk reactant with the run's engine at "
+            "its temperature (cached); default: cached runs only, else the crystals broadened to T",
+        ),
+    ] = None,
 ) -> None:
     """Name the reaction products: verdicts (formed / possible / not seen) with scores and intervals."""
     try:
         with console.status("matching candidate products"):
-            result = stages.match(target, candidates=candidate, use_mp=mp, reactants=reactants, thermo=thermo)
+            result = stages.match(
+                target, candidates=candidate, use_mp=mp, reactants=reactants, thermo=thermo, reactant_md=reactant_md
+            )
     except CellsimError as exc:
         fail(exc)
     folder = stages._analysis_folder(target)[0]

@@ -113,7 +113,7 @@ def demo(
         result = stages.analyze(out, window_ps=window_ps)
         print_analysis(result, time.perf_counter() - t1)
         console.print("[bold]6/7 match[/]")
-        print_match(stages.match(out), rd.analysis_dir)
+        print_match(stages.match(out, thermo=True), rd.analysis_dir)
         console.print("[bold]7/7 report[/]")
         with console.status("drawing figures"):
             rep = stages.report(out)

@@ -159,3 +159,53 @@ def resolve_phase(spec: str, base_dir: Path | None = None, field_name: str = "ph
         f"{field_name}: unknown phase '{spec}': not in the reference library ({known}) "
         "and not a path to a CIF/POSCAR file"
     )
+
+
+FIRST_SPHERES_FILE = DATA_DIR / "first_spheres.json"
+# a phase bonds A to B when its shortest A-B distance is within this factor of the covalent radii sum
+BONDED_FACTOR = 1.3
+SPHERE_GAP = 0.4  # A: the next shell after a gap wider than this is the second sphere
+SPHERE_SPAN = 1.3  # the first sphere ends within this factor of its shortest distance
+
+
+@cache
+def first_spheres() -> dict[str, float]:
+    """Longest first-sphere distance of every element pair bonded in a library phase (``"Cl-In": 3.17``), A.
+
+    Stored in ``data/first_spheres.json`` (made by :func:`compute_first_spheres`; a test checks that it is
+    current), so the analysis' default cutoffs cost no CIF parsing.
+    """
+    import json
+
+    data: dict[str, float] = json.loads(FIRST_SPHERES_FILE.read_text(encoding="utf-8"))["pairs"]
+    return data
+
+
+def compute_first_spheres() -> dict[str, float]:
+    """Per element pair (sorted symbols), the longest first-sphere distance over the phases that bond it
+    (a like pair A-A: the pure element's crystal only)."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    best: dict[str, float] = {}
+    for phase in library().values():
+        s = phase.structure()
+        dists: dict[tuple[str, str], set[float]] = {}
+        for site in s:
+            for nb in s.get_neighbors(site, 4.5):
+                key = (site.specie.symbol, nb.specie.symbol)
+                if key[0] <= key[1]:
+                    dists.setdefault(key, set()).add(round(float(nb.nn_distance), 2))
+        pure = len(s.composition) == 1
+        for (a, b), ds in dists.items():
+            if a == b and not pure:
+                continue  # a metal's own bonds from its own crystal (In-In 3.5 A in InCl is no metallic bond)
+            d = sorted(ds)
+            if d[0] > BONDED_FACTOR * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]):
+                continue
+            end = d[0]
+            for x in d[1:]:
+                if x - end > SPHERE_GAP or x > SPHERE_SPAN * d[0]:
+                    break
+                end = x
+            best[f"{a}-{b}"] = max(best.get(f"{a}-{b}", 0.0), end)
+    return dict(sorted(best.items()))
