@@ -7,8 +7,9 @@ within the bond cutoffs, on sampled frames) can.
 
 Rules (docs/matching.md gives them with examples):
 
-1. **Counting element of a candidate.** The element of the candidate whose sites differ most from that
-   element's sites in every reactant crystal (L1 distance of the neighbour-count vectors), among the
+1. **Counting element of a candidate.** Environments count an atom's partners, never its own element (a
+   melting metal loses metal neighbours without reacting). The element of the candidate whose sites differ
+   most from that element's sites in every reactant crystal (L1 distance of the partner-count vectors), among the
    elements that belong to one reactant only (Li of a Li anode next to a Li electrolyte cannot be followed
    to one side); a tie goes to the more electropositive element. In for In2S3 / InCl, P for Li3P, S for
    Li2S, Cl for LiCl. A candidate whose best element
@@ -20,9 +21,9 @@ Rules (docs/matching.md gives them with examples):
 3. **Decomposition of each atom.** An atom *changed* when the L1 distance between its mean late and mean
    early neighbour counts is at least :data:`MIN_CHANGE`. Its late vector is fitted as a convex mixture of
    its own early vector (unchanged) and the site vectors of every group (non-negative least squares with the
-   weights summing to one). An atom is *reacted* when the product weights sum to at least
-   :data:`REACTED_WEIGHT` (over a third of the way to the product: a surface In that gains one S is a contact,
-   not In2S3) and the fit is good (L1 residual <= :data:`MAX_RESIDUAL_FRACTION` of its neighbours, at least
+   weights summing to one). An atom is *reacted* when it gained at least :data:`MIN_GAIN` partners (a
+   surface In that gains one S is a contact, not In2S3), the product weights sum to at least
+   :data:`REACTED_WEIGHT` and the fit is good (L1 residual <= :data:`MAX_RESIDUAL_FRACTION` of its neighbours, at least
    :data:`MAX_RESIDUAL_MIN`); else it is a *contact* or *unassigned*. A reacted atom counts for each group by
    its share of the product weight (an In with 2 S and 2 Cl is half sulfide, half chloride).
 4. **Amounts.** Atoms of the counting element per group (sum of shares) and formula units (atoms / that
@@ -40,8 +41,8 @@ import numpy as np
 MIN_DISTINCT = 2.0  # neighbours: less than this and a candidate's sites look like the reactant's own
 GROUP_COSINE = 0.9  # same partner mix (In bound to S only) -> not separable by first-shell counts
 MIN_CHANGE = 1.0  # neighbours (L1 of mean counts): a thermal flicker past a cutoff moves a mean by less
-REACTED_WEIGHT = 0.35  # product weight of a reacted atom: over a third of the way to the product (one S on a
-# surface In of 8 In neighbours weighs ~0.15, a contact; 2 Cl on a bare In ~0.4 of InCl's 5)
+MIN_GAIN = 2.0  # partners gained: one anion on a surface metal atom is a contact, two begin a product
+REACTED_WEIGHT = 0.25  # product weight of a reacted atom: a quarter of the way to the product's partners
 MAX_RESIDUAL_FRACTION = 0.35
 MAX_RESIDUAL_MIN = 2.0
 BOOTSTRAP = 200
@@ -105,8 +106,9 @@ class Amounts:
             "group_of": self.group_of,
             "rules": {
                 "changed": f"L1(late - early mean neighbour counts) >= {MIN_CHANGE}",
-                "reacted": f"product weight >= {REACTED_WEIGHT} in a convex fit of the late counts by the atom's "
-                f"early counts and the candidate sites; residual <= max({MAX_RESIDUAL_MIN}, "
+                "reacted": f">= {MIN_GAIN:g} partners gained, product weight >= {REACTED_WEIGHT} in a convex fit "
+                "of the late counts by the atom's early counts and the candidate sites; "
+                f"residual <= max({MAX_RESIDUAL_MIN}, "
                 f"{MAX_RESIDUAL_FRACTION} x neighbours)",
                 "groups": f"candidates counted on one element with site vectors of cosine >= {GROUP_COSINE}",
                 "interval": f"5-95 % of {BOOTSTRAP} bootstrap resamples of the early and late samples",
@@ -136,7 +138,9 @@ def _site_vectors(structure: Any, element: str, elements: list[str], cut: np.nda
     sites = crystal_environments(structure, element, elements, cut)
     if not len(sites):
         return []
-    return [row.astype(float) for row in np.unique(sites, axis=0)]
+    sites = sites.astype(float)
+    sites[:, elements.index(element)] = 0.0  # partners only (rule 1): a melting metal changes its own count
+    return list(np.unique(sites, axis=0))
 
 
 def build_groups(
@@ -233,7 +237,8 @@ def _assign(
         prod = w[1:]
         total = float(prod.sum())
         limit = max(MAX_RESIDUAL_MIN, MAX_RESIDUAL_FRACTION * float(late[i].sum()))
-        if total < REACTED_WEIGHT:
+        gained = float(np.clip(late[i] - early[i], 0.0, None).sum())
+        if total < REACTED_WEIGHT or gained < MIN_GAIN:
             stats["contacts"] += 1
             continue
         if resid > limit:
@@ -278,14 +283,17 @@ def product_amounts(
     for el in dict.fromkeys(g.element for g in groups):
         idx = env.atoms_of(el)
         gidx = [k for k, g in enumerate(groups) if g.element == el]
+        own = elements.index(el)
         early = counts[early_samples][:, idx].mean(axis=0)
         late = counts[late_samples][:, idx].mean(axis=0)
+        early[:, own] = late[:, own] = 0.0
         shares, stats = _assign(early, late, groups, gidx)
         out.centres[el] = {"atoms": len(idx), **stats}
         boot = np.zeros((BOOTSTRAP, len(groups)))
         for b in range(BOOTSTRAP):
             e = counts[rng.choice(early_samples, len(early_samples))][:, idx].mean(axis=0)
             lt = counts[rng.choice(late_samples, len(late_samples))][:, idx].mean(axis=0)
+            e[:, own] = lt[:, own] = 0.0
             boot[b] = _assign(e, lt, groups, gidx)[0].sum(axis=0)
         for k in gidx:
             g = groups[k]

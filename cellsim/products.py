@@ -771,6 +771,15 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
             if b.get("formation_ps") is not None:
                 times.append(b["formation_ps"])
         framework = d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
+        if b.get("fell") and not framework:
+            why = (
+                "Li/Na hopping between sites"
+                if {a, c} & MOBILE_IONS
+                else "the metal's own bonds: see the diagnostics"
+                if a == c
+                else "contacts of the interface lost, not a reaction"
+            )
+            evidence.append(f"{_bond_text(pair, d)} bonds fewer ({b['change']:.1f}): {why}")
         if b.get("fell") and framework:
             broken_bonds.append(pair)
             evidence.append(f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})")
@@ -778,18 +787,32 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
                 times.append(b["break_ps"])
     ps4: dict[str, float] = (result.electrolyte or {}).get("PS4_intact_fraction") or {}
     motif_lost = bool(ps4 and ps4["early"] - ps4["late"] > MOTIF_LOSS)
+    diag = res.diagnostics
+    unit = diag.check("PS4 integrity") if diag is not None and hasattr(diag, "check") else None
+    if unit is not None:
+        # the diagnostics printed beside the answer judged the same units: their verdict is the answer's
+        start = diag.summary.get("PS4_intact_start")
+        end = diag.summary.get("PS4_intact_end")
+        motif_lost = unit.status != "ok"
+        if start is not None and end is not None:
+            ps4 = {"early": float(start), "late": float(end)}
     if motif_lost:
         evidence.append(f"PS4 intact {100 * ps4['early']:.0f} % -> {100 * ps4['late']:.0f} %")
-    diag = res.diagnostics
     drift = getattr(diag, "summary", {}).get("potential_drift_eV_per_ps") if diag is not None else None
     drift_check = diag.check("potential energy drift") if diag is not None and hasattr(diag, "check") else None
     if drift is not None and drift < 0 and drift_check is not None and drift_check.status != "ok":
         evidence.append(f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)")
     th = result.thermo or {}
-    if th.get("reaction"):
+    if th.get("reaction") and th.get("reactants_react") is False:
+        evidence.append(
+            f"phase diagram ({th['source']}): no reaction between {' and '.join(th['reactants'])}"
+            + "".join(f"; on its own: {x}" for x in th.get("reactant_decomposes", []))
+        )
+    elif th.get("reaction"):
         evidence.append(
             f"phase diagram ({th['source']}): {th['reaction']}, {th['energy_eV_per_atom']:+.3f} eV/atom"
             + ("" if th.get("exergonic") else " (no exergonic reaction: the interface is stable)")
+            + "".join(f"; on its own: {x}" for x in th.get("reactant_decomposes", []))
         )
     elif th.get("skipped"):
         evidence.append(f"phase diagram: {th['skipped']}")
@@ -831,7 +854,10 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
         )
     else:
         kind = "none"
-        sentence = "No reaction seen: no bond count left the noise of the first frames and no electrolyte unit was lost"
+        sentence = (
+            "No reaction seen: no bonds formed beyond the noise of the first frames, no framework bond broke and no "
+            "electrolyte unit was lost"
+        )
         if possible:
             sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
     if unseen and kind in ("products", "reaction"):

@@ -695,8 +695,13 @@ def answer_section(d: ReportData) -> Section:
         rows.append(
             [
                 "phase diagram",
-                f"{th['reaction']}: {th['energy_eV_per_atom']:+.3f} eV/atom of the mixture ({th['source']}; "
-                f"phases {', '.join(th['phases'])}), beside what the MD shows above"
+                (
+                    f"no exergonic reaction between {' and '.join(th['reactants'])}"
+                    + "".join(f"; on its own: {x}" for x in th.get("reactant_decomposes", []))
+                    if th.get("reactants_react") is False
+                    else f"{th['reaction']}: {th['energy_eV_per_atom']:+.3f} eV/atom of the mixture"
+                )
+                + f" ({th['source']}; phases {', '.join(th['phases'])}), beside what the MD shows above"
                 if th.get("reaction")
                 else str(th["skipped"]),
             ]

@@ -65,7 +65,11 @@ def cross_check(
     c2 = reactants[names[1]].composition.reduced_composition
     ir = InterfacialReactivity(c1, c2, pd, norm=True, use_hull_energy=False)
     kinks = list(ir.get_kinks())
-    best = min(kinks, key=lambda k: k[2])
+    inner = [k for k in kinks if 1e-9 < k[1] < 1 - 1e-9]
+    # a reactant above the hull on its own (CHGNet's ordered Li6PS5Cl) shows up at an end of the mixing line:
+    # reported apart, the interface reaction is the best mixture of the two
+    own = [k for k in kinks if k not in inner and k[2] < -1e-6]
+    best = min(inner or kinks, key=lambda k: k[2])
     _, x, energy, reaction, _ = best
     products = [str(p.reduced_formula) for p in reaction.products]
     text = str(reaction)
@@ -76,7 +80,12 @@ def cross_check(
         text = reaction_label(formulas, products, balance(formulas, products))
     except Exception:
         pass
+    alone = [f"{k[3]} ({k[2]:+.3f} eV/atom)" for k in own]
+    # the best mixture may leave one reactant a spectator (In beside CHGNet's self-decomposing Li6PS5Cl)
+    both = len(reaction.reactants) >= 2
     return {
+        "reactant_decomposes": alone,
+        "reactants_react": both,
         "reaction": text,
         "energy_eV_per_atom": round(float(energy), 4),
         "products": products,
@@ -84,7 +93,7 @@ def cross_check(
         "reactants": names[:2],
         "phases": sorted(n for n in {**reactants, **candidates} if n in energies),
         "source": source,
-        "exergonic": bool(energy < -1e-6),
+        "exergonic": bool(both and energy < -1e-6),
     }
 
 

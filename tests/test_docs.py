@@ -66,7 +66,8 @@ def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
 
     assert f"less than {amounts.MIN_DISTINCT:g} neighbours" in text
     assert f"cosine >= {amounts.GROUP_COSINE:g}" in text
-    assert f"weights reach\n   {amounts.REACTED_WEIGHT:g}" in text or f"reach {amounts.REACTED_WEIGHT:g}" in text
+    assert f"weights reach {amounts.REACTED_WEIGHT:g}" in text
+    assert f"gained at least {amounts.MIN_GAIN:g} partners" in text
     assert f"{amounts.BOOTSTRAP} bootstrap resamples of the early and late samples" in text
     assert f"holds at least {amounts.MIN_ATOMS:g} atoms" in text
     assert "differ by at least one neighbour" in text and amounts.MIN_CHANGE == 1.0
