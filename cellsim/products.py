@@ -752,12 +752,18 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     if res.info.get("dt_source") == "default":
         assumptions.append(f"time step assumed {res.settings.dt_fs:g} fs between frames (none given or found)")
     check = res.info.get("dt_check") or {}
-    if check.get("status") == "implausible":
-        lo, hi = (check.get("implied_dt_fs") or [None, None])[:2]
-        implied = f" (the atoms' moves between frames imply {lo:.0f}-{hi:.0f} fs)" if lo and hi else ""
-        assumptions.append(
-            f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
+    implausible = check.get("status") == "implausible"
+    if implausible:
+        lo, hi = ([*(check.get("implied_dt_fs") or []), None, None])[:2]
+        implied = (
+            f" (the atoms' moves between frames imply {lo:.3g}-{hi:.3g} fs)"
+            if lo and hi
+            else f" (the atoms' moves between frames imply at least {lo:.3g} fs)"
+            if lo
+            else ""
         )
+        dt_flag = f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
+        assumptions.append(dt_flag)
     if res.info.get("temperature_source") == "default":
         assumptions.append(f"temperature assumed {res.temperature_K:g} K (none given or found)")
     evidence: list[str] = []
@@ -862,6 +868,9 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
             sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
     if unseen and kind in ("products", "reaction"):
         sentence += "; not seen: " + ", ".join(unseen)
+    if implausible:
+        # a verdict on times that cannot be right is no verdict: the flag leads
+        sentence = f"Time step implausible: {dt_flag}. As read: " + sentence
     for group in {tuple(c.amount["members"]): c.amount for c in formed + possible if c.amount}.values():
         if len(group["members"]) > 1:
             evidence.append(

@@ -278,3 +278,25 @@ def test_pairs_without_candidates_are_said_not_seen(tmp_path: Path) -> None:
     assert "MP_API_KEY" in note and "--candidate" in note and note in result.notes
     assert result.answer["kind"] == "reaction" and "no candidate phase holds In-S" in result.answer["sentence"]
     assert not any("In" in c.formula for c in result.candidates)
+
+
+def test_assumed_and_implausible_time_step_leads_the_answer(tmp_path: Path) -> None:
+    """No --dt, no INCAR, frames far apart: the answer starts with the flag, never a bare verdict."""
+    xd = bulk_lpscl(tmp_path / "bulk", n_frames=120, noise=0.3)
+    (xd.parent / "INCAR").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(xd, out=tmp_path / "out")
+        result = cellsim.match(tmp_path / "out")
+    assert any("time step assumed 2 fs" in a for a in result.answer["assumptions"])
+    assert result.answer["sentence"].startswith("Time step implausible"), result.answer
+
+
+def test_six_frames_are_too_short_to_judge(tmp_path: Path) -> None:
+    xd = bulk_lpscl(tmp_path / "bulk", n_frames=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cellsim.analyze(xd, out=tmp_path / "out", window_ps=0.002)
+        result = cellsim.match(tmp_path / "out")
+    assert result.answer["kind"] == "too short" and "Too short to judge" in result.answer["sentence"]
+    assert result.answer["formed"] == []
