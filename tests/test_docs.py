@@ -80,3 +80,17 @@ def test_study_doc_lists_every_section(repo: Path) -> None:
     for section in Study.model_fields:
         if section not in ("name", "description"):
             assert f"| `{section}` |" in text, section
+
+
+def test_reproducing_quotes_its_recorded_runs(repo: Path) -> None:
+    """docs/reproducing.md's numbers are those of the runs recorded in docs/records (scripts/record_run.py)."""
+    import json
+
+    text = " ".join((repo / "docs" / "reproducing.md").read_text().split())
+    records = sorted((repo / "docs" / "records").glob("*.json"))
+    assert records
+    for path in records:
+        rec = json.loads(path.read_text())
+        assert rec["answer"] in text, (path.name, rec["answer"])
+        for pair, bonds in rec["bonds first -> last frame"].items():
+            assert f"{pair} {bonds}" in text or pair not in text, (path.name, pair, bonds)
