@@ -87,7 +87,12 @@ def test_analyze_and_stitch_give_the_same_frames(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     by_run = run / "analysis"
     r = CliRunner().invoke(
-        app, ["analyze", str(stitched), "--dt", "2", "--pairs", "In-S,In-Cl", "-o", str(tmp_path / "by-file")]
+        app,
+        # the run's study cutoffs (workflows/li6ps5cl_in.yaml), so only the frames can differ
+        [
+            *("analyze", str(stitched), "--dt", "2", "--pairs", "In-S,In-Cl"),
+            *("--cutoff", "In-S=3.0", "--cutoff", "In-Cl=3.3", "-o", str(tmp_path / "by-file")),
+        ],
     )
     assert r.exit_code == 0, r.output
     by_file = tmp_path / "by-file"
