@@ -22,12 +22,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages for the tests, installed when missing and we are root (as in CI): chromium for the
-# report's browser test; slurm-wlm + munge for a real single-node SLURM cluster (started here).
+# report's browser test; cp2k (PBE single points: `cellsim engines check --reference cp2k`, data/pbe/);
+# slurm-wlm + munge for a real single-node SLURM cluster (started here).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found and not root: the report's browser test will be skipped"; fi
+	@command -v cp2k.psmp >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cp2k >/dev/null; \
+	  else echo "cp2k not found and not root: the CP2K (PBE reference) tests will be skipped"; fi
 	@if [ "$$(id -u)" = 0 ]; then scripts/slurm-local.sh start; \
 	  else echo "not root: the SLURM tests will be skipped"; fi
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -139,6 +139,36 @@ def _print_summary(reports: list[EngineReport]) -> None:
     console.print(t)
 
 
+def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
+    """Print PBE's and each engine's E(c/a) on the metal's Bain path, with fitted minima, and plot them."""
+    from cellsim.md.engines.check import PBE_LABEL, bain_reference, plot_bain
+
+    try:
+        ref = bain_reference(metal, chosen, progress=progress)
+    except CellsimError as exc:
+        fail(exc)
+    t = Table(title=f"{ref.element} Bain path, E - E(fcc) in meV/atom at {ref.volume:g} A^3/atom", title_justify="left")
+    t.add_column("c/a")
+    for name in ref.curves:
+        t.add_column(name)
+    for i, ca in enumerate(ref.c_a):
+        t.add_row(f"{ca:g}", *(f"{ys[i]:+.2f}" for ys in ref.curves.values()))
+    fits = []
+    for name in ref.curves:
+        x, inside = ref.minima[name]
+        fits.append("none" if x is None else f"{x:.3f}" + ("" if inside else " (edge)"))
+    t.add_row("[bold]c/a at minimum[/]", *fits)
+    console.print(t)
+    console.print(
+        f"[dim]{PBE_LABEL}: {len(ref.pbe_jobs)} jobs, CP2K wall {ref.pbe_wall_s:.0f} s; minimum from a parabola "
+        f"through the lowest point and its neighbours ('edge': not bracketed by the scan)[/]",
+        soft_wrap=True,
+    )
+    for key, why in ref.errors.items():
+        console.print(f"  [red]{key}[/]: no curve ({why})", soft_wrap=True)
+    console.print(f"[dim]figure written to {plot_bain(ref, plot)}[/]")
+
+
 @engines_app.command("check")
 def engines_check(
     study_or_run: Annotated[str, typer.Argument(help="study file, bundled study name, or run directory")],
@@ -152,12 +182,23 @@ def engines_check(
     quick: Annotated[bool, typer.Option(help="smoke-test sizes: a few dozen MD steps, two reactions")] = False,
     cache: Annotated[bool, typer.Option(help="reuse cached results (~/.cache/cellsim/engine-check)")] = True,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="DFT reference: 'cp2k' = PBE E(c/a) of the metal's Bain path (stored labels, else CP2K runs)"
+        ),
+    ] = None,
+    reference_only: Annotated[bool, typer.Option(help="with --reference: skip the engines' own checks")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="with --reference: E(c/a) figure (default: RUN/engines-bain.png or ./)")
+    ] = None,
 ) -> None:
     """Is each machine-learned potential fit for this study's interface? Checks on its own reactants.
 
     Relaxed lattices of the metal and the electrolyte (c/a for tetragonal cells), the bulk metal's RMS
     displacement at the study temperature vs the Debye model, anion units (PS4) kept whole, reaction energies
     among library phases, and speed. Verdicts ok/warn/fail; results are cached, so a second run is instant.
+    With ``--reference cp2k``: PBE's c/a along the metal's Bain path beside each engine's, on the same cells.
     """
     from cellsim.md.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
     from cellsim.md.engines.mlip import set_threads
@@ -165,6 +206,8 @@ def engines_check(
 
     t0 = time.perf_counter()
     try:
+        if reference not in (None, "cp2k"):
+            raise CellsimError(f"--reference: expected 'cp2k', got {reference!r}")
         study, base_dir, run_dir = load_study_or_run(study_or_run)
         chosen = select(engine, study)
         inp = prepare(study, base_dir, run_dir)
@@ -186,6 +229,11 @@ def engines_check(
         how = "cached" if cached else f"{seconds:.1f} s"
         err_console.print(f"[dim]  {eng:22s} {task:34s} {how}[/]", highlight=False)
 
+    if reference is not None:
+        _bain(inp.metal, chosen, progress, plot or (run_dir or Path(".")) / "engines-bain.png")
+        if reference_only:
+            console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
+            return
     reports = check_engines(inp, chosen, settings, use_cache=cache, progress=progress)
     for rep in reports:
         _print_report(rep)

@@ -741,6 +741,16 @@ class _Tasks:
                 raise _LoadError(f"{type(exc).__name__}: {exc}") from exc
         return self.calc
 
+    def cached(self, task: str, label: str, params: dict[str, Any]) -> Any:
+        """The cached result of a task, or None (never computes)."""
+        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
+        path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data["result"] if data.get("key") == key else None
+
     def run(self, task: str, label: str, params: dict[str, Any], fn: Callable[[Calculator], dict[str, Any]]) -> Any:
         key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
         path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
@@ -1164,3 +1174,267 @@ def relaxed_structure(structure: Structure, engine: str, settings: CheckSettings
     out = Structure(Lattice(res["cell"]), structure.species, structure.frac_coords)
     atomic_write_json(path, out.as_dict())
     return out
+
+
+# --------------------------------------------------------------------------- PBE reference (CP2K): the Bain path
+
+
+@dataclass
+class BainReference:
+    """The metal's energy along the Bain path (bct, fixed volume) from PBE and from each engine.
+
+    Attributes
+    ----------
+    element, volume
+        The metal and the volume per atom (A^3) of every cell.
+    c_a
+        The c/a values (sqrt(2) = fcc).
+    curves
+        Name (``"PBE (CP2K)"`` first, then engine keys) -> E - E(fcc) in meV/atom at each c/a.
+    minima
+        Name -> (parabola-fit c/a of the minimum or None, whether the scan brackets it).
+    pbe_jobs, pbe_wall_s
+        The CP2K job folders (stored labels or the cache) and their total CP2K wall time.
+    errors
+        Engine key -> why its curve is missing (the model did not load).
+    """
+
+    element: str
+    volume: float
+    c_a: list[float]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    minima: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
+    pbe_jobs: list[str] = field(default_factory=list)
+    pbe_wall_s: float = 0.0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+PBE_LABEL = "PBE (CP2K)"
+
+
+def bain_reference(
+    metal: Phase,
+    models: Sequence[ModelInfo],
+    factory: CalculatorFactory | None = None,
+    cp2k_settings: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> BainReference:
+    """PBE (CP2K) and every engine's E(c/a) on the same 2-atom bct cells of the study's metal.
+
+    The PBE points come from the labels stored with cellsim (``data/pbe``) when they match the cells and
+    settings, else CP2K computes them (one job per cell, cached in ``$CELLSIM_CACHE/cp2k``; minutes each).
+
+    Raises
+    ------
+    CellsimError
+        The metal is not one element, or CP2K is missing and the labels are not stored.
+    """
+    from cellsim.md.engines import cp2k
+    from cellsim.md.engines.registry import load_calculator
+
+    elements = sorted({str(s.specie) for s in metal.structure})
+    if len(elements) != 1:
+        raise CellsimError(f"Bain path reference: the metal {metal.label} is not one element ({elements})")
+    el = elements[0]
+    volume = cp2k.BAIN_VOLUME.get(el, metal.structure.volume / len(metal.structure))
+    settings = cp2k.resolve_settings(cp2k.BAIN_SETTINGS, cp2k_settings)
+    cas = list(cp2k.BAIN_CA)
+    cells = [cp2k.bain_cell(el, ca, volume) for ca in cas]
+    ref = BainReference(el, float(volume), cas)
+    pbe = []
+    for ca, atoms in zip(cas, cells, strict=True):
+        res = cp2k.single_point(
+            atoms, cp2k.cache_dir(), settings, stress=True, label=f"{el} bct c/a={ca}", labels=cp2k.stored_labels()
+        )
+        if progress:
+            progress(PBE_LABEL, f"Bain c/a {ca}", float(res.data.get("wall_s", 0.0)), res.cached)
+        pbe.append(res.energy / len(atoms))
+        ref.pbe_jobs.append(str(res.job_dir))
+        ref.pbe_wall_s += float(res.data.get("wall_s", 0.0))
+    ref.curves[PBE_LABEL] = [1000 * (e - pbe[0]) for e in pbe]
+    make = factory or load_calculator
+    for model in models:
+        t0 = time.perf_counter()
+        try:
+            calc = make(model)
+        except Exception as exc:  # a model that does not load gets no curve; the others still do
+            ref.errors[model.key] = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        es = []
+        for atoms in cells:
+            a = atoms.copy()
+            a.calc = calc
+            es.append(float(a.get_potential_energy()) / len(a))
+        ref.curves[model.key] = [1000 * (e - es[0]) for e in es]
+        if progress:
+            progress(model.key, "Bain path", time.perf_counter() - t0, False)
+    from cellsim.md.engines.cp2k import parabola_minimum
+
+    ref.minima = {name: parabola_minimum(cas, ys) for name, ys in ref.curves.items()}
+    return ref
+
+
+def plot_bain(ref: BainReference, path: str | os.PathLike[str]) -> Path:
+    """One figure of E(c/a) - E(fcc) for PBE and every engine, written atomically as PNG."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from cellsim.fileio import atomic_write_bytes
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for name, ys in ref.curves.items():
+        if name == PBE_LABEL:
+            ax.plot(ref.c_a, ys, label=name, color="black", lw=2.5, marker="o")
+        else:
+            ax.plot(ref.c_a, ys, label=name, lw=1.2, marker="s")
+    ax.axvline(math.sqrt(2), color="grey", ls=":", lw=1)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("c/a (bct; fcc = 1.414)")
+    ax.set_ylabel("E - E(fcc) (meV/atom)")
+    ax.set_title(f"{ref.element} Bain path at {ref.volume:g} A$^3$/atom")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def relaxed_energies(
+    engine: str,
+    structures: dict[str, Structure],
+    cached_only: bool = False,
+    settings: CheckSettings | None = None,
+    progress: Progress | None = None,
+) -> tuple[dict[str, float], list[str]]:
+    """Energy per atom (eV) of each relaxed structure with ``engine``: the engine check's relaxations, cached.
+
+    Returns the energies found and the names missing (``cached_only``: nothing is computed and the model is
+    never loaded; a phase not in the cache is missing).
+    """
+    from cellsim.md.engines.registry import load_calculator, select
+
+    settings = settings or CheckSettings()
+    model = select([engine])[0]
+    relax_params = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
+    tasks = _Tasks(model, load_calculator, settings, True, progress)
+    out: dict[str, float] = {}
+    missing: list[str] = []
+    for name, s in structures.items():
+        params = {"phase": structure_digest(s), **relax_params}
+        if cached_only:
+            hit = tasks.cached("relax", name, params)
+            if hit is None:
+                missing.append(name)
+            else:
+                out[name] = float(hit["energy_per_atom"])
+            continue
+        def do_relax(c: Calculator, s: Structure = s) -> dict[str, Any]:
+            return relax(c, s, settings)
+
+        res = tasks.run("relax", name, params, do_relax)
+        out[name] = float(res["energy_per_atom"])
+    return out, missing
+
+
+# short NVT of a bulk reactant for the matching baseline: long enough for Li to leave ordered sites
+REACTANT_MD_PS = 0.2
+REACTANT_MIN_ATOMS = 48
+
+
+def reactant_md(
+    calc: Calculator,
+    structure: Structure,
+    temperature: float,
+    dt_fs: float,
+    pairs: Sequence[str],
+    rmax: float,
+    dr: float,
+    settings: CheckSettings,
+) -> dict[str, Any]:
+    """NVT of a bulk reactant: its A-B neighbour densities per A atom (per bin) over the second half."""
+    from cellsim.analysis.rdf import pair_histogram
+
+    atoms = _atoms(structure)
+    atoms = atoms.repeat(_repeats(atoms.cell.array, len(atoms), REACTANT_MIN_ATOMS))
+    atoms.calc = calc
+    steps = max(20, round(REACTANT_MD_PS * 1000.0 / dt_fs))
+    every = max(1, steps // 40)
+    sym = np.array(atoms.get_chemical_symbols())
+    nb = round(rmax / dr)
+    hists = {p: np.zeros(nb, dtype=np.int64) for p in pairs}
+    frames = [0]
+    dyn = _langevin(atoms, temperature, dt_fs, settings)
+
+    def sample() -> None:
+        if dyn.nsteps < steps // 2:
+            return
+        frac = atoms.get_scaled_positions(wrap=True)[None]
+        cell = atoms.cell.array[None]
+        for p in pairs:
+            a, b = p.split("-")
+            ia, ib = np.flatnonzero(sym == a), np.flatnonzero(sym == b)
+            if len(ia) and len(ib):
+                pair_histogram(frac, cell, ia, ib, a == b, rmax, dr, 0.0, hists[p], np.zeros(1, dtype=np.int64))
+        frames[0] += 1
+
+    dyn.attach(sample, interval=every)
+    t0 = time.perf_counter()
+    dyn.run(steps)
+    out = {}
+    for p in pairs:
+        a, b = p.split("-")
+        n_a = int((sym == a).sum())
+        if n_a and frames[0]:
+            out[p] = (hists[p] * (2.0 if a == b else 1.0) / (n_a * frames[0])).tolist()
+    return {
+        "densities": out,
+        "natoms": len(atoms),
+        "steps": steps,
+        "frames": frames[0],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def reactant_densities(
+    engine: str,
+    structures: dict[str, Structure],
+    temperature: float,
+    dt_fs: float,
+    pairs: Sequence[str],
+    rmax: float,
+    dr: float,
+    cached_only: bool = False,
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """Thermal A-B densities of each bulk reactant under ``engine`` at ``temperature`` (:func:`reactant_md`),
+    cached like the engine check; ``cached_only`` never loads the model. Returns densities and the missing."""
+    from cellsim.md.engines.registry import load_calculator, select
+
+    settings = CheckSettings()
+    model = select([engine])[0]
+    tasks = _Tasks(model, load_calculator, settings, True, None)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    missing: list[str] = []
+    for name, s in structures.items():
+        params = {
+            "phase": structure_digest(s),
+            "T": round(float(temperature), 1),
+            "dt": float(dt_fs),
+            "pairs": sorted(pairs),
+            "rmax": float(rmax),
+            "dr": float(dr),
+            "ps": REACTANT_MD_PS,
+        }
+        res = tasks.cached("reactant-md", name, params)
+        if res is None and not cached_only:
+
+            def do_md(c: Calculator, s: Structure = s) -> dict[str, Any]:
+                return reactant_md(c, s, temperature, dt_fs, sorted(pairs), rmax, dr, settings)
+
+            res = tasks.run("reactant-md", name, params, do_md)
+        if res is None:
+            missing.append(name)
+            continue
+        out[name] = {p: np.asarray(v) for p, v in res["densities"].items()}
+    return out, missing
