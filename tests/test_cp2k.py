@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,6 @@ def test_input_names_explicit_valence_and_kpoints():
 
 
 @needs_cp2k
-@pytest.mark.slow
 def test_real_cp2k_energy_forces_stress_cached(tmp_path, monkeypatch):
     s = resolve_settings(TINY)
     res = cp2k.single_point(h2(), tmp_path, s, stress=True, label="H2", meta={"why": "test"})
@@ -107,6 +107,7 @@ def test_real_cp2k_energy_forces_stress_cached(tmp_path, monkeypatch):
     assert data["scf_converged"] and data["label"] == "H2" and data["meta"] == {"why": "test"}
     assert data["cp2k_version"] and data["kpoints"] == "gamma" and data["wall_s"] > 0
     assert (res.job_dir / "job.inp").is_file() and res.job_dir.name.startswith("H2-")
+    assert not (res.job_dir / ".lock").exists()  # finished jobs keep no lock file
 
     def no_cp2k(*args, **kwargs):
         raise AssertionError("CP2K ran although the result was stored")
@@ -148,10 +149,7 @@ def test_bain_cell_is_fcc_at_sqrt2():
     assert Cell(atoms.cell).get_bravais_lattice().name == "TET"  # a conventional tetragonal cell
 
 
-@pytest.mark.skipif(
-    not cp2k.stored_labels() and not HAVE_CP2K, reason="no stored PBE labels (data/pbe) and no cp2k to compute them"
-)
-@pytest.mark.slow
+@pytest.mark.skipif(not cp2k.stored_labels(), reason="no stored PBE labels (data/pbe) in this install")
 def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     """PBE curve from data/pbe (no CP2K run when the labels are stored) beside an engine's on the same cells."""
     from ase.calculators.lj import LennardJones
@@ -161,8 +159,7 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     from cellsim.md.engines.registry import MODELS
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
-    if cp2k.stored_labels():
-        monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
     metal = ec.Phase("In", Structure(Lattice.tetragonal(3.25, 4.95), ["In", "In"], [[0, 0, 0], [0.5] * 3]), "x")
     seen = []
     ref = ec.bain_reference(
@@ -179,3 +176,49 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     assert any(s[0] == ec.PBE_LABEL for s in seen)
     png = ec.plot_bain(ref, tmp_path / "bain.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not cp2k.stored_labels(), reason="no stored PBE labels (data/pbe) in this install")
+def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch):
+    import typer
+    from ase.calculators.lj import LennardJones
+    from typer.testing import CliRunner
+
+    from cellsim.cli.engines import engines_app
+    from cellsim.md.engines import registry
+
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
+    monkeypatch.setattr(registry, "load_calculator", lambda m: LennardJones(sigma=2.9, epsilon=0.1, rc=7.0))
+    app = typer.Typer()
+    app.add_typer(engines_app, name="engines")
+
+    @app.command()
+    def other() -> None:  # a second command, so that `engines` is a sub-command as on the main CLI
+        pass
+
+    runner = CliRunner()
+    png = tmp_path / "bain.png"
+    args = ["engines", "check", "li6ps5cl_in", "--reference", "cp2k", "--reference-only", "-e", "chgnet"]
+    res = runner.invoke(app, [*args, "--plot", str(png)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "PBE (CP2K)" in res.output and "c/a at minimum" in res.output and "chgnet" in res.output
+    ref = ec_bain_min()
+    assert f"{ref:.3f}" in res.output  # the stored labels' parabola minimum
+    assert png.is_file()
+    bad = runner.invoke(app, ["engines", "check", "li6ps5cl_in", "--reference", "vasp"])
+    assert bad.exit_code == 2 and "expected 'cp2k'" in bad.output
+
+
+def ec_bain_min() -> float:
+    """The PBE parabola minimum of the stored Bain labels, read directly from their result files."""
+    s = resolve_settings(cp2k.BAIN_SETTINGS)
+    es = []
+    for ca in cp2k.BAIN_CA:
+        atoms = cp2k.bain_cell("In", ca, cp2k.BAIN_VOLUME["In"])
+        name = cp2k.job_dir(Path("."), atoms, s, stress=True).name
+        res = next(r for d in cp2k.stored_labels() if (r := cp2k.load_result(d / name)) is not None)
+        es.append(res.energy)
+    x, inside = cp2k.parabola_minimum(list(cp2k.BAIN_CA), es)
+    assert inside and x is not None
+    return x

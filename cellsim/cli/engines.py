@@ -156,7 +156,13 @@ def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
     fits = []
     for name in ref.curves:
         x, inside = ref.minima[name]
-        fits.append("none" if x is None else f"{x:.3f}" + ("" if inside else " (edge)"))
+        ys = ref.curves[name]
+        low = ref.c_a[ys.index(min(ys))]
+        # a minimum the scan does not bracket is only a bound (the lowest scanned point)
+        if inside and x is not None:
+            fits.append(f"{x:.3f}")
+        else:
+            fits.append(f"{'<=' if low == ref.c_a[0] else '>='} {low:g} (edge)")
     t.add_row("[bold]c/a at minimum[/]", *fits)
     console.print(t)
     console.print(
