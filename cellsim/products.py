@@ -700,11 +700,17 @@ def _one_verdict_per_group(verdicts: list[CandidateVerdict], group_of: dict[str,
         for v in members:
             if v is top:
                 continue
-            pair_possible = v.best_score >= thr or v.best_hi >= thr or v.best_score >= POSSIBLE_FRACTION * thr
+            pair_possible = _pair_possible(v.best_score, v.best_hi, thr)
             if v.verdict == "formed" and top.best_score - v.best_score > GROUP_SCORE_GAP:
                 v.verdict = "possible"
             elif v.verdict == "possible" and not pair_possible:
                 v.verdict = "not seen"
+
+
+def _pair_possible(score: float, hi: float, thr: float) -> bool:
+    """The distances alone make a candidate possible: the score or its interval reaches the threshold, or the
+    score is most of the way there."""
+    return score >= thr or hi >= thr or score >= POSSIBLE_FRACTION * thr
 
 
 def _amount_of(amounts: Any, name: str) -> dict[str, Any] | None:
@@ -716,7 +722,7 @@ def _amount_of(amounts: Any, name: str) -> dict[str, Any] | None:
 def _verdict(score: float, lo: float, hi: float, amount: dict[str, Any] | None, thr: float) -> str:
     """formed / possible / not seen from the pair score and, where the environments can see it, the amount."""
     pair_formed = score >= thr and lo >= FORMED_LOWER * thr
-    pair_possible = score >= thr or hi >= thr or score >= POSSIBLE_FRACTION * thr
+    pair_possible = _pair_possible(score, hi, thr)
     if amount is None:  # not countable by environments (or none sampled): the distances decide
         return "formed" if pair_formed else "possible" if pair_possible else "not seen"
     if pair_formed and amount["firm"]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -110,3 +111,20 @@ def open_in_chromium(html: Path, screenshot: Path) -> tuple[str, list[list[objec
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
     return title, images, problems, text
+
+
+@pytest.fixture
+def engines_cli() -> Any:
+    """A typer app with `engines` as a sub-command, as on the main CLI (a second command keeps it one)."""
+    import typer
+
+    from cellsim.cli.engines import engines_app
+
+    app = typer.Typer()
+    app.add_typer(engines_app, name="engines")
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    return app

@@ -179,24 +179,16 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not cp2k.stored_labels(), reason="no stored PBE labels (data/pbe) in this install")
-def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch):
-    import typer
+def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, engines_cli):
     from ase.calculators.lj import LennardJones
     from typer.testing import CliRunner
 
-    from cellsim.cli.engines import engines_app
     from cellsim.md.engines import registry
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
     monkeypatch.setattr(registry, "load_calculator", lambda m: LennardJones(sigma=2.9, epsilon=0.1, rc=7.0))
-    app = typer.Typer()
-    app.add_typer(engines_app, name="engines")
-
-    @app.command()
-    def other() -> None:  # a second command, so that `engines` is a sub-command as on the main CLI
-        pass
-
+    app = engines_cli
     runner = CliRunner()
     png = tmp_path / "bain.png"
     args = ["engines", "check", "li6ps5cl_in", "--reference", "cp2k", "--reference-only", "-e", "chgnet"]

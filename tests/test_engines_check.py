@@ -218,19 +218,9 @@ def test_recommendation_fewest_failures_then_speed() -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def test_engines_subapp_registers_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
-
-    from cellsim.cli.engines import engines_app
-
+def test_engines_subapp_registers_and_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engines_cli: Any) -> None:
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
-    app = typer.Typer()
-    app.add_typer(engines_app, name="engines")
-
-    @app.command()
-    def other() -> None:  # a second command, so that `engines` is a sub-command as on the main CLI
-        pass
-
+    app = engines_cli
     runner = CliRunner()
     res = runner.invoke(app, ["engines", "--no-load"], terminal_width=200)
     assert res.exit_code == 0, res.output

@@ -578,15 +578,17 @@ def _memory_conditions(src: MemorySource, dt_fs: float | None, temperature_K: fl
             f"{src.label}: these objects carry no time between frames; give dt_fs, e.g. "
             "cellsim.analyze(frames, dt_fs=2.0) for frames 2 fs apart"
         )
-    notes = []
-    t, t_src = temperature_K, "option"
-    if t is None:
-        t, t_src = DEFAULT_TEMPERATURE_K, "default"
-        notes.append(
-            f"no temperature known (no temperature_K given for {src.label}): assumed {DEFAULT_TEMPERATURE_K} K for "
-            "the reference broadening"
-        )
+    notes: list[str] = []
+    t, t_src = _temperature_or_default(temperature_K, "option", f"no temperature_K given for {src.label}", notes)
     return MDConditions(float(dt), dt_src, float(t), t_src, notes)
+
+
+def _temperature_or_default(t: float | None, src: str, why: str, notes: list[str]) -> tuple[float, str]:
+    """The temperature found, or the stated default with a note saying why (``why``: what was missing)."""
+    if t is not None:
+        return t, src
+    notes.append(f"no temperature known ({why}): assumed {DEFAULT_TEMPERATURE_K} K for the reference broadening")
+    return DEFAULT_TEMPERATURE_K, "default"
 
 
 def resolve_md_conditions(
@@ -636,11 +638,6 @@ def resolve_md_conditions(
             f"no time step known (no --dt, no INCAR beside {first_file.name}): assumed {DEFAULT_DT_FS} fs "
             "between frames; times are wrong if it differs"
         )
-    t, t_src = next(((v, s) for v, s in t_cands if v is not None), (None, ""))
-    if t is None:
-        t, t_src = DEFAULT_TEMPERATURE_K, "default"
-        notes.append(
-            f"no temperature known (no --temperature, no INCAR TEBEG): assumed {DEFAULT_TEMPERATURE_K} K for the "
-            "reference broadening"
-        )
+    found, found_src = next(((v, s) for v, s in t_cands if v is not None), (None, ""))
+    t, t_src = _temperature_or_default(found, found_src, "no --temperature, no INCAR TEBEG", notes)
     return MDConditions(float(dt), dt_src, float(t), t_src, notes)
