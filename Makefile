@@ -39,6 +39,7 @@ system-deps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cellsim tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: lint system-deps
 	$(VENV)/bin/pytest -q

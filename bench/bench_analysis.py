@@ -90,7 +90,7 @@ def run_cellsim(path: Path) -> tuple[float, float]:
 
 
 def load_all(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    from cellsim.trajectory import read_trajectory
+    from cellsim.io.xdatcar import read_trajectory
 
     hdr, frac, cells = read_trajectory(path)
     return hdr.species, frac, cells

@@ -47,7 +47,7 @@ def main() -> None:
         rows.append(("cellsim build (whole process)", time.perf_counter() - t0, "see below"))
 
     from cellsim.build import build_interface
-    from cellsim.study import load_study
+    from cellsim.config.study import load_study
 
     spec = load_study("li6ps5cl_in").interface
     t0 = time.perf_counter()

@@ -31,9 +31,9 @@ def main() -> None:
     from ase.md.velocitydistribution import Stationary
     from ase.units import fs
 
-    from cellsim.md.engines.mlip import make_calculator, run_mlip, set_threads
+    from cellsim.config.study import load_study
+    from cellsim.engines.mlip import make_calculator, run_mlip, set_threads
     from cellsim.stages import build as run_build
-    from cellsim.study import load_study
 
     tmp = Path(tempfile.mkdtemp())
     try:

@@ -1,7 +1,7 @@
 """Fuzz the XDATCAR reader: thousands of damaged files in-process, and a sample through ``cellsim analyze``.
 
 The corpus is tests/fuzzgen.py's (a seed other than the test suite's). In-process, each case goes through
-``cellsim.trajectory.read_trajectory`` under a time limit; a sample also goes through the real command,
+``cellsim.io.xdatcar.read_trajectory`` under a time limit; a sample also goes through the real command,
 ``<python> -m cellsim.cli analyze FILE --dt 2 -o OUT``, with a 20 s limit. The table counts, per mutation
 and in total: inputs tried, read, refused (one TrajectoryError line naming the file), traceback (any
 other exception, or a command that printed one), hang (over the limit), silently wrong (read, but not as
@@ -146,7 +146,7 @@ def main() -> int:
         t0 = time.perf_counter()
         table, notes = in_process(cases, work, args.limit)
         dt = time.perf_counter() - t0
-        print_table(f"In-process reader (cellsim.trajectory.read_trajectory), {dt:.1f} s:", table)
+        print_table(f"In-process reader (cellsim.io.xdatcar.read_trajectory), {dt:.1f} s:", table)
         for n in notes[:40]:
             print("  ", n)
         failed += len(notes)

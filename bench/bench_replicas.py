@@ -61,7 +61,7 @@ def build_systems(which: str, tmp: Path) -> dict[str, Any]:
     """label -> ase.Atoms: the paper's interface (328 atoms) and/or the thinnest one cellsim builds (144 atoms)."""
     from ase.io import read
 
-    from cellsim.resources import bundled_workflows
+    from cellsim.core.resources import bundled_workflows
     from cellsim.stages import build
 
     out: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def thermalized(atoms: Any, seed: int) -> Any:
 
 def ase_calculator(engine: str, device: str) -> Any:
     """cellsim's calculator; on a GPU the same model and class with the device changed (cellsim pins CPU)."""
-    from cellsim.md.engines.mlip import _CHGNET_MODELS, _SEVENNET_MODELS, make_calculator
+    from cellsim.engines.mlip import _CHGNET_MODELS, _SEVENNET_MODELS, make_calculator
 
     if device == "cpu":
         return make_calculator(engine)[0]
@@ -176,7 +176,7 @@ def chgnet_batch_model(engine: str, device: str) -> Any:
     from pymatgen.core import Lattice, Structure
     from torch_sim.models.interface import ModelInterface
 
-    from cellsim.md.engines.mlip import _CHGNET_MODELS
+    from cellsim.engines.mlip import _CHGNET_MODELS
 
     class CHGNetBatch(ModelInterface):
         def __init__(self) -> None:
@@ -212,7 +212,7 @@ def chgnet_batch_model(engine: str, device: str) -> Any:
 def sevennet_batch_model(engine: str, device: str) -> Any:
     from sevenn.calculator import SevenNetCalculator
 
-    from cellsim.md.engines.mlip import _SEVENNET_MODELS
+    from cellsim.engines.mlip import _SEVENNET_MODELS
 
     _torch_sim()
     from torch_sim.models.sevennet import SevenNetModel

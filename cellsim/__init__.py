@@ -4,7 +4,7 @@ Stages (one sub-package or module each, mirroring the run directory):
 ``study`` -> ``build`` -> ``md`` (inputs, engines) -> ``analysis`` -> ``products`` (match) -> ``reporting``.
 
 The public Python API is the stage functions (:mod:`cellsim.stages`), the run-directory layout
-(:class:`cellsim.rundir.RunDir`) and the result objects; see docs/python.md::
+(:class:`cellsim.config.rundir.RunDir`) and the result objects; see docs/python.md::
 
     import cellsim
     res = cellsim.analyze("XDATCAR", dt_fs=2, pairs="In-S,In-Cl", window_ps=0.5, out="out")
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cellsim.errors import CellsimError
-from cellsim.rundir import RunDir, SegmentPlan
+from cellsim.config.rundir import RunDir, SegmentPlan
+from cellsim.core.errors import CellsimError
+from cellsim.core.version import __version__
 
 # ``build`` stays cellsim.stages.build: ``cellsim.build`` is the builder package
 from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
@@ -27,22 +28,21 @@ from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult, AnalysisSettings
     from cellsim.analysis.diagnostics import Diagnostics
-    from cellsim.md.engines.mlip import RunSummary
-    from cellsim.md.inputs import InputsReport
-    from cellsim.products import CandidateVerdict, MatchResult, PairMatch
+    from cellsim.engines.mlip import RunSummary
+    from cellsim.inputsets.vasp import InputsReport
+    from cellsim.products.match import CandidateVerdict, MatchResult, PairMatch
 
-__version__ = "0.2.0"
 
 # result classes, imported on first use: they pull numpy, pandas and pymatgen, which `import cellsim` does not
 _LAZY = {
     "AnalysisResult": "cellsim.analysis.analyze",
     "AnalysisSettings": "cellsim.analysis.analyze",
     "Diagnostics": "cellsim.analysis.diagnostics",
-    "MatchResult": "cellsim.products",
-    "CandidateVerdict": "cellsim.products",
-    "PairMatch": "cellsim.products",
-    "RunSummary": "cellsim.md.engines.mlip",
-    "InputsReport": "cellsim.md.inputs",
+    "MatchResult": "cellsim.products.match",
+    "CandidateVerdict": "cellsim.products.match",
+    "PairMatch": "cellsim.products.match",
+    "RunSummary": "cellsim.engines.mlip",
+    "InputsReport": "cellsim.inputsets.vasp",
 }
 
 __all__ = [

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cellsim.errors import CellsimError, RunDirError
-from cellsim.rundir import RunDir, default_analysis_dir, find_run_dir
+from cellsim.config.rundir import RunDir, default_analysis_dir, find_run_dir
+from cellsim.core.errors import CellsimError, RunDirError
 
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult
-    from cellsim.analysis.sources import TrajectorySource
-    from cellsim.md.engines.mlip import RunSummary
-    from cellsim.md.inputs import InputsReport
-    from cellsim.products import MatchResult
-    from cellsim.study import Study
+    from cellsim.config.study import Study
+    from cellsim.engines.mlip import RunSummary
+    from cellsim.inputsets.vasp import InputsReport
+    from cellsim.io.sources import TrajectorySource
+    from cellsim.products.match import MatchResult
 
 PathLike = str | Path
 MIN_WINDOWS = 6
@@ -48,7 +48,8 @@ def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildO
     import json
 
     from cellsim.build import build_interface, write_interface
-    from cellsim.study import load_study, resolve_study_paths, save_resolved
+    from cellsim.config.rundir import save_resolved
+    from cellsim.config.study import load_study, resolve_study_paths
 
     rd = RunDir(run_dir)
     study = load_study(study_ref)
@@ -84,7 +85,7 @@ def _engine_lattice_spec(study: Study, rd: RunDir, base_dir: Path | None) -> tup
     import numpy as np
     from pymatgen.io.cif import CifWriter
 
-    from cellsim.md.engines.check import relaxed_structure
+    from cellsim.engines.check import relaxed_structure
     from cellsim.references.library import resolve_phase
 
     engine = study.engine.name if study.engine.name != "vasp" else "chgnet"
@@ -113,7 +114,7 @@ def _engine_lattice_spec(study: Study, rd: RunDir, base_dir: Path | None) -> tup
 
 def inputs(run_dir: PathLike, force: bool = False) -> InputsReport:
     """VASP NVT inputs of the first segment and the segment plan (``md/plan.json``)."""
-    from cellsim.md.inputs import write_inputs
+    from cellsim.inputsets.vasp import write_inputs
 
     rd = RunDir(run_dir)
     return write_inputs(rd.root, rd.load_study(), force=force)
@@ -134,8 +135,8 @@ def run(
 
     ``time`` is a duration (``"2ps"``, ``"500fs"``; a number means ps) or ``steps`` a step count, not both.
     """
-    from cellsim.md.engines.mlip import EngineError, parse_time_ps, run_mlip
-    from cellsim.rundir import steps_for
+    from cellsim.config.rundir import steps_for
+    from cellsim.engines.mlip import EngineError, parse_time_ps, run_mlip
 
     rd = RunDir(run_dir)
     study = rd.load_study()
@@ -148,7 +149,7 @@ def run(
     total = steps
     if time is not None:
         total = steps_for(parse_time_ps(str(time)), study.md.timestep_fs)
-    from cellsim.fileio import BusyError, WriterLock
+    from cellsim.core.files import BusyError, WriterLock
 
     try:
         # one MD writer per run directory (two would interleave frames in the same XDATCAR)
@@ -163,8 +164,8 @@ def engine_check(run_dir: PathLike, engines: Sequence[str] | None = None, quick:
 
     Default: the study's engine only (results are cached, so a repeated demo does not pay again).
     """
-    from cellsim.md.engines.check import CheckSettings, check_engines, prepare, write_json
-    from cellsim.md.engines.registry import select
+    from cellsim.engines.check import CheckSettings, check_engines, prepare, write_json
+    from cellsim.engines.registry import select
 
     rd = RunDir(run_dir)
     study = rd.load_study()
@@ -235,7 +236,7 @@ def _study_phase_elements(study: Study | None, side: str) -> list[str] | None:
 
 def _first_frame(path: TrajectorySource, species: list[str] | None) -> tuple[list[str], tuple[Any, Any]] | None:
     """Per-atom species and ``(frac, cell)`` of the first frame of ``path`` (one block read), None if empty."""
-    from cellsim.analysis.sources import _file_blocks, detect_format
+    from cellsim.io.sources import _file_blocks, detect_format
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -247,7 +248,7 @@ def _first_frame(path: TrajectorySource, species: list[str] | None) -> tuple[lis
 
 def parse_pairs(pairs: str | Sequence[str] | None) -> list[str] | None:
     """``"A-B,C-D"`` or a list of such strings (each may itself hold commas) -> validated list."""
-    from cellsim.study import _check_pair
+    from cellsim.config.study import _check_pair
 
     if pairs is None:
         return None
@@ -285,8 +286,8 @@ def _species_from_poscar(poscar: Path) -> tuple[list[str], list[int]] | None:
 
 def _resolve_species(files: list[Path], candidates: list[Path], given: list[str] | None) -> list[str] | None:
     """Element symbols for VASP 4 XDATCARs: given, else from a POSCAR beside (checked against the counts)."""
-    from cellsim.analysis.sources import detect_format
-    from cellsim.trajectory import TrajectoryError, read_header
+    from cellsim.io.sources import detect_format
+    from cellsim.io.xdatcar import TrajectoryError, read_header
 
     if detect_format(files[0]) != "xdatcar":
         return given
@@ -383,10 +384,10 @@ def analyze(
     """
     from cellsim.analysis.analyze import AnalysisError, AnalysisSettings, add_baseline
     from cellsim.analysis.analyze import analyze as analyze_files
-    from cellsim.analysis.sources import MemorySource, python_trajectory, resolve_md_conditions
-    from cellsim.fileio import BusyError, WriterLock
+    from cellsim.config.study import AnalysisSpec
+    from cellsim.core.files import BusyError, WriterLock
+    from cellsim.io.sources import MemorySource, python_trajectory, resolve_md_conditions
     from cellsim.references.reactants import given_reactants, infer_reactants
-    from cellsim.study import AnalysisSpec
 
     given = python_trajectory(trajectory_or_run_dir)  # ASE / pymatgen objects, or None for paths
     mem = given if isinstance(given, MemorySource) else None
@@ -601,7 +602,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
     import json
 
     from cellsim.analysis.analyze import pool_replicas
-    from cellsim.fileio import BusyError, WriterLock
+    from cellsim.core.files import BusyError, WriterLock
 
     reps = rd.replicas()
     results = [analyze(rd.root, replica=k, progress=progress, **kw) for k in reps]
@@ -645,7 +646,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
 
 def count_frames(files: Sequence[TrajectorySource], species: list[str] | None) -> int:
     """Whole frames in ``files`` (a first pass, made only when the window must fit the run's length)."""
-    from cellsim.analysis.sources import iter_trajectory
+    from cellsim.io.sources import iter_trajectory
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -668,8 +669,8 @@ def _one_line_validation(exc: Exception) -> str:
 
 
 def _elements_of(path: TrajectorySource, species: list[str] | None) -> list[str]:
-    from cellsim.analysis.sources import MemorySource, _file_blocks, detect_format
-    from cellsim.trajectory import read_header
+    from cellsim.io.sources import MemorySource, _file_blocks, detect_format
+    from cellsim.io.xdatcar import read_header
 
     if isinstance(path, MemorySource):
         return path.symbols
@@ -677,7 +678,7 @@ def _elements_of(path: TrajectorySource, species: list[str] | None) -> list[str]
     if fmt == "xdatcar":
         return list(read_header(path, species).symbols)
     if fmt == "vasprun":
-        from cellsim.analysis.sources import vasprun_species
+        from cellsim.io.sources import vasprun_species
 
         return list(dict.fromkeys(vasprun_species(path)))
     for hdr, _ in _file_blocks(path, species, fmt):
@@ -753,7 +754,7 @@ def _finish_diagnostics(
     """Diagnostics of the trajectory, with the energies of the files' OSZICAR/vasprun.xml when there are any
     (``energy_files``: a run directory's OSZICARs, parts of restarted segments included)."""
     from cellsim.analysis.diagnostics import read_energies
-    from cellsim.analysis.sources import detect_format
+    from cellsim.io.sources import detect_format
 
     if obs.acc is None:
         return None
@@ -816,7 +817,7 @@ def match(
     reactants
         Override the reactants recorded by the analysis (``"Li6PS5Cl,In"``).
     thermo
-        The phase-diagram cross-check (:mod:`cellsim.thermo`) with the study's engine (CHGNet for a trajectory
+        The phase-diagram cross-check (:mod:`cellsim.products.thermo`) with the study's engine (CHGNet for a trajectory
         from elsewhere): True computes the missing relaxed energies (cached), None uses cached ones only, False
         skips it.
     reactant_md
@@ -831,10 +832,10 @@ def match(
         ``.to_dataframe()`` gives the products.csv table. Also written into the analysis folder.
     """
     from cellsim.analysis.analyze import AnalysisResult
-    from cellsim.fileio import BusyError, WriterLock
-    from cellsim.products import match_analysis, named_candidates
+    from cellsim.config.study import MatchSpec
+    from cellsim.core.files import BusyError, WriterLock
+    from cellsim.products.match import match_analysis, named_candidates
     from cellsim.references.reactants import Reactants, given_reactants
-    from cellsim.study import MatchSpec
 
     folder, rd = _analysis_folder(analysis)
     res = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(folder)
@@ -864,7 +865,7 @@ def match(
             engine = "chgnet" if study_engine == "vasp" else study_engine
             thermo_fn = None
             if thermo is not False:
-                from cellsim.thermo import engine_energies_check
+                from cellsim.products.thermo import engine_energies_check
 
                 thermo_fn = engine_energies_check(engine, bool(thermo))
             md_fn = None
@@ -885,7 +886,7 @@ def _reactant_md_fn(engine: str, temperature: float, dt_fs: float, compute: bool
     """The matching's reactant-NVT baseline (cached; ``compute`` runs what is missing); never fails the match."""
 
     def run(structs: dict[str, Any], pairs: list[str], rmax: float, dr: float) -> dict[str, Any]:
-        from cellsim.md.engines.check import reactant_densities
+        from cellsim.engines.check import reactant_densities
 
         # the embedded engine's step, not the frame spacing: frames may be NBLOCK steps apart
         step = min(float(dt_fs), 2.0)
@@ -921,8 +922,8 @@ def replica_support(results: list[MatchResult]) -> dict[str, dict[str, Any]]:
 def report(target: PathLike) -> dict[str, Path]:
     """Figures, ``report.html`` and ``report.md`` for a run directory (``RUN/report``) or an analysis folder
     (``ANALYSIS/report``)."""
-    from cellsim.fileio import BusyError, WriterLock
-    from cellsim.reporting import make_report
+    from cellsim.core.files import BusyError, WriterLock
+    from cellsim.reporting.document import make_report
 
     folder, rd = _analysis_folder(target)
     try:

@@ -25,7 +25,7 @@ def xdatcar_text(
     start: int = 1,
 ) -> str:
     """XDATCAR text (VASP 5 layout unless ``vasp4``); ``cells`` (n, 3, 3) writes a cell block per frame."""
-    from cellsim.md.vaspfiles import xdatcar_frame, xdatcar_header
+    from cellsim.io.vaspfiles import xdatcar_frame, xdatcar_header
 
     def header(lat: np.ndarray) -> str:
         text = xdatcar_header(symbols, counts, lat, title)
@@ -106,7 +106,7 @@ def reaction_run(
     become sulfide-like and others chloride-like. Writes ``study.yaml`` (the bundled
     Li6PS5Cl/In study, renamed) and the first segment's XDATCAR with an INCAR (POTIM 2, NBLOCK 1).
     """
-    from cellsim.study import load_study
+    from cellsim.config.study import load_study
 
     rng = np.random.default_rng(seed)
     L = 24.0
@@ -132,7 +132,7 @@ def reaction_run(
         pos = np.vstack([centres, np.array(s_pos).reshape(-1, 3), np.array(cl_pos).reshape(-1, 3)])
         pos = pos + rng.normal(0.0, late_noise if (late and late_noise is not None) else noise, pos.shape)
         frames.append((pos / L) % 1.0)
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
 
     rd = RunDir(run_dir)
     seg = rd.segment_dir(0)
@@ -203,7 +203,7 @@ def replica_run(run_dir: Path, react_ats: list[int | None], n_frames: int = 600,
     import shutil
     import tempfile
 
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
 
     rd = RunDir(run_dir)
     for k, at in enumerate(react_ats):

@@ -747,7 +747,7 @@ def judge(
     case: Case, path: Path, frac: np.ndarray, cells: np.ndarray, caught: list[warnings.WarningMessage]
 ) -> Outcome:
     """Classify a successful read against what the case expects."""
-    from cellsim.trajectory import CorruptTrajectoryWarning, TruncatedTrajectoryWarning
+    from cellsim.io.xdatcar import CorruptTrajectoryWarning, TruncatedTrajectoryWarning
 
     names = [w.category.__name__ for w in caught]
     truncated = any(issubclass(w.category, TruncatedTrajectoryWarning) for w in caught)
@@ -789,12 +789,12 @@ def judge(
 
 
 def check(case: Case, directory: Path) -> Outcome:
-    """Run one case through ``cellsim.trajectory.read_trajectory`` in this process and classify it.
+    """Run one case through ``cellsim.io.xdatcar.read_trajectory`` in this process and classify it.
 
     A time limit is the caller's business (the reader's loops are bounded by the file, so a hang is a bug
     the caller's timer reports).
     """
-    from cellsim.trajectory import TrajectoryError, read_trajectory
+    from cellsim.io.xdatcar import TrajectoryError, read_trajectory
 
     path = write_case(case, directory)
     t0 = time.perf_counter()

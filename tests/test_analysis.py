@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellsim.analysis import _native
 from cellsim.analysis.analyze import AnalysisSettings, analyze, load_rdf
 from cellsim.analysis.rdf import image_range, normalise, pair_histogram
+from cellsim.core import _native
 from cellsim.testing import write_xdatcar
 
 TRICLINIC = np.array([[5.0, 0.0, 0.0], [1.3, 5.4, 0.0], [-0.9, 0.8, 6.1]])

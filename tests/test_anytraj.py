@@ -29,7 +29,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def reacting(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
     """Frames of a reacting In/S/Cl trajectory (In-S at 2.58 A and In-Cl at 2.92/3.17 A form at frame 300)."""
-    from cellsim.trajectory import read_trajectory
+    from cellsim.io.xdatcar import read_trajectory
 
     run = reaction_run(tmp_path_factory.mktemp("src") / "run", n_frames=600, react_at=300)
     hdr, frac, cells = read_trajectory(run / "md" / "seg-000" / "XDATCAR")
@@ -113,7 +113,7 @@ def test_vasprun_xml(tmp_path: Path, reacting: tuple) -> None:
 def test_truncated_vasprun_reads_whole_steps(tmp_path: Path, reacting: tuple) -> None:
     import warnings
 
-    from cellsim.analysis.sources import iter_trajectory
+    from cellsim.io.sources import iter_trajectory
 
     sym, counts, cell, frac = reacting
     vr = write_vasprun(tmp_path / "vasprun.xml", sym, counts, cell, frac[:20], truncate=True)

@@ -80,7 +80,7 @@ def test_api_accepts_str_paths_and_pair_strings(tmp_path: Path) -> None:
 
 def test_one_default_for_api_and_cli() -> None:
     from cellsim.analysis.analyze import AnalysisSettings, bond_cutoffs, default_cutoff
-    from cellsim.study import AnalysisSpec
+    from cellsim.config.study import AnalysisSpec
 
     # no study cutoffs: both take the covalent-radii rule (docs/analysis.md), never another study's table
     api = AnalysisSettings(dt_fs=2.0, pairs=["P-S", "In-S"])

@@ -11,9 +11,9 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from cellsim.build import build_interface
-from cellsim.errors import BuildError, PhaseNotFoundError, StructureReadError
+from cellsim.config.study import InterfaceSpec, SlabSpec
+from cellsim.core.errors import BuildError, PhaseNotFoundError, StructureReadError
 from cellsim.stages import build
-from cellsim.study import InterfaceSpec, SlabSpec
 
 
 def run_build(study: str, run_dir: Path) -> dict:
@@ -190,7 +190,7 @@ def test_termination_that_must_cut_ps4_is_refused() -> None:
 
 
 def test_cli_build_refuses_different_study(paper_run: Path, repo: Path) -> None:
-    from cellsim.errors import StudyError
+    from cellsim.core.errors import StudyError
 
     with pytest.raises(StudyError, match=r"already holds a different study"):
         run_build(str(repo / "workflows" / "li6ps5cl_li.yaml"), paper_run)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.rundir import RunDir
-from cellsim.study import load_study
+from cellsim.config.rundir import RunDir
+from cellsim.config.study import load_study
 
 FAKE = Path(__file__).parent / "fake_vasp"
 
@@ -152,8 +152,8 @@ def test_study_queue_renders_a_complete_slurm_script(paper_run: Path, tmp_path: 
 
 
 def test_pbs_pro_and_torque_scripts(paper_run: Path, tmp_path: Path) -> None:
-    from cellsim.fw_submit import job_command, render_script, resolve_queue
-    from cellsim.settings import Settings
+    from cellsim.config.settings import Settings
+    from cellsim.workflow.submit import job_command, render_script, resolve_queue
 
     pbs_queue = {k: v for k, v in QUEUE.items() if k not in ("qos", "extra_directives")}
     run = make_run(paper_run, tmp_path / "run", **{**pbs_queue, "constraint": "model=icx"})
@@ -186,8 +186,8 @@ def test_a_fireworks_queue_adapter_still_works(paper_run: Path, tmp_path: Path, 
     """--qadapter: FireWorks renders the script; cellsim's job command (and exports) replace rocket_launch."""
     run = make_run(paper_run, tmp_path / "run")
     code = (
-        "import sys; from pathlib import Path; from cellsim.fw_submit import qadapter_script, job_command; "
-        "from cellsim.rundir import RunDir; rd = RunDir(sys.argv[1]); "
+        "import sys; from pathlib import Path; from cellsim.workflow.submit import qadapter_script, job_command; "
+        "from cellsim.config.rundir import RunDir; rd = RunDir(sys.argv[1]); "
         "print(*qadapter_script(rd, Path(sys.argv[2]), job_command(rd, None)), sep='\\n')"
     )
     qa = repo / "templates" / "my_qadapter_slurm.yaml"
@@ -208,7 +208,7 @@ def test_a_fireworks_queue_adapter_still_works(paper_run: Path, tmp_path: Path, 
 
 
 def test_vasp_command_gets_the_mpi_launcher() -> None:
-    from cellsim.settings import Settings
+    from cellsim.config.settings import Settings
 
     s = Settings(mpi_launcher=("srun", "--cpu-bind=cores"))
     assert s.vasp_commands() == (["srun", "--cpu-bind=cores", "vasp_std"], ["srun", "--cpu-bind=cores", "vasp_gam"])
@@ -314,7 +314,7 @@ def test_unreachable_mongodb_is_one_line_without_the_password(
 def test_job_end_time_from_the_scheduler(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import datetime
 
-    from cellsim.settings import Settings, job_end_time
+    from cellsim.config.settings import Settings, job_end_time
 
     for k in ("SLURM_JOB_ID", "SLURM_JOB_END_TIME", "PBS_JOBID", "PBS_WALLTIME", "CELLSIM_JOB_START"):
         monkeypatch.delenv(k, raising=False)
@@ -342,7 +342,7 @@ def test_job_end_time_from_the_scheduler(env: dict[str, str], monkeypatch: pytes
 
 
 def test_walltime_handler_stops_before_the_end(tmp_path: Path) -> None:
-    from cellsim.md.engines.vasp import JobEndWalltimeHandler, md_handlers
+    from cellsim.engines.vasp import JobEndWalltimeHandler, md_handlers
 
     (tmp_path / "OUTCAR").write_text(
         " vasp fake\n number of bands    NBANDS=  8\n total plane-waves  NPLWV =  10\n   IBRION =      0\n"
@@ -363,7 +363,7 @@ def test_fw_commands_inspect_and_repair_a_run(paper_run: Path, tmp_path: Path, e
     assert cellsim(["submit", str(run), "--queue", "slurm"], env).returncode == 0
     # a job that died with a Firework RUNNING: simulate the checkout of the first segment by job 4241
     mark = (
-        "import sys; from cellsim.fw_launchpad import WorkflowStore; from cellsim.rundir import RunDir; "
+        "import sys; from cellsim.workflow.store import WorkflowStore; from cellsim.config.rundir import RunDir; "
         "s = WorkflowStore(RunDir(sys.argv[1])); from fireworks import FWorker; "
         "s.lpad.checkout_fw(FWorker(name='cellsim run slurm:4241', query=s.query()), sys.argv[2]); s.close()"
     )
@@ -401,7 +401,7 @@ def test_campaign_file_bounds_the_runs_at_once(paper_run: Path, tmp_path: Path, 
     assert [e["state"] for e in json.loads(state_file.read_text())["runs"]] == ["active", "waiting"]
     # a's chain ended (squeue no longer knows job 4241): the next advance submits b, after the given job
     code = (
-        "import sys; from pathlib import Path; from cellsim.fw_submit import campaign_advance; "
+        "import sys; from pathlib import Path; from cellsim.workflow.submit import campaign_advance; "
         "print(campaign_advance(Path(sys.argv[1]), finished=Path(sys.argv[2]), after='slurm:4241'))"
     )
     out = subprocess.run(

@@ -1,4 +1,4 @@
-"""CP2K single points (cellsim.md.engines.cp2k): settings chain, input, cache, and real CP2K on H2."""
+"""CP2K single points (cellsim.engines.cp2k): settings chain, input, cache, and real CP2K on H2."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from cellsim.md.engines import cp2k
-from cellsim.md.engines.cp2k import Cp2kError, Cp2kNotFoundError, resolve_settings
+from cellsim.engines import cp2k
+from cellsim.engines.cp2k import Cp2kError, Cp2kNotFoundError, resolve_settings
 
 HAVE_CP2K = shutil.which("cp2k.psmp") is not None
 needs_cp2k = pytest.mark.skipif(not HAVE_CP2K, reason="cp2k.psmp not installed (apt-get install cp2k)")
@@ -155,8 +155,8 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     from ase.calculators.lj import LennardJones
     from pymatgen.core import Lattice, Structure
 
-    from cellsim.md.engines import check as ec
-    from cellsim.md.engines.registry import MODELS
+    from cellsim.engines import check as ec
+    from cellsim.engines.registry import MODELS
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
@@ -183,7 +183,7 @@ def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, 
     from ase.calculators.lj import LennardJones
     from typer.testing import CliRunner
 
-    from cellsim.md.engines import registry
+    from cellsim.engines import registry
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))

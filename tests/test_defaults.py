@@ -82,12 +82,12 @@ def test_pairs_of_li6ps5cl_on_cu_come_from_its_elements() -> None:
 
 
 def test_study_without_pairs_inherits_nothing_from_the_in_study() -> None:
-    from cellsim.study import parse_study
+    from cellsim.config.study import parse_study
 
     s = parse_study("name: cu\ninterface:\n  metal: {phase: Cu.cif}\n")
     assert s.analysis.pairs is None and s.analysis.bond_cutoffs == {}
     # the bundled studies keep their own pairs and cutoffs
-    from cellsim.study import load_study
+    from cellsim.config.study import load_study
 
     paper = load_study("li6ps5cl_in")
     assert paper.analysis.pairs == ["In-S", "In-Cl", "P-S"]
@@ -95,9 +95,9 @@ def test_study_without_pairs_inherits_nothing_from_the_in_study() -> None:
 
 
 def test_study_metal_phase_sets_the_metal_pairs(tmp_path: Path) -> None:
+    from cellsim.config.study import parse_study
     from cellsim.stages import _study_metal
     from cellsim.stages import default_pairs as stage_pairs
-    from cellsim.study import parse_study
 
     cif = cu_cif(tmp_path / "Cu.cif")
     study = parse_study(f"name: cu\ninterface:\n  metal: {{phase: {cif}}}\n")
@@ -151,7 +151,13 @@ def test_several_metals_are_told_apart_by_their_neighbours() -> None:
 def test_min_thickness_has_one_default_per_side() -> None:
     import yaml
 
-    from cellsim.study import ELECTROLYTE_MIN_THICKNESS, METAL_MIN_THICKNESS, InterfaceSpec, SlabSpec, parse_study
+    from cellsim.config.study import (
+        ELECTROLYTE_MIN_THICKNESS,
+        METAL_MIN_THICKNESS,
+        InterfaceSpec,
+        SlabSpec,
+        parse_study,
+    )
 
     s = parse_study("name: x\ninterface:\n  electrolyte: {phase: Li6PS5Cl}\n  metal: {phase: Cu.cif}\n")
     assert s.interface.electrolyte.min_thickness == ELECTROLYTE_MIN_THICKNESS == 10.0

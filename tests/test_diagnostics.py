@@ -21,8 +21,8 @@ from cellsim.analysis.diagnostics import (
     layer_planes,
     read_energies,
 )
-from cellsim.md.vaspfiles import oszicar_line, xdatcar_frame, xdatcar_header
-from cellsim.trajectory import FrameBlock
+from cellsim.io.vaspfiles import oszicar_line, xdatcar_frame, xdatcar_header
+from cellsim.io.xdatcar import FrameBlock
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -405,7 +405,7 @@ def test_chgnet_metal_order(tmp_path: Path) -> None:
     pytest.importorskip("chgnet")
     from ase.build import bulk
 
-    from cellsim.md.engines.mlip import make_calculator
+    from cellsim.engines.mlip import make_calculator
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()

@@ -38,9 +38,9 @@ def test_readme_opens_with_the_two_commands(repo: Path) -> None:
 
 
 def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
-    from cellsim import products
     from cellsim.analysis import environments
-    from cellsim.study import MatchSpec
+    from cellsim.config.study import MatchSpec
+    from cellsim.products import match as products
 
     text = (repo / "docs" / "matching.md").read_text()
     spec = MatchSpec()
@@ -62,7 +62,7 @@ def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
     assert f"within {products.GROUP_SCORE_GAP:g} of its" in text
     assert f"fewer than {products.JUDGE_MIN_FRAMES} frames or {products.JUDGE_MIN_WINDOWS} windows" in text
     assert f"more than {round(100 * products.MOTIF_LOSS)} % of the PS4" in text
-    from cellsim import amounts
+    from cellsim.products import amounts
 
     assert f"less than {amounts.MIN_DISTINCT:g} neighbours" in text
     assert f"cosine >= {amounts.GROUP_COSINE:g}" in text
@@ -74,7 +74,7 @@ def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
 
 
 def test_study_doc_lists_every_section(repo: Path) -> None:
-    from cellsim.study import Study
+    from cellsim.config.study import Study
 
     text = (repo / "docs" / "study.md").read_text()
     for section in Study.model_fields:

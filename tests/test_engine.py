@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellsim.md.engines.mlip import EngineError, parse_time_ps, run_mlip
-from cellsim.study import parse_study
-from cellsim.trajectory import read_trajectory
+from cellsim.config.study import parse_study
+from cellsim.engines.mlip import EngineError, parse_time_ps, run_mlip
+from cellsim.io.xdatcar import read_trajectory
 
 STUDY = """
 name: tiny
@@ -99,7 +99,7 @@ def test_time_parsing_and_errors(tmp_path: Path) -> None:
     study = parse_study(STUDY)
     with pytest.raises(EngineError, match=r"engine 'vasp' is not an embedded engine"):
         run_mlip(tmp_path, study, engine="vasp")
-    from cellsim.errors import RunDirError
+    from cellsim.core.errors import RunDirError
 
     with pytest.raises(RunDirError, match=r"no interface yet"):
         run_mlip(tmp_path, study)
@@ -202,9 +202,9 @@ _FW_LOCK_SCRIPT = """
 import sys
 from pathlib import Path
 
-import cellsim.md.engines.mlip as mlip
-from cellsim.fileio import BusyError, WriterLock
-from cellsim.rundir import RunDir
+import cellsim.engines.mlip as mlip
+from cellsim.core.files import BusyError, WriterLock
+from cellsim.config.rundir import RunDir
 
 rd = RunDir(Path(sys.argv[1]))
 seen = []
@@ -220,7 +220,7 @@ def fake_run_mlip(run_dir, study, engine=None, *args, **kwargs):
 
 
 mlip.run_mlip = fake_run_mlip
-from cellsim.fw import RunMDSegmentTask
+from cellsim.workflow.tasks import RunMDSegmentTask
 
 task = RunMDSegmentTask(run_dir=str(rd.root), engine="chgnet")
 task.run_task({})

@@ -11,7 +11,7 @@ from pymatgen.core import Structure
 
 @pytest.mark.slow
 def test_build_at_the_engines_lattice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cellsim.md.engines.mlip import set_threads
+    from cellsim.engines.mlip import set_threads
     from cellsim.stages import build
 
     set_threads(1)

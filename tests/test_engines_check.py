@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cellsim.errors import CellsimError
-from cellsim.md.engines import check as ec
-from cellsim.md.engines.registry import MODELS, ModelInfo, select, study_model
-from cellsim.study import load_study, parse_study
+from cellsim.config.study import load_study, parse_study
+from cellsim.core.errors import CellsimError
+from cellsim.engines import check as ec
+from cellsim.engines.registry import MODELS, ModelInfo, select, study_model
 
 KEYS = {"engine", "phase", "quantity", "value", "reference", "verdict"}
 
@@ -100,7 +100,7 @@ def test_reactions_picked_for_the_study_elements() -> None:
 
 
 def test_registry_names_and_selection() -> None:
-    from cellsim.md.engines.mlip import ENGINES
+    from cellsim.engines.mlip import ENGINES
 
     names = [m.name for m in MODELS]
     assert set(names) == set(ENGINES)
@@ -236,7 +236,7 @@ def test_engines_subapp_registers_and_lists(tmp_path: Path, monkeypatch: pytest.
 def test_real_chgnet_quick_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CHGNet 0.3.0 on the paper's study, --quick, through the CLI; the second run comes from the cache."""
     from cellsim.cli.engines import engines_app
-    from cellsim.md.engines.mlip import set_threads
+    from cellsim.engines.mlip import set_threads
 
     set_threads(1)
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))

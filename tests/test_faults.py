@@ -49,7 +49,7 @@ def _analysis_consistent(folder: Path) -> str:
 
 
 def _match_consistent(folder: Path) -> str | None:
-    from cellsim.products import load_match
+    from cellsim.products.match import load_match
 
     if not (folder / "match.json").exists():
         return None
@@ -96,8 +96,8 @@ def test_kill_minus_9_at_random_moments(tmp_path: Path) -> None:
 
 
 def test_two_writers_on_one_folder_are_refused(tmp_path: Path) -> None:
-    from cellsim.errors import CellsimError
-    from cellsim.fileio import WriterLock
+    from cellsim.core.errors import CellsimError
+    from cellsim.core.files import WriterLock
 
     run = reaction_run(tmp_path / "run", n_frames=100, react_at=50)
     import cellsim
@@ -113,7 +113,7 @@ def test_damaged_analysis_files_are_one_line_errors(tmp_path: Path) -> None:
     import warnings
 
     import cellsim
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     run = reaction_run(tmp_path / "run", n_frames=200, react_at=100)
     with warnings.catch_warnings():

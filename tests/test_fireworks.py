@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.study import load_study
+from cellsim.config.study import load_study
 
 FAKE = Path(__file__).parent / "fake_vasp"
 
@@ -44,7 +44,7 @@ def cellsim(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 def store_states(run: Path, env: dict[str, str]) -> list[str]:
     """The run's Firework states, read back from its store in another process."""
     check = (
-        "import sys; from cellsim.fw_launchpad import WorkflowStore; from cellsim.rundir import RunDir; "
+        "import sys; from cellsim.workflow.store import WorkflowStore; from cellsim.config.rundir import RunDir; "
         "s = WorkflowStore(RunDir(sys.argv[1])); print(' '.join(sorted(fw['state'] for fw in s.fireworks())))"
     )
     out = subprocess.run([sys.executable, "-c", check, str(run)], env=env, capture_output=True, text=True)
@@ -94,7 +94,8 @@ def test_each_run_has_its_own_store_and_lock(fw_env: tuple[Path, dict[str, str]]
         [
             sys.executable,
             "-c",
-            "import sys, time; from cellsim.fw_launchpad import WorkflowStore; from cellsim.rundir import RunDir; "
+            "import sys, time; from cellsim.workflow.store import WorkflowStore; "
+            "from cellsim.config.rundir import RunDir; "
             "WorkflowStore(RunDir(sys.argv[1])); print('ready', flush=True); time.sleep(60)",
             str(run),
         ],
@@ -124,7 +125,7 @@ def test_extend_a_finished_run(fw_env: tuple[Path, dict[str, str]]) -> None:
     import numpy as np
     from conftest import fake_vasp_frames
 
-    from cellsim.trajectory import read_trajectory
+    from cellsim.io.xdatcar import read_trajectory
 
     run, env = fw_env
     assert cellsim(["submit", str(run)], env).returncode == 0

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fuzzgen
 
-from cellsim.analysis import _native
 from cellsim.analysis.rdf import PeriodicImageError, block_images
-from cellsim.trajectory import (
+from cellsim.core import _native
+from cellsim.io.xdatcar import (
     CorruptTrajectoryWarning,
     TrajectoryError,
     TruncatedTrajectoryWarning,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cellsim
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 from cellsim.testing import write_vasprun, write_xdatcar
 
 SYMBOLS, COUNTS = ["In", "S", "Cl"], [4, 4, 4]

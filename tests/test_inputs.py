@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 
-from cellsim.md.inputs import InputsError, incar_settings, plan_segments
+from cellsim.config.study import load_study, parse_study
+from cellsim.inputsets.vasp import InputsError, incar_settings, plan_segments
 from cellsim.stages import inputs as run_inputs
-from cellsim.study import load_study, parse_study
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_overrides_and_contradictions() -> None:
 
 
 def test_missing_potcar_symbol_and_no_interface(run: Path, tmp_path: Path) -> None:
-    from cellsim.errors import RunDirError
+    from cellsim.core.errors import RunDirError
 
     study = load_study(run / "study.yaml")
     del study.md.potcar["In"]

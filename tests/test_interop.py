@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cellsim.analysis import _native
-from cellsim.trajectory import TrajectoryError, read_trajectory
+from cellsim.core import _native
+from cellsim.io.xdatcar import TrajectoryError, read_trajectory
 
 
 @pytest.fixture(params=["native", "numpy"])
@@ -250,7 +250,7 @@ def test_pymatgen_trajectory_structures_and_xdatcar(reacting: tuple[Path, Any], 
 def test_objects_without_a_time_step_need_dt_fs(reacting: tuple[Path, Any], tmp_path: Path) -> None:
     from ase.io import read
 
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     frames = read(str(reacting[0]), index=":20", format="vasp-xdatcar")
     with pytest.raises(CellsimError, match=r"python:ase.Atoms list, 20 frames: .*give dt_fs"):
@@ -264,7 +264,7 @@ def test_one_atoms_one_structure_and_the_default_folder(
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from cellsim.analysis.sources import python_trajectory
+    from cellsim.io.sources import python_trajectory
 
     atoms = read(str(reacting[0]), index=0, format="vasp-xdatcar")
     one = python_trajectory(atoms)
@@ -306,7 +306,7 @@ def _h2(second: object = "H") -> Any:
     ids=["ints", "dict", "molecule", "other-atoms", "other-structure", "disordered"],
 )
 def test_objects_that_cannot_be_analysed_are_refused(make: object, expected: str, tmp_path: Path) -> None:
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     with pytest.raises(CellsimError, match=expected):
         _analyze(make(), tmp_path / "a", dt_fs=2.0, pairs="H-H")  # type: ignore[operator]
@@ -315,7 +315,7 @@ def test_objects_that_cannot_be_analysed_are_refused(make: object, expected: str
 def test_species_is_refused_for_objects(reacting: tuple[Path, Any], tmp_path: Path) -> None:
     from ase.io import read
 
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     frames = read(str(reacting[0]), index=":5", format="vasp-xdatcar")
     with pytest.raises(CellsimError, match="species: only for VASP 4 XDATCARs"):

@@ -153,7 +153,7 @@ def test_mp_unreachable_gives_one_clear_message(tmp_path: Path, monkeypatch: pyt
 
 
 def test_match_needs_analysis(tmp_path: Path) -> None:
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     run = reaction_run(tmp_path / "r", n_frames=10, react_at=None)
     with pytest.raises(CellsimError, match=r"no analysis here; run `cellsim analyze"):

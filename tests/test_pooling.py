@@ -67,7 +67,7 @@ def test_pooled_diagnostics_take_every_replica(tmp_path: Path) -> None:
 
 
 def _oszicar(path: Path, n: int, relax_steps: int) -> None:
-    from cellsim.md.vaspfiles import oszicar_line
+    from cellsim.io.vaspfiles import oszicar_line
 
     rng = np.random.default_rng(n + relax_steps)
     lines = []
@@ -80,7 +80,7 @@ def _oszicar(path: Path, n: int, relax_steps: int) -> None:
 def test_stage_pools_equilibration_of_all_replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`cellsim analyze` of a run with replicas: the pooled equilibration is the latest replica's, not replica 0's."""
     import cellsim
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
     from cellsim.testing import replica_run
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))

@@ -211,7 +211,7 @@ def test_answer_never_contradicts_the_bond_table(tmp_path: Path) -> None:
 
     xd = bulk_lpscl(tmp_path / "bulk", n_frames=300)
     # break half the P-S bonds from frame 150 on: move one S of every PS4 3 A further out
-    from cellsim.trajectory import read_trajectory
+    from cellsim.io.xdatcar import read_trajectory
 
     hdr, frames, cells = read_trajectory(xd)
     cell = cells[0]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from cellsim.analysis.diagnostics import parse_vasprun
-from cellsim.analysis.sources import iter_trajectory
+from cellsim.io.sources import iter_trajectory
+from cellsim.io.xdatcar import TrajectoryError, TruncatedTrajectoryWarning
 from cellsim.testing import write_vasprun
-from cellsim.trajectory import TrajectoryError, TruncatedTrajectoryWarning
 
 CELL = np.diag([9.0, 9.0, 9.0])
 

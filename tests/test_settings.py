@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.errors import CellsimError
-from cellsim.settings import load_settings
+from cellsim.config.settings import load_settings
+from cellsim.core.errors import CellsimError
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from conftest import fake_vasp_frames
 
-from cellsim.study import load_study
-from cellsim.trajectory import read_trajectory
+from cellsim.config.study import load_study
+from cellsim.io.xdatcar import read_trajectory
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = REPO / "tests" / "fake_vasp"
@@ -103,7 +103,7 @@ def wait_done(runs: list[Path], timeout: float = 240) -> None:
 
 
 def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
-    from cellsim.md.engines.vasp import stitch
+    from cellsim.engines.vasp import stitch
 
     out = run / "all.xdatcar"
     assert stitch(run, out) == n
@@ -116,7 +116,7 @@ def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
 
 def store_states(run: Path, env: dict[str, str]) -> list[str]:
     check = (
-        "import sys; from cellsim.fw_launchpad import WorkflowStore; from cellsim.rundir import RunDir; "
+        "import sys; from cellsim.workflow.store import WorkflowStore; from cellsim.config.rundir import RunDir; "
         "s = WorkflowStore(RunDir(sys.argv[1])); print(' '.join(sorted(fw['state'] for fw in s.fireworks())))"
     )
     out = subprocess.run([sys.executable, "-c", check, str(run)], env=env, capture_output=True, text=True)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cellsim.analysis.sources import iter_trajectory
-from cellsim.rundir import RunDir
+from cellsim.config.rundir import RunDir
+from cellsim.io.sources import iter_trajectory
+from cellsim.io.xdatcar import REPEAT_TOL_A, iter_segments, read_trajectory
 from cellsim.testing import reaction_run, write_xdatcar
-from cellsim.trajectory import REPEAT_TOL_A, iter_segments, read_trajectory
 
 CELL = np.diag([10.0, 10.0, 10.0])
 

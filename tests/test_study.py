@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cellsim.errors import StudyError
-from cellsim.study import Study, load_study, parse_study, save_resolved
+from cellsim.config.rundir import save_resolved
+from cellsim.config.study import Study, load_study, parse_study
+from cellsim.core.errors import StudyError
 
 
 def test_bundled_studies_load(repo: Path) -> None:

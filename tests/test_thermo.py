@@ -1,4 +1,4 @@
-"""The phase-diagram cross-check (cellsim.thermo): pymatgen's InterfacialReactivity on given energies."""
+"""The phase-diagram cross-check (cellsim.products.thermo): pymatgen's InterfacialReactivity on given energies."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import warnings
 
 import pytest
 
+from cellsim.products.thermo import cross_check
 from cellsim.references.library import get_phase
-from cellsim.thermo import cross_check
 
 NAMES = ("Li6PS5Cl", "Li", "Li2S", "Li3P", "LiCl", "Li3PS4")
 # CHGNet 0.3.0 energies per atom of the relaxed library crystals (eV), measured once with
-# cellsim.md.engines.check.relaxed_energies("chgnet", ...)
+# cellsim.engines.check.relaxed_energies("chgnet", ...)
 CHGNET = {"Li6PS5Cl": -4.3570, "Li": -1.8803, "Li2S": -4.1121, "Li3P": -3.3957, "LiCl": -3.9814, "Li3PS4": -4.6389}
 
 

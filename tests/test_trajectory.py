@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellsim.analysis import _native
-from cellsim.testing import xdatcar_text
-from cellsim.trajectory import (
+from cellsim.core import _native
+from cellsim.io.xdatcar import (
     TrajectoryError,
     TruncatedTrajectoryWarning,
     WrappedCoordinatesWarning,
@@ -22,6 +21,7 @@ from cellsim.trajectory import (
     read_header,
     read_trajectory,
 )
+from cellsim.testing import xdatcar_text
 
 SYMS, COUNTS = ["In", "S", "Cl"], [2, 3, 1]
 LAT = np.array([[6.0, 0.0, 0.0], [0.5, 6.2, 0.0], [0.3, -0.4, 7.1]])
@@ -181,7 +181,7 @@ def test_bad_header(tmp_path: Path, lineno: int, replacement: str, expected: str
 
 
 def test_streaming_blocks_and_large_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cellsim.trajectory as tr
+    import cellsim.io.xdatcar as tr
 
     monkeypatch.setattr(tr, "CHUNK_BYTES", 1000)  # force many chunk boundaries
     fr = _frames(40)
@@ -307,7 +307,7 @@ def test_line_longer_than_the_limit_refused(tmp_path: Path, backend: str) -> Non
 
 def test_chunk_boundaries_crlf_and_trailing_blanks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CRLF split between chunks and blank lines at a chunk's end are read like anywhere else."""
-    import cellsim.trajectory as tr
+    import cellsim.io.xdatcar as tr
 
     fr = _frames(12)
     text = xdatcar_text(SYMS, COUNTS, LAT, fr).replace("\n", "\r\n") + "\r\n\r\n"
@@ -334,7 +334,7 @@ def test_concatenated_gzip_members_read_whole(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_is_a_trajectory_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cellsim.trajectory as tr
+    import cellsim.io.xdatcar as tr
 
     p = tmp_path / "XDATCAR"
     p.write_text(_text(1))

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellsim.md.engines.vasp import VaspRunError, next_segment, run_md, run_segment, status, stitch
-from cellsim.settings import Settings
+from cellsim.config.settings import Settings
+from cellsim.config.study import load_study
+from cellsim.engines.vasp import VaspRunError, next_segment, run_md, run_segment, status, stitch
+from cellsim.io.xdatcar import read_trajectory
 from cellsim.stages import inputs as run_inputs
-from cellsim.study import load_study
-from cellsim.trajectory import read_trajectory
 
 FAKE = Path(__file__).parent / "fake_vasp"
 
@@ -79,7 +79,7 @@ def test_killed_segment_continues_without_lost_or_doubled_frames(
 
 def test_kill_between_xdatcar_and_contcar_is_reconciled(vasp_run: Path) -> None:
     """A frame written after the last CONTCAR is cut, so the continuation does not repeat it."""
-    from cellsim.md.engines.vasp import reconcile
+    from cellsim.engines.vasp import reconcile
 
     study = load_study(vasp_run / "study.yaml")
     run_md(vasp_run, study, max_segments=1)
@@ -110,7 +110,7 @@ def test_restart_inside_a_segment_keeps_every_step(
 ) -> None:
     """EDDDAV after global step 14 (4 steps into seg-001): custodian copies CONTCAR and restarts VASP,
     which would overwrite XDATCAR (steps 11-14 lost); the partial outputs are kept as part 1."""
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
 
     monkeypatch.setenv("FAKE_VASP_PLANT", "edddav@14")
     study = load_study(vasp_run / "study.yaml")

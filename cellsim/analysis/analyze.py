@@ -8,7 +8,6 @@ every frame) and ``peaks.json`` (peaks per window, peaks absent from the first w
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,26 +16,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
+from cellsim.analysis.defaults import default_cutoff
 from cellsim.analysis.environments import Environments
 from cellsim.analysis.peaks import bond_events, departure_time, new_peaks, window_peaks
 from cellsim.analysis.rdf import block_images, normalise, occupied_fraction, pair_histogram
-from cellsim.errors import CellsimError
-from cellsim.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from cellsim.study import AnalysisSpec
-from cellsim.trajectory import FrameBlock
+from cellsim.config.study import AnalysisSpec
+from cellsim.core.errors import AnalysisError
+from cellsim.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cellsim.io.xdatcar import FrameBlock
 
 if TYPE_CHECKING:
-    from cellsim.analysis.sources import TrajectorySource
-
-
-class AnalysisError(CellsimError):
-    """Analysis settings do not fit the trajectory."""
+    from cellsim.io.sources import TrajectorySource
 
 
 class AnalysisSettings(AnalysisSpec):
     """The study's analysis section plus the time between stored frames (``dt_fs`` = POTIM * NBLOCK).
 
-    One model for the API, the CLI and the study: the defaults are :class:`cellsim.study.AnalysisSpec`'s.
+    One model for the API, the CLI and the study: the defaults are :class:`cellsim.config.study.AnalysisSpec`'s.
     """
 
     dt_fs: float = Field(gt=0, le=1000, description="fs between stored frames")
@@ -144,45 +140,6 @@ class AnalysisResult:
         return load_analysis(Path(folder))
 
 
-def default_cutoff(pair: str) -> float:
-    """Bond cutoff of a pair the study does not list, A: the reference phases' first coordination sphere.
-
-    When a phase of the offline library bonds A to B (its shortest A-B distance is within 1.3 x the sum of
-    covalent radii): 1.1 x the longest A-B distance of its first sphere (the shortest distance and every next
-    one up to a gap of more than 0.4 A, within 1.3 x the shortest), largest over such phases: InCl's 2.92 and
-    3.17 A shells -> 3.49 A, PS4's 2.07 A -> 2.28 A. A pair no library phase bonds: 1.2 x the sum of covalent
-    radii (ASE's table; pymatgen's CovalentBondNN tolerance). Covalent radii alone cut ionic first spheres
-    short (In-Cl 2.93 A would miss InCl's 3.17 A shell) and stretch covalent ones (P-S 2.54 A would keep a
-    breaking PS4 bond). The per-pair distances are computed once from the CIFs and stored
-    (:func:`cellsim.references.library.first_spheres`).
-    """
-    from ase.data import atomic_numbers, covalent_radii
-
-    from cellsim.references.library import first_spheres
-
-    a, b = sorted(pair.split("-"))
-    sphere = first_spheres().get(f"{a}-{b}")
-    if sphere is not None:
-        return round(1.1 * sphere, 2)
-    return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)
-
-
-def read_incar_tags(incar: Path) -> dict[str, str]:
-    """INCAR tags as raw strings (upper-case names), {} when the file is missing.
-
-    A few tags do not justify importing pymatgen.io.vasp (0.9 s measured here, python -X importtime).
-    """
-    tags: dict[str, str] = {}
-    if not incar.is_file():
-        return tags
-    for raw in incar.read_text(errors="replace").splitlines():
-        for part in re.split(r"[;]", re.split(r"[#!]", raw, maxsplit=1)[0]):
-            if "=" in part:
-                k, v = part.split("=", 1)
-                tags[k.strip().upper()] = v.strip()
-    return tags
-
-
 def analyze(
     paths: Sequence[TrajectorySource],
     settings: AnalysisSettings,
@@ -190,13 +147,13 @@ def analyze(
     progress: Callable[[int], None] | None = None,
     observers: list[Callable[[list[str], FrameBlock], None]] | None = None,
 ) -> AnalysisResult:
-    """Stream the trajectory files in ``paths`` (in order, any format of :mod:`cellsim.analysis.sources`).
+    """Stream the trajectory files in ``paths`` (in order, any format of :mod:`cellsim.io.sources`).
 
     Memory: one block of frames plus one histogram per pair and window; never the whole trajectory.
     ``observers`` get every block too (diagnostics), with the per-atom species.
     """
     from cellsim.analysis.environments import EnvironmentAccumulator
-    from cellsim.analysis.sources import SegmentInfo, iter_trajectory
+    from cellsim.io.sources import SegmentInfo, iter_trajectory
 
     s = settings
     fpw = s.frames_per_window
@@ -549,7 +506,7 @@ FORMAT_VERSION = 2
 
 
 def _poscar_text(species: list[str], frac: np.ndarray, cell: np.ndarray, title: str) -> str:
-    from cellsim.md.vaspfiles import species_blocks, xdatcar_header
+    from cellsim.io.vaspfiles import species_blocks, xdatcar_header
 
     names, counts = species_blocks(species)
     order = np.argsort([names.index(x) for x in species], kind="stable")
@@ -561,14 +518,14 @@ def _poscar_text(species: list[str], frac: np.ndarray, cell: np.ndarray, title: 
 def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """Write the analysis folder: rdf.csv, rdf.npz, bonds.csv, peaks.json, analysis.json, first/last frames.
 
-    The set is written into a staging folder and swapped in as a whole (:func:`cellsim.fileio.replace_dir`):
+    The set is written into a staging folder and swapped in as a whole (:func:`cellsim.core.files.replace_dir`):
     a kill leaves the previous folder or the new one, never a mix. Results of later stages in the folder
     (match) belong to the old analysis and go with it. ``out_dir`` must be new, empty or an analysis folder.
     """
     import uuid
 
-    from cellsim import __version__
-    from cellsim.fileio import recover_dir, replace_dir, staging_dir
+    from cellsim.core.files import recover_dir, replace_dir, staging_dir
+    from cellsim.core.version import __version__
 
     out_dir = Path(out_dir)
     recover_dir(out_dir)
@@ -704,7 +661,7 @@ def load_analysis(folder: Path) -> AnalysisResult:
     import json
     import zipfile
 
-    from cellsim.fileio import recover_dir
+    from cellsim.core.files import recover_dir
 
     recover_dir(folder)
     npz, man = folder / "rdf.npz", folder / ANALYSIS_FILE
@@ -723,7 +680,7 @@ def load_analysis(folder: Path) -> AnalysisResult:
     if not isinstance(info, dict) or info.get("format") != FORMAT_TAG:
         raise AnalysisError(f"{man}: not a cellsim analysis manifest")
     if info.get("version") != FORMAT_VERSION:
-        from cellsim import __version__
+        from cellsim.core.version import __version__
 
         raise AnalysisError(
             f"{man}: written by cellsim {info.get('cellsim_version', '?')} in analysis format "

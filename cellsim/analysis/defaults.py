@@ -56,8 +56,6 @@ def covalent_cutoff(pair: str) -> float:
 def rule_cutoff(pair: str) -> tuple[float, str]:
     """The analysis' bond cutoff of a pair nobody gave one for (:func:`cellsim.analysis.analyze.default_cutoff`)
     and where it comes from: ``"reference first sphere"`` or ``"covalent radii"``."""
-    from cellsim.analysis.analyze import default_cutoff
-
     value = default_cutoff(pair)
     return value, "covalent radii" if abs(value - covalent_cutoff(pair)) < 1e-6 else "reference first sphere"
 
@@ -220,3 +218,26 @@ def _bonded(species: Sequence[str], frame: tuple[np.ndarray, np.ndarray] | None,
     i, j = neighbor_list("ij", atoms, {(centre, anion): covalent_cutoff(f"{centre}-{anion}")})
     with_anion = np.unique(i[(sym[i] == centre) & (sym[j] == anion)])
     return len(with_anion) >= FRAMEWORK_BONDED_SHARE * len(idx)
+
+
+def default_cutoff(pair: str) -> float:
+    """Bond cutoff of a pair the study does not list, A: the reference phases' first coordination sphere.
+
+    When a phase of the offline library bonds A to B (its shortest A-B distance is within 1.3 x the sum of
+    covalent radii): 1.1 x the longest A-B distance of its first sphere (the shortest distance and every next
+    one up to a gap of more than 0.4 A, within 1.3 x the shortest), largest over such phases: InCl's 2.92 and
+    3.17 A shells -> 3.49 A, PS4's 2.07 A -> 2.28 A. A pair no library phase bonds: 1.2 x the sum of covalent
+    radii (ASE's table; pymatgen's CovalentBondNN tolerance). Covalent radii alone cut ionic first spheres
+    short (In-Cl 2.93 A would miss InCl's 3.17 A shell) and stretch covalent ones (P-S 2.54 A would keep a
+    breaking PS4 bond). The per-pair distances are computed once from the CIFs and stored
+    (:func:`cellsim.references.library.first_spheres`).
+    """
+    from ase.data import atomic_numbers, covalent_radii
+
+    from cellsim.references.library import first_spheres
+
+    a, b = sorted(pair.split("-"))
+    sphere = first_spheres().get(f"{a}-{b}")
+    if sphere is not None:
+        return round(1.1 * sphere, 2)
+    return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)

@@ -11,8 +11,8 @@ Inputs
 ------
 * Energies: :func:`read_energies` parses OSZICAR MD lines (or streams vasprun.xml) of one or several
   segments into an :class:`EnergySeries`.
-* Frames: :class:`DiagnosticsAccumulator` is fed the :class:`~cellsim.trajectory.FrameBlock` s of
-  :func:`~cellsim.trajectory.iter_segments`, the same blocks as the analysis loop.
+* Frames: :class:`DiagnosticsAccumulator` is fed the :class:`~cellsim.io.xdatcar.FrameBlock` s of
+  :func:`~cellsim.io.xdatcar.iter_segments`, the same blocks as the analysis loop.
 
 Memory
 ------
@@ -57,8 +57,8 @@ from typing import Any, Literal
 import numpy as np
 
 from cellsim.analysis.rdf import block_images
-from cellsim.fileio import atomic_write_json
-from cellsim.trajectory import FrameBlock, iter_segments, open_maybe_compressed
+from cellsim.core.files import atomic_write_json
+from cellsim.io.xdatcar import FrameBlock, iter_segments, open_maybe_compressed
 
 # --------------------------------------------------------------------------- thresholds (with the reason)
 
@@ -194,7 +194,7 @@ def parse_vasprun(path: str | Path) -> np.ndarray:
                         root.clear()  # drop the finished steps the root still holds
     except (ET.ParseError, EOFError) as exc:
         # a run still going or killed mid-write (EOFError: a compressed file cut short): the whole steps count
-        from cellsim.trajectory import TruncatedTrajectoryWarning
+        from cellsim.io.xdatcar import TruncatedTrajectoryWarning
 
         where = f" at line {exc.position[0]}" if isinstance(exc, ET.ParseError) else ""
         warnings.warn(

@@ -22,7 +22,7 @@ MAX_SAMPLES = 96
 
 def cutoff_table(elements: list[str], bond_cutoffs: dict[str, float]) -> np.ndarray:
     """Symmetric element x element cutoff matrix (A)."""
-    from cellsim.analysis.analyze import default_cutoff
+    from cellsim.analysis.defaults import default_cutoff
 
     n = len(elements)
     out = np.zeros((n, n))

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from cellsim.analysis import _native
-from cellsim.errors import CellsimError
+from cellsim.core import _native
+from cellsim.core.errors import CellsimError
 
 # periodic image vectors scanned per pair at most: beyond this the cell is too thin for rmax (a scan of
 # 1e6 images costs seconds per frame even for a few atoms; a degenerate cell would need ~1e36)

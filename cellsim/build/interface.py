@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellsim import __version__
 from cellsim.build.checks import atomic_planes, bonded_units, closest_pair, stoichiometry
 from cellsim.build.matching import LatticeMatch, best_strain_any, find_matches
 from cellsim.build.slabs import SlabTemplate, slab_templates
-from cellsim.errors import BuildError
-from cellsim.fileio import atomic_write_json, atomic_write_text
+from cellsim.config.study import InterfaceSpec, SlabSpec
+from cellsim.core.errors import BuildError
+from cellsim.core.files import atomic_write_json, atomic_write_text
+from cellsim.core.version import __version__
 from cellsim.references.library import resolve_phase
-from cellsim.study import InterfaceSpec, SlabSpec
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -384,7 +384,7 @@ def write_interface(model: InterfaceModel, run_dir: Path, title: str = "cellsim 
     from pymatgen.io.cif import CifWriter
     from pymatgen.io.vasp import Poscar
 
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
 
     out = RunDir(run_dir).interface_dir
     s = model.structure.copy()

@@ -10,6 +10,7 @@ super-cell onto the fixed one: principal strains are the eigenvalues of U minus 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import sys
@@ -20,6 +21,7 @@ from types import ModuleType
 import numpy as np
 
 
+@functools.cache
 def _zsl_module() -> ModuleType:
     """pymatgen's ``zsl`` module, loaded without its package ``__init__``.
 
@@ -27,17 +29,19 @@ def _zsl_module() -> ModuleType:
     3.3 s of a 6.9 s build measured here (cProfile), none of which lattice matching uses. The module file
     itself only needs numpy and monty.
     """
-    name = "cellsim._pymatgen_zsl"
-    if name not in sys.modules:
-        import pymatgen.analysis
+    import pymatgen.analysis
 
-        path = Path(pymatgen.analysis.__path__[0]) / "interfaces" / "zsl.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+    name = "cellsim._pymatgen_zsl"
+    path = Path(pymatgen.analysis.__path__[0]) / "interfaces" / "zsl.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # only while it executes: its dataclasses look their module up there
+    try:
         spec.loader.exec_module(module)
-    return sys.modules[name]
+    finally:
+        del sys.modules[name]
+    return module
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cellsim.errors import BuildError
+from cellsim.core.errors import BuildError
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure

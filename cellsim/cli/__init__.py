@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     Ctrl-C."""
     import typer
 
-    from cellsim.errors import CellsimError
+    from cellsim.core.errors import CellsimError
 
     mods = _click_modules()
     exits = _classes(mods, "Exit", typer.Exit)

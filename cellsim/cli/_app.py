@@ -7,7 +7,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console, ConsoleDimensions
 
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 # the width of output that goes to a file or a pipe: wide enough that no table is wrapped and no line split
 PIPE_WIDTH = 10_000
@@ -49,7 +49,7 @@ err_console = _Console(stderr=True)
 
 def _print_version(value: bool) -> None:
     if value:
-        from cellsim import __version__
+        from cellsim.core.version import __version__
 
         console.print(f"cellsim {__version__}", highlight=False, markup=False)
         raise typer.Exit()

@@ -12,18 +12,18 @@ from rich.table import Table
 
 from cellsim import stages
 from cellsim.cli._app import app, console, err_console, fail
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 
 def _qty(text: str | None, kind: str, unit: str, option: str) -> float | None:
-    from cellsim.units import parse_quantity
+    from cellsim.core.units import parse_quantity
 
     return None if text is None else parse_quantity(text, kind, unit, option)
 
 
 def _cutoffs(items: list[str] | None) -> dict[str, float]:
-    from cellsim.study import _check_pair
-    from cellsim.units import parse_quantity
+    from cellsim.config.study import _check_pair
+    from cellsim.core.units import parse_quantity
 
     out: dict[str, float] = {}
     for item in items or []:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cellsim import stages
 from cellsim.cli._app import app, console, fail, refs_app
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 
 def _thickness(side: dict[str, Any]) -> str:
@@ -168,7 +168,7 @@ def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3
     """Formula, space group, lattice, source and first-shell distances of one library phase."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from cellsim.errors import PhaseNotFoundError
+    from cellsim.core.errors import PhaseNotFoundError
     from cellsim.references.library import get_phase, library
 
     phase = get_phase(name)
@@ -200,6 +200,6 @@ def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3
 @app.command("study-schema")
 def study_schema() -> None:
     """Print every study field with its default (a complete study file to start from)."""
-    from cellsim.study import Study
+    from cellsim.config.study import Study
 
     console.print(Study(name="my_study").to_yaml(), highlight=False, markup=False)

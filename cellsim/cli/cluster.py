@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from cellsim.cli._app import app, console, fail
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 fw_app = typer.Typer(
     help="A run's FireWorks workflow: list, rerun, reset, detect lost runs (safely, under cellsim's lock).",
@@ -39,9 +39,9 @@ def status(
 ) -> None:
     """State of the MD segments (NSW, frames, parts, custodian corrections, walltime stops), the workflow
     and the queue jobs; with several runs, one line each."""
-    from cellsim.fw_submit import run_overview
-    from cellsim.md.engines.vasp import status as md_status
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.engines.vasp import status as md_status
+    from cellsim.workflow.submit import run_overview
 
     rows = []
     for run_dir in run_dirs:
@@ -95,8 +95,8 @@ def stitch(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="output XDATCAR (default RUN_DIR/md/XDATCAR)")] = None,
 ) -> None:
     """Join every segment's XDATCAR (and its parts) into one trajectory, each MD step exactly once."""
-    from cellsim.md.engines.vasp import stitch as md_stitch
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.engines.vasp import stitch as md_stitch
 
     target = out or RunDir(run_dir).stitched_xdatcar
     try:
@@ -132,7 +132,7 @@ def submit(
     Queue jobs stop VASP cleanly before their time limit and queue the next job themselves until the plan
     is done. Submitting a run again reruns FIZZLED Fireworks; --time extends it.
     """
-    from cellsim.fw_submit import SubmitOutcome, load_campaign_yaml, parse_time, submit_many
+    from cellsim.workflow.submit import SubmitOutcome, load_campaign_yaml, parse_time, submit_many
 
     try:
         runs = list(run_dirs)
@@ -180,7 +180,7 @@ def fw_launch(
 ) -> None:
     """What a queue job runs: queue the next job, run the run's ready Fireworks until the time limit
     nears, cancel the next job when nothing is left."""
-    from cellsim.fw_submit import launch_ready, run_job
+    from cellsim.workflow.submit import launch_ready, run_job
 
     try:
         if run_dir is None:
@@ -201,8 +201,8 @@ def fw_launch(
 @fw_app.command("list")
 def fw_list(run_dir: Annotated[Path, typer.Argument(help="run directory")], launchpad: LaunchpadOpt = None) -> None:
     """The run's Fireworks: id, name, state, and the job of their last launch."""
-    from cellsim.fw_submit import fw_list as list_fws
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.workflow.submit import fw_list as list_fws
 
     try:
         rows = list_fws(RunDir(run_dir), launchpad)
@@ -223,8 +223,8 @@ def fw_rerun(
     launchpad: LaunchpadOpt = None,
 ) -> None:
     """Make Fireworks of the run READY again (they continue where the MD stopped); then `cellsim submit`."""
-    from cellsim.fw_submit import fw_rerun as rerun
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.workflow.submit import fw_rerun as rerun
 
     try:
         ids = rerun(RunDir(run_dir), list(fw_id) if fw_id else None, launchpad)
@@ -240,8 +240,8 @@ def fw_reset(
     launchpad: LaunchpadOpt = None,
 ) -> None:
     """Remove the run's workflow from the store (MD files stay); the next `cellsim submit` makes a new one."""
-    from cellsim.fw_submit import fw_reset as reset
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.workflow.submit import fw_reset as reset
 
     if not yes:
         fail(CellsimError("fw reset removes the run's workflow state: give --yes"))
@@ -257,8 +257,8 @@ def fw_detect_lost(
     run_dir: Annotated[Path, typer.Argument(help="run directory")], launchpad: LaunchpadOpt = None
 ) -> None:
     """Rerun the run's Fireworks left RUNNING by a job that died (checked with the scheduler)."""
-    from cellsim.fw_submit import fw_detect_lost as detect
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
+    from cellsim.workflow.submit import fw_detect_lost as detect
 
     try:
         ids = detect(RunDir(run_dir), launchpad)

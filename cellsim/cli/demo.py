@@ -10,7 +10,7 @@ import typer
 
 from cellsim import stages
 from cellsim.cli._app import app, console, err_console, fail
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 DEFAULT_STUDY = "li6ps5cl_in"
 ENGINE = "chgnet"  # offline, and the model the demo's timings and documented numbers were made with
@@ -22,7 +22,7 @@ def _bundled_or_file(name: str) -> str:
     """``name`` when it is a bundled study or a study file, else a one-line refusal naming the closest study."""
     import difflib
 
-    from cellsim.resources import bundled_workflows
+    from cellsim.core.resources import bundled_workflows
 
     bundled = bundled_workflows()
     if name in bundled or Path(name).is_file():
@@ -59,9 +59,9 @@ def demo(
     from cellsim.cli.analysis import print_analysis, print_match
     from cellsim.cli.build import _print_build, print_inputs
     from cellsim.cli.md import run_md
-    from cellsim.rundir import RunDir
-    from cellsim.study import load_study
-    from cellsim.units import parse_quantity
+    from cellsim.config.rundir import RunDir
+    from cellsim.config.study import load_study
+    from cellsim.core.units import parse_quantity
 
     t0 = time.perf_counter()
     try:

@@ -20,11 +20,11 @@ import typer
 from rich.table import Table
 
 from cellsim.cli._app import app, console, err_console, fail
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 if TYPE_CHECKING:
-    from cellsim.md.engines.check import EngineReport
-    from cellsim.study import Study
+    from cellsim.config.study import Study
+    from cellsim.engines.check import EngineReport
 
 engines_app = typer.Typer(
     help="Machine-learned potentials available offline, and checks of their fitness for a study.",
@@ -38,8 +38,8 @@ _VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "n/a": "d
 
 def load_study_or_run(ref: str) -> tuple[Study, Path | None, Path | None]:
     """A study file, a bundled study name or a run directory -> (study, base folder for CIFs, run dir)."""
-    from cellsim.rundir import RunDir
-    from cellsim.study import load_study
+    from cellsim.config.rundir import RunDir
+    from cellsim.config.study import load_study
 
     p = Path(ref)
     if p.is_dir():
@@ -59,8 +59,8 @@ def engines_list(
     """List the machine-learned potentials whose weights are installed (no download ever)."""
     if ctx.invoked_subcommand is not None:
         return
-    from cellsim.md.engines.check import cached_speeds
-    from cellsim.md.engines.registry import models, probe
+    from cellsim.engines.check import cached_speeds
+    from cellsim.engines.registry import models, probe
 
     try:
         the_study = load_study_or_run(study)[0] if study else None
@@ -141,7 +141,7 @@ def _print_summary(reports: list[EngineReport]) -> None:
 
 def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
     """Print PBE's and each engine's E(c/a) on the metal's Bain path, with fitted minima, and plot them."""
-    from cellsim.md.engines.check import PBE_LABEL, bain_reference, plot_bain
+    from cellsim.engines.check import PBE_LABEL, bain_reference, plot_bain
 
     try:
         ref = bain_reference(metal, chosen, progress=progress)
@@ -206,9 +206,9 @@ def engines_check(
     among library phases, and speed. Verdicts ok/warn/fail; results are cached, so a second run is instant.
     With ``--reference cp2k``: PBE's c/a along the metal's Bain path beside each engine's, on the same cells.
     """
-    from cellsim.md.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
-    from cellsim.md.engines.mlip import set_threads
-    from cellsim.md.engines.registry import select
+    from cellsim.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
+    from cellsim.engines.mlip import set_threads
+    from cellsim.engines.registry import select
 
     t0 = time.perf_counter()
     try:

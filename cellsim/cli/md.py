@@ -9,7 +9,7 @@ import typer
 
 from cellsim import stages
 from cellsim.cli._app import app, console, fail
-from cellsim.errors import CellsimError
+from cellsim.core.errors import CellsimError
 
 
 def progress_bar(dt_fs: float, label: str = "MD") -> Any:
@@ -35,7 +35,7 @@ def progress_bar(dt_fs: float, label: str = "MD") -> Any:
 
 def run_md(run_dir: Path, replica: int | None = None, **kw: Any) -> Any:
     """stages.run with a progress bar on a terminal."""
-    from cellsim.rundir import RunDir
+    from cellsim.config.rundir import RunDir
 
     if not console.is_terminal:
         return stages.run(run_dir, replica=replica, **kw)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from cellsim.errors import PhaseNotFoundError, StructureReadError
+from cellsim.core.errors import PhaseNotFoundError, StructureReadError
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure

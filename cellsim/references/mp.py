@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cellsim.errors import CellsimError
-from cellsim.fileio import atomic_write_json
+from cellsim.core.errors import CellsimError
+from cellsim.core.files import atomic_write_json
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure

@@ -147,7 +147,7 @@ def given_reactants(
     option
         Where the names came from, for messages (``--reactants``, ``interface.metal.phase``).
     """
-    from cellsim.errors import PhaseNotFoundError
+    from cellsim.core.errors import PhaseNotFoundError
     from cellsim.references.library import get_phase, resolve_phase
 
     phases: dict[str, float] = {}
@@ -173,7 +173,7 @@ def given_reactants(
         comps.append((label, comp))
     missing = sorted({e for _, c in comps for e in c} - {e for e, n in element_counts.items() if n > 0})
     if missing:
-        from cellsim.errors import CellsimError
+        from cellsim.core.errors import CellsimError
 
         raise CellsimError(
             f"--reactants {','.join(names)}: the trajectory has no {', '.join(missing)} atoms "

@@ -16,8 +16,8 @@ import numpy as np
 import yaml
 from ase import Atoms
 
-from cellsim.fileio import atomic_write_json, atomic_write_text
-from cellsim.md.engines.cp2k import (
+from cellsim.core.files import atomic_write_json, atomic_write_text
+from cellsim.engines.cp2k import (
     BAIN_CA,
     BAIN_SETTINGS,
     BAIN_VOLUME,
@@ -105,7 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mesh", type=int, nargs=3, default=BAIN_SETTINGS["kpoints"]["mesh"])
     ap.add_argument("--ca", type=float, nargs="*", default=list(CA))
-    ap.add_argument("--override", default="{}", help="YAML mapping of CP2K settings (cellsim.md.engines.cp2k)")
+    ap.add_argument("--override", default="{}", help="YAML mapping of CP2K settings (cellsim.engines.cp2k)")
     args = ap.parse_args()
     settings = resolve_settings({"kpoints": {"mesh": args.mesh}}, yaml.safe_load(args.override))
     version = cp2k_version(settings["command"])

@@ -16,8 +16,8 @@ import numpy as np
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from cellsim.fileio import atomic_write_text
-from cellsim.md.engines.cp2k import BAIN_VOLUME, bain_cell, load_result, resolve_settings, single_point
+from cellsim.core.files import atomic_write_text
+from cellsim.engines.cp2k import BAIN_VOLUME, bain_cell, load_result, resolve_settings, single_point
 from cellsim.references.library import library
 
 HERE = Path(__file__).resolve().parent / "labels"

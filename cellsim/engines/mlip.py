@@ -1,0 +1,471 @@
+"""The embedded engine: the study's NVT MD on a universal machine-learned potential, through ASE.
+
+Physics: a short fixed-cell FIRE relaxation of the interface (so NVT does not start hundreds of kelvin
+hot), then NVT at ``md.temperature`` with ``md.timestep_fs`` using ASE's Nose-Hoover chain (3 thermostats,
+time constant ``engine.tdamp_fs``, default 40 time steps: the thermostat period of VASP's SMASS = 0).
+Velocities start from a seeded Maxwell-Boltzmann distribution with zero total momentum. Atoms fixed by
+selective dynamics in the interface POSCAR stay fixed.
+
+Files (paths from :class:`cellsim.config.rundir.RunDir`): the relaxation (CONTCAR, relax.log), then one folder per
+segment with POSCAR (start), XDATCAR (every NBLOCK steps), OSZICAR (every step), CONTCAR with velocities
+(at the end), engine.json and checkpoint.npz. A checkpoint holds positions, momenta, thermostat variables
+and the byte lengths of XDATCAR and OSZICAR; running again after a kill truncates both files to those
+lengths and continues from there, so no frame is lost or written twice. Asking for more time extends the
+last segment up to the segment length, then opens new segments, each starting from the previous one's
+final state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+import numpy as np
+
+from cellsim.config.rundir import RunDir, SegmentPlan, segment_parts
+from cellsim.config.study import EngineName
+from cellsim.core.errors import CellsimError, RunDirError
+from cellsim.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cellsim.io.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
+
+    from cellsim.config.study import Study
+
+# the embedded engines: every engine name of the study but VASP
+ENGINES = tuple(name for name in get_args(EngineName) if name != "vasp")
+# engine name -> CHGNet.load model_name
+_CHGNET_MODELS = {"chgnet": "0.3.0", "chgnet-0.2.0": "0.2.0", "chgnet-r2scan": "r2scan"}
+# engine name -> (sevenn pretrained name, modal (fidelity head) of a multi-fidelity model, label)
+_SEVENNET_MODELS: dict[str, tuple[str, str | None, str]] = {
+    "sevennet": ("7net-0", None, "SevenNet-0"),
+    "sevennet-0-22may2024": ("7net-0_22May2024", None, "SevenNet-0 (22 May 2024)"),
+    "sevennet-l3i5": ("7net-l3i5", None, "SevenNet-l3i5"),
+    "sevennet-mf-0": ("7net-mf-0", "PBE", "SevenNet-MF-0, PBE head"),
+    "sevennet-mf-0-r2scan": ("7net-mf-0", "R2SCAN", "SevenNet-MF-0, r2SCAN head"),
+}
+
+
+class EngineError(CellsimError):
+    """The embedded engine cannot start or continue."""
+
+
+@dataclass
+class RunSummary:
+    engine: str
+    steps_total: int
+    steps_run: int
+    time_ps: float
+    seconds: float
+    segments: list[str]
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / self.steps_run if self.steps_run else 0.0
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads (1 by default: two spinning threads on a shared 2-core machine ran 3-30x slower)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda: torch sees no CUDA GPU here (use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise EngineError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device
+
+
+def make_calculator(
+    engine: str, model_path: str | None = None, device: str = "cpu", forces_only: bool = False
+) -> tuple[Calculator, dict[str, Any]]:
+    """An ASE calculator for ``engine`` and a description of the model (for engine.json).
+
+    ``model_path`` replaces the bundled weights by a model file of the same family (for a multi-fidelity
+    SevenNet engine the same head is used); ``device`` is ``cpu`` or ``cuda`` (see :func:`resolve_device`).
+    ``forces_only`` (NVT MD): CHGNet is asked for energy and forces, not stress and magnetic moments, whose
+    extra backward pass NVT never uses (1.5x faster per step on the 328-atom interface, bench/bench_replicas.py).
+    """
+    import warnings
+
+    if engine in _CHGNET_MODELS:
+        # CHGNet 0.3 converts a grad-tracking tensor once per call; harmless, but it floods the output
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        if model_path:
+            model = CHGNet.from_file(model_path, verbose=False)
+        else:
+            model = CHGNet.load(model_name=_CHGNET_MODELS[engine], verbose=False)
+        info = {
+            "engine": engine,
+            "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)",
+            "device": device,
+        }
+        cls = CHGNetCalculator
+        if forces_only:
+
+            class _EnergyForces(CHGNetCalculator):
+                def calculate(
+                    self,
+                    atoms: Any = None,
+                    properties: Any = None,
+                    system_changes: Any = None,
+                    task: Any = "ef",
+                ) -> None:
+                    super().calculate(atoms, properties, system_changes, task="ef")
+
+            cls = _EnergyForces
+        return cls(model, use_device=device, on_isolated_atoms="ignore"), info
+    if engine in _SEVENNET_MODELS:
+        # sevenn warns on every calculator that no GPU tensor-product accelerator is enabled (CPU run)
+        warnings.filterwarnings("ignore", message="No tensor product accelerator", category=UserWarning)
+        from sevenn.calculator import SevenNetCalculator
+
+        name, modal, label = _SEVENNET_MODELS[engine]
+        kwargs: dict[str, Any] = {"modal": modal} if modal else {}
+        return SevenNetCalculator(model_path or name, device=device, **kwargs), {
+            "engine": engine,
+            "model": model_path or f"{label} (bundled)",
+            "device": device,
+        }
+    raise EngineError(f"engine '{engine}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+
+
+def parse_time_ps(text: str) -> float:
+    """'2ps', '500 fs', '0.5' (ps) -> ps (see :mod:`cellsim.core.units`)."""
+    from cellsim.core.units import QuantityError
+    from cellsim.core.units import parse_time_ps as parse
+
+    try:
+        return parse(text)
+    except QuantityError:
+        raise EngineError(f"--time {text!r}: expected a duration such as 2ps or 500fs") from None
+
+
+# --------------------------------------------------------------------------- state and checkpoints
+
+
+class ThermostatState:
+    """Save and restore the state of ASE's NoseHooverChainNVT: the one place that touches its internals.
+
+    ASE keeps the integrator's positions/momenta and the chain variables in private attributes (ASE 3.23-3.26
+    names checked here). Resuming must restore them exactly; if a new ASE renames them, :meth:`check`
+    fails loudly instead of resuming with a reset thermostat.
+    """
+
+    ATTRS = ("_q", "_p", "_thermostat")
+    CHAIN = ("_eta", "_p_eta")
+
+    @classmethod
+    def check(cls, dyn: Any) -> None:
+        import ase
+
+        missing = [a for a in cls.ATTRS if not hasattr(dyn, a)]
+        th = getattr(dyn, "_thermostat", None)
+        missing += [f"_thermostat.{a}" for a in cls.CHAIN if th is None or not hasattr(th, a)]
+        if missing:
+            raise EngineError(
+                f"ASE {ase.__version__}: NoseHooverChainNVT has no {', '.join(missing)}; cellsim cannot checkpoint "
+                "its thermostat exactly with this ASE (pin ase to a version cellsim supports, see pyproject.toml)"
+            )
+
+    @classmethod
+    def capture(cls, dyn: Any) -> dict[str, np.ndarray]:
+        cls.check(dyn)
+        return {"eta": np.array(dyn._thermostat._eta), "p_eta": np.array(dyn._thermostat._p_eta)}
+
+    @classmethod
+    def restore(cls, dyn: Any, atoms: Atoms, state: dict[str, Any] | None) -> None:
+        """Point the integrator at ``atoms``' positions/momenta and, if given, the saved chain variables."""
+        cls.check(dyn)
+        dyn._q = atoms.get_positions()
+        dyn._p = atoms.get_momenta()
+        if state is not None:
+            dyn._thermostat._eta = np.array(state["eta"], dtype=float)
+            dyn._thermostat._p_eta = np.array(state["p_eta"], dtype=float)
+
+
+def _save_checkpoint(seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len: int, osz_len: int) -> None:
+    import io
+
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {
+        "positions": atoms.get_positions(),
+        "momenta": atoms.get_momenta(),
+        **ThermostatState.capture(dyn),
+        "steps_done": steps_done,
+        "xdatcar_bytes": xd_len,
+        "oszicar_bytes": osz_len,
+    }
+    np.savez(buf, **arrays)
+    atomic_write_bytes(seg / "checkpoint.npz", buf.getvalue())
+
+
+def _load_checkpoint(seg: Path) -> dict[str, Any]:
+    with np.load(seg / "checkpoint.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+# what VASP leaves in a segment folder (``cellsim inputs`` writes only INCAR, POSCAR, KPOINTS, POTCAR)
+_VASP_OUTPUTS = ("XDATCAR", "OSZICAR", "OUTCAR", "vasprun.xml")
+
+
+def _segment_done(seg: Path, target: int) -> bool:
+    """The segment's checkpoint holds ``target`` steps: the run skips it without writing."""
+    return (seg / "checkpoint.npz").is_file() and int(_load_checkpoint(seg)["steps_done"]) >= target
+
+
+def _check_own_segment(seg: Path, engine: str) -> None:
+    """Refuse to write into ``seg`` when it holds another engine's MD output.
+
+    The embedded engine writes ``engine.json`` before its XDATCAR/OSZICAR, so outputs without it are
+    VASP's (or a foreign tool's); an ``engine.json`` naming another embedded engine is that engine's.
+    """
+    info_file = seg / "engine.json"
+    if info_file.is_file():
+        try:
+            owner = json.loads(info_file.read_text()).get("engine")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise EngineError(f"{info_file}: unreadable ({exc}); cannot tell which engine wrote {seg}") from None
+        if owner not in (None, engine):
+            raise EngineError(
+                f"{seg}: holds output of engine '{owner}' (see {info_file}); engine '{engine}' does not write "
+                f"over it (run '{owner}' again, or use another run directory)"
+            )
+        return
+    found = [f for f in _VASP_OUTPUTS if (seg / f).exists()] + [p.name for p in segment_parts(seg)]
+    if found:
+        raise EngineError(
+            f"{seg}: holds VASP output ({', '.join(found)}) and no engine.json of the embedded engine; the "
+            "embedded engine does not overwrite another engine's output (use another run directory, or "
+            f"remove {seg} to discard that output)"
+        )
+
+
+def _read_interface(rd: RunDir) -> Atoms:
+    from ase.io import read
+
+    poscar = rd.interface_poscar
+    if not poscar.is_file():
+        raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {rd.root}` first")
+    atoms = read(poscar, format="vasp")
+    assert not isinstance(atoms, list)
+    return atoms
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_mlip(
+    run_dir: Path,
+    study: Study,
+    engine: str | None = None,
+    total_steps: int | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    stop_after: int | None = None,
+    replica: int | None = None,
+    device: str | None = None,
+) -> RunSummary:
+    """Relax, then run NVT segments until ``total_steps`` MD steps exist in ``run_dir/md``.
+
+    Parameters
+    ----------
+    run_dir
+        Run directory with ``interface/POSCAR``.
+    study
+        The resolved study (``md`` and ``engine`` sections).
+    engine
+        ``chgnet`` or ``sevennet``; default: the study's engine (``chgnet`` if it says ``vasp``).
+    total_steps
+        MD steps wanted in all segments together (default: ``md.total_time_ps / md.timestep_fs``).
+    threads
+        Torch threads (default: the study's, 1).
+    progress
+        Called after each step with (steps done, steps wanted, seconds per step).
+    stop_after
+        Stop (raise KeyboardInterrupt) after this many steps of this call: a test hook that simulates a kill.
+    device
+        ``auto``, ``cpu`` or ``cuda`` (default: the study's ``engine.device``).
+    replica
+        Run replica ``replica`` (its own segment folders, see RunDir; velocities seeded with ``engine.seed + replica``),
+        starting from the same relaxed interface as every other replica.
+    """
+    from ase.md import velocitydistribution as vd
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.optimize import FIRE
+    from ase.units import fs
+
+    md, eng = study.md, study.engine
+    name = engine or (eng.name if eng.name != "vasp" else "chgnet")
+    if name not in ENGINES:
+        raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+    rd = RunDir(run_dir)
+    dt_fs = md.timestep_fs
+    plan = SegmentPlan.from_study(study, total_steps)
+    total = plan.total_steps
+    if total < 1:
+        raise EngineError(f"nothing to run: {total} MD steps requested")
+    atoms = _read_interface(rd)
+    symbols = atoms.get_chemical_symbols()
+    names, counts = species_blocks(symbols)
+    if len(set(names)) != len(names):
+        raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
+
+    for k, target in enumerate(plan.nsw):  # before any model is loaded: refuse early
+        seg = rd.segment_dir(k, replica)
+        if not _segment_done(seg, target):
+            _check_own_segment(seg, name)
+
+    set_threads(threads or eng.threads)
+    calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
+    atoms.calc = calc
+
+    # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
+    relax_dir = rd.relax_dir
+    relaxed = relax_dir / "CONTCAR"
+    if md.relax_steps > 0 and not relaxed.is_file():
+        from ase.io import write
+
+        relax_dir.mkdir(parents=True, exist_ok=True)
+        log = relax_dir / "relax.log"
+        opt = FIRE(atoms, logfile=str(log))
+        opt.run(fmax=eng.relax_fmax, steps=md.relax_steps)
+        tmp = relax_dir / ".CONTCAR.tmp"
+        write(tmp, atoms, format="vasp", direct=True)
+        tmp.replace(relaxed)
+    if relaxed.is_file():
+        from ase.io import read
+
+        relaxed_atoms = read(relaxed, format="vasp")
+        assert not isinstance(relaxed_atoms, list)
+        atoms.set_positions(relaxed_atoms.get_positions())
+
+    tdamp = (eng.tdamp_fs or 40 * dt_fs) * fs
+    done_total = 0
+    run_steps = 0
+    seconds = 0.0
+    segments = []
+    prev_state: dict[str, Any] | None = None
+    seed = eng.seed + (replica or 0)
+    for k, target in enumerate(plan.nsw):
+        seg = rd.segment_dir(k, replica)
+        segments.append(seg.name)
+        state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
+        if state is not None and int(state["steps_done"]) >= target:
+            prev_state = state
+            done_total += int(state["steps_done"])
+            continue
+        seg.mkdir(parents=True, exist_ok=True)
+        meta = {
+            **info,
+            "segment": seg.name,
+            "timestep_fs": dt_fs,
+            "nblock": md.nblock,
+            "temperature_K": md.temperature,
+            "tdamp_fs": tdamp / fs,
+            "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
+            "steps_target": target,
+            "seed": seed,
+            "replica": replica,
+            "status": "running",
+        }
+        dyn = NoseHooverChainNVT(atoms, timestep=dt_fs * fs, temperature_K=md.temperature, tdamp=tdamp)
+        xd, osz = seg / "XDATCAR", seg / "OSZICAR"
+        if state is not None:  # resume this segment
+            atoms.set_positions(state["positions"])
+            atoms.set_momenta(state["momenta"])
+            steps_done = int(state["steps_done"])
+            for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
+                with open(f, "r+b") as fh:
+                    fh.truncate(n)
+            th_state = state
+        else:
+            if prev_state is not None:  # continue from the previous segment's final state
+                atoms.set_positions(prev_state["positions"])
+                atoms.set_momenta(prev_state["momenta"])
+                th_state = prev_state
+            else:
+                # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
+                thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+                thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(seed))
+                vd.Stationary(atoms)
+                th_state = None
+            steps_done = 0
+            # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
+            atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
+            # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
+            start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
+            _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
+            atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
+            atomic_write_text(osz, "")
+        ThermostatState.restore(dyn, atoms, th_state)
+        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
+        inv = np.linalg.inv(atoms.cell.array)
+        with open(xd, "a") as fx, open(osz, "a") as fo:
+            t_seg = time.perf_counter()
+            while steps_done < target:
+                t0 = time.perf_counter()
+                dyn.step()
+                steps_done += 1
+                run_steps += 1
+                e_pot = float(atoms.get_potential_energy())
+                e_kin = float(atoms.get_kinetic_energy())
+                fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
+                if steps_done % md.nblock == 0:
+                    frac = (atoms.get_positions() @ inv) % 1.0
+                    fx.write(xdatcar_frame(steps_done // md.nblock, frac))
+                if steps_done % eng.checkpoint_every == 0 or steps_done == target:
+                    fx.flush()
+                    fo.flush()
+                    _save_checkpoint(seg, atoms, dyn, steps_done, fx.tell(), fo.tell())
+                dt_step = time.perf_counter() - t0
+                if progress is not None:
+                    progress(done_total + steps_done, total, dt_step)
+                if stop_after is not None and run_steps >= stop_after:
+                    fx.flush()
+                    fo.flush()
+                    raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
+            seconds += time.perf_counter() - t_seg
+        _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)
+        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
+        prev_state = _load_checkpoint(seg)
+        done_total += steps_done
+    return RunSummary(name, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
+
+
+def _write_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> None:
+    """POSCAR/CONTCAR through pymatgen, with VASP's Cartesian velocity block (A/fs) when asked."""
+    from ase.units import fs
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.io.vasp import Poscar
+
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    vel = (atoms.get_velocities() * fs).tolist() if velocities else None
+    sd = structure.site_properties.get("selective_dynamics")
+    poscar = Poscar(structure, comment=comment, velocities=vel, selective_dynamics=sd)
+    atomic_write_text(path, poscar.get_str(significant_figures=10))
+
+
+def segment_info(seg: Path) -> dict[str, Any] | None:
+    """engine.json of a segment, if the embedded engine wrote it."""
+    f = seg / "engine.json"
+    return json.loads(f.read_text()) if f.is_file() else None

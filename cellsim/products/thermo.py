@@ -1,0 +1,143 @@
+"""What the phase diagram expects: the most exergonic reaction between the two reactants, beside what the MD shows.
+
+pymatgen's :class:`~pymatgen.analysis.interface_reactions.InterfacialReactivity` mixes the two reactants at
+every ratio and finds the products on the convex hull. The hull is built from the energies per atom of the
+reactants and the candidate products, computed by the study's own engine (relaxed crystals, cached with the
+engine check's relaxations; :func:`cellsim.engines.check.relaxed_energies`), so the cross-check says what
+*that* potential predicts, the same potential that ran the MD.
+
+Elements without a pure phase among them (P, S, Cl) get a terminal entry far above every compound
+(:data:`ELEMENT_OFFSET` above the highest energy per atom): pymatgen's hull needs a corner per element, and
+these can never be products. The hull then holds the given compounds only; reaction energies are differences
+of total energies, independent of the placeholder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ELEMENT_OFFSET = 10.0  # eV/atom above the highest compound: a placeholder corner that is never stable
+
+
+def cross_check(
+    reactants: dict[str, Any],
+    candidates: dict[str, Any],
+    energies: dict[str, float],
+    source: str,
+) -> dict[str, Any]:
+    """The most exergonic reaction of the first two reactants (by formula units in the run) and its products.
+
+    Parameters
+    ----------
+    reactants, candidates
+        pymatgen Structures by name.
+    energies
+        Energy per atom (eV) of every phase named in ``reactants`` and ``candidates`` that has one.
+    source
+        Where the energies come from (engine and model), for the record.
+
+    Returns
+    -------
+    dict
+        ``reaction`` (text), ``energy_eV_per_atom`` (of the reacting mixture), ``products``, ``ratio`` (the
+        metal's mole fraction at the minimum), ``phases`` used and ``source``; or ``skipped`` with the reason.
+    """
+    from pymatgen.analysis.interface_reactions import InterfacialReactivity
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition, Element
+
+    names = [n for n in reactants if n in energies]
+    if len(names) < 2:
+        return {"skipped": "needs two reactants with energies (an electrolyte and a metal)", "source": source}
+    entries = []
+    for name, s in {**reactants, **candidates}.items():
+        if name in energies:
+            comp = s.composition.reduced_composition
+            entries.append(PDEntry(comp, energies[name] * comp.num_atoms, name=name))
+    elements = {el for e in entries for el in e.composition.elements}
+    have = {e.composition.elements[0] for e in entries if len(e.composition.elements) == 1}
+    top = max(e.energy_per_atom for e in entries)
+    for el in sorted(elements - have, key=str):
+        corner = Composition({Element(el.symbol): 1})
+        entries.append(PDEntry(corner, top + ELEMENT_OFFSET, name=f"{el.symbol} (placeholder)"))
+    pd = PhaseDiagram(entries)
+    c1 = reactants[names[0]].composition.reduced_composition
+    c2 = reactants[names[1]].composition.reduced_composition
+    ir = InterfacialReactivity(c1, c2, pd, norm=True, use_hull_energy=False)
+    kinks = list(ir.get_kinks())
+    inner = [k for k in kinks if 1e-9 < k[1] < 1 - 1e-9]
+    # a reactant above the hull on its own (CHGNet's ordered Li6PS5Cl) shows up at an end of the mixing line:
+    # reported apart, the interface reaction is the best mixture of the two
+    own = [k for k in kinks if k not in inner and k[2] < -1e-6]
+    best = min(inner or kinks, key=lambda k: k[2])
+    _, x, energy, reaction, _ = best
+    products = [str(p.reduced_formula) for p in reaction.products]
+    text = str(reaction)
+    try:
+        from cellsim.engines.check import balance, reaction_label
+
+        formulas = [str(c.reduced_formula) for c in reaction.reactants]
+        text = reaction_label(formulas, products, balance(formulas, products))
+    except Exception:
+        pass
+    alone = [f"{k[3]} ({k[2]:+.3f} eV/atom)" for k in own]
+    # the best mixture may leave one reactant a spectator (In beside CHGNet's self-decomposing Li6PS5Cl)
+    both = len(reaction.reactants) >= 2
+    return {
+        "reactant_decomposes": alone,
+        "reactants_react": both,
+        "reaction": text,
+        "energy_eV_per_atom": round(float(energy), 4),
+        "products": products,
+        "ratio": round(float(x), 4),
+        "reactants": names[:2],
+        "phases": sorted(n for n in {**reactants, **candidates} if n in energies),
+        "source": source,
+        "exergonic": bool(both and energy < -1e-6),
+    }
+
+
+def engine_energies_check(engine: str, compute: bool) -> Any:
+    """A ``thermo`` callable for :func:`cellsim.products.match.match_analysis`: energies of ``engine`` (cached, or
+    computed when ``compute``), then :func:`cross_check`."""
+
+    def run(reactants: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return _run(reactants, candidates)
+        except Exception as exc:
+            return {"skipped": f"not computed ({type(exc).__name__}: {exc})"[:300], "source": engine}
+
+    def _run(reactants: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
+        from pymatgen.core import Composition
+
+        from cellsim.engines.check import relaxed_energies
+        from cellsim.engines.registry import select
+        from cellsim.references.library import library
+
+        model = select([engine])[0]
+        # every library compound of the reactants' elements, not only the matched candidates: the hull must
+        # hold whatever the reactants could become (Li3P and LiCl for Li on Li6PS5Cl even when no Li-P was analysed)
+        elements = {el.symbol for s in reactants.values() for el in s.composition}
+        pool = dict(candidates)
+        for name, phase in library().items():
+            if name in reactants or name in pool:
+                continue
+            try:
+                comp = Composition(name)
+            except ValueError:
+                continue
+            if {el.symbol for el in comp} <= elements:
+                pool[name] = phase.structure()
+        phases = {**reactants, **pool}
+        energies, missing = relaxed_energies(engine, phases, cached_only=not compute)
+        source = f"{model.key} energies of the relaxed crystals"
+        if missing:  # a hull without some of the phases could name the wrong products: none at all
+            return {
+                "skipped": f"energies of {', '.join(missing)} not computed yet; `cellsim match --thermo` relaxes "
+                f"them with {engine} (about a minute, cached)",
+                "missing": missing,
+                "source": source,
+            }
+        return cross_check(reactants, pool, energies, source)
+
+    return run
