@@ -47,10 +47,10 @@ ELECTRODE_MAX_ANION_SHARE = 0.5
 def covalent_cutoff(pair: str) -> float:
     """1.2 x (r_cov(A) + r_cov(B)), covalent radii of ASE (Cordero 2008), A: pymatgen's ``CovalentBondNN``
     tolerance. Used here to tell whether two elements are bonded in a frame."""
-    from ase.data import atomic_numbers, covalent_radii
+    from cellsim.core.elements import covalent_radius
 
     a, b = pair.split("-")
-    return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)
+    return round(1.2 * float(covalent_radius(a) + covalent_radius(b)), 3)
 
 
 def rule_cutoff(pair: str) -> tuple[float, str]:
@@ -62,9 +62,9 @@ def rule_cutoff(pair: str) -> tuple[float, str]:
 
 def is_metal(symbol: str) -> bool:
     """Metallic character by pymatgen (``Element.is_metal``); metalloids and H are not metals."""
-    from pymatgen.core.periodic_table import Element
+    from cellsim.core.elements import is_metal as metallic
 
-    return bool(Element(symbol).is_metal)
+    return metallic(symbol)
 
 
 def _ordered(symbols: Sequence[str]) -> list[str]:
@@ -83,18 +83,15 @@ def metal_candidates(symbols: Sequence[str]) -> list[str]:
 
 
 def _anion_share(symbols: np.ndarray, frac: np.ndarray, cell: np.ndarray, element: str) -> float:
-    """Share of ``element``'s atoms with an anion within the radius cutoff (periodic, ASE's neighbour list)."""
-    from ase import Atoms
-    from ase.neighborlist import neighbor_list
+    """Share of ``element``'s atoms with an anion within the radius cutoff (periodic, every image)."""
+    from cellsim.analysis.neighbours import with_neighbour
 
     anions = sorted({str(e) for e in symbols} & set(ANIONS))
     idx = np.flatnonzero(symbols == element)
     if not anions or not len(idx):
         return 0.0
-    atoms = Atoms(symbols=[str(s) for s in symbols], scaled_positions=frac, cell=cell, pbc=True)
-    cutoffs = {(element, x): covalent_cutoff(f"{element}-{x}") for x in anions}
-    i, _ = neighbor_list("ij", atoms, cutoffs)
-    return float(len(np.intersect1d(idx, i)) / len(idx))
+    cutoffs = {x: covalent_cutoff(f"{element}-{x}") for x in anions}
+    return float(len(with_neighbour(symbols, frac, cell, element, cutoffs)) / len(idx))
 
 
 def guess_metal(symbols: Sequence[str], frac: np.ndarray | None = None, cell: np.ndarray | None = None) -> str | None:
@@ -207,16 +204,14 @@ def _bonded(species: Sequence[str], frame: tuple[np.ndarray, np.ndarray] | None,
     """Whether ``centre`` is bonded to ``anion`` in ``frame`` (at least half of its atoms); True without one."""
     if frame is None or len(species) != len(frame[0]):
         return True
-    from ase import Atoms
-    from ase.neighborlist import neighbor_list
+    from cellsim.analysis.neighbours import with_neighbour
 
     sym = np.asarray(list(species))
     idx = np.flatnonzero(sym == centre)
     if not len(idx):
         return False
-    atoms = Atoms(symbols=list(species), scaled_positions=frame[0], cell=frame[1], pbc=True)
-    i, j = neighbor_list("ij", atoms, {(centre, anion): covalent_cutoff(f"{centre}-{anion}")})
-    with_anion = np.unique(i[(sym[i] == centre) & (sym[j] == anion)])
+    frac = np.asarray(frame[0]) - np.floor(frame[0])
+    with_anion = with_neighbour(sym, frac, np.asarray(frame[1]), centre, {anion: covalent_cutoff(f"{centre}-{anion}")})
     return len(with_anion) >= FRAMEWORK_BONDED_SHARE * len(idx)
 
 
@@ -232,12 +227,11 @@ def default_cutoff(pair: str) -> float:
     breaking PS4 bond). The per-pair distances are computed once from the CIFs and stored
     (:func:`cellsim.references.library.first_spheres`).
     """
-    from ase.data import atomic_numbers, covalent_radii
-
+    from cellsim.core.elements import covalent_radius
     from cellsim.references.library import first_spheres
 
     a, b = sorted(pair.split("-"))
     sphere = first_spheres().get(f"{a}-{b}")
     if sphere is not None:
         return round(1.1 * sphere, 2)
-    return round(1.2 * float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]), 3)
+    return round(1.2 * float(covalent_radius(a) + covalent_radius(b)), 3)

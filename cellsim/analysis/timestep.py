@@ -36,13 +36,32 @@ KB_EV = 8.617333262e-5
 _SPEED_UNIT = math.sqrt(1.602176634e-19 / 1.66053906660e-27) * 1e-5
 
 
+def maxwell_ppf(q: float) -> float:
+    """Quantile of the Maxwell distribution of unit scale (``scipy.stats.maxwell.ppf``), by Newton steps on its
+    CDF ``erf(x / sqrt 2) - sqrt(2 / pi) x exp(-x^2 / 2)``: scipy costs ~1 s of import on the analysis path."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {q}")
+    c = math.sqrt(2.0 / math.pi)
+    x = math.sqrt(2.0)  # the mode
+    for _ in range(100):
+        cdf = math.erf(x / math.sqrt(2.0)) - c * x * math.exp(-x * x / 2.0)
+        step = (cdf - q) / (c * x * x * math.exp(-x * x / 2.0))
+        x = max(x - step, x / 2.0)
+        if abs(step) <= 1e-15 * x:
+            break
+    return x
+
+
+MAXWELL_MEDIAN = maxwell_ppf(0.5)
+MAXWELL_P95 = maxwell_ppf(0.95)
+
+
 def thermal_speeds(element: str, temperature_K: float) -> tuple[float, float, float]:
     """Median, 95th-percentile and RMS Maxwell speeds of ``element`` at ``temperature_K``, A/fs."""
-    from ase.data import atomic_masses, atomic_numbers
-    from scipy.stats import maxwell
+    from cellsim.core.elements import atomic_mass
 
-    scale = math.sqrt(KB_EV * temperature_K / float(atomic_masses[atomic_numbers[element]])) * _SPEED_UNIT
-    return float(maxwell.ppf(0.5)) * scale, float(maxwell.ppf(0.95)) * scale, math.sqrt(3.0) * scale
+    scale = math.sqrt(KB_EV * temperature_K / atomic_mass(element)) * _SPEED_UNIT
+    return MAXWELL_MEDIAN * scale, MAXWELL_P95 * scale, math.sqrt(3.0) * scale
 
 
 class StepDisplacements:
@@ -80,26 +99,34 @@ class StepDisplacements:
         self._last_step = vec[-1].copy()
         steps = self.n_steps + np.arange(len(vec))
         self.n_steps += len(vec)
-        for k in np.flatnonzero(steps % self.stride == 0):
-            if prev is None and k == 0:
-                cos = np.full(len(vec[k]), np.nan)
-            else:
-                a = vec[k - 1] if prev is None else prev[k]
-                norm = np.linalg.norm(a, axis=1) * dist[k]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    cos = np.where(norm > 0, np.einsum("nk,nk->n", a, vec[k]) / norm, np.nan)
-            row = np.empty((3, len(self.elements)))
-            for j, idx in enumerate(self._idx):
-                row[0, j] = np.median(dist[k, idx])
-                row[1, j] = np.percentile(dist[k, idx], 95)
-                row[2, j] = np.nanmean(cos[idx]) if np.isfinite(cos[idx]).any() else np.nan
+        sel = np.flatnonzero(steps % self.stride == 0)
+        if not len(sel):
+            return
+        # the step before each kept one: within the block, or the previous block's last
+        a = prev[sel] if prev is not None else vec[np.maximum(sel - 1, 0)]
+        norm = np.linalg.norm(a, axis=2) * dist[sel]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = np.where(norm > 0, np.einsum("snk,snk->sn", a, vec[sel]) / norm, np.nan)
+        if prev is None and sel[0] == 0:
+            cos[0] = np.nan  # the very first step has no step before it
+        rows = np.empty((len(sel), 3, len(self.elements)))
+        for j, idx in enumerate(self._idx):
+            d = dist[sel][:, idx]
+            rows[:, 0, j] = np.median(d, axis=1)
+            rows[:, 1, j] = np.percentile(d, 95, axis=1)
+            c = cos[:, idx]
+            finite = np.isfinite(c)
+            n_fin = finite.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rows[:, 2, j] = np.where(n_fin > 0, np.where(finite, c, 0.0).sum(axis=1) / n_fin, np.nan)
+        for k, row in zip(sel, rows, strict=True):
             self._kept.append(int(steps[k]))
             self._rows.append(row)
             if len(self._kept) > self.max_steps:
                 self.stride *= 2
-                sel = [i for i, s in enumerate(self._kept) if s % self.stride == 0]
-                self._kept = [self._kept[i] for i in sel]
-                self._rows = [self._rows[i] for i in sel]
+                keep = [i for i, s in enumerate(self._kept) if s % self.stride == 0]
+                self._kept = [self._kept[i] for i in keep]
+                self._rows = [self._rows[i] for i in keep]
 
     def judge(self, dt_fs: float, temperature_K: float, assumed: bool) -> dict[str, Any] | None:
         """The ``dt_check`` record (module docstring), or None with fewer than :data:`MIN_STEPS` steps."""

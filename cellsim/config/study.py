@@ -14,19 +14,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cellsim.config.engines import ENGINE_NAMES, check_engine_name
 from cellsim.core.errors import StudyError
 
 _ELEMENT_RE = re.compile(r"^[A-Z][a-z]?$")
 
 
 def _check_pair(pair: str) -> str:
-    from pymatgen.core.periodic_table import Element
+    from cellsim.core.elements import is_symbol
 
     parts = pair.split("-")
     if len(parts) != 2 or not all(_ELEMENT_RE.match(p) for p in parts):
         raise ValueError(f"'{pair}' is not a pair of element symbols like 'In-S'")
     for p in parts:
-        if not Element.is_valid_symbol(p):
+        if not is_symbol(p):
             raise ValueError(f"'{p}' in '{pair}' is not an element symbol")
     return pair
 
@@ -138,25 +139,18 @@ class MDSpec(_Model):
     )
 
 
-# the embedded models whose weights ship in the installed wheels (cellsim.engines.registry describes each;
-# "chgnet" is CHGNet 0.3.0, "sevennet" SevenNet-0 of 11 Jul 2024), and VASP
-EngineName = Literal[
-    "chgnet",
-    "chgnet-0.2.0",
-    "chgnet-r2scan",
-    "sevennet",
-    "sevennet-0-22may2024",
-    "sevennet-l3i5",
-    "sevennet-mf-0",
-    "sevennet-mf-0-r2scan",
-    "vasp",
-]
+# engine names: cellsim.config.engines.ENGINE_NAMES (the offline models of the registry, vasp and cp2k)
+EngineName = str
 
 
 class EngineSpec(_Model):
     """Where the MD runs: VASP on a cluster, or an embedded machine-learned potential."""
 
-    name: EngineName = Field("chgnet", description="embedded model (`cellsim engines` lists them) or vasp")
+    name: EngineName = Field(
+        "chgnet",
+        description="embedded model (`cellsim engines` lists them), cp2k (PBE through ASE's cp2k_shell) or vasp",
+        json_schema_extra={"enum": list(ENGINE_NAMES)},
+    )
     threads: int = Field(1, ge=1, description="torch threads (1 avoids spin-waiting on shared cores)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when torch sees a GPU")
     checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")
@@ -166,6 +160,16 @@ class EngineSpec(_Model):
     tdamp_fs: float | None = Field(
         None, gt=0, description="Nose-Hoover chain time constant; null = 40 time steps (VASP SMASS = 0)"
     )
+    cp2k: dict[str, Any] = Field(
+        default_factory=dict,
+        description="CP2K settings over templates/cp2k/pbe.yaml (engine: cp2k, `cellsim inputs --code cp2k`), "
+        "e.g. {cutoff: 300, scf: {max_scf: 50}}",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return check_engine_name(v)
 
 
 class AnalysisSpec(_Model):
