@@ -153,7 +153,7 @@ def test_study_queue_renders_a_complete_slurm_script(paper_run: Path, tmp_path: 
 
 def test_pbs_pro_and_torque_scripts(paper_run: Path, tmp_path: Path) -> None:
     from cellsim.config.settings import Settings
-    from cellsim.workflow.submit import job_command, render_script, resolve_queue
+    from cellsim.workflow.queue import job_command, render_script, resolve_queue
 
     pbs_queue = {k: v for k, v in QUEUE.items() if k not in ("qos", "extra_directives")}
     run = make_run(paper_run, tmp_path / "run", **{**pbs_queue, "constraint": "model=icx"})
@@ -186,7 +186,7 @@ def test_a_fireworks_queue_adapter_still_works(paper_run: Path, tmp_path: Path, 
     """--qadapter: FireWorks renders the script; cellsim's job command (and exports) replace rocket_launch."""
     run = make_run(paper_run, tmp_path / "run")
     code = (
-        "import sys; from pathlib import Path; from cellsim.workflow.submit import qadapter_script, job_command; "
+        "import sys; from pathlib import Path; from cellsim.workflow.queue import qadapter_script, job_command; "
         "from cellsim.config.rundir import RunDir; rd = RunDir(sys.argv[1]); "
         "print(*qadapter_script(rd, Path(sys.argv[2]), job_command(rd, None)), sep='\\n')"
     )
@@ -401,7 +401,7 @@ def test_campaign_file_bounds_the_runs_at_once(paper_run: Path, tmp_path: Path, 
     assert [e["state"] for e in json.loads(state_file.read_text())["runs"]] == ["active", "waiting"]
     # a's chain ended (squeue no longer knows job 4241): the next advance submits b, after the given job
     code = (
-        "import sys; from pathlib import Path; from cellsim.workflow.submit import campaign_advance; "
+        "import sys; from pathlib import Path; from cellsim.workflow.campaign import campaign_advance; "
         "print(campaign_advance(Path(sys.argv[1]), finished=Path(sys.argv[2]), after='slurm:4241'))"
     )
     out = subprocess.run(

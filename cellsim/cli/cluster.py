@@ -41,7 +41,7 @@ def status(
     and the queue jobs; with several runs, one line each."""
     from cellsim.config.rundir import RunDir
     from cellsim.engines.vasp import status as md_status
-    from cellsim.workflow.submit import run_overview
+    from cellsim.workflow.repair import run_overview
 
     rows = []
     for run_dir in run_dirs:
@@ -132,7 +132,8 @@ def submit(
     Queue jobs stop VASP cleanly before their time limit and queue the next job themselves until the plan
     is done. Submitting a run again reruns FIZZLED Fireworks; --time extends it.
     """
-    from cellsim.workflow.submit import SubmitOutcome, load_campaign_yaml, parse_time, submit_many
+    from cellsim.workflow.campaign import load_campaign_yaml, submit_many
+    from cellsim.workflow.submit import SubmitOutcome, parse_time
 
     try:
         runs = list(run_dirs)
@@ -180,7 +181,8 @@ def fw_launch(
 ) -> None:
     """What a queue job runs: queue the next job, run the run's ready Fireworks until the time limit
     nears, cancel the next job when nothing is left."""
-    from cellsim.workflow.submit import launch_ready, run_job
+    from cellsim.workflow.chain import run_job
+    from cellsim.workflow.jobs import launch_ready
 
     try:
         if run_dir is None:
@@ -202,7 +204,7 @@ def fw_launch(
 def fw_list(run_dir: Annotated[Path, typer.Argument(help="run directory")], launchpad: LaunchpadOpt = None) -> None:
     """The run's Fireworks: id, name, state, and the job of their last launch."""
     from cellsim.config.rundir import RunDir
-    from cellsim.workflow.submit import fw_list as list_fws
+    from cellsim.workflow.repair import fw_list as list_fws
 
     try:
         rows = list_fws(RunDir(run_dir), launchpad)
@@ -224,7 +226,7 @@ def fw_rerun(
 ) -> None:
     """Make Fireworks of the run READY again (they continue where the MD stopped); then `cellsim submit`."""
     from cellsim.config.rundir import RunDir
-    from cellsim.workflow.submit import fw_rerun as rerun
+    from cellsim.workflow.repair import fw_rerun as rerun
 
     try:
         ids = rerun(RunDir(run_dir), list(fw_id) if fw_id else None, launchpad)
@@ -241,7 +243,7 @@ def fw_reset(
 ) -> None:
     """Remove the run's workflow from the store (MD files stay); the next `cellsim submit` makes a new one."""
     from cellsim.config.rundir import RunDir
-    from cellsim.workflow.submit import fw_reset as reset
+    from cellsim.workflow.repair import fw_reset as reset
 
     if not yes:
         fail(CellsimError("fw reset removes the run's workflow state: give --yes"))
@@ -258,7 +260,7 @@ def fw_detect_lost(
 ) -> None:
     """Rerun the run's Fireworks left RUNNING by a job that died (checked with the scheduler)."""
     from cellsim.config.rundir import RunDir
-    from cellsim.workflow.submit import fw_detect_lost as detect
+    from cellsim.workflow.repair import fw_detect_lost as detect
 
     try:
         ids = detect(RunDir(run_dir), launchpad)
