@@ -100,10 +100,20 @@ def test_reactions_picked_for_the_study_elements() -> None:
 
 
 def test_registry_names_and_selection() -> None:
-    from cellsim.engines.mlip import ENGINES
+    from cellsim.config.engines import ENGINE_NAMES, mlip_for
+    from cellsim.config.study import EngineSpec
+    from cellsim.core.errors import StudyError
+    from cellsim.engines.mlip import _CHGNET_MODELS, _SEVENNET_MODELS, ENGINES
 
+    # one table: the registry's models, plus the DFT codes, are the study's engine names and the MD's engines
     names = [m.name for m in MODELS]
-    assert set(names) == set(ENGINES)
+    assert ENGINES == (*names, "cp2k") and ENGINE_NAMES == (*names, "vasp", "cp2k")
+    assert set(_CHGNET_MODELS) | set(_SEVENNET_MODELS) == set(names)
+    assert EngineSpec.model_json_schema()["properties"]["name"]["enum"] == list(ENGINE_NAMES)
+    assert mlip_for("vasp") == mlip_for("cp2k") == "chgnet" and mlip_for("sevennet") == "sevennet"
+    assert parse_study("name: s\nengine: {name: cp2k}\n").engine.name == "cp2k"
+    with pytest.raises(StudyError, match="engine.name.*'mace' is not an engine"):
+        parse_study("name: s\nengine: {name: mace}\n")
     assert [m.name for m in select(None)] == [m.name for m in MODELS if m.default]
     assert {"chgnet", "sevennet"} <= {m.name for m in select(None)}
     assert len(select(["all"])) == len(MODELS)

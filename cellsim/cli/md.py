@@ -49,7 +49,8 @@ def run_md(run_dir: Path, replica: int | None = None, **kw: Any) -> Any:
 def run(
     run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
     engine: Annotated[
-        str | None, typer.Option(help="embedded engine (default: the study's; see `cellsim engines`)")
+        str | None,
+        typer.Option(help="embedded engine: an offline model (`cellsim engines`) or cp2k (default: the study's)"),
     ] = None,
     time_: Annotated[
         str | None, typer.Option("--time", help="total MD time, e.g. 2ps or 500fs (bare number: ps)")

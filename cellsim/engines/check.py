@@ -1330,6 +1330,7 @@ def relaxed_energies(
             else:
                 out[name] = float(hit["energy_per_atom"])
             continue
+
         def do_relax(c: Calculator, s: Structure = s) -> dict[str, Any]:
             return relax(c, s, settings)
 

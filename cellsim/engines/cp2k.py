@@ -355,8 +355,13 @@ def write_input(atoms: Atoms, settings: Mapping[str, Any], stress: bool = False)
     """The complete CP2K input text for an energy + forces (+ stress) job on ``atoms``."""
     if not all(atoms.pbc):
         raise Cp2kError("CP2K job: the structure must be periodic in all three directions (pbc = True)")
+    return emit_tree(input_tree(atoms, settings, stress))
+
+
+def emit_tree(tree: Mapping[str, Any]) -> str:
+    """CP2K input text of nested sections (see :func:`input_tree`)."""
     lines: list[str] = []
-    for name, body in input_tree(atoms, settings, stress).items():
+    for name, body in tree.items():
         _emit(name, body, 0, lines)
     return "\n".join(lines) + "\n"
 

@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellsim.config.engines import MLIP_ENGINES, MODELS, mlip_for
 from cellsim.config.rundir import RunDir, SegmentPlan, segment_parts
-from cellsim.config.study import EngineName
 from cellsim.core.errors import CellsimError, RunDirError
 from cellsim.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from cellsim.io.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
@@ -39,17 +39,12 @@ if TYPE_CHECKING:
 
     from cellsim.config.study import Study
 
-# the embedded engines: every engine name of the study but VASP
-ENGINES = tuple(name for name in get_args(EngineName) if name != "vasp")
-# engine name -> CHGNet.load model_name
-_CHGNET_MODELS = {"chgnet": "0.3.0", "chgnet-0.2.0": "0.2.0", "chgnet-r2scan": "r2scan"}
-# engine name -> (sevenn pretrained name, modal (fidelity head) of a multi-fidelity model, label)
+# the embedded engines: every offline model of the registry, and CP2K through ASE's cp2k_shell
+ENGINES = (*MLIP_ENGINES, "cp2k")
+# engine name -> CHGNet.load model_name / (sevenn pretrained name, modal (fidelity head), label)
+_CHGNET_MODELS = {m.name: m.load_name for m in MODELS if m.family == "CHGNet"}
 _SEVENNET_MODELS: dict[str, tuple[str, str | None, str]] = {
-    "sevennet": ("7net-0", None, "SevenNet-0"),
-    "sevennet-0-22may2024": ("7net-0_22May2024", None, "SevenNet-0 (22 May 2024)"),
-    "sevennet-l3i5": ("7net-l3i5", None, "SevenNet-l3i5"),
-    "sevennet-mf-0": ("7net-mf-0", "PBE", "SevenNet-MF-0, PBE head"),
-    "sevennet-mf-0-r2scan": ("7net-mf-0", "R2SCAN", "SevenNet-MF-0, r2SCAN head"),
+    m.name: (m.load_name, m.modal, f"SevenNet-{m.version}") for m in MODELS if m.family == "SevenNet"
 }
 
 
@@ -294,7 +289,8 @@ def run_mlip(
     study
         The resolved study (``md`` and ``engine`` sections).
     engine
-        ``chgnet`` or ``sevennet``; default: the study's engine (``chgnet`` if it says ``vasp``).
+        An offline model (``chgnet``, ``sevennet``, ...) or ``cp2k`` (PBE through CP2K's shell,
+        :mod:`cellsim.engines.cp2k_md`); default: the study's engine (its stand-in model if it says ``vasp``).
     total_steps
         MD steps wanted in all segments together (default: ``md.total_time_ps / md.timestep_fs``).
     threads
@@ -315,7 +311,7 @@ def run_mlip(
     from ase.units import fs
 
     md, eng = study.md, study.engine
-    name = engine or (eng.name if eng.name != "vasp" else "chgnet")
+    name = engine or (eng.name if eng.name == "cp2k" else mlip_for(eng.name))
     if name not in ENGINES:
         raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
     rd = RunDir(run_dir)
@@ -335,120 +331,128 @@ def run_mlip(
         if not _segment_done(seg, target):
             _check_own_segment(seg, name)
 
-    set_threads(threads or eng.threads)
-    calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
+    if name == "cp2k":
+        from cellsim.engines.cp2k_md import md_calculator
+
+        calc, info = md_calculator(atoms, study, rd.md_root(replica) / "cp2k")
+    else:
+        set_threads(threads or eng.threads)
+        calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
     atoms.calc = calc
+    try:
+        # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
+        relax_dir = rd.relax_dir
+        relaxed = relax_dir / "CONTCAR"
+        if md.relax_steps > 0 and not relaxed.is_file():
+            from ase.io import write
 
-    # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
-    relax_dir = rd.relax_dir
-    relaxed = relax_dir / "CONTCAR"
-    if md.relax_steps > 0 and not relaxed.is_file():
-        from ase.io import write
+            relax_dir.mkdir(parents=True, exist_ok=True)
+            log = relax_dir / "relax.log"
+            opt = FIRE(atoms, logfile=str(log))
+            opt.run(fmax=eng.relax_fmax, steps=md.relax_steps)
+            tmp = relax_dir / ".CONTCAR.tmp"
+            write(tmp, atoms, format="vasp", direct=True)
+            tmp.replace(relaxed)
+        if relaxed.is_file():
+            from ase.io import read
 
-        relax_dir.mkdir(parents=True, exist_ok=True)
-        log = relax_dir / "relax.log"
-        opt = FIRE(atoms, logfile=str(log))
-        opt.run(fmax=eng.relax_fmax, steps=md.relax_steps)
-        tmp = relax_dir / ".CONTCAR.tmp"
-        write(tmp, atoms, format="vasp", direct=True)
-        tmp.replace(relaxed)
-    if relaxed.is_file():
-        from ase.io import read
+            relaxed_atoms = read(relaxed, format="vasp")
+            assert not isinstance(relaxed_atoms, list)
+            atoms.set_positions(relaxed_atoms.get_positions())
 
-        relaxed_atoms = read(relaxed, format="vasp")
-        assert not isinstance(relaxed_atoms, list)
-        atoms.set_positions(relaxed_atoms.get_positions())
-
-    tdamp = (eng.tdamp_fs or 40 * dt_fs) * fs
-    done_total = 0
-    run_steps = 0
-    seconds = 0.0
-    segments = []
-    prev_state: dict[str, Any] | None = None
-    seed = eng.seed + (replica or 0)
-    for k, target in enumerate(plan.nsw):
-        seg = rd.segment_dir(k, replica)
-        segments.append(seg.name)
-        state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
-        if state is not None and int(state["steps_done"]) >= target:
-            prev_state = state
-            done_total += int(state["steps_done"])
-            continue
-        seg.mkdir(parents=True, exist_ok=True)
-        meta = {
-            **info,
-            "segment": seg.name,
-            "timestep_fs": dt_fs,
-            "nblock": md.nblock,
-            "temperature_K": md.temperature,
-            "tdamp_fs": tdamp / fs,
-            "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
-            "steps_target": target,
-            "seed": seed,
-            "replica": replica,
-            "status": "running",
-        }
-        dyn = NoseHooverChainNVT(atoms, timestep=dt_fs * fs, temperature_K=md.temperature, tdamp=tdamp)
-        xd, osz = seg / "XDATCAR", seg / "OSZICAR"
-        if state is not None:  # resume this segment
-            atoms.set_positions(state["positions"])
-            atoms.set_momenta(state["momenta"])
-            steps_done = int(state["steps_done"])
-            for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
-                with open(f, "r+b") as fh:
-                    fh.truncate(n)
-            th_state = state
-        else:
-            if prev_state is not None:  # continue from the previous segment's final state
-                atoms.set_positions(prev_state["positions"])
-                atoms.set_momenta(prev_state["momenta"])
-                th_state = prev_state
+        tdamp = (eng.tdamp_fs or 40 * dt_fs) * fs
+        done_total = 0
+        run_steps = 0
+        seconds = 0.0
+        segments = []
+        prev_state: dict[str, Any] | None = None
+        seed = eng.seed + (replica or 0)
+        for k, target in enumerate(plan.nsw):
+            seg = rd.segment_dir(k, replica)
+            segments.append(seg.name)
+            state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
+            if state is not None and int(state["steps_done"]) >= target:
+                prev_state = state
+                done_total += int(state["steps_done"])
+                continue
+            seg.mkdir(parents=True, exist_ok=True)
+            meta = {
+                **info,
+                "segment": seg.name,
+                "timestep_fs": dt_fs,
+                "nblock": md.nblock,
+                "temperature_K": md.temperature,
+                "tdamp_fs": tdamp / fs,
+                "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
+                "steps_target": target,
+                "seed": seed,
+                "replica": replica,
+                "status": "running",
+            }
+            dyn = NoseHooverChainNVT(atoms, timestep=dt_fs * fs, temperature_K=md.temperature, tdamp=tdamp)
+            xd, osz = seg / "XDATCAR", seg / "OSZICAR"
+            if state is not None:  # resume this segment
+                atoms.set_positions(state["positions"])
+                atoms.set_momenta(state["momenta"])
+                steps_done = int(state["steps_done"])
+                for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
+                    with open(f, "r+b") as fh:
+                        fh.truncate(n)
+                th_state = state
             else:
-                # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
-                thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-                thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(seed))
-                vd.Stationary(atoms)
-                th_state = None
-            steps_done = 0
-            # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
-            atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
-            # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
-            start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
-            _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
-            atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
-            atomic_write_text(osz, "")
-        ThermostatState.restore(dyn, atoms, th_state)
-        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
-        inv = np.linalg.inv(atoms.cell.array)
-        with open(xd, "a") as fx, open(osz, "a") as fo:
-            t_seg = time.perf_counter()
-            while steps_done < target:
-                t0 = time.perf_counter()
-                dyn.step()
-                steps_done += 1
-                run_steps += 1
-                e_pot = float(atoms.get_potential_energy())
-                e_kin = float(atoms.get_kinetic_energy())
-                fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
-                if steps_done % md.nblock == 0:
-                    frac = (atoms.get_positions() @ inv) % 1.0
-                    fx.write(xdatcar_frame(steps_done // md.nblock, frac))
-                if steps_done % eng.checkpoint_every == 0 or steps_done == target:
-                    fx.flush()
-                    fo.flush()
-                    _save_checkpoint(seg, atoms, dyn, steps_done, fx.tell(), fo.tell())
-                dt_step = time.perf_counter() - t0
-                if progress is not None:
-                    progress(done_total + steps_done, total, dt_step)
-                if stop_after is not None and run_steps >= stop_after:
-                    fx.flush()
-                    fo.flush()
-                    raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
-            seconds += time.perf_counter() - t_seg
-        _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)
-        atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
-        prev_state = _load_checkpoint(seg)
-        done_total += steps_done
+                if prev_state is not None:  # continue from the previous segment's final state
+                    atoms.set_positions(prev_state["positions"])
+                    atoms.set_momenta(prev_state["momenta"])
+                    th_state = prev_state
+                else:
+                    # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
+                    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+                    thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(seed))
+                    vd.Stationary(atoms)
+                    th_state = None
+                steps_done = 0
+                # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
+                atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
+                # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
+                start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
+                _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
+                atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
+                atomic_write_text(osz, "")
+            ThermostatState.restore(dyn, atoms, th_state)
+            atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
+            inv = np.linalg.inv(atoms.cell.array)
+            with open(xd, "a") as fx, open(osz, "a") as fo:
+                t_seg = time.perf_counter()
+                while steps_done < target:
+                    t0 = time.perf_counter()
+                    dyn.step()
+                    steps_done += 1
+                    run_steps += 1
+                    e_pot = float(atoms.get_potential_energy())
+                    e_kin = float(atoms.get_kinetic_energy())
+                    fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
+                    if steps_done % md.nblock == 0:
+                        frac = (atoms.get_positions() @ inv) % 1.0
+                        fx.write(xdatcar_frame(steps_done // md.nblock, frac))
+                    if steps_done % eng.checkpoint_every == 0 or steps_done == target:
+                        fx.flush()
+                        fo.flush()
+                        _save_checkpoint(seg, atoms, dyn, steps_done, fx.tell(), fo.tell())
+                    dt_step = time.perf_counter() - t0
+                    if progress is not None:
+                        progress(done_total + steps_done, total, dt_step)
+                    if stop_after is not None and run_steps >= stop_after:
+                        fx.flush()
+                        fo.flush()
+                        raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
+                seconds += time.perf_counter() - t_seg
+            _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)
+            atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
+            prev_state = _load_checkpoint(seg)
+            done_total += steps_done
+    finally:
+        if hasattr(calc, "close"):  # CP2K's shell process: ended on a kill too
+            calc.close()
     return RunSummary(name, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
 
 
