@@ -175,6 +175,91 @@ def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
     console.print(f"[dim]figure written to {plot_bain(ref, plot)}[/]")
 
 
+def parse_budget_s(text: str) -> float:
+    """'40min', '2h', '90s', '1.5 h', a bare number = minutes -> seconds."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|min|m|h)?\s*", text)
+    if m is None or float(m.group(1)) <= 0:
+        raise CellsimError(f"--budget {text!r}: expected a time such as 40min, 2h or 600s")
+    return float(m.group(1)) * {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, None: 60}[m.group(2)]
+
+
+def _parity(
+    study: Study, chosen: Any, k: int, budget: str, reduced: bool | None, run_dir: Path | None, base_dir: Path | None
+) -> None:
+    """Force and energy parity of each engine against CP2K PBE on K interface snapshots (printed, and saved
+    as RUN/engine-parity.json for the report when a run directory is checked)."""
+    from cellsim.config.engines import mlip_for
+    from cellsim.engines.cp2k import cache_dir, resolve_settings, stored_labels
+    from cellsim.engines.parity import (
+        PARITY_FILE,
+        PARITY_SETTINGS,
+        parity,
+        plan_snapshots,
+        table_rows,
+        thresholds,
+        trust_lines,
+    )
+    from cellsim.engines.registry import select
+
+    try:
+        settings = resolve_settings(PARITY_SETTINGS, study.engine.cp2k or None)
+        # the snapshots' MD runs on the study's engine (its stand-in model for a DFT engine)
+        driver = select([mlip_for(study.engine.name)], study)[0]
+        plan = plan_snapshots(study, driver, settings, k, parse_budget_s(budget), run_dir, base_dir, reduced=reduced)
+    except CellsimError as exc:
+        fail(exc)
+    err_console.print(
+        f"[bold]parity[/]: {len(plan.frames)} snapshots of the {plan.source}; CP2K estimate "
+        f"~{plan.estimate_s / 60:.0f} min (one job each, kept: Ctrl-C and rerun continues)",
+        soft_wrap=True,
+    )
+    for note in plan.notes:
+        err_console.print(f"  [yellow]note[/] {note}", soft_wrap=True)
+
+    def progress(what: str, i: int, n: int, info: Any) -> None:
+        if what == "cp2k-start":
+            err_console.print(f"[dim]  CP2K snapshot {i + 1}/{n} (estimate {float(info) / 60:.1f} min)[/]")
+        elif what == "cp2k-done":
+            how = "cached" if info.cached else f"{info.data.get('wall_s', 0):.0f} s"
+            err_console.print(f"[dim]  CP2K snapshot {i + 1}/{n}: {how}[/]")
+
+    try:
+        res = parity(plan, chosen, settings, cache_dir(), labels=stored_labels(), progress=progress)
+    except CellsimError as exc:
+        fail(exc)
+    t = Table(
+        title=f"forces vs {res.reference} on {len(res.snapshots)} snapshots ({res.natoms} atoms)", title_justify="left"
+    )
+    for col in ("engine", "element", "MAE eV/A", "RMSE eV/A", "cosine", "dE meV/atom", "verdict"):
+        t.add_column(col)
+    for row in table_rows(res):
+        style = _VERDICT_STYLE.get(row["verdict"], "")
+        t.add_row(
+            row["engine"],
+            row["element"],
+            _fmt(row["mae_eV_A"]),
+            _fmt(row["rmse_eV_A"]),
+            _fmt(row["cosine"]),
+            _fmt(row["energy_diff_meV_atom"]),
+            f"[{style}]{row['verdict']}[/]",
+        )
+    console.print(t)
+    th = thresholds()
+    console.print(
+        f"[dim]verdicts: force MAE ok <= {th['force_mae_eV_A'][0]}, warn <= {th['force_mae_eV_A'][1]} eV/A; cosine ok "
+        f">= {th['cosine'][0]}, warn >= {th['cosine'][1]} (atoms with PBE |F| > {th['cosine_min_force_eV_A']} eV/A); "
+        f"snapshot energy differences ok <= {th['energy_diff_meV_atom'][0]}, warn <= {th['energy_diff_meV_atom'][1]} "
+        f"meV/atom; CP2K wall {res.cp2k_wall_s:.0f} s[/]",
+        soft_wrap=True,
+    )
+    for line in trust_lines(res):
+        console.print(line, soft_wrap=True)
+    if run_dir is not None:
+        console.print(f"[dim]written to {res.save(Path(run_dir) / PARITY_FILE)}[/]")
+
+
 @engines_app.command("check")
 def engines_check(
     study_or_run: Annotated[str, typer.Argument(help="study file, bundled study name, or run directory")],
@@ -198,13 +283,33 @@ def engines_check(
     plot: Annotated[
         Path | None, typer.Option(help="with --reference: E(c/a) figure (default: RUN/engines-bain.png or ./)")
     ] = None,
+    parity: Annotated[
+        int,
+        typer.Option(
+            help="with --reference: PBE force/energy parity on K interface snapshots (one CP2K job each; 0 = off)"
+        ),
+    ] = 3,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="with --parity: CP2K time allowed (e.g. 40min, 2h); a run too big for it is replaced by a "
+            "reduced interface of the same builder"
+        ),
+    ] = "40min",
+    reduced: Annotated[
+        bool | None,
+        typer.Option(help="with --parity: always (--reduced) or never (--no-reduced) label a reduced interface"),
+    ] = None,
 ) -> None:
     """Is each machine-learned potential fit for this study's interface? Checks on its own reactants.
 
     Relaxed lattices of the metal and the electrolyte (c/a for tetragonal cells), the bulk metal's RMS
     displacement at the study temperature vs the Debye model, anion units (PS4) kept whole, reaction energies
     among library phases, and speed. Verdicts ok/warn/fail; results are cached, so a second run is instant.
-    With ``--reference cp2k``: PBE's c/a along the metal's Bain path beside each engine's, on the same cells.
+    With ``--reference cp2k``: PBE's c/a along the metal's Bain path beside each engine's, on the same cells,
+    and force/energy parity against PBE on ``--parity K`` snapshots of the run (or of a reduced interface
+    when the run's would not fit ``--budget``); each snapshot is one cached CP2K job, so Ctrl-C and rerun
+    continues.
     """
     from cellsim.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
     from cellsim.engines.mlip import set_threads
@@ -237,6 +342,8 @@ def engines_check(
 
     if reference is not None:
         _bain(inp.metal, chosen, progress, plot or (run_dir or Path(".")) / "engines-bain.png")
+        if parity > 0:
+            _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
         if reference_only:
             console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
             return
