@@ -191,7 +191,18 @@ def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, 
     app = engines_cli
     runner = CliRunner()
     png = tmp_path / "bain.png"
-    args = ["engines", "check", "li6ps5cl_in", "--reference", "cp2k", "--reference-only", "-e", "chgnet"]
+    args = [
+        "engines",
+        "check",
+        "li6ps5cl_in",
+        "--reference",
+        "cp2k",
+        "--reference-only",
+        "--parity",
+        "0",
+        "-e",
+        "chgnet",
+    ]
     res = runner.invoke(app, [*args, "--plot", str(png)], terminal_width=200)
     assert res.exit_code == 0, res.output
     assert "PBE (CP2K)" in res.output and "c/a at minimum" in res.output and "chgnet" in res.output

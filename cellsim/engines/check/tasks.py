@@ -1,0 +1,440 @@
+"""The check of one engine on a study's phases: inputs, cached tasks, and the rows with verdicts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cellsim.config.rundir import RunDir
+from cellsim.core.errors import CellsimError
+from cellsim.core.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import Calculator
+    from pymatgen.core import Structure
+
+    from cellsim.config.study import Study
+    from cellsim.engines.registry import ModelInfo
+from cellsim.engines.check.compute import (
+    _key_hash,
+    _safe,
+    cache_dir,
+    electrolyte_md,
+    metal_md,
+    metal_timestep,
+    relax,
+    speed,
+    speed_cell,
+    structure_digest,
+    unit_centres,
+)
+from cellsim.engines.check.reactions import balance, pick_reactions, reaction_energy, reaction_label
+from cellsim.engines.check.references import DEBYE_K, DEFAULT_UNIT_BONDS, MP_NOTE
+from cellsim.engines.check.settings import (
+    CHECK_VERSION,
+    CalculatorFactory,
+    CheckSettings,
+    EngineReport,
+    Phase,
+    Progress,
+    Row,
+)
+from cellsim.engines.check.verdicts import (
+    LINDEMANN_TOL,
+    ca_verdict,
+    debye_rms,
+    intact_verdict,
+    lattice_verdict,
+    lindemann_verdict,
+    relative_error,
+    rms_verdict,
+    sign_verdict,
+    volume_verdict,
+)
+
+# --------------------------------------------------------------------------- the check
+
+
+@dataclass
+class CheckInput:
+    """What the check needs from a study (and, optionally, its run directory)."""
+
+    study: Study
+    metal: Phase
+    electrolyte: Phase
+    library: dict[str, Phase]
+    interface: Atoms | None = None  # the run directory's interface, when there is one
+
+    @property
+    def temperature(self) -> float:
+        return float(self.study.md.temperature)
+
+
+def _phase(spec: str, base_dir: Path | None, field_name: str) -> Phase:
+    from cellsim.references.library import get_phase, resolve_phase
+
+    label, structure = resolve_phase(spec, base_dir, field_name)
+    lib = get_phase(spec)
+    note = ""
+    if lib is not None and lib.origin == "constructed" and "Cell+positions relaxed with CHGNet" in lib.source:
+        note = "reference cell is itself a CHGNet 0.3.0 relaxation (PBE-like): agreement for chgnet is circular"
+    elif lib is not None:
+        note = f"reference: library cell ({lib.origin})"
+    return Phase(label, structure, structure_digest(structure), note)
+
+
+def prepare(study: Study, base_dir: Path | None = None, run_dir: Path | None = None) -> CheckInput:
+    """Resolve the study's metal and electrolyte phases and the library phases reactions may use."""
+    from cellsim.references.library import library
+
+    metal = _phase(study.interface.metal.phase, base_dir, "interface.metal.phase")
+    electrolyte = _phase(study.interface.electrolyte.phase, base_dir, "interface.electrolyte.phase")
+    lib = {}
+    for name, p in library().items():
+        s = p.structure()
+        lib[name] = Phase(name, s, structure_digest(s))
+    interface = None
+    poscar = RunDir(run_dir).interface_poscar if run_dir is not None else None
+    if poscar is not None and poscar.is_file():
+        from ase.io import read
+
+        read_atoms = read(poscar, format="vasp")
+        interface = read_atoms if not isinstance(read_atoms, list) else None
+    return CheckInput(study, metal, electrolyte, lib, interface)
+
+
+class _LoadError(CellsimError):
+    """The model of an engine does not load."""
+
+
+class _Tasks:
+    """Cached computations for one engine; the model is loaded only when something is not cached."""
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        factory: CalculatorFactory,
+        settings: CheckSettings,
+        use_cache: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.model = model
+        self.identity = model.identity()
+        self.factory = factory
+        self.settings = settings
+        self.use_cache = use_cache
+        self.progress = progress
+        self.calc: Calculator | None = None
+
+    def calculator(self) -> Calculator:
+        if self.calc is None:
+            try:
+                self.calc = self.factory(self.model)
+            except Exception as exc:  # any load failure (missing weights, torch, bad file) ends this engine
+                raise _LoadError(f"{type(exc).__name__}: {exc}") from exc
+        return self.calc
+
+    def cached(self, task: str, label: str, params: dict[str, Any]) -> Any:
+        """The cached result of a task, or None (never computes)."""
+        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
+        path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data["result"] if data.get("key") == key else None
+
+    def run(self, task: str, label: str, params: dict[str, Any], fn: Callable[[Calculator], dict[str, Any]]) -> Any:
+        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
+        path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+        if self.use_cache and path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                if data.get("key") == key:
+                    if self.progress:
+                        self.progress(self.model.key, f"{task} {label}", 0.0, True)
+                    return data["result"]
+            except (OSError, ValueError):
+                pass  # a damaged cache entry is recomputed
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            # CHGNet's calculator converts the atoms to pymatgen each call, which warns about FixCom/FixSymmetry
+            warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian", category=UserWarning)
+            result = fn(self.calculator())
+        dt = time.perf_counter() - t0
+        atomic_write_json(path, {"key": key, "result": result, "seconds": dt, "engine": self.model.key})
+        if self.progress:
+            self.progress(self.model.key, f"{task} {label}", dt, False)
+        return result
+
+
+def _lattice_rows(engine: str, phase: Phase, res: dict[str, Any]) -> list[Row]:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    ref = phase.structure
+    sga = SpacegroupAnalyzer(ref, symprec=0.1)
+    system = sga.get_crystal_system()
+    centring = sga.get_space_group_symbol()[0]
+    cell = np.array(res["cell"])
+    got = np.linalg.norm(cell, axis=1)
+    want = np.array(ref.lattice.abc)
+    axes = {"cubic": [0], "tetragonal": [0, 2], "hexagonal": [0, 2], "trigonal": [0, 2]}.get(system, [0, 1, 2])
+    unconverged = "" if res.get("converged", True) else f"not converged in {res['steps']} steps"
+    note = "; ".join(x for x in (unconverged, phase.note) if x)
+    rows = []
+    for i in axes:
+        verdict = lattice_verdict(got[i], want[i])
+        why = "; ".join(x for x in (f"{100 * relative_error(got[i], want[i]):+.1f} %", note) if x)
+        rows.append(Row(engine, phase.label, "abc"[i], float(got[i]), float(want[i]), verdict, "A", why))
+    if system in ("tetragonal", "hexagonal", "trigonal"):
+        ca, ca_ref = float(got[2] / got[0]), float(want[2] / want[0])
+        verdict, why = ca_verdict(ca, ca_ref, centring if system == "tetragonal" else "P")
+        rows.append(Row(engine, phase.label, "c/a", ca, ca_ref, verdict, "", why))
+    v, v_ref = float(res["volume_per_atom"]), float(ref.volume / len(ref))
+    why = "; ".join(x for x in (f"{100 * relative_error(v, v_ref):+.1f} %", note) if x)
+    rows.append(Row(engine, phase.label, "V/atom", v, v_ref, volume_verdict(v, v_ref), "A^3", why))
+    return rows
+
+
+def expected_rms(structure: Structure, temperature: float) -> float | None:
+    """Debye-model RMS displacement of an elemental metal below its melting point; None otherwise."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    elements = [str(e) for e in structure.composition.elements]
+    if len(elements) != 1 or elements[0] not in DEBYE_K:
+        return None
+    theta, t_melt = DEBYE_K[elements[0]]
+    if temperature >= t_melt:
+        return None
+    return debye_rms(float(atomic_masses[atomic_numbers[elements[0]]]), theta, temperature)
+
+
+def _nn_distance(structure: Structure) -> float:
+    return float(min(n.nn_distance for site in structure for n in structure.get_neighbors(site, 6.0)))
+
+
+def _metal_rows(engine: str, phase: Phase, res: dict[str, Any], temperature: float) -> list[Row]:
+    s = phase.structure
+    rms = float(res["rms"])
+    lind = rms / _nn_distance(s)
+    elements = [str(e) for e in s.composition.elements]
+    what = f"RMS displacement {temperature:g} K"
+    run = (
+        f"last 40 % of {res['steps']} x {res['dt_fs']:g} fs Langevin NVT, {res['natoms']} atoms at the reference "
+        "lattice" + (", started from Debye-sized displacements" if res.get("start_rms") else "")
+    )
+    drift = ""
+    if res.get("rms_early") and rms > 1.15 * float(res["rms_early"]):
+        drift = f"; still rising ({res['rms_early']:.2f} -> {rms:.2f} A within the run)"
+    if len(elements) == 1 and elements[0] in DEBYE_K:
+        theta, t_melt = DEBYE_K[elements[0]]
+        if temperature >= t_melt:
+            rows = [Row(engine, phase.label, what, rms, None, "n/a", "A", f"T is above the melting point ({t_melt} K)")]
+            return [*rows, Row(engine, phase.label, "Lindemann ratio", lind, None, "n/a", "", "liquid expected")]
+        expected = expected_rms(s, temperature)
+        assert expected is not None
+        rows = [
+            Row(
+                engine,
+                phase.label,
+                what,
+                rms,
+                expected,
+                rms_verdict(rms, expected),
+                "A",
+                f"Debye model, Theta_D {theta:g} K; {run}{drift}",
+            ),
+        ]
+        lind_ref: float | None = expected / _nn_distance(s)
+    else:
+        rows = [Row(engine, phase.label, what, rms, None, "n/a", "A", f"no Debye temperature for {s.formula}; {run}")]
+        lind_ref = None
+    rows.append(
+        Row(
+            engine,
+            phase.label,
+            "Lindemann ratio",
+            lind,
+            lind_ref,
+            lindemann_verdict(lind),
+            "",
+            f"RMS / nearest-neighbour distance; crystals melt near {LINDEMANN_TOL[0]}-{LINDEMANN_TOL[1]}",
+        )
+    )
+    return rows
+
+
+def _engine_rows(
+    model: ModelInfo,
+    inp: CheckInput,
+    settings: CheckSettings,
+    factory: CalculatorFactory,
+    use_cache: bool,
+    progress: Progress | None,
+) -> EngineReport:
+    name = model.key
+    report = EngineReport(engine=name, model=model.description, loaded=True)
+    tasks = _Tasks(model, factory, settings, use_cache, progress)
+    temperature = inp.temperature
+    study_dt = float(inp.study.md.timestep_fs)
+    relax_params = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
+    rows = report.rows
+
+    def guarded(what: str, phase: str, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except _LoadError:
+            raise  # the model itself does not load: no point in trying the other checks
+        except Exception as exc:  # an engine that crashes on a structure fails that check, not the whole run
+            rows.append(Row(name, phase, what, None, None, "fail", "", f"{type(exc).__name__}: {exc}"[:200]))
+
+    def relaxed(phase: Phase) -> dict[str, Any]:
+        res: dict[str, Any] = tasks.run(
+            "relax", phase.label, {"phase": phase.digest, **relax_params}, lambda c: relax(c, phase.structure, settings)
+        )
+        return res
+
+    # 1. lattices of the study's reactants
+    for ph in (inp.metal, inp.electrolyte):
+
+        def lattice(ph: Phase = ph) -> None:
+            rows.extend(_lattice_rows(name, ph, relaxed(ph)))
+
+        guarded("lattice", ph.label, lattice)
+
+    # 2. bulk metal at the study temperature
+    metal = inp.metal
+
+    def metal_check() -> None:
+        symbols = [str(e) for e in metal.structure.composition.elements]
+        dt = metal_timestep(symbols, study_dt)
+        start = expected_rms(metal.structure, temperature)
+        params = {
+            "start_rms": start,
+            "phase": metal.digest,
+            "T": temperature,
+            "dt": dt,
+            "ps": settings.metal_md_ps,
+            "min_atoms": settings.metal_min_atoms,
+            "friction": settings.friction_per_fs,
+            "seed": settings.seed,
+        }
+        res = tasks.run(
+            "md-metal", metal.label, params, lambda c: metal_md(c, metal.structure, temperature, dt, settings, start)
+        )
+        rows.extend(_metal_rows(name, metal, res, temperature))
+
+    guarded(f"RMS displacement {temperature:g} K", metal.label, metal_check)
+
+    # 3. electrolyte anion units at the study temperature
+    el = inp.electrolyte
+    bonds = inp.study.interface.intact_bonds or DEFAULT_UNIT_BONDS
+    units = unit_centres(el.structure, bonds)
+
+    def electrolyte_check() -> None:
+        params = {
+            "phase": el.digest,
+            "T": temperature,
+            "dt": study_dt,
+            "ps": settings.electrolyte_md_ps,
+            "min_atoms": settings.electrolyte_min_atoms,
+            "friction": settings.friction_per_fs,
+            "seed": settings.seed,
+            "units": [list(u) for u in units],
+        }
+        res = tasks.run(
+            "md-electrolyte",
+            el.label,
+            params,
+            lambda c: electrolyte_md(c, el.structure, temperature, study_dt, units, settings),
+        )
+        for u in res["units"]:
+            unit = f"{u['centre']}{u['ligand']}{u['coordination']}"
+            rows.append(
+                Row(
+                    name,
+                    el.label,
+                    f"{unit} intact {temperature:g} K",
+                    u["intact_mean"],
+                    1.0,
+                    intact_verdict(u["intact_mean"]),
+                    "fraction",
+                    f"{u['n_units']} {unit} units, {u['centre']}-{u['ligand']} <= {u['cutoff']:g} A; "
+                    f"{res['natoms']} atoms, {res['steps']} x {res['dt_fs']:g} fs NVT (study time step); "
+                    f"final frame {u['intact_final']:.2f}",
+                )
+            )
+
+    if units:
+        guarded("anion units intact", el.label, electrolyte_check)
+
+    # 4. reaction energies among library phases of the study's elements
+    elements = {str(e) for p in (inp.metal, inp.electrolyte) for e in p.structure.composition.elements}
+    for reac, prod, sign, why in pick_reactions(elements, set(inp.library), settings.max_reactions):
+        coeffs = balance(reac, prod)
+        label = reaction_label(reac, prod, coeffs)
+
+        def reaction(
+            reac: tuple[str, ...] = reac,
+            prod: tuple[str, ...] = prod,
+            rx: tuple[str | None, str] = (sign, why),
+            coeffs: tuple[list[int], list[int]] = coeffs,
+            label: str = label,
+        ) -> None:
+            # library phases by name: the study's own metal/electrolyte hit the same cache entries
+            energies = {n: float(relaxed(inp.library[n])["energy_per_atom"]) for n in (*reac, *prod)}
+            de = reaction_energy(reac, prod, coeffs, energies)
+            sign, why = rx
+            ref = f"{sign} 0" if sign else None
+            note = why if sign else f"{why}; {MP_NOTE}"
+            rows.append(Row(name, label, "reaction energy", de, ref, sign_verdict(de, sign), "eV/atom", note))
+
+        guarded("reaction energy", label, reaction)
+
+    # 5. speed at the size of the study's interface
+    def speed_check() -> None:
+        if inp.interface is not None:
+            cell, what = inp.interface, "study's interface"
+            n_target = len(inp.interface)
+        else:
+            cell, what = speed_cell(el.structure, settings.speed_max_atoms), f"{el.label} supercell"
+            n_target = (inp.study.interface.min_atoms + inp.study.interface.max_atoms) // 2
+        digest = hashlib.sha256(
+            np.round(cell.get_positions(), 4).tobytes() + np.round(cell.cell.array, 4).tobytes()
+        ).hexdigest()[:16]
+        res = tasks.run(
+            "speed",
+            f"{len(cell)}atoms",
+            {"cell": digest, "steps": settings.speed_steps},
+            lambda c: speed(c, cell, temperature, study_dt, settings),
+        )
+        measured = float(res["s_per_step"])
+        est = measured * n_target / res["natoms"]  # message passing on a fixed cutoff: cost ~ number of atoms
+        report.s_per_step = est
+        report.ps_per_day = 86400.0 / est * study_dt / 1000.0
+        rows.append(Row(name, f"{what} ({res['natoms']} atoms)", "time per MD step", measured, None, "n/a", "s"))
+        scaled = "" if n_target == res["natoms"] else f"scaled linearly from {res['natoms']} atoms; "
+        rows.append(
+            Row(
+                name,
+                f"interface ({n_target} atoms)",
+                "MD speed",
+                report.ps_per_day,
+                None,
+                "n/a",
+                "ps/day",
+                f"{scaled}{est:.3g} s/step at {study_dt:g} fs, 1 thread",
+            )
+        )
+
+    guarded("time per MD step", "speed", speed_check)
+    return report
