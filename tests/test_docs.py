@@ -40,7 +40,7 @@ def test_readme_opens_with_the_two_commands(repo: Path) -> None:
 def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
     from cellsim.analysis import environments
     from cellsim.config.study import MatchSpec
-    from cellsim.products import match as products
+    from cellsim.products import answer, baseline, verdicts
 
     text = (repo / "docs" / "matching.md").read_text()
     spec = MatchSpec()
@@ -53,15 +53,15 @@ def test_matching_doc_numbers_are_the_code_defaults(repo: Path) -> None:
         "energy_above_hull",
     ):
         assert f"`match.{name}` ({getattr(spec, name):g}" in text, name
-    assert f"{products.BOOTSTRAP} bootstrap" in text
-    assert f"low end >= {products.FORMED_LOWER:g} x threshold" in text
-    assert f"score >= {products.POSSIBLE_FRACTION:g} x threshold" in text
-    assert f"first {round(100 * products.EARLY_FRACTION)} %" in text
-    assert f"within {products.EARLY_MAX_PS:g} ps" in text
+    assert f"{baseline.BOOTSTRAP} bootstrap" in text
+    assert f"low end >= {verdicts.FORMED_LOWER:g} x threshold" in text
+    assert f"score >= {verdicts.POSSIBLE_FRACTION:g} x threshold" in text
+    assert f"first {round(100 * baseline.EARLY_FRACTION)} %" in text
+    assert f"within {baseline.EARLY_MAX_PS:g} ps" in text
     assert f"up to {environments.MAX_SAMPLES} evenly" in text
-    assert f"within {products.GROUP_SCORE_GAP:g} of its" in text
-    assert f"fewer than {products.JUDGE_MIN_FRAMES} frames or {products.JUDGE_MIN_WINDOWS} windows" in text
-    assert f"more than {round(100 * products.MOTIF_LOSS)} % of the PS4" in text
+    assert f"within {verdicts.GROUP_SCORE_GAP:g} of its" in text
+    assert f"fewer than {answer.JUDGE_MIN_FRAMES} frames or {answer.JUDGE_MIN_WINDOWS} windows" in text
+    assert f"more than {round(100 * answer.MOTIF_LOSS)} % of the PS4" in text
     from cellsim.products import amounts
 
     assert f"less than {amounts.MIN_DISTINCT:g} neighbours" in text

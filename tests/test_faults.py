@@ -49,7 +49,7 @@ def _analysis_consistent(folder: Path) -> str:
 
 
 def _match_consistent(folder: Path) -> str | None:
-    from cellsim.products.match import load_match
+    from cellsim.products.result import load_match
 
     if not (folder / "match.json").exists():
         return None

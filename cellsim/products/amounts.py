@@ -265,7 +265,7 @@ def product_amounts(
     env
         :class:`~cellsim.analysis.environments.Environments` of the trajectory.
     candidates
-        :class:`~cellsim.products.match.Candidate` s (name, elements, structure).
+        :class:`~cellsim.products.candidates.Candidate` s (name, elements, structure).
     reactant_structures
         Reactant crystals by name (their sites are what a counting element must differ from).
     early_samples, late_samples
