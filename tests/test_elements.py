@@ -31,3 +31,16 @@ def test_invalid_symbols(sym: str) -> None:
     assert not elements.is_symbol(sym)
     with pytest.raises(KeyError):
         elements.atomic_number(sym)
+
+
+@pytest.mark.parametrize("formula", ["Li6PS5Cl", "In2S3", "InCl", "In2S4", "LiIn", "Li3PS4", "H2O", "SS"])
+def test_plain_formulas_as_pymatgen(formula: str) -> None:
+    from pymatgen.core import Composition
+
+    comp = Composition(formula).reduced_composition
+    assert elements.parse_formula(formula) == {el.symbol: int(n) for el, n in comp.items()}
+
+
+@pytest.mark.parametrize("formula", ["Li(PS4)", "Li0.5In", "In2S3-", "Xx2", "li2S", "In02", ""])
+def test_other_formulas_are_left_to_pymatgen(formula: str) -> None:
+    assert elements.parse_formula(formula) is None

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from cellsim.config.rundir import RunDir
 from cellsim.io.sources import iter_trajectory
-from cellsim.io.xdatcar import REPEAT_TOL_A, iter_segments, read_trajectory
+from cellsim.io.stitching import REPEAT_TOL_A, iter_segments
+from cellsim.io.xdatcar import read_trajectory
 from cellsim.testing import reaction_run, write_xdatcar
 
 CELL = np.diag([10.0, 10.0, 10.0])

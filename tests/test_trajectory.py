@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from cellsim.core import _native
+from cellsim.io.stitching import iter_segments
 from cellsim.io.xdatcar import (
     TrajectoryError,
     TruncatedTrajectoryWarning,
     WrappedCoordinatesWarning,
     iter_frames,
-    iter_segments,
     read_header,
     read_trajectory,
 )

@@ -12,7 +12,7 @@ Inputs
 * Energies: :func:`read_energies` parses OSZICAR MD lines (or streams vasprun.xml) of one or several
   segments into an :class:`EnergySeries`.
 * Frames: :class:`DiagnosticsAccumulator` is fed the :class:`~cellsim.io.xdatcar.FrameBlock` s of
-  :func:`~cellsim.io.xdatcar.iter_segments`, the same blocks as the analysis loop.
+  :func:`~cellsim.io.stitching.iter_segments`, the same blocks as the analysis loop.
 
 Memory
 ------
@@ -44,356 +44,35 @@ Rules
 
 from __future__ import annotations
 
-import json
-import math
-import re
-import warnings
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from cellsim.analysis.rdf import block_images
-from cellsim.core.files import atomic_write_json
-from cellsim.io.xdatcar import FrameBlock, iter_segments, open_maybe_compressed
-
-# --------------------------------------------------------------------------- thresholds (with the reason)
-
-# Lindemann: a solid melts when its RMS vibration reaches ~0.1-0.15 of the nearest-neighbour distance; the
-# upper end leaves room for thermal noise (In: NN 3.25 A -> 0.49 A; solid In at 300 K sits near 0.3 A)
-LINDEMANN_FRACTION = 0.15
-# a thermalised solid's RMSD is flat; liquid In (D ~ 0.2-0.5 A^2/ps) grows ~0.2-1 A/ps over 1-10 ps
-RMSD_GROWTH_WARN = 0.1  # A/ps
-# below this rise over the second half, block-to-block noise of a short run decides the fitted slope
-RMSD_MIN_RISE = 0.05  # A
-# a metal atom vibrating in its layer stays within ~2.5 sd (0.2 A per axis) of the plane
-LAYER_TOLERANCE = 0.5  # A
-# reference heights closer than this belong to one plane (time-averaged sites of a solid spread < 0.2 A)
-LAYER_SPLIT = 0.6  # A
-# planes closer than 3 tolerances cannot be told from random heights
-LAYER_MIN_SPACING = 3 * LAYER_TOLERANCE
-# order 0.5: half-way between perfect planes and random heights
-LAYER_ORDER_WARN = 0.5
-# melting or reaction changes the first-shell count by more than thermal noise (~3 % in a solid)
-COORDINATION_CHANGE_WARN = 0.10
-# default neighbour cutoff = factor x first-shell distance: between first and second shell of close packing
-COORDINATION_CUTOFF_FACTOR = 1.2
-# the thermostat holds the mean within a few % in a system of ~100 atoms; 10 % is a wrong temperature
-TEMPERATURE_MEAN_WARN = 0.10
-# after equilibration the 0.1 ps running mean of T should not fall below 70 % of the target
-TEMPERATURE_DIP_WARN = 0.70
-TEMPERATURE_SMOOTH_PS = 0.1
-# a potential energy moving more than its own sd over the second half is still relaxing or reacting
-DRIFT_NOISE_FACTOR = 1.0
-# 1 meV/ps/atom of leaking energy heats by ~4 K/ps (3 kB per atom of potential + kinetic energy)
-CONSERVED_DRIFT_WARN = 1e-3  # eV/ps/atom
-# losing more than 5 % of the units (PS4) is decomposition, not a bond flickering past the cutoff
-UNIT_LOSS_WARN = 0.05
-UNIT_LOSS_MIN_UNITS = 1.0
-EQUILIBRATION_BLOCKS = 20
-EQUILIBRATION_SD = 2.0
-RMSD_BLOCKS = 20
-MAX_PLOT_POINTS = 2000
-# pair distances evaluated for the coordination series (frames x atoms^2): a few seconds of numpy
-COORDINATION_BUDGET = 5e7
-MIN_FRAMES = 4
-KB_EV = 8.617333262e-5
-
-
-# --------------------------------------------------------------------------- energies
-
-
-@dataclass
-class EnergySeries:
-    """Per-MD-step energies of one or several segments in order.
-
-    ``step`` is cumulative over segments (1-based); ``total_eV`` is the conserved quantity VASP prints
-    as ``E=`` (F + EK + thermostat terms); ``thermostat_eV`` the thermostat's share (SP + SK, or
-    nosepot + nosekinetic), zeros when the file has none.
-    """
-
-    step: np.ndarray
-    temperature_K: np.ndarray
-    potential_eV: np.ndarray
-    total_eV: np.ndarray
-    kinetic_eV: np.ndarray
-    thermostat_eV: np.ndarray
-    sources: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-
-_FLOAT = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-_MD_LINE = re.compile(
-    rf"^\s*(\d+)\s+T=\s*{_FLOAT}\s+E=\s*{_FLOAT}\s+F=\s*{_FLOAT}\s+E0=\s*{_FLOAT}\s+EK=\s*{_FLOAT}"
-    rf"(?:\s+SP=\s*{_FLOAT}\s+SK=\s*{_FLOAT})?"
+from cellsim.analysis.checks import (  # noqa: F401  (the rules, importable from here as documented)
+    CONSERVED_DRIFT_WARN,
+    DRIFT_NOISE_FACTOR,
+    LINDEMANN_FRACTION,
+    MIN_FRAMES,
+    PS4,
+    RMSD_BLOCKS,
+    RMSD_GROWTH_WARN,
+    UNIT_LOSS_MIN_UNITS,
+    UNIT_LOSS_WARN,
+    Check,
+    Diagnostics,
+    UnitDef,
+    drifting_check,
+    equilibration_check,
+    temperature_check,
 )
-
-
-def parse_oszicar(path: str | Path) -> np.ndarray:
-    """MD lines of an OSZICAR as rows (step, T, E, F, E0, EK, SP + SK).
-
-    Electronic-step lines (``DAV:``, ``RMM:``, ``N  E  dE ...``) are skipped, so are lines with overflowed
-    fields (``*****``). A last line without its newline is a write cut short and is ignored.
-    """
-    rows: list[list[float]] = []
-    with open_maybe_compressed(Path(path)) as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n") or b"T=" not in raw:
-                continue
-            m = _MD_LINE.match(raw.decode(errors="replace"))
-            if m is None:
-                continue
-            g = [x if x is not None else "0" for x in m.groups()]
-            rows.append([float(v) for v in g[:6]] + [float(g[6]) + float(g[7])])
-    return np.array(rows, dtype=float).reshape(-1, 7)
-
-
-def parse_vasprun(path: str | Path) -> np.ndarray:
-    """Ionic steps of a vasprun.xml, streamed, as rows (step, T, E_total, F, E0, EK, thermostat).
-
-    Reads each ``<calculation>``'s own ``<energy>`` block (not the electronic steps') and frees it, so
-    memory does not grow with the file. ``kinetic`` gives T = 2 EK / (kB (3N - 3)) (VASP's count of
-    degrees of freedom without constraints); steps without ``kinetic`` (a relaxation) get T = EK = 0.
-    A file cut off mid-write yields the whole steps before the cut.
-    """
-    rows: list[list[float]] = []
-    natoms = 0
-    stack: list[str] = []
-    current: dict[str, float] = {}
-    try:
-        with open_maybe_compressed(Path(path)) as fh:
-            context = ET.iterparse(fh, events=("start", "end"))
-            root: ET.Element | None = None
-            for event, elem in context:
-                if event == "start":
-                    if root is None:
-                        root = elem
-                    stack.append(elem.tag)
-                    continue
-                stack.pop()
-                parent = stack[-1] if stack else ""
-                grand = stack[-2] if len(stack) > 1 else ""
-                if elem.tag == "atoms" and parent == "atominfo":
-                    natoms = int((elem.text or "0").strip() or 0)
-                elif elem.tag == "i" and parent == "energy" and grand == "calculation":
-                    try:
-                        current[elem.get("name", "").strip()] = float((elem.text or "").strip())
-                    except ValueError:
-                        pass
-                elif elem.tag == "calculation":
-                    if "e_fr_energy" in current:
-                        rows.append(_vasprun_row(len(rows) + 1, current, natoms))
-                    current = {}
-                    elem.clear()
-                    if root is not None:
-                        root.clear()  # drop the finished steps the root still holds
-    except (ET.ParseError, EOFError) as exc:
-        # a run still going or killed mid-write (EOFError: a compressed file cut short): the whole steps count
-        from cellsim.io.xdatcar import TruncatedTrajectoryWarning
-
-        where = f" at line {exc.position[0]}" if isinstance(exc, ET.ParseError) else ""
-        warnings.warn(
-            f"{path}: XML ends or breaks{where}: kept the energies of {len(rows)} whole ionic steps "
-            "(a step cut off is dropped)",
-            TruncatedTrajectoryWarning,
-            stacklevel=2,
-        )
-    return np.array(rows, dtype=float).reshape(-1, 7)
-
-
-def _vasprun_row(step: int, e: dict[str, float], natoms: int) -> list[float]:
-    f = e["e_fr_energy"]
-    e0 = e.get("e_0_energy", e.get("e_wo_entrp", f))
-    ek = e.get("kinetic", 0.0)
-    thermo = e.get("nosepot", 0.0) + e.get("nosekinetic", 0.0)
-    total = e.get("total", f + ek + thermo)
-    ndof = max(3 * natoms - 3, 1)
-    temp = 2.0 * ek / (KB_EV * ndof) if natoms else 0.0
-    return [float(step), temp, total, f, e0, ek, thermo]
-
-
-def _energy_file(item: Path) -> tuple[Path, str] | None:
-    """The energy file of a segment folder (OSZICAR first) or of a file path, and its kind."""
-    if item.is_dir():
-        for name, kind in (
-            ("OSZICAR", "oszicar"),
-            ("OSZICAR.gz", "oszicar"),
-            ("vasprun.xml", "vasprun"),
-            ("vasprun.xml.gz", "vasprun"),
-        ):
-            if (item / name).is_file():
-                return item / name, kind
-        return None
-    if not item.is_file():
-        return None
-    return item, "vasprun" if "vasprun" in item.name or item.suffix == ".xml" else "oszicar"
-
-
-def read_energies(segment_dirs_or_files: str | Path | Sequence[str | Path]) -> EnergySeries | None:
-    """Energies of one or several MD segments, in order, as one series.
-
-    Parameters
-    ----------
-    segment_dirs_or_files
-        Segment folders (their OSZICAR, else vasprun.xml) or the files themselves. Each segment's steps
-        restart at 1; they are numbered on from the previous segment's last step.
-
-    Returns
-    -------
-    The series, or None when no segment has an MD line. A segment without an energy file makes the time
-    axis ambiguous: the series is then None too, with a warning naming it.
-    """
-    items = (
-        [Path(segment_dirs_or_files)]
-        if isinstance(segment_dirs_or_files, str | Path)
-        else [Path(p) for p in segment_dirs_or_files]
-    )
-    parts: list[np.ndarray] = []
-    sources: list[str] = []
-    offset = 0.0
-    for item in items:
-        found = _energy_file(item)
-        if found is None:
-            warnings.warn(f"{item}: no OSZICAR or vasprun.xml; energies are left out", stacklevel=2)
-            return None
-        path, kind = found
-        rows = parse_oszicar(path) if kind == "oszicar" else parse_vasprun(path)
-        if kind == "oszicar" and len(rows) == 0 and (path.parent / "vasprun.xml").is_file():
-            path, rows = path.parent / "vasprun.xml", parse_vasprun(path.parent / "vasprun.xml")
-        if len(rows):
-            rows[:, 0] += offset
-            offset = rows[-1, 0]
-            parts.append(rows)
-        sources.append(str(path))
-    if not parts:
-        return None
-    a = np.concatenate(parts)
-    return EnergySeries(
-        step=a[:, 0].astype(np.int64),
-        temperature_K=a[:, 1],
-        potential_eV=a[:, 3],
-        total_eV=a[:, 2],
-        kinetic_eV=a[:, 5],
-        thermostat_eV=a[:, 6],
-        sources=sources,
-    )
-
-
-# --------------------------------------------------------------------------- small numerical helpers
-
-
-def equilibration_time(t: np.ndarray, x: np.ndarray, n_blocks: int = EQUILIBRATION_BLOCKS) -> tuple[float, bool]:
-    """When ``x(t)`` settles, and whether it settles in the first half of the run.
-
-    The series is cut into ``n_blocks`` equal blocks (fewer when short: at least 5 samples each); the
-    equilibration time is the end of the last block whose mean lies more than ``EQUILIBRATION_SD``
-    per-sample sd from the mean of the second half (0 when no block does). The run has settled when that
-    time lies in the first half.
-    """
-    n = len(x)
-    if n < 4:
-        return float(t[0]) if n else 0.0, False
-    nb = max(2, min(n_blocks, n // 5))
-    ref = x[n // 2 :]
-    mu, sd = float(np.mean(ref)), float(np.std(ref))
-    tol = EQUILIBRATION_SD * max(sd, 1e-12 * max(1.0, abs(mu)))
-    edges = np.linspace(0, n, nb + 1).astype(int)
-    means = np.array([x[edges[b] : edges[b + 1]].mean() for b in range(nb)])
-    outside = np.flatnonzero(np.abs(means - mu) > tol)
-    if len(outside) == 0:
-        return 0.0, True
-    end = edges[outside[-1] + 1]
-    t_eq = float(t[end]) if end < n else float(t[-1])
-    return t_eq, bool(end <= n // 2)
-
-
-def linear_drift(t: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of ``x(t)`` and the sd of the residuals about the line."""
-    if len(t) < 3 or np.ptp(t) == 0:
-        return 0.0, float(np.std(x)) if len(x) else 0.0
-    slope, icpt = np.polyfit(t, x, 1)
-    return float(slope), float(np.std(x - (slope * t + icpt)))
-
-
-def running_mean(x: np.ndarray, width: int) -> np.ndarray:
-    """Mean over a sliding window of ``width`` samples (only the full windows)."""
-    width = max(1, min(width, len(x)))
-    c = np.cumsum(np.concatenate([[0.0], x]))
-    return (c[width:] - c[:-width]) / width
-
-
-def bin_mean(t: np.ndarray, x: np.ndarray, n_max: int = MAX_PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``n_max`` points: means over consecutive equal bins (for plotting a long series)."""
-    if len(x) <= n_max:
-        return t.copy(), x.copy()
-    edges = np.linspace(0, len(x), n_max + 1).astype(int)
-    counts = np.diff(edges)
-    return np.add.reduceat(t, edges[:-1]) / counts, np.add.reduceat(x, edges[:-1]) / counts
-
-
-def neighbour_counts(
-    frac: np.ndarray, cells: np.ndarray, centres: np.ndarray, ligands: np.ndarray, cutoff: float
-) -> np.ndarray:
-    """Ligands within ``cutoff`` of each centre, per frame: (n_frames, n_centres) integers.
-
-    ``frac`` (n, N, 3) fractional coordinates (any range), ``cells`` (n, 3, 3). Every periodic image
-    within the cutoff counts (small cells); an atom is never its own neighbour at zero shift.
-    """
-    n, nc, nl = len(frac), len(centres), len(ligands)
-    out = np.zeros((n, nc), dtype=np.int64)
-    if n == 0 or nc == 0 or nl == 0:
-        return out
-    m = block_images(cells, cutoff)
-    shifts = np.array(
-        [(i, j, k) for i in range(-m[0], m[0] + 1) for j in range(-m[1], m[1] + 1) for k in range(-m[2], m[2] + 1)],
-        dtype=float,
-    )
-    self_pair = centres[:, None] == ligands[None, :]
-    chunk = max(1, int(4_000_000 // max(nc * nl * 3, 1)))
-    cut2 = cutoff * cutoff
-    for f0 in range(0, n, chunk):
-        fr, cl = frac[f0 : f0 + chunk], cells[f0 : f0 + chunk]
-        d = fr[:, None, ligands, :] - fr[:, centres, None, :]
-        d -= np.rint(d)
-        same_cell = bool(np.all(cl == cl[0]))
-        for s in shifts:
-            # one cell for the chunk (NVT): a plain matrix product, several times faster than per-frame cells
-            v = (d + s) @ cl[0] if same_cell else np.matmul(d + s, cl[:, None])
-            near = np.einsum("fijk,fijk->fij", v, v) < cut2
-            if not s.any():
-                near &= ~self_pair
-            out[f0 : f0 + chunk] += near.sum(axis=2)
-    return out
-
-
-def nearest_distance(frac: np.ndarray, cell: np.ndarray, idx: np.ndarray, rmax: float = 6.0) -> float:
-    """Median over atoms ``idx`` of the distance to their nearest neighbour among ``idx`` (one frame)."""
-    if len(idx) == 0:
-        return math.nan
-    m = block_images(cell[None], rmax)
-    shifts = [
-        np.array((i, j, k), dtype=float)
-        for i in range(-m[0], m[0] + 1)
-        for j in range(-m[1], m[1] + 1)
-        for k in range(-m[2], m[2] + 1)
-    ]
-    x = frac[idx]
-    best = np.full(len(idx), np.inf)
-    for c0 in range(0, len(idx), 256):
-        d = x[None, :, :] - x[c0 : c0 + 256, None, :]
-        d -= np.rint(d)
-        for s in shifts:
-            r = np.linalg.norm((d + s) @ cell, axis=2)
-            if not s.any():
-                r[np.arange(len(r)), np.arange(c0, c0 + len(r))] = np.inf
-            best[c0 : c0 + 256] = np.minimum(best[c0 : c0 + 256], r.min(axis=1))
-    finite = best[np.isfinite(best)]
-    return float(np.median(finite)) if len(finite) else math.nan
+from cellsim.analysis.metal import layer_planes, metal_series  # noqa: F401
+from cellsim.analysis.neighbours import nearest_distance, neighbour_counts  # noqa: F401
+from cellsim.analysis.series import bin_mean, equilibration_time, linear_drift, running_mean  # noqa: F401
+from cellsim.io.energies import EnergySeries, parse_oszicar, parse_vasprun, read_energies  # noqa: F401
+from cellsim.io.stitching import iter_segments
+from cellsim.io.xdatcar import FrameBlock
 
 
 def guess_metal(symbols: Iterable[str], frac: np.ndarray | None = None, cell: np.ndarray | None = None) -> str | None:
@@ -408,128 +87,6 @@ def guess_metal(symbols: Iterable[str], frac: np.ndarray | None = None, cell: np
     from cellsim.analysis.defaults import guess_metal as by_character
 
     return by_character(list(symbols), frac, cell)
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Check:
-    """One diagnostic in plain words: ``status`` is ``ok`` or ``warn``."""
-
-    name: str
-    status: Literal["ok", "warn"]
-    value: float | None
-    unit: str
-    message: str
-
-
-@dataclass
-class UnitDef:
-    """A structural unit of the electrolyte: ``centre`` with exactly ``n`` ``ligand`` atoms within ``cutoff``."""
-
-    centre: str
-    ligand: str
-    cutoff: float
-    n: int
-    name: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.centre}{self.ligand}{self.n}"
-
-
-# P-S in PS4 tetrahedra is 2.03-2.07 A; 2.3 A keeps thermal stretching in and the 3.3 A+ S-S / P-P out
-PS4 = UnitDef("P", "S", 2.3, 4, "PS4")
-
-_ARRAYS = (
-    "energy_times_ps",
-    "temperature_K",
-    "potential_eV",
-    "frame_times_ps",
-    "coordination_times_ps",
-    "metal_coordination",
-    "block_times_ps",
-    "rmsd_A",
-    "layer_order",
-)
-
-
-@dataclass
-class Diagnostics:
-    """Checks, scalar summaries and the series a report plots.
-
-    Series: ``energy_times_ps`` with ``temperature_K`` and ``potential_eV`` (bin means, at most
-    :data:`MAX_PLOT_POINTS`); ``frame_times_ps`` (kept frames) with ``unit_fractions[label]``;
-    ``coordination_times_ps`` with ``metal_coordination`` (mean metal neighbours); ``block_times_ps`` (block
-    midpoints) with ``rmsd_A`` and ``layer_order`` (NaN where layers are not resolved).
-    """
-
-    checks: list[Check] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    energy_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
-    temperature_K: np.ndarray = field(default_factory=lambda: np.empty(0))
-    potential_eV: np.ndarray = field(default_factory=lambda: np.empty(0))
-    frame_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
-    coordination_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
-    metal_coordination: np.ndarray = field(default_factory=lambda: np.empty(0))
-    block_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
-    rmsd_A: np.ndarray = field(default_factory=lambda: np.empty(0))
-    layer_order: np.ndarray = field(default_factory=lambda: np.empty(0))
-    unit_fractions: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def warnings(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "warn"]
-
-    def check(self, name: str) -> Check | None:
-        """The check called ``name``, or None when it was not made."""
-        return next((c for c in self.checks if c.name == name), None)
-
-    def summary_lines(self) -> list[str]:
-        """One line per check: ``[ok] ...`` or ``[WARN] ...``."""
-        return [f"[{'ok' if c.status == 'ok' else 'WARN'}] {c.message}" for c in self.checks]
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "checks": [c.__dict__.copy() for c in self.checks],
-            "summary": {k: _json_scalar(v) for k, v in self.summary.items()},
-        }
-        out["checks"] = [{**c, "value": _json_scalar(c["value"])} for c in out["checks"]]
-        out["series"] = {k: _json_list(getattr(self, k)) for k in _ARRAYS}
-        out["series"]["unit_fractions"] = {k: _json_list(v) for k, v in self.unit_fractions.items()}
-        return out
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write the diagnostics as JSON, atomically (NaN as null)."""
-        return atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Diagnostics:
-        series = data.get("series", {})
-        arrays = {k: np.array(series.get(k, []), dtype=float) for k in _ARRAYS}
-        return cls(
-            checks=[Check(**c) for c in data.get("checks", [])],
-            summary=dict(data.get("summary", {})),
-            unit_fractions={k: np.array(v, dtype=float) for k, v in series.get("unit_fractions", {}).items()},
-            **arrays,
-        )
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> Diagnostics:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _json_scalar(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def _json_list(a: np.ndarray) -> list[float | None]:
-    return [float(x) if math.isfinite(x) else None for x in np.asarray(a, dtype=float).ravel()]
 
 
 # --------------------------------------------------------------------------- the accumulator
@@ -616,9 +173,29 @@ class DiagnosticsAccumulator:
         self._kept_units: list[np.ndarray] = []  # intact fraction per unit kind
         self._last_raw: np.ndarray | None = None
         self._last_unwrapped: np.ndarray | None = None
+        self._ligand_kind: list[int] = []
 
-    def update(self, block: FrameBlock) -> None:
-        """Take the next frames (blocks must come in order, without gaps)."""
+    def unit_tables(self, elements: list[str]) -> list[np.ndarray]:
+        """One element x element cutoff table per unit (only its centre-ligand entry set), for the analysis pass's
+        shared neighbour search (:class:`cellsim.analysis.driver.SharedNeighbours`); ``elements`` in its order."""
+        out = []
+        for u in self.units:
+            t = np.zeros((len(elements), len(elements)))
+            t[elements.index(u.centre), elements.index(u.ligand)] = u.cutoff
+            out.append(t)
+        self._ligand_kind = [elements.index(u.ligand) for u in self.units]
+        return out
+
+    def wanted(self, n: int) -> np.ndarray:
+        """Local indices of the next ``n`` frames whose units are counted (those on the current stride)."""
+        return np.flatnonzero((self.n_frames + np.arange(n)) % self.stride == 0)
+
+    def update(self, block: FrameBlock, unit_counts: Callable[[int, int], np.ndarray | None] | None = None) -> None:
+        """Take the next frames (blocks must come in order, without gaps).
+
+        ``unit_counts(k, j)``: per-atom neighbour counts by element of the block's frame k under unit j's table
+        (:meth:`unit_tables`), when the analysis pass searched them already; else (None) they are counted here.
+        """
         n = len(block)
         if n == 0:
             return
@@ -634,10 +211,16 @@ class DiagnosticsAccumulator:
         g = self.n_frames + np.arange(n)
         keep = np.flatnonzero(g % self.stride == 0)
         if len(keep):
-            fr, cl = block.frac[keep], block.cells[keep]
             fractions = np.zeros((len(keep), len(self.units)))
             for k, (u, (ic, il)) in enumerate(zip(self.units, self._unit_idx, strict=True)):
-                fractions[:, k] = (neighbour_counts(fr, cl, ic, il, u.cutoff) == u.n).mean(axis=1)
+                shared = [unit_counts(int(i), k) for i in keep] if unit_counts is not None else [None] * len(keep)
+                todo = [j for j, c in enumerate(shared) if c is None]
+                if todo:
+                    fr, cl = block.frac[keep[todo]], block.cells[keep[todo]]
+                    fractions[todo, k] = (neighbour_counts(fr, cl, ic, il, u.cutoff) == u.n).mean(axis=1)
+                for j, c in enumerate(shared):
+                    if c is not None:
+                        fractions[j, k] = (c[ic, self._ligand_kind[k]] == u.n).mean()
             for j, i in enumerate(keep):
                 if g[i] % self.stride:
                     continue  # the stride doubled within this block
@@ -709,7 +292,11 @@ class DiagnosticsAccumulator:
                     f"trajectory: only {self.n_frames} frames; too short for the structural checks",
                 )
             )
-        metal = self._metal_series(d) if len(self.metal_idx) and len(self._kept_index) >= MIN_FRAMES else None
+        metal = (
+            metal_series(d, self.metal, self._kept_frac, self._kept_cell, self.coordination_cutoff)
+            if len(self.metal_idx) and len(self._kept_index) >= MIN_FRAMES
+            else None
+        )
         t_eq, settled, eq_source = 0.0, True, ""
         if energies is not None and len(energies) >= 4:
             t_e = self._energy_times(energies)
@@ -721,7 +308,7 @@ class DiagnosticsAccumulator:
         d.summary["equilibration_ps"] = t_eq
         d.summary["equilibrated"] = settled
         if eq_source:
-            d.checks.append(_equilibration_check(t_eq, settled, eq_source, run_ps))
+            d.checks.append(equilibration_check(t_eq, settled, eq_source, run_ps))
         if energies is not None and len(energies) >= 4:
             self._energy_checks(d, energies, t_eq, target_temperature, conserved)
             drift = d.check("potential energy drift")
@@ -731,7 +318,7 @@ class DiagnosticsAccumulator:
                 # energy must never be called "settled")
                 d.summary["equilibrated"] = False
                 d.checks = [
-                    _drifting_check(float(drift.value or 0.0), run_ps) if c.name == "equilibration" else c
+                    drifting_check(float(drift.value or 0.0), run_ps) if c.name == "equilibration" else c
                     for c in d.checks
                 ]
         if metal is not None:
@@ -777,7 +364,7 @@ class DiagnosticsAccumulator:
         post = t >= t_eq
         if post.sum() < 4:
             post = t >= t[len(t) // 2]
-        d.checks.append(_temperature_check(d, t, e.temperature_K, post, target))
+        d.checks.append(temperature_check(d, t, e.temperature_K, post, target))
         half = t >= t[len(t) // 2]
         slope, noise = linear_drift(t[half], e.potential_eV[half])
         span = float(np.ptp(t[half]))
@@ -818,99 +405,6 @@ class DiagnosticsAccumulator:
             )
         d.checks.append(Check("conserved energy drift", status, c_slope, "eV/ps/atom", msg))
 
-    def _metal_series(self, d: Diagnostics) -> list[Check]:
-        """RMSD, layers and coordination of the metal from the kept frames."""
-        el = self.metal or "metal"
-        frac = np.array(self._kept_frac)  # (n, m, 3) unwrapped
-        cells = np.array(self._kept_cell)
-        cart = np.einsum("fij,fjk->fik", frac, cells)
-        centred = cart - cart.mean(axis=1, keepdims=True)  # drift of the whole slab is not disorder
-        n = len(cart)
-        nb = max(2, min(RMSD_BLOCKS, n // 2))
-        edges = np.linspace(0, n, nb + 1).astype(int)
-        ref = centred[edges[0] : edges[1]].mean(axis=0)
-        disp2 = ((centred - ref) ** 2).sum(axis=2).mean(axis=1)  # per frame, over atoms
-        t = d.frame_times_ps
-        d.block_times_ps = np.array([t[edges[b] : edges[b + 1]].mean() for b in range(nb)])
-        d.rmsd_A = np.sqrt([disp2[edges[b] : edges[b + 1]].mean() for b in range(nb)])
-        # first-shell distance of the first block's mean positions: one thermal snapshot shortens it
-        ref_frac = frac[edges[0] : edges[1]].mean(axis=0)
-        nn = nearest_distance(ref_frac - np.floor(ref_frac), cells[0], np.arange(frac.shape[1]))
-        d.summary["metal_nn_A"] = nn
-        checks = [_rmsd_check(d, el, nn)]
-        layer = self._layers(d, centred, ref, cells[0], edges)
-        if layer is not None:
-            checks.append(layer)
-        coord = self._coordination(d, frac, cells, nn, el)
-        if coord is not None:
-            checks.append(coord)
-        return checks
-
-    def _layers(
-        self, d: Diagnostics, centred: np.ndarray, ref: np.ndarray, cell: np.ndarray, edges: np.ndarray
-    ) -> Check | None:
-        el = self.metal or "metal"
-        normal = np.cross(cell[0], cell[1])
-        normal /= np.linalg.norm(normal)
-        period = abs(float(cell[2] @ normal))
-        planes = layer_planes(ref @ normal, period)
-        nb = len(edges) - 1
-        d.layer_order = np.full(nb, np.nan)
-        if len(planes) < 2:
-            return None
-        gaps = np.diff(np.concatenate([planes, [planes[0] + period]]))
-        spacing = float(np.median(gaps))
-        d.summary["layer_spacing_A"] = spacing
-        d.summary["layer_planes"] = len(planes)
-        if spacing < LAYER_MIN_SPACING:
-            return None
-        dz = (centred @ normal)[:, :, None] - planes[None, None, :]
-        dz -= period * np.rint(dz / period)
-        within = (np.abs(dz).min(axis=2) <= LAYER_TOLERANCE).mean(axis=1)  # per frame
-        f_rand = min(1.0, 2 * LAYER_TOLERANCE / spacing)
-        frac_in = np.array([within[edges[b] : edges[b + 1]].mean() for b in range(nb)])
-        d.layer_order = (frac_in - f_rand) / (1.0 - f_rand) if f_rand < 1 else np.ones(nb)
-        start, end = float(d.layer_order[0]), float(d.layer_order[-1])
-        d.summary["layer_order_start"], d.summary["layer_order_end"] = start, end
-        bad = end < LAYER_ORDER_WARN
-        return Check(
-            "metal layers",
-            "warn" if bad else "ok",
-            end,
-            "",
-            f"metal layers: {frac_in[-1]:.0%} of {el} atoms within {LAYER_TOLERANCE} A of their initial planes "
-            f"at the end ({frac_in[0]:.0%} at the start, {f_rand:.0%} if random; {len(planes)} planes "
-            f"{spacing:.2f} A apart); order {start:.2f} -> {end:.2f} "
-            + "(1 sharp planes, 0 random heights)"
-            + (": the layers have washed out" if bad else ""),
-        )
-
-    def _coordination(self, d: Diagnostics, frac: np.ndarray, cells: np.ndarray, nn: float, el: str) -> Check | None:
-        cutoff = self.coordination_cutoff or (COORDINATION_CUTOFF_FACTOR * nn if math.isfinite(nn) else None)
-        if cutoff is None:
-            return None
-        n, m = frac.shape[:2]
-        step = max(1, math.ceil(n * m * m / COORDINATION_BUDGET))
-        sel = np.arange(0, n, step)
-        idx = np.arange(m)
-        cn = neighbour_counts(frac[sel], cells[sel], idx, idx, cutoff).mean(axis=1)
-        d.coordination_times_ps = d.frame_times_ps[sel]
-        d.metal_coordination = cn.astype(float)
-        k = max(1, len(cn) // RMSD_BLOCKS)
-        start, end = float(cn[:k].mean()), float(cn[-k:].mean())
-        change = (end - start) / start if start > 0 else 0.0
-        d.summary["coordination_cutoff_A"] = cutoff
-        d.summary["coordination_start"], d.summary["coordination_end"] = start, end
-        bad = abs(change) > COORDINATION_CHANGE_WARN
-        return Check(
-            "metal coordination",
-            "warn" if bad else "ok",
-            end,
-            "neighbours",
-            f"metal coordination: {el}-{el} neighbours within {cutoff:.2f} A {start:.1f} -> {end:.1f} "
-            f"({change:+.0%})" + (": the metal's first shell is changing (melting or reaction)" if bad else ""),
-        )
-
     def _unit_checks(self, d: Diagnostics) -> None:
         if not self.units or not self._kept_units:
             return
@@ -938,111 +432,6 @@ class DiagnosticsAccumulator:
                     + (f": {u.label} units are breaking up (electrolyte decomposing)" if bad else ""),
                 )
             )
-
-
-def layer_planes(heights: np.ndarray, period: float, split: float = LAYER_SPLIT) -> np.ndarray:
-    """Plane heights (sorted, in [0, period)) of atoms at ``heights`` along a periodic axis.
-
-    Heights closer than ``split`` in sorted order form one plane; the cut starts after the widest gap so
-    that a plane split by the periodic boundary stays one plane.
-    """
-    if len(heights) == 0:
-        return np.empty(0)
-    z = np.sort(np.mod(heights, period))
-    gaps = np.diff(np.concatenate([z, [z[0] + period]]))
-    k = int(np.argmax(gaps))
-    z = np.concatenate([z[k + 1 :], z[: k + 1] + period])
-    groups = np.split(z, np.flatnonzero(np.diff(z) > split) + 1)
-    return np.sort(np.mod([g.mean() for g in groups], period))
-
-
-def _equilibration_check(t_eq: float, settled: bool, source: str, run_ps: float) -> Check:
-    if settled:
-        msg = (
-            f"equilibration: the {source} settles after {t_eq:.3g} ps of {run_ps:.3g} ps (its block means stay "
-            f"within {EQUILIBRATION_SD:g} sd of the second-half mean from then on)"
-        )
-    else:
-        msg = (
-            f"equilibration: the {source} has not settled; its block means leave the second-half band until "
-            f"{t_eq:.3g} ps of {run_ps:.3g} ps: run longer before reading products"
-        )
-    return Check("equilibration", "ok" if settled else "warn", t_eq, "ps", msg)
-
-
-def _drifting_check(slope: float, run_ps: float) -> Check:
-    return Check(
-        "equilibration",
-        "warn",
-        run_ps,
-        "ps",
-        f"equilibration: not equilibrated: the potential energy still drifts {slope:+.3g} eV/ps beyond its noise "
-        f"over the second half of {run_ps:.3g} ps (reacting, melting or still relaxing); run longer before reading "
-        "rates or amounts",
-    )
-
-
-def _temperature_check(
-    d: Diagnostics, t: np.ndarray, temp: np.ndarray, post: np.ndarray, target: float | None
-) -> Check:
-    mean, sd = float(temp[post].mean()), float(temp[post].std())
-    d.summary["temperature_mean_K"], d.summary["temperature_sd_K"] = mean, sd
-    k_min = int(np.argmin(temp))
-    d.summary["temperature_min_K"], d.summary["temperature_min_ps"] = float(temp[k_min]), float(t[k_min])
-    if target is None or target <= 0:
-        return Check("temperature", "ok", mean, "K", f"temperature: mean {mean:.0f} K (sd {sd:.0f} K); no target given")
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
-    width = max(1, round(TEMPERATURE_SMOOTH_PS / dt)) if dt > 0 else 1
-    smooth = running_mean(temp[post], width)
-    dip = float(smooth.min()) / target if len(smooth) else 1.0
-    dev = (mean - target) / target
-    d.summary["temperature_target_K"] = target
-    d.summary["temperature_deviation"] = dev
-    d.summary["temperature_dip_fraction"] = dip
-    problems = []
-    if abs(dev) > TEMPERATURE_MEAN_WARN:
-        problems.append(f"the mean is {dev:+.0%} off the target: the thermostat does not hold it")
-    if dip < TEMPERATURE_DIP_WARN:
-        problems.append(
-            f"its {TEMPERATURE_SMOOTH_PS:g} ps running mean falls to {dip:.0%} of the target after equilibration"
-        )
-    # starting from a relaxed structure, half the initial kinetic energy flows into the potential at once:
-    # a dip to ~50 % before equilibration is expected and is reported, not judged
-    early = f"; lowest {temp[k_min]:.0f} K at {t[k_min]:.3g} ps" + (
-        " (before equilibration)" if t[k_min] < t[post][0] else ""
-    )
-    msg = f"temperature: mean {mean:.0f} K (sd {sd:.0f} K) after equilibration, target {target:.0f} K ({dev:+.1%})"
-    msg += early + ("; " + "; ".join(problems) if problems else "")
-    return Check("temperature", "warn" if problems else "ok", mean, "K", msg)
-
-
-def _rmsd_check(d: Diagnostics, el: str, nn: float) -> Check:
-    rmsd, tb = d.rmsd_A, d.block_times_ps
-    half = slice(len(rmsd) // 2, None)
-    growth, _ = linear_drift(tb[half], rmsd[half])
-    rise = growth * float(np.ptp(tb[half]))
-    end = float(rmsd[-1])
-    limit = LINDEMANN_FRACTION * nn if math.isfinite(nn) else math.inf
-    above = end > limit
-    growing = growth > RMSD_GROWTH_WARN and rise > RMSD_MIN_RISE
-    d.summary["rmsd_end_A"] = end
-    d.summary["rmsd_growth_A_per_ps"] = growth
-    d.summary["lindemann_limit_A"] = limit if math.isfinite(limit) else None
-    d.summary["metal_disordered"] = above or growing
-    head = (
-        f"metal order: {el} RMS displacement {end:.2f} A at the end (Lindemann limit {limit:.2f} A = "
-        f"{LINDEMANN_FRACTION} x NN {nn:.2f} A), growing {growth:+.2f} A/ps over the second half"
-    )
-    if above:
-        tail = f": the {el} is melting/disordering; a solid plateaus below the limit"
-    elif growing:
-        tail = (
-            f": the {el} atoms keep leaving their sites (creep or diffusion; a solid's RMSD is flat once "
-            "thermalised); not a stable solid over this run"
-        )
-    else:
-        tail = ": solid-like"
-    return Check("metal order", "warn" if above or growing else "ok", end, "A", head + tail)
 
 
 # --------------------------------------------------------------------------- convenience

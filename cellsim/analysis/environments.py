@@ -11,10 +11,13 @@ Cutoffs: the study's bond cutoffs for its pairs, else 1.2 x the sum of covalent 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from cellsim.analysis.neighbours import half_width, kind_counts
 
 MAX_SAMPLES = 96
 # an all-pairs neighbour count of a 300-atom frame costs ~5 ms: 96 samples keep it under 0.5 s per analysis
@@ -38,24 +41,7 @@ def neighbour_counts(frac: np.ndarray, cell: np.ndarray, kinds: np.ndarray, cut:
 
     Exact while every cutoff is below half the smallest perpendicular cell width (checked by the caller).
     """
-    d = frac[:, None, :] - frac[None, :, :]
-    d -= np.round(d)
-    cart = d @ cell
-    dist2 = np.einsum("ijk,ijk->ij", cart, cart)
-    lim = cut[kinds][:, kinds]
-    close = dist2 < lim * lim
-    np.fill_diagonal(close, False)
-    nk = cut.shape[0]
-    out = np.zeros((len(frac), nk), dtype=np.int16)
-    for k in range(nk):
-        out[:, k] = close[:, kinds == k].sum(axis=1)
-    return out
-
-
-def _half_width(cell: np.ndarray) -> float:
-    vol = abs(float(np.linalg.det(cell)))
-    widths = [vol / float(np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))) for i in range(3)]
-    return 0.5 * min(widths)
+    return kind_counts(frac, cell, kinds, cut[None])[0].astype(np.int16)
 
 
 @dataclass
@@ -168,7 +154,21 @@ class EnvironmentAccumulator:
         self.samples: list[tuple[int, np.ndarray]] = []
         self.skipped_reason: str | None = None
 
-    def update(self, frac: np.ndarray, cells: np.ndarray, start: int) -> None:
+    def wanted(self, start: int, n: int) -> np.ndarray:
+        """Local indices of the frames ``start .. start + n - 1`` this accumulator may sample."""
+        if self.skipped_reason is not None:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero((start + np.arange(n)) % self.stride == 0)
+
+    def update(
+        self,
+        frac: np.ndarray,
+        cells: np.ndarray,
+        start: int,
+        counts_of: Callable[[int], np.ndarray | None] | None = None,
+    ) -> None:
+        """Sample the frames of a block; ``counts_of(k)`` gives frame k's counts when they were searched already
+        (the analysis pass's shared neighbour search), else they are counted here."""
         if self.skipped_reason is not None:
             return
         for k in range(len(frac)):
@@ -177,13 +177,19 @@ class EnvironmentAccumulator:
                 continue
             key = cells[k].tobytes()
             if key not in self._width_ok:
-                self._width_ok[key] = float(self.cut.max()) < _half_width(cells[k])
+                self._width_ok[key] = float(self.cut.max()) < half_width(cells[k])
             if not self._width_ok[key]:
                 self.skipped_reason = (
                     f"cell narrower than twice the largest cutoff ({self.cut.max():.2f} A): environments not computed"
                 )
                 return
-            self.samples.append((g, neighbour_counts(frac[k], cells[k], self.kinds, self.cut)))
+            shared = counts_of(k) if counts_of is not None else None
+            counts = (
+                shared.astype(np.int16)
+                if shared is not None
+                else neighbour_counts(frac[k], cells[k], self.kinds, self.cut)
+            )
+            self.samples.append((g, counts))
             if len(self.samples) > MAX_SAMPLES:
                 self.stride *= 2
                 self.samples = [s for s in self.samples if s[0] % self.stride == 0]

@@ -6,9 +6,12 @@ A small NumPy peak finder is used instead of ``scipy.signal.find_peaks``: import
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cellsim.analysis.result import AnalysisData
 
 
 def smooth(y: np.ndarray, sigma_bins: float) -> np.ndarray:
@@ -166,3 +169,71 @@ def departure_time(
         "formation_ps": first(run_mean > mu + margin, counts > mu + margin),
         "break_ps": first(run_mean < mu - margin, counts < mu - margin),
     }
+
+
+def peaks_report(res: AnalysisData) -> dict[str, Any]:
+    """The content of peaks.json."""
+    s = res.settings
+    times = res.frame_times
+    out: dict[str, Any] = {
+        "normalisation": s.normalisation,
+        "dt_frame_fs": s.dt_fs,
+        "frames": res.n_frames,
+        "window_ps": s.window_ps,
+        "windows": len(res.window_frames),
+        "definitions": {
+            "peaks": "local maxima of g(r) smoothed with a 0.04 A Gaussian, prominence >= 10 % of the maximum",
+            "new_peaks": "peaks of the last window whose +/-0.2 A neighbourhood holds < 50 % as many neighbours "
+            "(n_per_atom) in the first window; also listed per window against the first",
+            "first_formation_ps": "first frame with a bond (d < cutoff) when the first frame has none",
+            "formation_ps": "first time the bond count's running mean leaves its starting baseline upwards by more "
+            "than max(3 sd, 2 bonds, 10 %) for as long as the running mean's width (peaks.departure_time)",
+            "break_ps": "the same, downwards (bonds break)",
+            "first_above_as_built_ps": "first frame with more bonds than the as-built interface (run directories)",
+        },
+        "pairs": {},
+    }
+    for p in s.pairs:
+        per_window: list[dict[str, Any]] = []
+        for w in range(len(res.window_frames)):
+            per_window.append(
+                {
+                    "window": w,
+                    "t_start_ps": round(float(res.t_start[w]), 6),
+                    "t_end_ps": round(float(res.t_end[w]), 6),
+                    "peaks": window_peaks(res.r, res.g[p][w], s.bin_width),
+                }
+            )
+        first_new: dict[float, dict[str, Any]] = {}
+        for w in range(1, len(per_window)):
+            for pk in new_peaks(res.r, res.n_per_atom[p][0], res.n_per_atom[p][w], per_window[w]["peaks"]):
+                key = round(pk["r"] / 0.2)  # same peak in later windows: keep its first appearance
+                if key not in first_new:
+                    first_new[key] = {**pk, "first_window": w, "first_t_ps": per_window[w]["t_start_ps"]}
+        last = len(per_window) - 1
+        late_new = (
+            new_peaks(res.r, res.n_per_atom[p][0], res.n_per_atom[p][last], per_window[last]["peaks"])
+            if last > 0
+            else []
+        )
+        events = bond_events(times, res.bonds[p])
+        events.update(departure_time(times, res.bonds[p], baseline_frames(res)))
+        if p in res.baseline_bonds:
+            built = res.baseline_bonds[p]
+            events["as_built"] = built
+            grown = res.bonds[p] > built
+            events["first_above_as_built_ps"] = float(times[np.argmax(grown)]) if grown.any() else None
+        out["pairs"][p] = {
+            "bond_cutoff": res.cutoffs[p],
+            "windows": per_window,
+            "new_peaks": late_new,
+            "new_peak_first_seen": sorted(first_new.values(), key=lambda d: d["r"]),
+            "bonds": events,
+        }
+    return out
+
+
+def baseline_frames(res: AnalysisData) -> int:
+    """Frames of the starting baseline: the first window, at most 0.2 ps and 10 % of the run, at least 5."""
+    per_02ps = max(1, round(200.0 / res.settings.dt_fs))
+    return max(5, min(res.settings.frames_per_window, per_02ps, res.n_frames // 10))

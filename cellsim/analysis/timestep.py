@@ -91,27 +91,33 @@ class StepDisplacements:
         self._last_frac = frac[-1].copy()
         if len(seq) < 2:
             return
-        d = np.diff(seq, axis=0)
-        d -= np.rint(d)
-        vec = np.einsum("snk,skl->snl", d, cell_of_step)
-        dist = np.linalg.norm(vec, axis=2)
-        prev = np.concatenate([self._last_step[None], vec[:-1]]) if self._last_step is not None else None
-        self._last_step = vec[-1].copy()
-        steps = self.n_steps + np.arange(len(vec))
-        self.n_steps += len(vec)
+        n = len(seq) - 1
+        steps = self.n_steps + np.arange(n)
+        self.n_steps += n
         sel = np.flatnonzero(steps % self.stride == 0)
+        # only the kept steps, the steps before them and the block's last step are needed as vectors
+        need = np.union1d(np.union1d(sel, sel[sel > 0] - 1), [n - 1])
+        d = seq[need + 1] - seq[need]
+        d -= np.rint(d)
+        c = cell_of_step[need]
+        vec = d @ c[0] if np.all(c == c[0]) else np.einsum("snk,skl->snl", d, c)
+        at = {int(k): i for i, k in enumerate(need)}
+        last = self._last_step
+        self._last_step = vec[at[n - 1]].copy()
         if not len(sel):
             return
-        # the step before each kept one: within the block, or the previous block's last
-        a = prev[sel] if prev is not None else vec[np.maximum(sel - 1, 0)]
-        norm = np.linalg.norm(a, axis=2) * dist[sel]
+        v_sel = vec[[at[int(k)] for k in sel]]
+        dist = np.linalg.norm(v_sel, axis=2)
+        # the step before each kept one: within the block, or the previous block's last (none before the first)
+        a = np.array([vec[at[int(k) - 1]] if k > 0 else (last if last is not None else v_sel[0]) for k in sel])
+        norm = np.linalg.norm(a, axis=2) * dist
         with np.errstate(invalid="ignore", divide="ignore"):
-            cos = np.where(norm > 0, np.einsum("snk,snk->sn", a, vec[sel]) / norm, np.nan)
-        if prev is None and sel[0] == 0:
+            cos = np.where(norm > 0, np.einsum("snk,snk->sn", a, v_sel) / norm, np.nan)
+        if last is None and sel[0] == 0:
             cos[0] = np.nan  # the very first step has no step before it
         rows = np.empty((len(sel), 3, len(self.elements)))
         for j, idx in enumerate(self._idx):
-            d = dist[sel][:, idx]
+            d = dist[:, idx]
             rows[:, 0, j] = np.median(d, axis=1)
             rows[:, 1, j] = np.percentile(d, 95, axis=1)
             c = cos[:, idx]

@@ -84,3 +84,21 @@ def atomic_mass(symbol: str) -> float:
 def is_metal(symbol: str) -> bool:
     """Metallic character (pymatgen's ``Element.is_metal``); metalloids and H are not metals."""
     return ISOTOPES.get(symbol, symbol) in METALS
+
+
+def parse_formula(formula: str) -> dict[str, int] | None:
+    """Element counts of a plain formula (``"Li6PS5Cl"`` -> Li 6, P 1, S 5, Cl 1), reduced by their greatest
+    common divisor like pymatgen's ``reduced_composition`` (``"In2S4"`` -> In 1, S 2); None for anything else
+    (brackets, fractions, charges, unknown symbols): the caller asks pymatgen then."""
+    import math
+    import re
+
+    if not re.fullmatch(r"(?:[A-Z][a-z]?\d*)+", formula):
+        return None
+    counts: dict[str, int] = {}
+    for sym, n in re.findall(r"([A-Z][a-z]?)(\d*)", formula):
+        if not is_symbol(sym) or n.startswith("0"):
+            return None
+        counts[sym] = counts.get(sym, 0) + (int(n) if n else 1)
+    g = math.gcd(*counts.values())
+    return {k: v // g for k, v in counts.items()}

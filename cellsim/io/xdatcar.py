@@ -38,596 +38,65 @@ Time axis: frame ``k`` (0-based, across stitched segments) is the configuration 
 
 from __future__ import annotations
 
-import bz2
 import ctypes
-import gzip
-import lzma
 import math
-import re
 import warnings
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
 import numpy as np
 
-from cellsim.core.errors import CellsimError
-
-CHUNK_BYTES = 4 << 20
-HEAD_BYTES = 1 << 16
-MAX_LINE = 4096  # bytes; the same bound as MAX_LINE in _kernels.c
-MIN_ATOM_LINE = 6  # "0 0 0\n": the fewest bytes an atom line can take
-MAX_ATOMS = 10_000_000
-# a run that has just started has a header and no frame yet: its counts cannot be checked against the
-# size, so up to this many atoms are accepted whatever the size (nothing is allocated before data arrive)
-SMALL_FILE_ATOMS = 100_000
-VOLUME_PER_ATOM = (1.0, 1.0e5)  # A^3; 1e5 still admits a molecule in a large box
-MIN_WIDTH = 0.5  # A, the thinnest cell accepted (perpendicular distance between opposite faces)
-COORD_RANGE = (-1.0, 2.0)  # fractional; one cell either side of [0, 1)
-_WRAP_SLACK = 1e-6  # 1.00000000 or -0.00000001 from rounding are wrapped without a warning
-
-_BLANKS = rb"[ \t\r\f\v]"
-_NUMBER = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?"
-_SEP = rb"(?:" + _BLANKS + rb"+|(?=[-+]))"  # blanks, or nothing before a sign (run-together fields)
-_ONE = re.compile(_BLANKS + rb"*(" + _NUMBER + rb")" + _BLANKS + rb"*")
-_NUM_GROUP = rb"(" + _NUMBER + rb")"
-_THREE = re.compile(_BLANKS + rb"*" + _NUM_GROUP + _SEP + _NUM_GROUP + _SEP + _NUM_GROUP + _BLANKS + rb"*")
-# an atom line: three numbers, then perhaps a species label (pymatgen's Trajectory.write_Xdatcar writes one): an
-# element symbol, maybe charged; the same grammar as parse_xyz in _kernels.c
-_LABEL = rb"[A-Z][a-z]?(?:[0-9.]*[-+])?"
-_ATOM = re.compile(
-    _BLANKS + rb"*" + _NUM_GROUP + _SEP + _NUM_GROUP + _SEP + _NUM_GROUP
-    + rb"(?:" + _BLANKS + rb"+(" + _LABEL + rb"))?" + _BLANKS + rb"*"
-)  # fmt: skip
-_CONFIG = re.compile(_BLANKS + rb"*(\d{1,18})" + _BLANKS + rb"*")
-_ELEMENT = re.compile(r"^[A-Z][a-z]?$")
-
-
-class TrajectoryError(CellsimError):
-    """An XDATCAR (or segment set) cannot be read; the message names the file and line."""
-
-
-class TruncatedTrajectoryWarning(UserWarning):
-    """The trajectory ends inside a frame; the whole frames before it were read."""
-
-
-class CorruptTrajectoryWarning(TruncatedTrajectoryWarning):
-    """A compressed trajectory is damaged; the whole frames before the damage were read."""
-
-
-class WrappedCoordinatesWarning(UserWarning):
-    """Fractional coordinates outside [0, 1] (but within one cell of it) were wrapped into the cell."""
-
-
-@dataclass
-class XdatcarHeader:
-    """What the first lines of an XDATCAR say."""
-
-    path: Path
-    title: str
-    symbols: list[str]
-    counts: list[int]
-    lattice: np.ndarray
-    cartesian: bool
-    header_lines: int
-    variable_cell: bool = False
-    vasp5: bool = True
-    species: list[str] = field(default_factory=list)
-    scale: float = 1.0  # the factor applied to the lattice (and to Cartesian coordinates)
-
-    @property
-    def natoms(self) -> int:
-        return int(sum(self.counts))
-
-
-@dataclass
-class FrameBlock:
-    """Consecutive frames: ``frac`` (n, natoms, 3) in [0, 1), ``cells`` (n, 3, 3) rows a, b, c."""
-
-    frac: np.ndarray
-    cells: np.ndarray
-    start: int
-
-    def __len__(self) -> int:
-        return len(self.frac)
-
-
-def _compression(path: Path) -> str | None:
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic[:2] == b"\x1f\x8b":
-        return "gzip"
-    if magic[:3] == b"BZh":
-        return "bzip2"
-    if magic[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    return None
-
-
-def open_maybe_compressed(path: Path) -> IO[bytes] | gzip.GzipFile:
-    """Open for binary reading, decompressing gzip, bzip2 or xz by their magic bytes."""
-    kind = _compression(path)
-    if kind == "gzip":
-        return gzip.open(path, "rb")
-    if kind == "bzip2":
-        return bz2.open(path, "rb")
-    if kind == "xz":
-        return lzma.open(path, "rb")
-    return open(path, "rb")
-
-
-_DECODE_ERRORS = (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error)
-_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
-
-
-def _decompressor(kind: str) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
-    if kind == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper: header, CRC-32 and length checked
-    if kind == "bzip2":
-        return bz2.BZ2Decompressor()
-    return lzma.LZMADecompressor()
-
-
-class _Source:
-    """The file's bytes, decompressed and with CRLF made LF, in chunks.
-
-    A decompression or read error ends the data (``error`` says why) instead of escaping as zlib.error,
-    OSError, EOFError or LZMAError. Compressed data are decoded here, not by gzip/bz2/lzma.open, so the
-    output up to the damage is kept: those lose the whole buffer (8 KiB) in which the error is detected,
-    which for a small file is everything.
-    """
-
-    PIECE = 1 << 14  # compressed bytes per call
-    OUT = 1 << 20  # decompressed bytes per call at most (a compression bomb is read a piece at a time)
-
-    def __init__(self, path: Path) -> None:
-        self.kind = _compression(path)
-        self.raw = open(path, "rb")
-        self.error: str | None = None
-        self.eof = False
-        self._carry = b""
-        self._chunks = self._decoded() if self.kind else None
-
-    def __enter__(self) -> _Source:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.raw.close()
-
-    def describe(self) -> str:
-        return f"corrupt {self.kind} data" if self.kind else "read error"
-
-    def _fail(self, exc: BaseException | str) -> None:
-        self.error = " ".join(str(exc).split()) or type(exc).__name__
-
-    def _drain(self, d: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor, data: bytes) -> Iterator[bytes]:
-        """Output of ``data`` fed to ``d``, at most OUT bytes a time (raises on corrupt data)."""
-        out = d.decompress(data, self.OUT)
-        yield out
-        if isinstance(d, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
-            while not d.eof and not d.needs_input:
-                yield d.decompress(b"", self.OUT)
-        else:
-            while d.unconsumed_tail:
-                yield d.decompress(d.unconsumed_tail, self.OUT)
-
-    def _decoded(self) -> Iterator[bytes]:
-        """Decompressed chunks of every stream (member) in the file; on damage, the output up to it."""
-        assert self.kind is not None
-        kind, raw = self.kind, self.raw
-        d = _decompressor(kind)
-        member_start = offset = 0
-        while True:
-            piece = raw.read(self.PIECE)
-            if not piece:
-                if not d.eof:
-                    self._fail("the compressed data end before their end-of-stream marker")
-                return
-            given = 0  # bytes of this piece's output already passed on
-            try:
-                for out in self._drain(d, piece):
-                    given += len(out)
-                    yield out
-            except _DECODE_ERRORS as exc:
-                yield from self._recover(member_start, offset, piece, given)
-                self._fail(exc)
-                return
-            offset += len(piece)
-            if not d.eof:
-                continue
-            # a stream ended: another may follow (concatenated gzip members, bzip2 or xz streams), or zero
-            # padding; anything else after the data is damage
-            rest = d.unused_data + raw.read(1 << 12)
-            next_start = offset - len(d.unused_data)
-            while rest and not rest.strip(b"\0"):  # zero padding (gzip, xz stream padding)
-                next_start += len(rest)
-                rest = raw.read(1 << 16)
-            zeros = len(rest) - len(rest.lstrip(b"\0"))
-            next_start += zeros
-            rest = rest[zeros:]
-            if not rest:
-                return
-            if not rest.startswith(_MAGIC[kind][: len(rest)]):
-                self._fail(f"unexpected data after the end of the compressed stream at byte {next_start}")
-                return
-            raw.seek(next_start)
-            d, member_start, offset = _decompressor(kind), next_start, next_start
-
-    def _recover(self, member_start: int, piece_start: int, piece: bytes, given: int) -> Iterator[bytes]:
-        """Decode the stream again up to the damaged piece, then that piece in small bits: what it held."""
-        d = _decompressor(self.kind or "")
-        self.raw.seek(member_start)
-        try:
-            left = piece_start - member_start
-            while left > 0:
-                block = self.raw.read(min(left, 1 << 16))
-                if not block:
-                    return
-                left -= len(block)
-                for _ in self._drain(d, block):
-                    pass
-            for i in range(0, len(piece), 64):
-                for out in self._drain(d, piece[i : i + 64]):
-                    skip = min(given, len(out))
-                    given -= skip
-                    if len(out) > skip:
-                        yield out[skip:]
-        except _DECODE_ERRORS:
-            return
-
-    def read(self, n: int) -> bytes:
-        """At least ``n`` bytes (a little more when compressed), fewer only at the end of the data."""
-        pieces: list[bytes] = []
-        got = 0
-        while got < n and not self.eof:
-            if self._chunks is not None:
-                piece = next(self._chunks, None)  # the generator catches decoding errors itself
-            else:
-                try:
-                    piece = self.raw.read(n - got)
-                except OSError as exc:
-                    self._fail(exc)
-                    piece = None
-            if piece is None or (self._chunks is None and not piece):
-                self.eof = True
-                break
-            pieces.append(piece)
-            got += len(piece)
-        raw = self._carry + b"".join(pieces)
-        self._carry = b""
-        if raw.endswith(b"\r"):
-            # the CR of a CRLF split between chunks waits for its LF; at the end of the file it belongs
-            # to a last line that has no LF, which is incomplete anyway
-            raw = raw[:-1]
-            if not self.eof:
-                self._carry = b"\r"
-        if b"\r" in raw:
-            raw = raw.replace(b"\r\n", b"\n")
-        return raw
-
-
-def _open_source(path: Path) -> _Source:
-    try:
-        return _Source(path)
-    except OSError as exc:  # unreadable (permissions, a FIFO gone, I/O error)
-        raise TrajectoryError(f"{path}: cannot read the trajectory ({exc.strerror or exc})") from None
-
-
-def _excerpt(line: bytes) -> str:
-    """A line as it appears in a message: decoded, stripped, shortened, quoted (so always one line)."""
-    text = line.decode(errors="replace").strip()
-    return repr(text if len(text) <= 60 else text[:57] + "...")
-
-
-def _float(token: bytes) -> float:
-    return float(token.replace(b"d", b"e").replace(b"D", b"e"))
-
-
-def _one_number(line: bytes) -> float | None:
-    m = _ONE.fullmatch(line)
-    return _float(m.group(1)) if m else None
-
-
-def _three_numbers(line: bytes) -> list[float] | None:
-    m = _THREE.fullmatch(line)
-    return [_float(g) for g in m.groups()] if m else None
-
-
-def _atom_numbers(line: bytes) -> list[float] | None:
-    m = _ATOM.fullmatch(line)
-    return [_float(g) for g in m.groups()[:3]] if m else None
-
-
-def _check_labels(path: Path, head: bytes, sep_idx: int, species: list[str]) -> None:
-    """Species labels after the first frame's coordinates (pymatgen writes them) must be the header's species.
-
-    Only the first frame is compared: it tells a header whose species order is not the atoms' (the frames
-    after it are the same atoms); later labels are read past without a look.
-    """
-    lines = head.split(b"\n", sep_idx + len(species) + 2)[sep_idx + 1 : sep_idx + 1 + len(species)]
-    first = _ATOM.fullmatch(lines[0]) if lines else None
-    if first is None or first.group(4) is None:
-        return
-    for a, line in enumerate(lines):
-        m = _ATOM.fullmatch(line)
-        if m is None or m.group(4) is None:
-            continue  # a bad line is the frame parser's to report; a line without a label has nothing to compare
-        label = m.group(4).decode()
-        element = re.match(r"[A-Z][a-z]?", label)
-        if element is None or element.group(0) != species[a]:
-            raise TrajectoryError(
-                f"{path}:{sep_idx + 2 + a}: expected the species label {species[a]} (atom {a + 1} in the header's "
-                f"order of {' '.join(dict.fromkeys(species))}), got {label!r}: the header does not describe these atoms"
-            )
-
-
-def _lone_cr(path: Path, data: bytes, first_line: int) -> None:
-    """Refuse a CR left after CRLF -> LF: read as a line end or ignored, it would change frames silently."""
-    i = data.find(b"\r")
-    if i >= 0:
-        line = first_line + data.count(b"\n", 0, i)
-        raise TrajectoryError(f"{path}:{line}: expected LF or CRLF line ends, got a lone carriage return (CR)")
-
-
-@dataclass
-class _Cell:
-    lattice: np.ndarray
-    scale: float
-    used: int
-    symbols: list[str]
-    counts: list[int]
-
-
-def _cell_lattice(
-    vecs: np.ndarray,
-    scale: float,
-    natoms: int,
-    fail: Callable[[int, str], TrajectoryError],
-    fail_cell: Callable[[int, str], TrajectoryError],
-) -> tuple[np.ndarray, float]:
-    """Validated lattice (rows, scaled) and the factor applied.
-
-    ``fail(k, what)`` refuses line k of the block (0: the scale) quoting it; ``fail_cell`` without quoting.
-    """
-    norms = np.hypot(np.hypot(vecs[:, 0], vecs[:, 1]), vecs[:, 2])  # no overflow for huge entries
-    for k in range(3):
-        if not norms[k] > 0.0:
-            raise fail(k + 1, "a nonzero lattice vector")
-    # shape factor |det| / (|a||b||c|) in [0, 1]: computed on unit rows, so neither overflow nor a
-    # singular matrix can get past this point (no inverse has been taken yet)
-    shape = abs(float(np.linalg.det(vecs / norms[:, None])))
-    if not shape > 1e-6:
-        raise fail_cell(1, f"three independent lattice vectors, got a flat cell (|det| = {shape:.2g} |a||b||c|)")
-    if scale == 0.0:
-        raise fail(0, "a nonzero scale factor")
-    if scale > 0:
-        s = scale
-    else:  # VASP: a negative scale is the cell volume
-        s = (-scale / (shape * float(np.prod(norms)))) ** (1.0 / 3.0)
-    lattice = vecs * s
-    lengths = norms * s
-    volume = shape * float(np.prod(lengths))
-    per_atom = volume / natoms
-    lo, hi = VOLUME_PER_ATOM
-    if not (lo <= per_atom <= hi) or not math.isfinite(s):
-        raise fail_cell(
-            0 if scale != 1.0 else 1,
-            f"a cell of {lo:g} to {hi:g} A^3 per atom, got {per_atom:.3g} A^3 per atom "
-            f"({natoms} atoms in {volume:.3g} A^3, scale factor {scale:g})",
-        )
-    a, b, c = lattice
-    cross = np.hypot.reduce(np.array([np.cross(b, c), np.cross(c, a), np.cross(a, b)]), axis=1)
-    widths = volume / cross
-    if not np.all(widths >= MIN_WIDTH):
-        raise fail_cell(
-            1,
-            f"a cell at least {MIN_WIDTH} A thick in every direction, got widths "
-            + ", ".join(f"{w:.3g}" for w in widths)
-            + " A",
-        )
-    return lattice, s
-
-
-def _parse_cell_block(
-    lines: list[bytes], first_line: int, path: Path, atom_limit: Callable[[int], str | None] | None = None
-) -> _Cell:
-    """Scale, lattice, (species), counts starting at the scale line, validated.
-
-    ``atom_limit(total)`` returns why a total is too large for the file (None when it fits); it is checked
-    before anything of that size is made.
-    """
-
-    def fail(k: int, expected: str) -> TrajectoryError:
-        got = _excerpt(lines[k]) if k < len(lines) else "end of file"
-        return TrajectoryError(f"{path}:{first_line + k}: expected {expected}, got {got}")
-
-    def fail_cell(k: int, expected: str) -> TrajectoryError:
-        return TrajectoryError(f"{path}:{first_line + k}: expected {expected}")
-
-    if len(lines) < 5:
-        raise fail(len(lines), "a complete XDATCAR header (scale, 3 lattice lines, species/counts)")
-    scale = _one_number(lines[0])
-    if scale is None or not math.isfinite(scale):
-        raise fail(0, "the scale factor (one finite number)")
-    vecs = []
-    for k in range(1, 4):
-        v = _three_numbers(lines[k])
-        if v is None:
-            raise fail(k, "a lattice vector (three numbers)")
-        if not all(math.isfinite(x) for x in v):
-            raise fail(k, "a lattice vector of finite numbers")
-        vecs.append(v)
-    tokens = lines[4].decode(errors="replace").split()
-    if tokens and all(_ELEMENT.match(t.split("/")[0].split("_")[0]) for t in tokens):
-        symbols = [t.split("/")[0].split("_")[0] for t in tokens]
-        if len(lines) < 6:
-            raise fail(5, "the atom counts line")
-        count_line, used = lines[5], 6
-    else:
-        symbols, count_line, used = [], lines[4], 5
-    try:
-        counts = [int(t) for t in count_line.split()]
-    except ValueError:
-        raise fail(used - 1, "the atom counts (integers)") from None
-    if not counts or any(c <= 0 for c in counts):
-        raise fail(used - 1, "positive atom counts")
-    if symbols and len(symbols) != len(counts):
-        raise fail(used - 1, f"{len(symbols)} atom counts, one per species on the line above")
-    total = sum(counts)
-    why = atom_limit(total) if atom_limit else None
-    if why:
-        raise fail(used - 1, f"atom counts the file can hold, got {total:,} atoms ({why})")
-    lattice, s = _cell_lattice(np.array(vecs, dtype=float), scale, total, fail, fail_cell)
-    return _Cell(lattice, s, used, symbols, counts)
-
-
-def _atom_limit(path: Path, kind: str | None) -> Callable[[int], str | None]:
-    size = path.stat().st_size
-
-    def why(total: int) -> str | None:
-        if total > MAX_ATOMS:
-            return f"more than the {MAX_ATOMS:,} atoms cellsim reads"
-        if kind is None and total > SMALL_FILE_ATOMS and total * MIN_ATOM_LINE > size:
-            return f"one frame needs at least {total * MIN_ATOM_LINE:,} bytes, the file has {size:,}"
-        return None
-
-    return why
-
-
-def _poscar_counts(poscar: Path) -> list[int] | None:
-    """Atom counts of a POSCAR (VASP 4 or 5 layout), or None when it cannot tell."""
-    try:
-        with open(poscar, "rb") as fh:
-            lines = fh.read(HEAD_BYTES).replace(b"\r\n", b"\n").split(b"\n")
-    except OSError:
-        return None
-    if len(lines) < 7:
-        return None
-    tokens = lines[5].decode(errors="replace").split()
-    has_species = bool(tokens) and all(_ELEMENT.match(t.split("/")[0].split("_")[0]) for t in tokens)
-    try:
-        return [int(t) for t in lines[6 if has_species else 5].split()] or None
-    except ValueError:
-        return None
-
-
-def _two_lines(data: bytes, n: int) -> tuple[bytes, bytes] | None:
-    """Lines ``n`` and ``n + 1`` (0-based) of ``data`` when both are complete, else None."""
-    pos, step = 0, 1 << 20
-    while n > 0:  # count newlines a megabyte at a time, then step line by line
-        c = data.count(b"\n", pos, pos + step)
-        if c >= n or pos + step >= len(data):
-            break
-        n -= c
-        pos += step
-    for _ in range(n):
-        pos = data.find(b"\n", pos) + 1
-        if pos == 0:
-            return None
-    e1 = data.find(b"\n", pos)
-    e2 = data.find(b"\n", e1 + 1) if e1 >= 0 else -1
-    return (data[pos:e1], data[e1 + 1 : e2]) if e2 >= 0 else None
-
-
-def read_header(path: str | Path, species: list[str] | None = None) -> XdatcarHeader:
-    """Read and validate the header of an XDATCAR (VASP 5 with a species line, or VASP 4 without one).
-
-    Parameters
-    ----------
-    path
-        The XDATCAR (plain, .gz, .bz2 or .xz).
-    species
-        Element symbols in POSCAR order, needed only for VASP 4 files whose title does not list them.
-
-    Raises
-    ------
-    TrajectoryError
-        The header breaks a rule of the module docstring; the message names the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TrajectoryError(f"{path}: no such trajectory file")
-    with _open_source(path) as src:
-        head = src.read(HEAD_BYTES)
-        lines = head.split(b"\n", 9)[:9]  # the header has at most 8 lines; the frames stay unsplit
-        if len(lines) < 7:
-            if src.error:
-                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})")
-            raise TrajectoryError(
-                f"{path}:1: expected an XDATCAR header of at least 7 lines, "
-                + ("the file is shorter" if src.eof else f"got lines longer than {HEAD_BYTES} bytes")
-            )
-        title = lines[0].decode(errors="replace").strip()
-        try:
-            _lone_cr(path, b"\n".join(lines[:8]), 1)
-            cell = _parse_cell_block(lines[1:], 2, path, _atom_limit(path, src.kind))
-        except TrajectoryError:
-            if src.error:  # the header itself was cut by the damage
-                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})") from None
-            raise
-        counts, symbols, used = cell.counts, cell.symbols, cell.used
-        natoms = sum(counts)
-        sep_idx = 1 + used
-        # the two lines after the first frame tell a per-frame cell block (VASP 5 NPT / ML output): read up
-        # to them (bounded by the first frame, whose size the atom count limit bounds)
-        after = sep_idx + 1 + natoms
-        next_two = _two_lines(head, after)
-        while next_two is None and not src.eof:
-            head += src.read(max(len(head), HEAD_BYTES))
-            next_two = _two_lines(head, after)
-    vasp5 = bool(symbols)
-    if not symbols:
-        cand = title.split()
-        if species:
-            symbols = list(species)
-        elif len(cand) == len(counts) and all(_ELEMENT.match(t) for t in cand):
-            symbols = cand
-        else:
-            raise TrajectoryError(
-                f"{path}:1: VASP 4 XDATCAR (no species line): cannot tell the elements; expected the title "
-                f"line to list {len(counts)} element symbols, or pass species (e.g. from the POSCAR)"
-            )
-        if len(symbols) != len(counts):
-            raise TrajectoryError(
-                f"{path}:{sep_idx}: expected {len(symbols)} atom counts, one per species given "
-                f"({' '.join(symbols)}), got {len(counts)}"
-            )
-        poscar = path.parent / "POSCAR"
-        beside = _poscar_counts(poscar) if poscar.is_file() else None
-        if beside is not None and beside != counts:
-            raise TrajectoryError(
-                f"{path}:{sep_idx}: expected the atom counts of {poscar} ({' '.join(map(str, beside))}), got "
-                f"{' '.join(map(str, counts))}: this VASP 4 XDATCAR has no species line, so its atoms cannot be "
-                "labelled from that POSCAR"
-            )
-    sep = lines[sep_idx] if sep_idx < len(lines) else b""
-    text = sep.decode(errors="replace").strip()
-    if not text or text[0] in "0123456789+-.":
-        raise TrajectoryError(
-            f"{path}:{sep_idx + 1}: expected a configuration line such as 'Direct configuration=     1', "
-            f"got {_excerpt(sep) if sep_idx < len(lines) else 'end of file'}"
-        )
-    cartesian = text.lower().startswith(("c", "k")) and not text.lower().startswith("konfig")
-    hdr = XdatcarHeader(
-        path=path,
-        title=title,
-        symbols=symbols,
-        counts=counts,
-        lattice=cell.lattice,
-        cartesian=cartesian,
-        header_lines=sep_idx,
-        vasp5=vasp5,
-        species=[s for s, c in zip(symbols, counts, strict=True) for _ in range(c)],
-        scale=cell.scale,
-    )
-    _check_labels(path, head, sep_idx, hdr.species)
-    # a per-frame cell block repeats the title line, then the scale, after the first frame
-    if next_two is not None:
-        hdr.variable_cell = next_two[0].strip() == lines[0].strip() and _one_number(next_two[1]) is not None
-    return hdr
+from cellsim.io.compressed import ByteSource, _compression, open_maybe_compressed
+from cellsim.io.xdatcar_header import (
+    _CONFIG,
+    _WRAP_SLACK,
+    CHUNK_BYTES,
+    COORD_RANGE,
+    HEAD_BYTES,
+    MAX_ATOMS,
+    MAX_LINE,
+    MIN_ATOM_LINE,
+    MIN_WIDTH,
+    SMALL_FILE_ATOMS,
+    VOLUME_PER_ATOM,
+    CorruptTrajectoryWarning,
+    FrameBlock,
+    TrajectoryError,
+    TruncatedTrajectoryWarning,
+    WrappedCoordinatesWarning,
+    XdatcarHeader,
+    _atom_numbers,
+    _excerpt,
+    _lone_cr,
+    _open_source,
+    _parse_cell_block,
+    read_header,
+)
+
+_Source = ByteSource
+
+__all__ = [
+    "CHUNK_BYTES",
+    "COORD_RANGE",
+    "HEAD_BYTES",
+    "MAX_ATOMS",
+    "MAX_LINE",
+    "MIN_ATOM_LINE",
+    "MIN_WIDTH",
+    "SMALL_FILE_ATOMS",
+    "VOLUME_PER_ATOM",
+    "CorruptTrajectoryWarning",
+    "FrameBlock",
+    "TrajectoryError",
+    "TruncatedTrajectoryWarning",
+    "WrappedCoordinatesWarning",
+    "XdatcarHeader",
+    "indexed_frame_count",
+    "iter_frames",
+    "open_maybe_compressed",
+    "read_header",
+    "read_trajectory",
+]
 
 
 # --------------------------------------------------------------------------- frame parsing
@@ -893,6 +362,7 @@ def iter_frames(
     species: list[str] | None = None,
     header: XdatcarHeader | None = None,
     start: int = 0,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[FrameBlock]:
     """Yield the validated frames of one XDATCAR in blocks of at most ``block_frames``.
 
@@ -908,6 +378,8 @@ def iter_frames(
         A header already read by :func:`read_header`.
     start
         Index given to the first frame (for stitched segments).
+    on_digest
+        Called with the sha256 of the file's bytes once its last frame is read (hashed in the same read).
 
     Raises
     ------
@@ -924,8 +396,10 @@ def iter_frames(
                 if not reader.src.error:
                     raise
                 reader.warn_corrupt()  # a refusal inside the damaged part is the damage, not the file
-                return
+                block = None
             if block is None:
+                if on_digest is not None:
+                    on_digest(reader.src.digest())
                 return
             block.start += start
             yield block
@@ -971,6 +445,51 @@ def _read_cell_block(buf: bytes, pos: int, hdr: XdatcarHeader, line: int) -> tup
     return cell.lattice, cell.scale, p
 
 
+def _config_line_number(line: bytes) -> int | None:
+    """The number of a configuration line ('Direct configuration=     5'), None when the line is none."""
+    text = line.strip(b" \t\r\f\v")
+    if not text or text[:1] in b"0123456789+-.":
+        return None
+    eq = text.find(b"=")
+    m = _CONFIG.fullmatch(text[eq + 1 :]) if eq >= 0 else None
+    return int(m.group(1)) if m else None
+
+
+def indexed_frame_count(path: str | Path, hdr: XdatcarHeader, max_frame_bytes: int = 1 << 22) -> int | None:
+    """Whole frames of an XDATCAR from its index, without reading the frames: the configuration number of the
+    last whole frame over the first one's (they count ``k * s``, checked when the frames are read).
+
+    None when the file cannot tell: compressed (no seeking), a cell per frame, configuration lines without
+    numbers, or a frame larger than ``max_frame_bytes``. The count is what a full read returns unless the file
+    breaks a rule before its end (then the read raises) or repeats a frame across segments.
+    """
+    path = Path(path)
+    if hdr.variable_cell or _compression(path) is not None:
+        return None
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(min(size, max_frame_bytes))
+        lines = head.split(b"\n", hdr.header_lines + hdr.natoms + 1)
+        if len(lines) <= hdr.header_lines + hdr.natoms:
+            return None  # no whole first frame in the head
+        first = _config_line_number(lines[hdr.header_lines])
+        if not first:
+            return None
+        frame_bytes = sum(len(x) + 1 for x in lines[hdr.header_lines : hdr.header_lines + hdr.natoms + 1])
+        n = min(size, 2 * frame_bytes + 4 * MAX_LINE)
+        fh.seek(size - n)
+        tail = fh.read(n).replace(b"\r\n", b"\n")
+    rows = tail.split(b"\n")
+    if n < size:
+        rows = rows[1:]  # the tail starts inside a line
+    whole = len(rows) - 1  # the last piece has no line end: never part of a whole frame
+    for i in range(whole - hdr.natoms - 1, -1, -1):
+        cfg = _config_line_number(rows[i])
+        if cfg is not None:
+            return cfg // first if cfg % first == 0 else None
+    return None
+
+
 def read_trajectory(path: str | Path, species: list[str] | None = None) -> tuple[XdatcarHeader, np.ndarray, np.ndarray]:
     """Read a whole (small) XDATCAR: header, fractional coordinates (n, natoms, 3), cells (n, 3, 3)."""
     hdr = read_header(path, species)
@@ -978,90 +497,3 @@ def read_trajectory(path: str | Path, species: list[str] | None = None) -> tuple
     if not blocks:
         return hdr, np.empty((0, hdr.natoms, 3)), np.empty((0, 3, 3))
     return hdr, np.concatenate([b.frac for b in blocks]), np.concatenate([b.cells for b in blocks])
-
-
-# the one stitching rule (iter_segments here, cellsim.io.sources.iter_trajectory): a segment's first
-# frame within this distance (A, largest atom displacement, minimum image) of the previous segment's last
-# frame repeats it (a restart that wrote its starting configuration) and is dropped. XDATCAR stores 8
-# decimals of fractional coordinates (~1e-7 A); one MD step moves the fastest atom ~1e-2 A.
-REPEAT_TOL_A = 1e-4
-
-
-def boundary_jump(prev_last: np.ndarray, first: np.ndarray, cell: np.ndarray) -> float:
-    """Largest atom displacement (A, minimum image in ``cell``) from ``prev_last`` to ``first`` (fractional)."""
-    d = first - prev_last
-    d -= np.round(d)
-    return float(np.max(np.linalg.norm(d @ cell, axis=1))) if len(d) else 0.0
-
-
-class SegmentJoiner:
-    """Joins the frames of consecutive segments by the one rule (:data:`REPEAT_TOL_A`).
-
-    Call :meth:`start_segment` before each segment's blocks and pass every block through :meth:`join`: the
-    first frame of a segment after another is dropped when it repeats the previous segment's last frame,
-    once; no other frame is ever dropped.
-    """
-
-    def __init__(self) -> None:
-        self._last: np.ndarray | None = None
-        self._opening = False
-
-    def start_segment(self) -> None:
-        self._opening = True
-
-    def join(self, frac: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """The block's frames to keep, and the boundary jump (A) when this block opens a later segment."""
-        jump = None
-        if self._opening and len(frac):
-            self._opening = False
-            if self._last is not None:
-                jump = boundary_jump(self._last, frac[0], cells[0])
-                if jump < REPEAT_TOL_A:
-                    frac, cells = frac[1:], cells[1:]
-        if len(frac):
-            self._last = frac[-1].copy()
-        return frac, cells, jump
-
-
-def iter_segments(
-    paths: list[Path], block_frames: int = 256, species: list[str] | None = None
-) -> Iterator[tuple[XdatcarHeader, FrameBlock]]:
-    """Frames of several segment XDATCARs in order, as one trajectory with continuous frame indices.
-
-    Each segment starts from the previous one's last configuration (CONTCAR), and VASP's XDATCAR holds the
-    configurations after each step, not the starting one; a segment whose first frame repeats the previous
-    segment's last one (a restart that wrote its start) loses that frame (:class:`SegmentJoiner`, the rule
-    the analysis uses too). Every segment must hold the same atoms in the same order.
-    """
-    first: XdatcarHeader | None = None
-    index = 0
-    joiner = SegmentJoiner()
-    for k, path in enumerate(paths):
-        hdr = read_header(path, species)
-        if first is None:
-            first = hdr
-        elif hdr.species != first.species:
-            raise TrajectoryError(
-                f"{path}: atoms differ from the first segment {paths[0]} "
-                f"({dict(zip(hdr.symbols, hdr.counts, strict=True))} vs "
-                f"{dict(zip(first.symbols, first.counts, strict=True))})"
-            )
-        joiner.start_segment()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", TruncatedTrajectoryWarning)
-            for block in iter_frames(path, block_frames, species, hdr, start=index):
-                frac, cells, _ = joiner.join(block.frac, block.cells)
-                if not len(frac):
-                    continue
-                yield hdr, FrameBlock(frac, cells, index)
-                index += len(frac)
-        for w in caught:
-            if issubclass(w.category, TruncatedTrajectoryWarning) and k < len(paths) - 1:
-                warnings.warn(
-                    f"{w.message} (segment {k + 1} of {len(paths)}: later segments continue from its CONTCAR, "
-                    "so the frames of the cut-off part are missing from the stitched trajectory)",
-                    w.category,
-                    stacklevel=2,
-                )
-            else:
-                warnings.warn(w.message, w.category, stacklevel=2)

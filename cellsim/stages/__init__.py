@@ -1,0 +1,59 @@
+"""The stages as plain functions: build -> inputs -> run -> analyze -> match -> report.
+
+The CLI, the FireWorks tasks, the demo, the tests and notebooks all call these (as ``cellsim.stages.<name>``);
+the CLI only parses and prints. One module per stage: :mod:`~cellsim.stages.building` (build, inputs),
+:mod:`~cellsim.stages.md` (run, engine check), :mod:`~cellsim.stages.analysis` (analyze),
+:mod:`~cellsim.stages.products` (match, report). Heavy modules (pymatgen, torch, matplotlib) are imported
+inside the stage that needs them, so ``import cellsim`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cellsim.stages.analysis import analyze
+from cellsim.stages.building import BuildOutcome, build, inputs
+from cellsim.stages.md import engine_check, run
+from cellsim.stages.products import _analysis_folder, match, replica_support, report
+
+PathLike = str | Path
+
+__all__ = [
+    "AUTO_WINDOWS",
+    "MIN_WINDOWS",
+    "BuildOutcome",
+    "PathLike",
+    "_analysis_folder",
+    "_study_metal",
+    "analyze",
+    "build",
+    "count_frames",
+    "default_pairs",
+    "engine_check",
+    "inputs",
+    "match",
+    "parse_pairs",
+    "replica_support",
+    "report",
+    "run",
+]
+
+# the analysis package's decisions, importable from here as before; on first use, since they pull numpy and
+# `import cellsim` does not
+_FROM_SETUP = {
+    "AUTO_WINDOWS": "AUTO_WINDOWS",
+    "MIN_WINDOWS": "MIN_WINDOWS",
+    "count_frames": "count_frames",
+    "default_pairs": "default_pairs",
+    "parse_pairs": "parse_pairs",
+    "_study_metal": "study_metal",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SETUP:
+        from cellsim.analysis import setup
+
+        return getattr(setup, _FROM_SETUP[name])
+    raise AttributeError(f"module 'cellsim.stages' has no attribute {name!r}")
