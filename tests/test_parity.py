@@ -11,6 +11,7 @@ import pytest
 from ase import Atoms
 
 from cellsim.engines import parity as par
+from cellsim.engines import snapshots as snap
 
 needs_cp2k = pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not installed")
 
@@ -63,7 +64,7 @@ def test_parity_with_real_cp2k_labels_is_cached(tmp_path: Path) -> None:
         Atoms("LiH", positions=[[2.0, 2.0, 2.0], [2.0, 2.0, 2.0 + d]], cell=[4.5, 4.5, 4.5], pbc=True)
         for d in (1.55, 1.7)
     ]
-    plan = par.SnapshotPlan("test snapshots", frames, 2.0, [])
+    plan = snap.SnapshotPlan("test snapshots", frames, 2.0, [])
     seen: list[str] = []
     models = select(["chgnet"])
     res = par.parity(plan, models, settings, tmp_path, progress=lambda what, *_: seen.append(what))
@@ -89,7 +90,7 @@ def test_reduced_interfaces_are_the_study_builder_smaller() -> None:
     from cellsim.config.study import load_study
 
     study = load_study("li6ps5cl_in")
-    reds = par.reduced_interfaces(study)
+    reds = snap.reduced_interfaces(study)
     sizes = [r["natoms"] for r, _ in reds]
     assert sizes == sorted(sizes, reverse=True) and 30 <= sizes[-1] <= 60
     for _, s in reds:

@@ -192,16 +192,9 @@ def _parity(
     as RUN/engine-parity.json for the report when a run directory is checked)."""
     from cellsim.config.engines import mlip_for
     from cellsim.engines.cp2k import cache_dir, resolve_settings, stored_labels
-    from cellsim.engines.parity import (
-        PARITY_FILE,
-        PARITY_SETTINGS,
-        parity,
-        plan_snapshots,
-        table_rows,
-        thresholds,
-        trust_lines,
-    )
+    from cellsim.engines.parity import PARITY_FILE, PARITY_SETTINGS, parity, table_rows, thresholds, trust_lines
     from cellsim.engines.registry import select
+    from cellsim.engines.snapshots import plan_snapshots
 
     try:
         settings = resolve_settings(PARITY_SETTINGS, study.engine.cp2k or None)

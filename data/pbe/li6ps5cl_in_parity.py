@@ -16,8 +16,9 @@ from pathlib import Path
 
 from cellsim.config.study import load_study
 from cellsim.engines.cp2k import resolve_settings
-from cellsim.engines.parity import PARITY_SETTINGS, parity, plan_snapshots, table_rows, trust_lines
+from cellsim.engines.parity import PARITY_SETTINGS, parity, table_rows, trust_lines
 from cellsim.engines.registry import select
+from cellsim.engines.snapshots import plan_snapshots
 
 HERE = Path(__file__).resolve().parent / "li6ps5cl_in_parity"
 
