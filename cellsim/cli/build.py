@@ -95,13 +95,35 @@ def build(
 def inputs(
     run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
     force: Annotated[bool, typer.Option(help="rewrite inputs of a segment that already has output")] = False,
+    code: Annotated[str, typer.Option(help="vasp, or cp2k (PBE from templates/cp2k/pbe.yaml + engine.cp2k)")] = "vasp",
 ) -> None:
-    """VASP AIMD inputs (PBE-PAW, NVT Nose, 500 eV, 2 fs, Gamma point, 300 K by default) for the first segment."""
+    """AIMD inputs: VASP's (PBE-PAW, NVT Nose, 500 eV, 2 fs, Gamma point, 300 K by default) for the first
+    segment, or with ``--code cp2k`` CP2K's (NVT Nose chain, the study's T and dt) for every segment, each
+    later one restarting from the previous one's restart file."""
+    from cellsim.stages.building import cp2k_inputs
+
     try:
+        if code not in ("vasp", "cp2k"):
+            raise CellsimError(f"--code {code!r}: expected vasp or cp2k")
+        if code == "cp2k":
+            print_cp2k_inputs(cp2k_inputs(run_dir, force))
+            return
         rep = stages.inputs(run_dir, force)
     except CellsimError as exc:
         fail(exc)
     print_inputs(rep)
+
+
+def print_cp2k_inputs(rep: Any) -> None:
+    s = rep.settings
+    console.print(
+        f"wrote cp2k.inp in {len(rep.segment_dirs)} segment(s): {', '.join(d.name for d in rep.segment_dirs)}"
+    )
+    console.print(
+        f"CP2K: PBE, {s['basis_set']}, {s['pseudopotential']}, {s['cutoff']}/{s['rel_cutoff']} Ry, Gamma; NVT "
+        f"Nose chain (time constant {rep.md['timecon_fs']:g} fs); STEPS {', '.join(map(str, rep.steps))}; run each "
+        "with `cp2k.psmp -i cp2k.inp -o cp2k.out` in its folder, in order"
+    )
 
 
 def print_inputs(rep: Any) -> None:

@@ -13,6 +13,7 @@ from cellsim.core.errors import RunDirError
 
 if TYPE_CHECKING:
     from cellsim.config.study import Study
+    from cellsim.inputsets.cp2k import Cp2kInputsReport
     from cellsim.inputsets.vasp import InputsReport
 
 PathLike = str | Path
@@ -101,6 +102,14 @@ def _engine_lattice_spec(study: Study, rd: RunDir, base_dir: Path | None) -> tup
 def inputs(run_dir: PathLike, force: bool = False) -> InputsReport:
     """VASP NVT inputs of the first segment and the segment plan (``md/plan.json``)."""
     from cellsim.inputsets.vasp import write_inputs
+
+    rd = RunDir(run_dir)
+    return write_inputs(rd.root, rd.load_study(), force=force)
+
+
+def cp2k_inputs(run_dir: PathLike, force: bool = False) -> Cp2kInputsReport:
+    """CP2K NVT inputs of every segment and the segment plan (:mod:`cellsim.inputsets.cp2k`)."""
+    from cellsim.inputsets.cp2k import write_inputs
 
     rd = RunDir(run_dir)
     return write_inputs(rd.root, rd.load_study(), force=force)
