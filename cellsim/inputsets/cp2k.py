@@ -77,7 +77,7 @@ def md_section(study: Study, steps: int) -> dict[str, Any]:
 
 def segment_input(atoms: Atoms, study: Study, settings: dict[str, Any], steps: int, restart: str | None) -> str:
     """The whole ``cp2k.inp`` of one segment (``restart``: the previous segment's restart file, relative)."""
-    from cellsim.engines.cp2k import emit_tree, input_tree
+    from cellsim.inputsets.cp2k_input import emit_tree, input_tree
 
     tree = copy.deepcopy(input_tree(atoms, settings))
     tree["GLOBAL"].update({"PROJECT": PROJECT, "RUN_TYPE": "MD", "SEED": study.engine.seed + 1})
@@ -95,7 +95,7 @@ def write_inputs(run_dir: Path, study: Study, force: bool = False) -> Cp2kInputs
     """``cp2k.inp`` of every segment of the plan; refuses to overwrite a segment that has CP2K output."""
     from ase.io import read
 
-    from cellsim.engines.cp2k import resolve_settings
+    from cellsim.inputsets.cp2k_settings import resolve_settings
 
     rd = RunDir(run_dir)
     poscar = rd.interface_poscar

@@ -15,19 +15,14 @@ Settings come from ``templates/cp2k/pbe.yaml`` (PBE, GTH pseudopotentials, DZVP-
 smearing, Broyden mixing, k-points for small cells and Gamma for big ones), overridden in order by any
 mappings given to :func:`resolve_settings`.
 
-The package: :mod:`.settings` (settings, executable, data files, kinds), :mod:`.inputs` (the input),
-:mod:`.jobs` (cached single points), :mod:`.labels` (cache folder, stored labels, Bain path). Every public
-name is importable from ``cellsim.engines.cp2k``.
+The settings (defaults, executable, data files, kinds) and the input writer live one layer down, beside the
+MD input set: :mod:`cellsim.inputsets.cp2k_settings`, :mod:`cellsim.inputsets.cp2k_input`. Here:
+:mod:`.jobs` (cached single points) and :mod:`.labels` (cache folder, stored labels, Bain path). Every
+public name of the four is importable from ``cellsim.engines.cp2k``.
 """
 
 from __future__ import annotations
 
-from cellsim.engines.cp2k.inputs import (
-    emit_tree,
-    input_tree,
-    kpoint_mesh,
-    write_input,
-)
 from cellsim.engines.cp2k.jobs import (
     Cp2kResult,
     _physics,
@@ -49,7 +44,13 @@ from cellsim.engines.cp2k.labels import (
     parabola_minimum,
     stored_labels,
 )
-from cellsim.engines.cp2k.settings import (
+from cellsim.inputsets.cp2k_input import (
+    emit_tree,
+    input_tree,
+    kpoint_mesh,
+    write_input,
+)
+from cellsim.inputsets.cp2k_settings import (
     INSTALL_HINT,
     Cp2kError,
     Cp2kNotFoundError,

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from ase import Atoms
     from pymatgen.core import Structure
 
-from cellsim.engines.cp2k.inputs import kpoint_mesh, write_input
-from cellsim.engines.cp2k.settings import (
+from cellsim.inputsets.cp2k_input import kpoint_mesh, write_input
+from cellsim.inputsets.cp2k_settings import (
     _BOHR_A,
     _GPA_EV_A3,
     _HARTREE_EV,

@@ -12,7 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ase import Atoms
 
-from cellsim.engines.cp2k.settings import Cp2kError, data_dir, kinds
+from cellsim.inputsets.cp2k_settings import Cp2kError, data_dir, kinds
 
 # --------------------------------------------------------------------------- input
 
