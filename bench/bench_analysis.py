@@ -1,42 +1,57 @@
-"""Benchmark: time-resolved partial RDFs of a 304-atom slab XDATCAR, side by side with the usual tools.
+"""Benchmark: time-resolved partial RDFs of a 304-atom slab XDATCAR, side by side with the usual tools, in one run.
 
-Workload (issue 5): Li/P/S/Cl/In slab, 19.7 x 19.7 x 40 A slightly triclinic cell, 10,000 frames;
-In-S, In-Cl, P-S partial RDFs in 250-frame windows, r < 8 A, 0.02 A bins.
+Workload (issue 23): Li/P/S/Cl/In slab, 19.7 x 19.7 x 40 A slightly triclinic cell, 10,000 and 100,000 frames
+(dt 2 fs); In-S, In-Cl, P-S partial RDFs in 0.5 ps (250-frame) windows, r < 8 A, 0.02 A bins.
 
-* cellsim: ``cellsim analyze`` as a user runs it (a whole process: start-up, reading, RDFs, bonds per
-  frame, peaks and all four output files), with its peak memory, at 10,000 and 100,000 frames.
-* plain vectorised NumPy (minimum image), MDAnalysis InterRDF (universe from arrays), freud RDF: the same
-  windows and pairs; trajectory read with cellsim's reader (MDAnalysis has no XDATCAR reader), reading
-  not counted for them.
-* pymatgen (Xdatcar + pymatgen-analysis-diffusion RadialDistributionFunction) and ASE (ase.io.read +
-  ase.geometry.rdf.get_rdf): reading included; run on a prefix of the trajectory and scaled linearly to
-  10,000 frames unless --full (they take ~10 minutes each at full length).
+Every row is one whole process (start-up, imports, reading, the analysis, its outputs), timed from outside, with
+the process's own peak RSS (VmHWM):
 
-Run: ``make bench`` or ``.venv/bin/python bench/bench_analysis.py [--full]``.
+* ``cellsim analyze`` as a user runs it, every feature on (RDFs, bonds per frame, environments, diagnostics,
+  peaks, all output files); the window from the default 0.5 ps (no --window: the run's length is read from the
+  reader's index);
+* cellsim RDF only: the same pass with the RDF accumulator alone (Python API, rdf outputs written);
+* the file-read floor: cellsim's reader over the whole file, nothing else;
+* plain vectorised NumPy (minimum image), MDAnalysis ``InterRDF`` (a memory universe per window) and freud
+  ``density.RDF``: the same windows and pairs, frames read with cellsim's reader one window at a time (so
+  memory stays flat for them too); their own analysis time is a separate column.
+
+MDAnalysis and freud come with the ``bench`` extra (``pip install -e ".[bench]"``); a tool that is not installed
+is a row saying so. Results go to ``bench/out/bench_analysis.csv`` (``--csv``), which docs/performance.md quotes.
+
+Run: ``make bench`` or ``.venv/bin/python bench/bench_analysis.py [--sizes 10000,100000] [--tools ...]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 OUT = Path(__file__).resolve().parent / "out"
-PAIRS = [("In", "S"), ("In", "Cl"), ("P", "S")]
-WINDOW, RMAX, DR = 250, 8.0, 0.02
-NBINS = round(RMAX / DR)
+PAIRS = "In-S,In-Cl,P-S"
+DT_FS, WINDOW_FRAMES, RMAX, DR = 2.0, 250, 8.0, 0.02
+TOOLS = ("cellsim", "cellsim-rdf", "read", "numpy", "mdanalysis", "freud")
+LABELS = {
+    "cellsim": "cellsim analyze, all features (CLI)",
+    "cellsim-rdf": "cellsim, RDF + bonds only (API)",
+    "read": "file-read floor (cellsim reader only)",
+    "numpy": "plain vectorised NumPy, minimum image",
+    "mdanalysis": "MDAnalysis InterRDF",
+    "freud": "freud density.RDF",
+}
 
 
-def make_files() -> tuple[Path, Path]:
+def make_files(sizes: list[int]) -> dict[int, Path]:
+    """The benchmark XDATCARs: 10,000 frames of a jittered slab; longer ones repeat its frames, renumbered."""
     from cellsim.testing import jitter_frames, slab_model, xdatcar_text
 
     OUT.mkdir(exist_ok=True)
-    f10, f100 = OUT / "XDATCAR_10k", OUT / "XDATCAR_100k"
+    f10 = OUT / "XDATCAR_10k"
     if not f10.exists():
         sy, co, lat, base = slab_model()
         with open(f10.with_suffix(".tmp"), "w") as fh:
@@ -44,196 +59,246 @@ def make_files() -> tuple[Path, Path]:
                 txt = xdatcar_text(sy, co, lat, jitter_frames(base, lat, 500, seed=k), start=k + 1)
                 fh.write(txt if k == 0 else txt[txt.index("Direct") :])
         f10.with_suffix(".tmp").rename(f10)
-    if not f100.exists():
-        text = f10.read_bytes()
-        body = text[text.index(b"Direct") :]
-        with open(f100.with_suffix(".tmp"), "wb") as fh:
-            fh.write(text)
-            for _ in range(9):
-                fh.write(body)
-        f100.with_suffix(".tmp").rename(f100)
-    return f10, f100
+    files = {10_000: f10}
+    text = f10.read_bytes()
+    start = text.index(b"Direct")
+    head, body = text[:start], text[start:]
+    config = re.compile(rb"Direct configuration= *(\d+)")
+    for n in sizes:
+        if n in files:
+            continue
+        if n % 10_000:
+            raise SystemExit(f"--sizes: {n} is not a multiple of 10,000")
+        path = OUT / f"XDATCAR_{n // 1000}k_v2"  # v2: configuration numbers continue across the copies
+        if not path.exists():
+            with open(path.with_suffix(".tmp"), "wb") as fh:
+                fh.write(head)
+                for copy in range(n // 10_000):
+                    shift = copy * 10_000
+                    fh.write(config.sub(lambda m, s=shift: b"Direct configuration=%6d" % (int(m.group(1)) + s), body))
+            path.with_suffix(".tmp").rename(path)
+        files[n] = path
+    return {n: files[n] for n in sizes}
 
 
-_RUN_AND_REPORT = """
-import sys
+# each tool runs in its own process: the peak memory is that process's, the time includes its start-up
+_PEAK = """
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            print("PEAK_MB", int(line.split()[1]) / 1024, file=sys.stderr)
+"""
+
+_CELLSIM = (
+    "import sys\n"
+    + _PEAK
+    + """
 from cellsim.cli import app
 try:
     app(sys.argv[1:])
 except SystemExit as exc:
     if exc.code:
         raise
-for line in open("/proc/self/status"):
-    if line.startswith("VmHWM"):
-        print(int(line.split()[1]) / 1024, file=sys.stderr)
+_peak()
 """
+)
 
+_CELLSIM_RDF = (
+    "import sys, time\n"
+    + _PEAK
+    + """
+from pathlib import Path
+from cellsim.analysis.analyze import AnalysisSettings, analyze
+path, out = Path(sys.argv[1]), Path(sys.argv[2])
+s = AnalysisSettings(pairs=sys.argv[3].split(","), dt_fs=float(sys.argv[4]), window_ps=float(sys.argv[5]),
+                     rmax=float(sys.argv[6]), bin_width=float(sys.argv[7]))
+t0 = time.perf_counter()
+res = analyze([path], s, environments=False)
+res.save(out)
+print("ANALYSIS_S", time.perf_counter() - t0, file=sys.stderr)
+_peak()
+"""
+)
 
-def run_cellsim(path: Path) -> tuple[float, float]:
-    """Wall time and peak RSS (MB) of ``cellsim analyze`` in its own process.
+_READ = (
+    "import sys, time\n"
+    + _PEAK
+    + """
+from cellsim.io.xdatcar import iter_frames
+t0 = time.perf_counter()
+n = sum(len(b) for b in iter_frames(sys.argv[1]))
+print("ANALYSIS_S", time.perf_counter() - t0, file=sys.stderr)
+print("FRAMES", n, file=sys.stderr)
+_peak()
+"""
+)
 
-    The peak is the process's own VmHWM (reset by exec); rusage of a forked child would include the
-    parent's memory at fork time.
-    """
-    out = OUT / f"analysis_{path.name}"
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_REPORT, "analyze", str(path), "--dt", "2", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "120"},
-        check=True,
-    )
-    wall = time.perf_counter() - t0
-    return wall, float(proc.stderr.strip().splitlines()[-1])
+# the comparison tools: frames streamed one window at a time with cellsim's reader (MDAnalysis has no XDATCAR
+# reader); the analysis time counts the tool's own work only
+_OTHERS = (
+    "import sys, time\n"
+    + _PEAK
+    + """
+import numpy as np
+from cellsim.io.xdatcar import iter_frames, read_header
+tool, path, pairs = sys.argv[1], sys.argv[2], sys.argv[3]
+window, rmax, dr = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+nbins = round(rmax / dr)
+sym = np.array(read_header(path).species)
+pairs = [p.split("-") for p in pairs.split(",")]
 
+def windows():
+    buf, n = [], 0
+    for b in iter_frames(path, block_frames=window):
+        buf.append(b.frac); n += len(b)
+        while n >= window:
+            allf = np.concatenate(buf)
+            yield allf[:window], b.cells[0]
+            rest = allf[window:]
+            buf, n = ([rest] if len(rest) else []), len(rest)
+    if n:
+        yield np.concatenate(buf), b.cells[0]
 
-def load_all(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    from cellsim.io.xdatcar import read_trajectory
-
-    hdr, frac, cells = read_trajectory(path)
-    return hdr.species, frac, cells
-
-
-def numpy_reference(species: list[str], frac: np.ndarray, cells: np.ndarray) -> float:
-    sym = np.array(species)
-    H = cells[0]
-    t0 = time.perf_counter()
-    for a, b in PAIRS:
+def numpy_window(frac, H):
+    for a, b in pairs:
         ia, ib = np.flatnonzero(sym == a), np.flatnonzero(sym == b)
-        for w0 in range(0, len(frac), WINDOW):
-            hist = np.zeros(NBINS, dtype=np.int64)
-            for f0 in range(w0, min(w0 + WINDOW, len(frac)), 50):
-                x = frac[f0 : min(f0 + 50, w0 + WINDOW)]
-                d = x[:, None, ib, :] - x[:, ia, None, :]
-                d -= np.rint(d)
-                r = np.sqrt(np.einsum("...i,...i->...", d @ H, d @ H))
-                hist += np.bincount((r[r < RMAX] / DR).astype(np.int64), minlength=NBINS)[:NBINS]
-    return time.perf_counter() - t0
+        hist = np.zeros(nbins, dtype=np.int64)
+        for f0 in range(0, len(frac), 50):
+            x = frac[f0 : f0 + 50]
+            d = x[:, None, ib, :] - x[:, ia, None, :]
+            d -= np.rint(d)
+            v = d @ H
+            r = np.sqrt(np.einsum("...i,...i->...", v, v))
+            hist += np.bincount((r[r < rmax] / dr).astype(np.int64), minlength=nbins)[:nbins]
 
-
-def mdanalysis(species: list[str], frac: np.ndarray, cells: np.ndarray) -> float:
+def mda_window(frac, H):
     import MDAnalysis as mda
     from MDAnalysis.analysis.rdf import InterRDF
     from MDAnalysis.lib.mdamath import triclinic_box
+    u = mda.Universe.empty(len(sym), trajectory=True)
+    u.add_TopologyAttr("name", list(sym))
+    u.load_new((frac @ H).astype(np.float32), dimensions=np.tile(triclinic_box(*H), (len(frac), 1)))
+    for a, b in pairs:
+        InterRDF(u.select_atoms(f"name {a}"), u.select_atoms(f"name {b}"), nbins=nbins, range=(0.0, rmax)).run()
 
-    n = len(species)
-    u = mda.Universe.empty(n, trajectory=True)
-    u.add_TopologyAttr("name", species)
-    pos = (frac @ cells[0]).astype(np.float32)
-    dims = np.tile(triclinic_box(*cells[0]), (len(frac), 1))
-    u.load_new(pos, dimensions=dims)
-    t0 = time.perf_counter()
-    for a, b in PAIRS:
-        ga, gb = u.select_atoms(f"name {a}"), u.select_atoms(f"name {b}")
-        for w0 in range(0, len(frac), WINDOW):
-            InterRDF(ga, gb, nbins=NBINS, range=(0.0, RMAX)).run(start=w0, stop=w0 + WINDOW)
-    return time.perf_counter() - t0
-
-
-def freud_rdf(species: list[str], frac: np.ndarray, cells: np.ndarray) -> float:
+def freud_window(frac, H):
     import freud
-
-    sym = np.array(species)
-    box = freud.box.Box.from_matrix(cells[0].T)
-    pts = frac @ cells[0]
-    pts = box.wrap(pts.reshape(-1, 3)).reshape(pts.shape).astype(np.float32)
-    t0 = time.perf_counter()
-    for a, b in PAIRS:
+    box = freud.box.Box.from_matrix(H.T)
+    pts = box.wrap((frac @ H).reshape(-1, 3)).reshape(frac.shape).astype(np.float32)
+    for a, b in pairs:
         ia, ib = np.flatnonzero(sym == a), np.flatnonzero(sym == b)
-        for w0 in range(0, len(frac), WINDOW):
-            rdf = freud.density.RDF(bins=NBINS, r_max=RMAX)
-            for f in range(w0, min(w0 + WINDOW, len(frac))):
-                rdf.compute(system=(box, pts[f, ib]), query_points=pts[f, ia], reset=False)
-    return time.perf_counter() - t0
+        rdf = freud.density.RDF(bins=nbins, r_max=rmax)
+        for f in range(len(frac)):
+            rdf.compute(system=(box, pts[f, ib]), query_points=pts[f, ia], reset=False)
 
-
-def prefix_file(path: Path, n_frames: int) -> Path:
-    text = path.read_bytes()
-    cut, pos = 0, 0
-    for _ in range(n_frames + 1):
-        pos = text.find(b"Direct", pos + 1)
-        if pos < 0:
-            pos = len(text)
-            break
-        cut = pos
-    out = OUT / f"XDATCAR_{n_frames}"
-    out.write_bytes(text[:cut])
-    return out
-
-
-def pymatgen_rdf(path: Path) -> float:
-    from pymatgen.analysis.diffusion.aimd.rdf import RadialDistributionFunction
-    from pymatgen.io.vasp import Xdatcar
-
+fn = {"numpy": numpy_window, "mdanalysis": mda_window, "freud": freud_window}[tool]
+if tool == "mdanalysis":
+    import MDAnalysis  # noqa: F401  (an ImportError before any work)
+if tool == "freud":
+    import freud  # noqa: F401
+spent = 0.0
+for frac, H in windows():
     t0 = time.perf_counter()
-    structures = Xdatcar(str(path)).structures
-    sym = [s.specie.symbol for s in structures[0]]
-    for a, b in PAIRS:
-        ia = [k for k, s in enumerate(sym) if s == a]
-        ib = [k for k, s in enumerate(sym) if s == b]
-        for w0 in range(0, len(structures), WINDOW):
-            RadialDistributionFunction(
-                structures[w0 : w0 + WINDOW], indices=ib, reference_indices=ia, ngrid=NBINS + 1, rmax=RMAX, cell_range=1
-            )
-    return time.perf_counter() - t0
+    fn(frac, H)
+    spent += time.perf_counter() - t0
+print("ANALYSIS_S", spent, file=sys.stderr)
+_peak()
+"""
+)
 
 
-def ase_rdf(path: Path) -> float:
-    from ase.geometry.rdf import get_rdf
-    from ase.io import read
-
+def run_tool(tool: str, path: Path, timeout: float) -> dict[str, object]:
+    """One whole process: wall seconds (from outside), its own analysis seconds and peak RSS (MB)."""
+    py = sys.executable
+    window_ps = WINDOW_FRAMES * DT_FS / 1000.0
+    if tool == "cellsim":
+        out = OUT / f"analysis_{path.name}"
+        cmd = [py, "-c", _CELLSIM, "analyze", str(path), "--dt", str(DT_FS), "--pairs", PAIRS, "-o", str(out)]
+    elif tool == "cellsim-rdf":
+        out = OUT / f"analysis_rdf_{path.name}"
+        cmd = [py, "-c", _CELLSIM_RDF, str(path), str(out), PAIRS, str(DT_FS), str(window_ps), str(RMAX), str(DR)]
+    elif tool == "read":
+        cmd = [py, "-c", _READ, str(path)]
+    else:
+        cmd = [py, "-c", _OTHERS, tool, str(path), PAIRS, str(WINDOW_FRAMES), str(RMAX), str(DR)]
+    env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     t0 = time.perf_counter()
-    images = read(path, index=":", format="vasp-xdatcar")
-    for a, b in PAIRS:
-        for w0 in range(0, len(images), WINDOW):
-            get_rdf(images[w0 : w0 + WINDOW], RMAX, NBINS, elements=(a, b))
-    return time.perf_counter() - t0
+    try:
+        proc = subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"wall_s": None, "note": f"over the {timeout:g} s limit (--timeout)"}
+    wall = time.perf_counter() - t0
+    err = proc.stderr
+    if proc.returncode:
+        last = (err.strip().splitlines() or ["?"])[-1]
+        missing = re.search(r"No module named '([^']+)'", err)
+        note = f"not installed ({missing.group(1)}); pip install -e .[bench]" if missing else f"failed: {last[:100]}"
+        return {"wall_s": None, "note": note}
+    found = dict(re.findall(r"^(PEAK_MB|ANALYSIS_S|FRAMES) (\S+)$", err, re.M))
+    return {
+        "wall_s": wall,
+        "analysis_s": float(found["ANALYSIS_S"]) if "ANALYSIS_S" in found else None,
+        "peak_mb": float(found["PEAK_MB"]) if "PEAK_MB" in found else None,
+        "note": "",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true", help="run pymatgen and ASE on all 10,000 frames")
-    parser.add_argument("--prefix", type=int, default=500, help="frames for pymatgen/ASE without --full")
+    parser.add_argument("--sizes", default="10000,100000", help="frame counts, multiples of 10,000")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
+    parser.add_argument("--big-tools", default=",".join(TOOLS), help="tools run beyond 10,000 frames")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per process at most")
+    parser.add_argument("--csv", type=Path, default=OUT / "bench_analysis.csv")
     args = parser.parse_args()
-    f10, f100 = make_files()
-    rows: list[tuple[str, str, str]] = []
-    print("running cellsim ...", file=sys.stderr)
-    t10, m10 = run_cellsim(f10)
-    t100, m100 = run_cellsim(f100)
-    rows.append(("cellsim analyze (whole process, all outputs)", f"{t10:.2f} s", f"peak {m10:.0f} MB"))
-    rows.append(("cellsim analyze, 100,000 frames", f"{t100:.2f} s", f"peak {m100:.0f} MB"))
-    species, frac, cells = load_all(f10)
-    for name, fn in (
-        ("plain vectorised NumPy, minimum image", numpy_reference),
-        ("MDAnalysis InterRDF (universe from arrays)", mdanalysis),
-        ("freud RDF", freud_rdf),
-    ):
-        print(f"running {name} ...", file=sys.stderr)
-        try:
-            rows.append((name, f"{fn(species, frac, cells):.2f} s", "analysis only"))
-        except ImportError as exc:
-            rows.append((name, "n/a", f"not installed ({exc.name}); pip install -e .[bench]"))
-    n = 10_000 if args.full else args.prefix
-    src = f10 if args.full else prefix_file(f10, n)
-    for name, fn2 in (
-        ("pymatgen Xdatcar + pymatgen-analysis-diffusion", pymatgen_rdf),
-        ("ASE read + ase.geometry.rdf.get_rdf", ase_rdf),
-    ):
-        print(f"running {name} on {n} frames ...", file=sys.stderr)
-        try:
-            sec = fn2(src)
-        except ImportError as exc:
-            rows.append((name, "n/a", f"not installed ({exc.name})"))
-            continue
-        note = "reading included" if args.full else f"reading included; {sec:.1f} s for {n} frames x {10_000 // n}"
-        rows.append((name, f"{sec * 10_000 / n:.1f} s", note))
-    width = max(len(r[0]) for r in rows)
-    print(f"\n304-atom slab, In-S/In-Cl/P-S, {WINDOW}-frame windows, r < {RMAX} A, {DR} A bins; 10,000 frames")
-    print(f"{'tool':<{width}}  {'time':>9}  note")
-    for name, t, note in rows:
-        print(f"{name:<{width}}  {t:>9}  {note}")
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    tools = [t for t in args.tools.split(",") if t]
+    big = set(args.big_tools.split(","))
+    files = make_files(sizes)
+    rows: list[dict[str, object]] = []
+    fields = ["tool", "label", "frames", "wall_s", "analysis_s", "peak_mb", "vs_numpy", "note"]
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        """The CSV so far (rewritten after every row: a long run cut short keeps what it measured)."""
+        ref = {r["frames"]: r["wall_s"] for r in rows if r["tool"] == "numpy"}
+        for r in rows:
+            base = ref.get(r["frames"])
+            r["vs_numpy"] = r["wall_s"] / base if isinstance(r["wall_s"], float) and isinstance(base, float) else None
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items() if k in fields})
+
+    for n, path in files.items():
+        for tool in tools:
+            if n > 10_000 and tool not in big:
+                rows.append({"tool": tool, "label": LABELS[tool], "frames": n, "wall_s": None, "note": "not run"})
+                continue
+            print(f"running {tool} on {n} frames ...", file=sys.stderr, flush=True)
+            rows.append({"tool": tool, "label": LABELS[tool], "frames": n, **run_tool(tool, path, args.timeout)})
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+            save()
+    save()
+    print(
+        f"\n304-atom slab, {PAIRS}, {WINDOW_FRAMES}-frame ({WINDOW_FRAMES * DT_FS / 1000:g} ps) windows, "
+        f"r < {RMAX} A, {DR} A bins; whole processes (start-up included), peak = the process's VmHWM"
+    )
+    width = max(len(str(r["label"])) for r in rows)
+    print(f"{'tool':<{width}}  {'frames':>7}  {'whole s':>8}  {'own s':>7}  {'peak MB':>7}  {'x NumPy':>7}  note")
+
+    def fmt(v: object, spec: str) -> str:
+        return format(v, spec) if isinstance(v, float) else "-"
+
+    for r in rows:
+        print(
+            f"{r['label']!s:<{width}}  {r['frames']:>7}  {fmt(r['wall_s'], '8.2f')}  {fmt(r.get('analysis_s'), '7.2f')}"
+            f"  {fmt(r.get('peak_mb'), '7.0f')}  {fmt(r['vs_numpy'], '7.2f')}  {r['note']}"
+        )
+    print(f"\nwritten to {args.csv}")
 
 
 if __name__ == "__main__":

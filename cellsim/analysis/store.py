@@ -9,7 +9,9 @@ manifest: format, settings, sources with their sha256, notes), ``diagnostics.jso
 
 from __future__ import annotations
 
-import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from cellsim.analysis.environments import Environments
 from cellsim.analysis.peaks import peaks_report
 from cellsim.analysis.result import AnalysisData, AnalysisSettings
 from cellsim.core.errors import AnalysisError
-from cellsim.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cellsim.core.files import atomic_write_json, atomic_write_text
 
 ANALYSIS_FILE = "analysis.json"
 REPLICA_PREFIX = "replica-"
@@ -121,6 +123,17 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     return {k: out_dir / v.name for k, v in paths.items()}
 
 
+@contextmanager
+def _stream(path: Path, binary: bool = False) -> Iterator[Any]:
+    """A file of the staging folder written as it is made, flushed to disk before the folder is swapped in."""
+    with open(
+        path, "wb" if binary else "w", encoding=None if binary else "utf-8", newline=None if binary else "\n"
+    ) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
     s = res.settings
     vol_desc = (
@@ -128,22 +141,26 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
         if s.normalisation == "occupied"
         else "mean cell volume of the window (as pymatgen, ASE, MDAnalysis and freud)"
     )
-    buf = io.StringIO()
-    buf.write(_RDF_HEADER.format(fpw=s.frames_per_window, dt=s.dt_fs, window=s.window_ps, vol_desc=vol_desc))
-    buf.write("pair,window,t_start_ps,t_end_ps,r,g,n_per_atom,cn\n")
-    r_txt = [f"{x:.4f}" for x in res.r]
-    for p in s.pairs:
-        for w in range(len(res.window_frames)):
-            prefix = f"{p},{w},{res.t_start[w]:.6g},{res.t_end[w]:.6g},"
-            g, n, cn = res.g[p][w], res.n_per_atom[p][w], res.cn[p][w]
-            buf.write(
-                "".join(
-                    f"{prefix}{rt},{gv:.6g},{nv:.6g},{cv:.6g}\n" for rt, gv, nv, cv in zip(r_txt, g, n, cn, strict=True)
+    # the tables are written as they are formatted, a window (or 10,000 frames) at a time: the text never sits
+    # in memory whole (rdf.csv of 100,000 frames is ~25 MB); the staging folder is swapped in as a whole
+    paths: dict[str, Path] = {}
+    with _stream(out / "rdf.csv") as fh:
+        fh.write(_RDF_HEADER.format(fpw=s.frames_per_window, dt=s.dt_fs, window=s.window_ps, vol_desc=vol_desc))
+        fh.write("pair,window,t_start_ps,t_end_ps,r,g,n_per_atom,cn\n")
+        r_txt = [f"{x:.4f}" for x in res.r]
+        for p in s.pairs:
+            for w in range(len(res.window_frames)):
+                prefix = f"{p},{w},{res.t_start[w]:.6g},{res.t_end[w]:.6g},"
+                # Python floats format faster than NumPy scalars, to the same text
+                g, n, cn = res.g[p][w].tolist(), res.n_per_atom[p][w].tolist(), res.cn[p][w].tolist()
+                fh.write(
+                    "".join(
+                        f"{prefix}{rt},{gv:.6g},{nv:.6g},{cv:.6g}\n"
+                        for rt, gv, nv, cv in zip(r_txt, g, n, cn, strict=True)
+                    )
                 )
-            )
-    paths = {"rdf_csv": atomic_write_text(out / "rdf.csv", buf.getvalue())}
+    paths["rdf_csv"] = out / "rdf.csv"
 
-    npz = io.BytesIO()
     arrays: dict[str, Any] = {
         "r": res.r,
         "t_start_ps": res.t_start,
@@ -169,18 +186,21 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
         arrays.update(res.environments.to_arrays())
     for p, rb in res.replica_bonds.items():
         arrays[f"replica_bonds/{p}"] = rb
-    np.savez(npz, **arrays)
-    paths["rdf_npz"] = atomic_write_bytes(out / "rdf.npz", npz.getvalue())
+    with _stream(out / "rdf.npz", binary=True) as bfh:
+        np.savez(bfh, **arrays)
+    paths["rdf_npz"] = out / "rdf.npz"
 
     times = res.frame_times
-    bbuf = io.StringIO()
-    bbuf.write("# bonds: pairs closer than the cutoff in each frame; cutoffs (A): ")
-    bbuf.write(", ".join(f"{p} {c}" for p, c in res.cutoffs.items()) + "\n")
-    bbuf.write("time_ps,pair,count\n")
-    t_txt = [f"{t:.6g}" for t in times]
-    for p in s.pairs:
-        bbuf.write("".join(f"{t},{p},{c}\n" for t, c in zip(t_txt, res.bonds[p].tolist(), strict=True)))
-    paths["bonds_csv"] = atomic_write_text(out / "bonds.csv", bbuf.getvalue())
+    with _stream(out / "bonds.csv") as fh:
+        fh.write("# bonds: pairs closer than the cutoff in each frame; cutoffs (A): ")
+        fh.write(", ".join(f"{p} {c}" for p, c in res.cutoffs.items()) + "\n")
+        fh.write("time_ps,pair,count\n")
+        for k0 in range(0, len(times), 10_000):
+            t_txt = [f"{t:.6g}" for t in times[k0 : k0 + 10_000].tolist()]
+            for p in s.pairs:
+                counts = res.bonds[p][k0 : k0 + 10_000].tolist()
+                fh.write("".join(f"{t},{p},{c}\n" for t, c in zip(t_txt, counts, strict=True)))
+    paths["bonds_csv"] = out / "bonds.csv"
 
     report = peaks_report(res)
     report["sources"] = res.sources
