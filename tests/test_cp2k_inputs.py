@@ -87,3 +87,22 @@ def test_real_cp2k_runs_the_segments_in_a_chain(tmp_path: Path) -> None:
         ic.write_inputs(run, study)
     res = stages.analyze(run, pairs=["H-H"], window_ps=0.001, out=tmp_path / "ana")
     assert res.n_frames == 6
+
+
+@pytest.mark.skipif(not HAVE, reason="cp2k.psmp not installed")
+def test_custodian_runs_the_cp2k_segments(tmp_path: Path) -> None:
+    """The cluster path's runner: custodian + CP2K per segment, in order, each converted and recorded."""
+    import json
+
+    from cellsim.engines.cp2k.segment import Cp2kSegmentError, run_cp2k_segment
+
+    run = h2_run(tmp_path)
+    rep = ic.write_inputs(run, parse_study(STUDY))
+    for seg in rep.segment_dirs:
+        rec = run_cp2k_segment(seg, polling_s=0.2)
+        assert rec["frames"] == 3 and rec["corrections"] == [] and rec["status"] == "complete"
+        assert json.loads((seg / "segment.json").read_text())["frames"] == 3
+        assert "PROGRAM ENDED AT" in (seg / "cp2k.out").read_text()
+    assert len((rep.segment_dirs[1] / "XDATCAR").read_text().split("Direct configuration")) == 4
+    with pytest.raises(Cp2kSegmentError, match=r"no cp2k\.inp"):
+        run_cp2k_segment(tmp_path)
