@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cellsim.analysis.peaks import smooth
-from cellsim.products.scores import COMPARE_SIGMA, SHELL_HALF_WIDTH, PairNew, r2, raw_density, reference_density
+from cellsim.products.scores import (
+    COMPARE_SIGMA,
+    SHELL_HALF_WIDTH,
+    PairNew,
+    r2,
+    radial_grid,
+    raw_density,
+    reference_density,
+)
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -145,8 +153,7 @@ def reactant_floor(
     pair contributes by its share of the A atoms (Li6PS5Cl's Li next to a Li anode), with its thermal density
     from a reactant NVT when there is one, else its crystal broadened to the run's temperature."""
     r = res.r
-    dr = float(r[1] - r[0]) if len(r) > 1 else 0.02
-    rmax = float(r[-1] + dr / 2)
+    dr, rmax = radial_grid(r)
     a_el = pair.split("-")[0]
     n_a_all = max(1, res.element_counts.get(a_el, 0))
     floor = np.zeros(len(r))
@@ -171,7 +178,7 @@ def pair_changes(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, PairNew], dict[str, list[PairNew]]]:
     """Per analysed pair: the table of match.json ``pairs``, its new density, and that of every resample."""
     r = res.r
-    dr = float(r[1] - r[0]) if len(r) > 1 else 0.02
+    dr, _ = radial_grid(r)
     pairs: dict[str, dict[str, Any]] = {}
     pair_new: dict[str, PairNew] = {}
     boot_new: dict[str, list[PairNew]] = {}

@@ -26,6 +26,11 @@ class Candidate:
     structure: Structure
     elements: frozenset[str] = field(default_factory=frozenset)
 
+    @classmethod
+    def of(cls, name: str, formula: str, spacegroup: str, source: str, structure: Structure) -> Candidate:
+        """A candidate with the elements of its structure."""
+        return cls(name, formula, spacegroup, source, structure, frozenset(el.symbol for el in structure.composition))
+
 
 def _library_candidates() -> list[Candidate]:
     from cellsim.references.library import library
@@ -34,16 +39,7 @@ def _library_candidates() -> list[Candidate]:
     for p in library().values():
         s = p.structure()
         mp = f", {p.mp_id}" if p.mp_id else ""
-        out.append(
-            Candidate(
-                p.name,
-                s.composition.reduced_formula,
-                p.spacegroup,
-                f"library:{p.key}{mp}",
-                s,
-                frozenset(el.symbol for el in s.composition),
-            )
-        )
+        out.append(Candidate.of(p.name, s.composition.reduced_formula, p.spacegroup, f"library:{p.key}{mp}", s))
     return out
 
 
@@ -67,16 +63,8 @@ def _mp_candidates(spec: MatchSpec, elements: set[str], notes: list[str]) -> lis
         if p.energy_above_hull > spec.energy_above_hull:
             continue
         s = p.structure()
-        out.append(
-            Candidate(
-                p.name,
-                p.formula,
-                p.spacegroup,
-                f"MP:{p.material_id} (E_hull {p.energy_above_hull:.3f} eV/atom)",
-                s,
-                frozenset(el.symbol for el in s.composition),
-            )
-        )
+        source = f"MP:{p.material_id} (E_hull {p.energy_above_hull:.3f} eV/atom)"
+        out.append(Candidate.of(p.name, p.formula, p.spacegroup, source, s))
     return out
 
 
@@ -94,9 +82,7 @@ def named_candidates(names: list[str], base_dir: Path | None = None) -> list[Can
             f"library:{phase.key}" + (f", {phase.mp_id}" if phase and phase.mp_id else "") if phase else f"file:{n}"
         )
         sg = phase.spacegroup if phase else s.get_space_group_info(symprec=0.1)[0]
-        out.append(
-            Candidate(label, s.composition.reduced_formula, sg, source, s, frozenset(e.symbol for e in s.composition))
-        )
+        out.append(Candidate.of(label, s.composition.reduced_formula, sg, source, s))
     return out
 
 

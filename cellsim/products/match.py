@@ -49,7 +49,7 @@ from cellsim.products.answer import answer_of, electrolyte_motifs
 from cellsim.products.baseline import pair_changes, sample_windows, time_windows
 from cellsim.products.candidates import Candidate, candidate_pool, named_candidates, uncovered_pairs
 from cellsim.products.result import MatchError, MatchResult
-from cellsim.products.scores import PairMatch, score_candidate
+from cellsim.products.scores import PairMatch, radial_grid, score_candidate
 from cellsim.products.verdicts import CandidateVerdict, judge_candidate, one_verdict_per_group, rank_verdicts
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ def match_analysis(
     from cellsim.references.reactants import reactant_structures
 
     r = res.r
-    dr = float(r[1] - r[0]) if len(r) > 1 else 0.02
-    rmax = float(r[-1] + dr / 2)
+    dr, rmax = radial_grid(r)
     temperature = res.temperature_K
     sigma = spec.sigma or 0.08 * math.sqrt(temperature / 300.0)
     notes: list[str] = []

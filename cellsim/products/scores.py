@@ -25,6 +25,12 @@ SHELL_HALF_WIDTH = 0.6  # A either side of the MD peak: the shell whose new neig
 COMPARE_SIGMA = 0.1  # A: the common resolution early, late and reactant densities are compared at
 
 
+def radial_grid(r: np.ndarray) -> tuple[float, float]:
+    """``(dr, rmax)`` of an analysis' bin centres ``r``: the bin width and the outer edge of the last bin."""
+    dr = float(r[1] - r[0]) if len(r) > 1 else 0.02
+    return dr, float(r[-1] + dr / 2)
+
+
 def r2(x: float | None) -> float | None:
     """The one rounding of scores and intervals (two decimals)."""
     return None if x is None else round(float(x) + 0.0, 2)
@@ -129,8 +135,7 @@ def score_candidate(
 ) -> tuple[list[PairMatch], dict[str, np.ndarray]]:
     """Rows of one candidate for every pair whose elements it holds (score with its 5-95 % bootstrap interval),
     and its broadened reference densities by pair."""
-    dr = float(r[1] - r[0]) if len(r) > 1 else 0.02
-    rmax = float(r[-1] + dr / 2)
+    dr, rmax = radial_grid(r)
     rows: list[PairMatch] = []
     refs: dict[str, np.ndarray] = {}
     for pair, pn in pair_new.items():
