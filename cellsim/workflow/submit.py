@@ -147,8 +147,10 @@ def submit_run(
     from cellsim.workflow.store import WorkflowStore
 
     rd = RunDir(run_dir).require()
-    if engine not in ("vasp", "chgnet", "sevennet"):
-        raise CellsimError(f"--engine {engine!r}: expected vasp, chgnet or sevennet")
+    from cellsim.config.engines import ENGINE_NAMES
+
+    if engine not in ENGINE_NAMES:
+        raise CellsimError(f"--engine {engine!r}: expected one of {', '.join(ENGINE_NAMES)}")
     settings = load_settings()
     study = rd.load_study()
     if queue is None:

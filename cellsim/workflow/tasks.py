@@ -33,7 +33,8 @@ MD_STATES_OPEN = ("READY", "WAITING", "RESERVED", "RUNNING", "PAUSED")
 
 @explicit_serialize
 class RunMDSegmentTask(FiretaskBase):
-    """Run the next unfinished MD segment of ``run_dir`` with ``engine`` (vasp, chgnet or sevennet)."""
+    """Run the next unfinished MD segment of ``run_dir`` with ``engine``: vasp (custodian), cp2k (custodian
+    on the segments of ``cellsim inputs --code cp2k``, else the embedded cp2k_shell engine) or an offline model."""
 
     required_params: ClassVar[list[str]] = ["run_dir"]
     optional_params: ClassVar[list[str]] = ["engine", "last", "label"]
@@ -81,6 +82,13 @@ class RunMDSegmentTask(FiretaskBase):
                     again = self._again(fw_spec, study.name, "continued", bool(self.get("last")))
                     return FWAction(stored_data=stored, detours=[again])
             more = bool(self.get("last")) and done_steps(run_dir) < total_steps(study)
+        elif engine == "cp2k" and cp2k_cluster_inputs(RunDir(run_dir)):
+            from cellsim.engines.cp2k.segment import run_cp2k_segment
+
+            # the next segment without a complete record; the segments of `cellsim inputs --code cp2k` run in order
+            seg = next_cp2k_segment(RunDir(run_dir))
+            stored = {"segment": None} if seg is None else {"segment": seg.name, **run_cp2k_segment(seg)}
+            more = False
         else:
             from cellsim import stages
 
@@ -123,9 +131,10 @@ def md_workflow(run_dir: Path, engine: str = "vasp", n_segments: int | None = No
     rd = RunDir(run_dir)
     study = rd.load_study()
     rid = run_id(rd)
-    n = (n_segments if n_segments is not None else rd.plan().n_segments) if engine == "vasp" else 1
+    per_segment = engine == "vasp" or (engine == "cp2k" and cp2k_cluster_inputs(rd))
+    n = (n_segments if n_segments is not None else rd.plan().n_segments) if per_segment else 1
     n = max(1, n)
-    labels = [f"md seg {first + k:03d}" if engine == "vasp" else "md" for k in range(n)]
+    labels = [f"md seg {first + k:03d}" if per_segment else "md" for k in range(n)]
     fws = [
         Firework(
             [RunMDSegmentTask(run_dir=str(run_dir), engine=engine, last=(k == n - 1), label=labels[k])],
@@ -153,6 +162,29 @@ def find_workflow(store: WorkflowStore, rd: RunDir, engine: str) -> dict[str, An
     if wf is None:  # made before Fireworks were tagged
         wf = store.lpad.workflows.find_one({"metadata.run_dir": rid, "metadata.engine": engine})
     return wf
+
+
+def cp2k_cluster_inputs(rd: RunDir) -> bool:
+    """The run has CP2K segment inputs (``cellsim inputs --code cp2k``): engine cp2k then runs them under
+    custodian, one Firework per segment, instead of the embedded cp2k_shell engine."""
+    from cellsim.inputsets.cp2k import INPUT_NAME
+
+    return (rd.segment_dir(0) / INPUT_NAME).is_file()
+
+
+def next_cp2k_segment(rd: RunDir) -> Path | None:
+    """The first CP2K segment whose ``segment.json`` does not say complete, or None when all are."""
+    import json
+
+    from cellsim.inputsets.cp2k import INPUT_NAME
+
+    for seg in rd.segments():
+        rec = seg / "segment.json"
+        if (seg / INPUT_NAME).is_file() and not (
+            rec.is_file() and json.loads(rec.read_text()).get("status") == "complete"
+        ):
+            return seg
+    return None
 
 
 def missing_md(rd: RunDir, engine: str) -> tuple[int, int]:
