@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from workflow_helpers import cellsim
 
 from cellsim.config.rundir import RunDir
 from cellsim.config.study import load_study
@@ -78,10 +79,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         COLUMNS="200",
     )
     return e
-
-
-def cellsim(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cellsim.cli", *args], env=env, capture_output=True, text=True)
 
 
 def cellsim_here(

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fake_vasp_frames
+from workflow_helpers import cellsim, store_states
 
 from cellsim.config.study import load_study
 from cellsim.io.xdatcar import read_trajectory
@@ -59,10 +59,6 @@ def sl_env(tmp_path: Path, slurm: None) -> dict[str, str]:
         COLUMNS="200",
     )
     return env
-
-
-def cellsim(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cellsim.cli", *args], env=env, capture_output=True, text=True)
 
 
 def submit(runs: list[Path], env: dict[str, str], *extra: str) -> dict[Path, str]:
@@ -112,16 +108,6 @@ def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
     seg0 = run / "md" / "seg-000"
     start = seg0 / "POSCAR.orig" if (seg0 / "POSCAR.orig").is_file() else seg0 / "POSCAR"
     np.testing.assert_allclose(frac, fake_vasp_frames(start, n), atol=2e-7)
-
-
-def store_states(run: Path, env: dict[str, str]) -> list[str]:
-    check = (
-        "import sys; from cellsim.workflow.store import WorkflowStore; from cellsim.config.rundir import RunDir; "
-        "s = WorkflowStore(RunDir(sys.argv[1])); print(' '.join(sorted(fw['state'] for fw in s.fireworks())))"
-    )
-    out = subprocess.run([sys.executable, "-c", check, str(run)], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
 
 
 def job_logs(run: Path) -> str:
@@ -195,16 +181,27 @@ def test_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, t
 @pytest.mark.slow
 def test_job_cancelled_mid_segment_is_continued_by_its_successor(paper_run: Path, tmp_path: Path, sl_env) -> None:
     """scancel (like a node failure) mid-segment: the successor queued at the job's start continues the
-    same segment from its last whole frame; the Firework left RUNNING is detected as lost and rerun."""
+    same segment from its last whole frame; the Firework left RUNNING is detected as lost and rerun.
+
+    Deterministic: the fake VASP holds after global step 13 (the third of seg-001) while a file exists, so
+    the job is cancelled in that known state, however slow the machine; the file goes once the job is gone."""
     run = make_run(paper_run, tmp_path / "run")
-    job = submit([run], {**sl_env, "FAKE_VASP_STEP_SECONDS": "0.3"})[run]
-    seg1 = run / "md" / "seg-001" / "XDATCAR"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if seg1.is_file() and seg1.read_text().count("Direct configuration=") >= 3:
-            break
-        time.sleep(0.2)
-    subprocess.run(["scancel", job], check=True)
+    hold = tmp_path / "hold"
+    hold.write_text("the fake VASP waits after step 13 while this file exists\n")
+    try:
+        job = submit([run], {**sl_env, "FAKE_VASP_HOLD": str(hold), "FAKE_VASP_HOLD_AT": "13"})[run]
+        seg1 = run / "md" / "seg-001" / "XDATCAR"
+        deadline = time.time() + 300  # a state to wait for: step 13 written, the fake VASP held after it
+        while not (seg1.is_file() and seg1.read_text().count("Direct configuration=") >= 3):
+            assert time.time() < deadline, "the job never reached step 13"
+            time.sleep(0.2)
+        subprocess.run(["scancel", job], check=True)
+        deadline = time.time() + 120  # the cancelled job has left the queue (its fake VASP with it)
+        while in_queue([job]):
+            assert time.time() < deadline, f"job {job} still in the queue after scancel"
+            time.sleep(0.2)
+    finally:
+        hold.unlink(missing_ok=True)
     wait_done([run])
     check_every_step(run, sl_env, 25)
     st = cellsim(["status", str(run)], sl_env)

@@ -18,6 +18,7 @@ Behaviour
 * FAKE_VASP_STEP_SECONDS: sleep per step (to let a test kill it mid-run or reach a walltime).
 * FAKE_VASP_HOLD=path: after the first step, wait while that file exists (at most 600 s): a test holds
   the run mid-segment, in a known state, and releases it by deleting the file (no race with a sleep).
+  FAKE_VASP_HOLD_AT=K: hold after global step K (1-based) instead, in whichever segment holds it.
 * STOPCAR with LSTOP = .TRUE. (custodian's WalltimeHandler): stop cleanly after the current step, as
   VASP does: CONTCAR is that step's, the OUTCAR is finished, exit code 0.
 * OUTCAR: a header Outcar can parse, one ``LOOP+`` timing line per step (the WalltimeHandler reads the
@@ -106,6 +107,7 @@ def main() -> None:
     die_after = int(os.environ.get("FAKE_VASP_DIE_AFTER", "0"))
     pause = float(os.environ.get("FAKE_VASP_STEP_SECONDS", "0"))
     hold = os.environ.get("FAKE_VASP_HOLD", "")
+    hold_at = int(os.environ.get("FAKE_VASP_HOLD_AT", "0"))
     lattice, species, counts, coords, step0 = read_poscar("POSCAR")
     n = len(coords)
     with open("OUTCAR", "w") as out:
@@ -145,7 +147,7 @@ def main() -> None:
         os.replace(tmp, "CONTCAR")
         if pause:
             time.sleep(pause)
-        if hold and j == 1:
+        if hold and (step0 + j == hold_at if hold_at else j == 1):
             held_until = time.monotonic() + 600
             while os.path.exists(hold) and time.monotonic() < held_until:
                 time.sleep(0.1)
