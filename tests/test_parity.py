@@ -106,3 +106,29 @@ def test_budget_parsing() -> None:
     assert parse_budget_s("30") == 1800
     with pytest.raises(CellsimError, match="--budget"):
         parse_budget_s("soon")
+
+
+def test_recommendation_and_trust_use_the_dft_numbers(tmp_path: Path) -> None:
+    from cellsim.engines import check as ec
+
+    def report(name: str) -> ec.EngineReport:
+        rows = [ec.Row(name, "In", "c/a", 1.41, 1.52, "fail"), ec.Row(name, "In", "a", 3.4, 3.25, "ok")]
+        return ec.EngineReport(name, name, True, rows, s_per_step=1.0 if name == "fast" else 3.0)
+
+    reports = [report("fast"), report("accurate")]
+    assert ec.recommend(reports)[0] == "fast"  # tied: the fastest
+    syms = ["In", "S"]
+    ref = [(0.0, np.array([[1.0, 0, 0], [0, 1.0, 0]])), (1.0, np.array([[0, 1.0, 0], [1.0, 0, 0]]))]
+    off = [(e, f + 0.3) for e, f in ref]
+    res = par.ParityResult(
+        "run trajectory", "InS", 2, [], "PBE (CP2K)",
+        [par.compare("fast", "Fast 1", syms, off, ref), par.compare("accurate", "Accurate 1", syms, ref, ref)],
+        par.thresholds(),
+    )  # fmt: skip
+    best, why = ec.recommend(reports, parity=res)
+    assert best == "accurate" and "forces vs PBE on the interface: MAE 0.00" in why  # fast's 0.3 eV/A fails
+    assert "No DFT check" in ec.parity_trust(tmp_path, "RUN")[0]
+    res.save(tmp_path / par.PARITY_FILE)
+    lines = ec.parity_trust(tmp_path)
+    assert lines[0].startswith("Fast 1 forces on this interface vs PBE (CP2K) (0 snapshot(s) of the 2-atom interface)")
+    assert "MAE 0.30 eV/A (In 0.30, S 0.30)" in lines[0] and "verdict fail" in lines[0]

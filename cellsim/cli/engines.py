@@ -187,7 +187,7 @@ def parse_budget_s(text: str) -> float:
 
 def _parity(
     study: Study, chosen: Any, k: int, budget: str, reduced: bool | None, run_dir: Path | None, base_dir: Path | None
-) -> None:
+) -> Any:
     """Force and energy parity of each engine against CP2K PBE on K interface snapshots (printed, and saved
     as RUN/engine-parity.json for the report when a run directory is checked)."""
     from cellsim.config.engines import mlip_for
@@ -251,6 +251,7 @@ def _parity(
         console.print(line, soft_wrap=True)
     if run_dir is not None:
         console.print(f"[dim]written to {res.save(Path(run_dir) / PARITY_FILE)}[/]")
+    return res
 
 
 @engines_app.command("check")
@@ -325,6 +326,7 @@ def engines_check(
     )
 
     seen: set[tuple[str, str]] = set()
+    parity_result = None
 
     def progress(eng: str, task: str, seconds: float, cached: bool) -> None:
         if (eng, task) in seen:  # reactions reuse relaxations: say it once
@@ -336,7 +338,7 @@ def engines_check(
     if reference is not None:
         _bain(inp.metal, chosen, progress, plot or (run_dir or Path(".")) / "engines-bain.png")
         if parity > 0:
-            _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
+            parity_result = _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
         if reference_only:
             console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
             return
@@ -344,7 +346,7 @@ def engines_check(
     for rep in reports:
         _print_report(rep)
     _print_summary(reports)
-    best, why = recommend(reports)
+    best, why = recommend(reports, parity=parity_result)
     if best is not None:
         console.print(f"[bold]recommendation:[/] {best}  ({why})", soft_wrap=True)
     else:

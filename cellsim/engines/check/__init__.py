@@ -63,6 +63,7 @@ from cellsim.engines.check.references import (
 from cellsim.engines.check.run import (
     cached_speeds,
     check_engines,
+    parity_trust,
     recommend,
     relaxed_structure,
     rows_json,
@@ -139,6 +140,7 @@ __all__ = [
     "lindemann_verdict",
     "metal_md",
     "metal_timestep",
+    "parity_trust",
     "pick_reactions",
     "plot_bain",
     "prepare",

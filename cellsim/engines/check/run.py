@@ -16,6 +16,7 @@ from cellsim.core.files import atomic_write_json
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
+    from cellsim.engines.parity import ParityResult
     from cellsim.engines.registry import ModelInfo
 from cellsim.engines.check.compute import _key_hash, _safe, cache_dir, relax, structure_digest
 from cellsim.engines.check.settings import CalculatorFactory, CheckSettings, EngineReport, Progress, Row
@@ -75,25 +76,41 @@ def write_json(path: str | os.PathLike[str], reports: Sequence[EngineReport]) ->
     return atomic_write_json(path, rows_json(reports))
 
 
-def recommend(reports: Sequence[EngineReport]) -> tuple[str | None, str]:
-    """The engine with the fewest failures, then warnings, then the fastest; and why, in words."""
+def recommend(reports: Sequence[EngineReport], parity: ParityResult | None = None) -> tuple[str | None, str]:
+    """The engine with the fewest failures, then warnings, then (with ``parity``) the smallest force error
+    against PBE on the interface, then the fastest; and why, in words.
+
+    ``parity`` (:func:`cellsim.engines.parity.parity`): each engine's force-MAE verdict on the interface counts
+    as one more row of its check.
+    """
     usable = [r for r in reports if r.loaded]
     if not usable:
         return None, "no engine loaded"
+    dft = {e.engine: e for e in parity.engines} if parity is not None else {}
 
-    def key(r: EngineReport) -> tuple[int, int, float]:
-        return (r.count("fail"), r.count("warn"), r.s_per_step if r.s_per_step is not None else math.inf)
+    def counts(r: EngineReport) -> tuple[int, int]:
+        v = dft[r.engine].verdicts.get("force_mae") if r.engine in dft else None
+        return r.count("fail") + (v == "fail"), r.count("warn") + (v == "warn")
+
+    def key(r: EngineReport) -> tuple[int, int, float, float]:
+        mae = dft[r.engine].overall.get("mae") if r.engine in dft else None
+        speed = r.s_per_step if r.s_per_step is not None else math.inf
+        return (*counts(r), mae if mae is not None else math.inf, speed)
 
     ranked = sorted(usable, key=key)
     best = ranked[0]
-    nf, nw = best.count("fail"), best.count("warn")
+    nf, nw = counts(best)
     words = [f"{best.engine}: {nf} fail, {nw} warn"]
+    if best.engine in dft:
+        e = dft[best.engine]
+        words.append(f"forces vs PBE on the interface: MAE {e.overall['mae']:.2f} eV/A ({e.verdicts['force_mae']})")
     if len(ranked) > 1:
         tied = [r for r in ranked[1:] if key(r)[:2] == key(best)[:2]]
         if tied:
             others = ", ".join(r.engine for r in tied)
             speed_txt = f" ({best.s_per_step:.3g} s/step)" if best.s_per_step is not None else ""
-            words.append(f"tied with {others} on failures and warnings; fastest of them{speed_txt}")
+            how = "closest to PBE's forces" if best.engine in dft else f"fastest of them{speed_txt}"
+            words.append(f"tied with {others} on failures and warnings; {how}")
         else:
             words.append(f"the fewest failures and warnings of {len(ranked)} engines")
     bad = [f"{r.phase} {r.quantity} {r.verdict}" for r in best.rows if r.verdict in ("fail", "warn")]
@@ -158,3 +175,14 @@ def relaxed_structure(structure: Structure, engine: str, settings: CheckSettings
     out = Structure(Lattice(res["cell"]), structure.species, structure.frac_coords)
     atomic_write_json(path, out.as_dict())
     return out
+
+
+def parity_trust(run_dir: str | os.PathLike[str], study_ref: str | None = None) -> list[str]:
+    """The trust section's sentences on the DFT forces of a run's interface (``RUN/engine-parity.json``).
+
+    One sentence per engine checked ("CHGNet 0.3.0 forces on this interface vs PBE (...): MAE 0.xx eV/A
+    (In 0.xx, S 0.xx, ...)"), or one saying the numbers do not exist and the command that makes them.
+    """
+    from cellsim.engines.parity import PARITY_FILE, load, trust_lines
+
+    return trust_lines(load(Path(run_dir) / PARITY_FILE), study_ref or str(run_dir))
