@@ -218,9 +218,10 @@ class DiagnosticsAccumulator:
                 if todo:
                     fr, cl = block.frac[keep[todo]], block.cells[keep[todo]]
                     fractions[todo, k] = (neighbour_counts(fr, cl, ic, il, u.cutoff) == u.n).mean(axis=1)
-                for j, c in enumerate(shared):
-                    if c is not None:
-                        fractions[j, k] = (c[ic, self._ligand_kind[k]] == u.n).mean()
+                done = [j for j, c in enumerate(shared) if c is not None]
+                if done:
+                    rows = np.array([shared[j][ic, self._ligand_kind[k]] for j in done])  # type: ignore[index]
+                    fractions[done, k] = (rows == u.n).mean(axis=1)
             for j, i in enumerate(keep):
                 if g[i] % self.stride:
                     continue  # the stride doubled within this block

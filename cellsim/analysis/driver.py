@@ -116,10 +116,10 @@ class SharedNeighbours:
             ci, cj, c = entry
             ic, il = np.flatnonzero(self.kinds == ci), np.flatnonzero(self.kinds == cj)
             per = neighbour_counts(block.frac[rest], block.cells[rest], ic, il, c)
-            for row, k in zip(per, rest, strict=True):
-                m = np.zeros((len(self.kinds), len(self.elements)), dtype=np.int64)
-                m[ic, cj] = row
-                out.counts[(int(k), t)] = m
+            m = np.zeros((len(rest), len(self.kinds), len(self.elements)), dtype=np.int64)
+            m[:, ic, cj] = per
+            for i, k in enumerate(rest.tolist()):
+                out.counts[(k, t)] = m[i]
         return out
 
 

@@ -15,6 +15,7 @@ Conventions (also in docs/analysis.md and the header of rdf.csv):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -127,13 +128,23 @@ def block_images(cells: np.ndarray, rmax: float) -> np.ndarray:
     Raises :class:`PeriodicImageError` (see :func:`image_range`) instead of starting an absurdly long scan.
     """
     used = cells if _varies(cells) else cells[:1]
-    m = np.max([image_range(c, rmax) for c in used], axis=0)
+    m = np.max(
+        [_image_range_of(np.ascontiguousarray(c, dtype=np.float64).tobytes(), float(rmax)) for c in used], axis=0
+    )
     n_images = float(np.prod(2.0 * m + 1.0))
     if n_images > MAX_IMAGES:  # each frame fits, but the frames together ask for more
         raise PeriodicImageError(
             f"the cells of frames in one block are too thin for rmax {rmax:g} A together: the periodic-image "
             f"scan would need {n_images:.3g} image vectors (at most {MAX_IMAGES:.0e}); lower rmax or check the cells"
         )
+    return m
+
+
+@functools.lru_cache(maxsize=1024)
+def _image_range_of(cell: bytes, rmax: float) -> np.ndarray:
+    """:func:`image_range` of a cell given as its bytes (an NVT run asks for the same cell every block)."""
+    m = image_range(np.frombuffer(cell, dtype=np.float64).reshape(3, 3), rmax)
+    m.flags.writeable = False
     return m
 
 

@@ -95,21 +95,31 @@ class StepDisplacements:
         steps = self.n_steps + np.arange(n)
         self.n_steps += n
         sel = np.flatnonzero(steps % self.stride == 0)
-        # only the kept steps, the steps before them and the block's last step are needed as vectors
-        need = np.union1d(np.union1d(sel, sel[sel > 0] - 1), [n - 1])
-        d = seq[need + 1] - seq[need]
-        d -= np.rint(d)
-        c = cell_of_step[need]
-        vec = d @ c[0] if np.all(c == c[0]) else np.einsum("snk,skl->snl", d, c)
-        at = {int(k): i for i, k in enumerate(need)}
         last = self._last_step
-        self._last_step = vec[at[n - 1]].copy()
+        if len(sel) == n:  # every step kept (stride 1): whole arrays, no gathering
+            d = np.diff(seq, axis=0)
+            d -= np.rint(d)
+            c = cell_of_step
+            vec = d @ c[0] if np.all(c == c[0]) else np.einsum("snk,skl->snl", d, c)
+            v_sel = vec
+            a = np.empty_like(vec)
+            a[1:] = vec[:-1]
+        else:
+            # only the kept steps, the steps before them and the block's last step are needed as vectors
+            need = np.union1d(np.union1d(sel, sel[sel > 0] - 1), [n - 1])
+            d = seq[need + 1] - seq[need]
+            d -= np.rint(d)
+            c = cell_of_step[need]
+            vec = d @ c[0] if np.all(c == c[0]) else np.einsum("snk,skl->snl", d, c)
+            v_sel = vec[np.searchsorted(need, sel)] if len(sel) else vec[:0]
+            # the step before each kept one: within the block, or the previous block's last (none before the first)
+            a = vec[np.searchsorted(need, np.maximum(sel - 1, 0))]
+        self._last_step = vec[-1].copy()  # both ways, the block's last step comes last
         if not len(sel):
             return
-        v_sel = vec[[at[int(k)] for k in sel]]
+        if sel[0] == 0:
+            a[0] = last if last is not None else v_sel[0]
         dist = np.linalg.norm(v_sel, axis=2)
-        # the step before each kept one: within the block, or the previous block's last (none before the first)
-        a = np.array([vec[at[int(k) - 1]] if k > 0 else (last if last is not None else v_sel[0]) for k in sel])
         norm = np.linalg.norm(a, axis=2) * dist
         with np.errstate(invalid="ignore", divide="ignore"):
             cos = np.where(norm > 0, np.einsum("snk,snk->sn", a, v_sel) / norm, np.nan)

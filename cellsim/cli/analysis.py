@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cellsim import stages
 from cellsim.cli._app import app, console, err_console, fail
@@ -119,6 +118,8 @@ def analyze(
 def print_analysis(result: Any, seconds: float) -> None:
     import json
 
+    from rich.table import Table
+
     peaks = json.loads((result.out_dir / "peaks.json").read_text())
     s = result.settings
     info = result.info
@@ -168,6 +169,8 @@ def print_analysis(result: Any, seconds: float) -> None:
 
 
 def print_match(result: Any, folder: Path) -> None:
+    from rich.table import Table
+
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     react = result.reactants or {}
