@@ -225,3 +225,19 @@ def ec_bain_min() -> float:
     x, inside = cp2k.parabola_minimum(list(cp2k.BAIN_CA), es)
     assert inside and x is not None
     return x
+
+
+@needs_cp2k
+def test_same_structure_read_back_finds_its_job(tmp_path, monkeypatch):
+    """A structure a few 1e-6 A off (as read back from a text file) hashes differently but is the same job."""
+    s = resolve_settings(TINY)
+    first = cp2k.single_point(h2(), tmp_path, s)
+    moved = h2()
+    moved.positions[0, 0] += 3e-6
+    assert cp2k.job_key(moved, s) != first.key
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran for the same structure"))
+    again = cp2k.single_point(moved, tmp_path, s)
+    assert again.cached and again.job_dir == first.job_dir
+    far = h2(0.9)  # a different structure is not matched
+    assert cp2k.jobs.find_matching(far, s, False, [tmp_path]) is None
+    assert cp2k.jobs.find_matching(moved, s, True, [tmp_path]) is None  # stress asked: another job

@@ -131,4 +131,4 @@ def test_recommendation_and_trust_use_the_dft_numbers(tmp_path: Path) -> None:
     res.save(tmp_path / par.PARITY_FILE)
     lines = ec.parity_trust(tmp_path)
     assert lines[0].startswith("Fast 1 forces on this interface vs PBE (CP2K) (0 snapshot(s) of the 2-atom interface)")
-    assert "MAE 0.30 eV/A (In 0.30, S 0.30)" in lines[0] and "verdict fail" in lines[0]
+    assert "MAE 0.30 eV/A (In 0.30, S 0.30)" in lines[0] and "verdict fail (fail: In, S)" in lines[0]

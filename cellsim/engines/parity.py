@@ -280,9 +280,15 @@ def trust_lines(result: ParityResult | None, study_ref: str = "STUDY") -> list[s
         )
         lines.append(
             f"{e.model} forces on this interface vs {result.reference} ({where}): MAE {ov['mae']:.2f} eV/A "
-            f"({per}){cos}{de}; verdict {worst(e.verdicts)}."
+            f"({per}){cos}{de}; verdict {e.verdicts.get('force_mae', 'n/a')}{_failing(e)}."
         )
     return lines
+
+
+def _failing(e: EngineParity) -> str:
+    """' (fail: In, P)': the elements whose own force MAE fails, if any."""
+    bad = [k.removeprefix("force_mae_") for k, v in e.verdicts.items() if k.startswith("force_mae_") and v == "fail"]
+    return f" (fail: {', '.join(bad)})" if bad else ""
 
 
 def worst(verdicts: Mapping[str, str]) -> str:

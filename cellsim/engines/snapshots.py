@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 # the measured cost of one CP2K PBE single point on one core (this machine, default settings, Gamma point):
 # seconds ~ REF_SECONDS * (valence electrons / REF_ELECTRONS) ** COST_EXPONENT. Two points measured here
 # (default settings, Gamma, one core): the 95-atom Li6PS5Cl/In interface, 760 electrons, 31 min; the 46-atom
-# reduced one (data/pbe/li6ps5cl_in_parity), 380 electrons, ~11.5 min of CPU. The exponent between them is
-# 1.4: at these sizes the grids (collocation, FFTs) cost more than the cubic diagonalisation
+# reduced one (data/pbe/li6ps5cl_in_parity), 380 electrons, 30 SCF steps, ~15 min of CPU (41.5 min of wall
+# at load 5). Between them the cost grows as electrons^1.0-1.5: at these sizes the grids (collocation,
+# FFTs) cost more than the cubic diagonalisation. 1.5 is used: the smaller models come out slightly cheap
 REF_ELECTRONS = 760
 REF_SECONDS = 1860.0
 COST_EXPONENT = 1.5
@@ -60,7 +61,7 @@ def valence_electrons(atoms: Atoms, settings: Mapping[str, Any]) -> int:
 
 def estimate_seconds(atoms: Atoms, settings: Mapping[str, Any]) -> float:
     """Estimated time of one CP2K single point on a free core (see :data:`REF_SECONDS`), per k-point and thread
-    (a loaded machine takes longer: the 46-atom point took 32 min of wall for 11 min of CPU at load 5)."""
+    (a loaded machine takes longer: the 46-atom point took 41.5 min of wall for ~15 min of CPU at load 5)."""
     from cellsim.engines.cp2k import kpoint_mesh
 
     mesh = kpoint_mesh(atoms, settings)

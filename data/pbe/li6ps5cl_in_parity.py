@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent / "li6ps5cl_in_parity"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--budget-min", type=float, default=20.0)
+    ap.add_argument("--budget-min", type=float, default=40.0)
     ap.add_argument("-k", type=int, default=3)
     ap.add_argument("--engines", nargs="*", default=["chgnet", "sevennet"])
     ap.add_argument("--first", type=int, default=None, help="label only the first N of the K snapshots")
