@@ -112,7 +112,7 @@ def test_registry_names_and_selection() -> None:
     assert EngineSpec.model_json_schema()["properties"]["name"]["enum"] == list(ENGINE_NAMES)
     assert mlip_for("vasp") == mlip_for("cp2k") == "chgnet" and mlip_for("sevennet") == "sevennet"
     assert parse_study("name: s\nengine: {name: cp2k}\n").engine.name == "cp2k"
-    with pytest.raises(StudyError, match="engine.name.*'mace' is not an engine"):
+    with pytest.raises(StudyError, match=r"engine\.name.*'mace' is not an engine"):
         parse_study("name: s\nengine: {name: mace}\n")
     assert [m.name for m in select(None)] == [m.name for m in MODELS if m.default]
     assert {"chgnet", "sevennet"} <= {m.name for m in select(None)}
