@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,15 +97,19 @@ class BusyError(Exception):
 
 
 class WriterLock:
-    """An exclusive, non-blocking lock on ``path`` (a lock file), held for a ``with`` block.
+    """An exclusive lock on ``path`` (a lock file, flock), held for a ``with`` block: the one lock of cellsim.
 
-    Two cellsim processes writing the same folder are refused, never interleaved. The lock dies with
-    the process (flock), so a killed run leaves nothing to clean up.
+    Two cellsim processes writing the same folder are refused, never interleaved. The lock dies with the
+    process (flock), so a killed run leaves nothing to clean up. ``wait_s`` says what a second taker does:
+    0 (default) is refused at once with :class:`BusyError`, a number waits that long first (polling), None
+    waits as long as it takes. The lock file names its holder (``holder``, default the pid) for the message.
     """
 
-    def __init__(self, path: Path, what: str) -> None:
-        self.path = path
+    def __init__(self, path: Path, what: str, wait_s: float | None = 0.0, holder: str | None = None) -> None:
+        self.path = Path(path)
         self.what = what
+        self.wait_s = wait_s
+        self.holder = holder
         self._fd: int | None = None
 
     def __enter__(self) -> WriterLock:
@@ -112,16 +117,27 @@ class WriterLock:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise BusyError(
-                f"{self.what}: another cellsim process (pid {holder}) is writing it; wait for it to finish"
-            ) from None
+        if self.wait_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + self.wait_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "pid ?"
+                    os.close(fd)
+                    if holder.isdigit():  # written by an older cellsim: the pid alone
+                        holder = f"pid {holder}"
+                    raise BusyError(
+                        f"{self.what}: another cellsim process ({holder}) is writing it; wait for it to finish"
+                    ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, (self.holder or f"pid {os.getpid()}").encode(), 0)
         self._fd = fd
         return self
 

@@ -12,8 +12,8 @@ from typing import Any
 from cellsim.config.rundir import RunDir, campaign_file
 from cellsim.config.settings import load_settings
 from cellsim.core.errors import CellsimError
-from cellsim.core.files import atomic_write_json
-from cellsim.workflow.jobs import exclusive_lock, live_jobs
+from cellsim.core.files import WriterLock, atomic_write_json
+from cellsim.workflow.jobs import live_jobs
 from cellsim.workflow.submit import SubmitOutcome, submit_run
 
 
@@ -66,7 +66,7 @@ def submit_many(
         raise CellsimError(f"--max-jobs {max_jobs}: expected a positive number")
     state = campaign_file(runs)
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
-    with exclusive_lock(Path(str(state) + ".lock")):
+    with WriterLock(Path(str(state) + ".lock"), str(state), wait_s=None):
         atomic_write_json(
             state,
             {
@@ -101,7 +101,7 @@ def campaign_advance(state: Path, finished: Path | None = None, after: str | Non
     ``after``: the finishing job; the next run's first job waits for it to end (never one job too many).
     """
     notes: list[str] = []
-    with exclusive_lock(Path(str(state) + ".lock")):
+    with WriterLock(Path(str(state) + ".lock"), str(state), wait_s=None):
         try:
             data = json.loads(state.read_text())
         except (OSError, json.JSONDecodeError):

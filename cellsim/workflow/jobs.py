@@ -4,37 +4,23 @@ Fireworks, shared by ``cellsim submit --queue local``, a queue job (:mod:`cellsi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cellsim.config.rundir import RunDir
 from cellsim.config.settings import Settings
-from cellsim.core.files import atomic_write_json
+from cellsim.core.files import WriterLock, atomic_write_json
 from cellsim.workflow.queue import current_job, job_alive
 
 # --------------------------------------------------------------------------- the run's job records
 
 
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def jobs_lock(rd: RunDir) -> Any:
-    return exclusive_lock(Path(str(rd.jobs_file) + ".lock"))
+    return WriterLock(Path(str(rd.jobs_file) + ".lock"), str(rd.jobs_file), wait_s=None)  # waits: short updates
 
 
 def read_jobs(rd: RunDir) -> list[dict[str, Any]]:

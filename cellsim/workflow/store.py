@@ -23,21 +23,19 @@ either embedded stores or MongoDB.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cellsim.config.rundir import RunDir
 from cellsim.core.errors import CellsimError
-from cellsim.core.files import atomic_write_text
+from cellsim.core.files import BusyError, WriterLock, atomic_write_text
 
-_HELD: dict[str, int] = {}  # store path -> lock fd held by this process
+_HELD: dict[str, WriterLock] = {}  # store path -> the lock this process holds on it (lock_store)
 
 
 class LaunchPadBusy(CellsimError):
@@ -295,37 +293,34 @@ class WorkflowStore:
 
 
 def lock_store(store: Path, wait_s: float | None = None) -> None:
-    """Take the exclusive lock of an embedded store (re-entrant within this process)."""
+    """Take the exclusive lock of an embedded store (re-entrant within this process).
+
+    Re-entrant because a Firework's task may open the store its rocket already holds: a second flock on a
+    new descriptor would wait for this very process. ``_HELD`` is the table of the locks this process holds.
+    """
     key = os.path.abspath(store)
     if key in _HELD:
         return
-    store.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(str(store) + ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     wait = float(os.environ.get("CELLSIM_FW_LOCK_TIMEOUT_S", "600")) if wait_s is None else wait_s
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                os.close(fd)
-                raise LaunchPadBusy(
-                    f"{store}: another process is using cellsim's embedded FireWorks store ({holder}); it is "
-                    "single-process: wait for it to finish, or use a MongoDB launchpad (--launchpad my_launchpad.yaml)"
-                ) from None
-            time.sleep(0.2)
-    os.ftruncate(fd, 0)
     job = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
-    os.pwrite(fd, f"pid {os.getpid()}{f', job {job}' if job else ''}".encode(), 0)
-    _HELD[key] = fd
+    lock = WriterLock(
+        Path(str(store) + ".lock"), str(store), wait_s=wait, holder=f"pid {os.getpid()}{f', job {job}' if job else ''}"
+    )
+    try:
+        lock.__enter__()
+    except BusyError as exc:
+        holder = str(exc).split("(", 1)[-1].split(")", 1)[0]
+        raise LaunchPadBusy(
+            f"{store}: another process is using cellsim's embedded FireWorks store ({holder}); it is "
+            "single-process: wait for it to finish, or use a MongoDB launchpad (--launchpad my_launchpad.yaml)"
+        ) from None
+    _HELD[key] = lock
 
 
 def unlock_store(store: Path) -> None:
-    fd = _HELD.pop(os.path.abspath(store), None)
-    if fd is not None:
-        os.close(fd)
+    lock = _HELD.pop(os.path.abspath(store), None)
+    if lock is not None:
+        lock.__exit__(None, None, None)
 
 
 def read_store_snapshot(store: Path) -> list[dict[str, Any]]:
