@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from cellsim.core import _native
+
 # a factor 2 in time = a factor 4 in kinetic energy: no thermostatted run is that far from its T
 TOLERANCE = 2.0
 # consecutive displacements this aligned (median cosine) mean the frames resolve the atoms' flight
@@ -72,6 +74,9 @@ class StepDisplacements:
         sym = np.array(list(species))
         self.elements = list(dict.fromkeys(sym.tolist()))
         self._idx = [np.flatnonzero(sym == e) for e in self.elements]
+        # the C kernel's view of the same groups: atom indices element by element, and where each starts
+        self._order = np.ascontiguousarray(np.concatenate(self._idx), dtype=np.int64)
+        self._starts = np.cumsum([0] + [len(i) for i in self._idx]).astype(np.int64)
         self.max_steps = max(4, int(max_steps))
         self.stride = 1
         self.n_steps = 0
@@ -95,6 +100,25 @@ class StepDisplacements:
         steps = self.n_steps + np.arange(n)
         self.n_steps += n
         sel = np.flatnonzero(steps % self.stride == 0)
+        lib = _native.load()
+        if lib is not None:
+            rows = self._rows_native(lib, seq, cell_of_step, sel)
+        else:
+            rows = self._rows_numpy(seq, cell_of_step, sel)
+        if rows is None:
+            return
+        for k, row in zip(sel, rows, strict=True):
+            self._kept.append(int(steps[k]))
+            self._rows.append(row)
+            if len(self._kept) > self.max_steps:
+                self.stride *= 2
+                keep = [i for i, s in enumerate(self._kept) if s % self.stride == 0]
+                self._kept = [self._kept[i] for i in keep]
+                self._rows = [self._rows[i] for i in keep]
+
+    def _rows_numpy(self, seq: np.ndarray, cell_of_step: np.ndarray, sel: np.ndarray) -> np.ndarray | None:
+        """The statistics of the kept steps ``sel`` of ``seq`` in NumPy (no C compiler); None when none is kept."""
+        n = len(seq) - 1
         last = self._last_step
         if len(sel) == n:  # every step kept (stride 1): whole arrays, no gathering
             d = np.diff(seq, axis=0)
@@ -116,7 +140,7 @@ class StepDisplacements:
             a = vec[np.searchsorted(need, np.maximum(sel - 1, 0))]
         self._last_step = vec[-1].copy()  # both ways, the block's last step comes last
         if not len(sel):
-            return
+            return None
         if sel[0] == 0:
             a[0] = last if last is not None else v_sel[0]
         dist = np.linalg.norm(v_sel, axis=2)
@@ -135,14 +159,23 @@ class StepDisplacements:
             n_fin = finite.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 rows[:, 2, j] = np.where(n_fin > 0, np.where(finite, c, 0.0).sum(axis=1) / n_fin, np.nan)
-        for k, row in zip(sel, rows, strict=True):
-            self._kept.append(int(steps[k]))
-            self._rows.append(row)
-            if len(self._kept) > self.max_steps:
-                self.stride *= 2
-                keep = [i for i, s in enumerate(self._kept) if s % self.stride == 0]
-                self._kept = [self._kept[i] for i in keep]
-                self._rows = [self._rows[i] for i in keep]
+        return rows
+
+    def _rows_native(self, lib: Any, seq: np.ndarray, cell_of_step: np.ndarray, sel: np.ndarray) -> np.ndarray | None:
+        """:meth:`_rows_numpy` by the C kernel ``step_stats``, which computes only the kept steps' vectors."""
+        n, natoms = len(seq) - 1, seq.shape[1]
+        seq = np.ascontiguousarray(seq, dtype=np.float64)
+        cells = np.ascontiguousarray(np.broadcast_to(cell_of_step, (n, 3, 3)), dtype=np.float64)
+        sel64 = np.ascontiguousarray(sel, dtype=np.int64)
+        last = self._last_step
+        prev = np.ascontiguousarray(last, dtype=np.float64) if last is not None else np.zeros((natoms, 3))
+        rows = np.empty((len(sel), 3, len(self.elements)))
+        last_out = np.empty((natoms, 3))
+        work = np.empty(8 * natoms)
+        steps = (seq, n, natoms, cells, sel64, len(sel), prev, int(last is not None))
+        lib.step_stats(*steps, self._order, self._starts, len(self.elements), rows, last_out, work)
+        self._last_step = last_out
+        return rows if len(sel) else None
 
     def judge(self, dt_fs: float, temperature_K: float, assumed: bool) -> dict[str, Any] | None:
         """The ``dt_check`` record (module docstring), or None with fewer than :data:`MIN_STEPS` steps."""

@@ -3,8 +3,8 @@
 The shared library is cached under ``$CELLSIM_CACHE`` (default ``~/.cache/cellsim``) keyed by a hash of
 the source, the compiler and the Python platform, so an edited kernel is rebuilt and a stale one never
 loads. Without a working C compiler (or with ``CELLSIM_NO_NATIVE=1``) :func:`load` returns None and the
-NumPy implementations in :mod:`cellsim.analysis.rdf`, :mod:`cellsim.analysis.neighbours` and
-:mod:`cellsim.io.xdatcar` are used.
+NumPy implementations in :mod:`cellsim.analysis.rdf`, :mod:`cellsim.analysis.neighbours`,
+:mod:`cellsim.analysis.timestep` and :mod:`cellsim.io.xdatcar` are used.
 """
 
 from __future__ import annotations
@@ -145,4 +145,21 @@ def load() -> ctypes.CDLL | None:
     ]
     lib.kind_counts.restype = None
     lib.kind_counts.argtypes = [_DP, ctypes.c_long, _DP, _LP, ctypes.c_long, _DP, ctypes.c_long, _LP, _DP]
+    lib.step_stats.restype = None
+    lib.step_stats.argtypes = [
+        _DP,
+        ctypes.c_long,
+        ctypes.c_long,
+        _DP,
+        _LP,
+        ctypes.c_long,
+        _DP,
+        ctypes.c_int,
+        _LP,
+        _LP,
+        ctypes.c_long,
+        _DP,
+        _DP,
+        _DP,
+    ]
     return lib
