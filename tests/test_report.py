@@ -90,3 +90,18 @@ def test_report_in_headless_chromium(reported: Path, tmp_path: Path) -> None:
     broken = [alt for alt, complete, width in images if not complete or width == 0]
     assert not broken, broken
     assert not problems, problems
+
+
+def test_report_states_the_dft_force_check_or_its_absence(reported: Path, tmp_path: Path) -> None:
+    """The answer's trust rows name the engines' forces vs PBE when `engines check --reference cp2k` made
+    them (here the stored parity of the reduced Li6PS5Cl/In interface), and say how to get them when not."""
+    md = (reported / "report" / "report.md").read_text()
+    assert "No DFT check of the forces on this interface" in md and "--reference cp2k" in md
+    run = tmp_path / "run"
+    shutil.copytree(reported, run)
+    stored = Path(__file__).resolve().parents[1] / "data" / "pbe" / "li6ps5cl_in_parity" / "parity.json"
+    shutil.copy(stored, run / "engine-parity.json")
+    make_report(run)
+    md = (run / "report" / "report.md").read_text()
+    assert "No DFT check" not in md
+    assert re.search(r"forces on this interface vs .*PBE.*MAE \d\.\d\d eV/A \(.*In \d\.\d\d", md), md[:3000]

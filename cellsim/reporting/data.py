@@ -31,6 +31,7 @@ class ReportData:
     diagnostics: Any = None
     notes: list[str] = field(default_factory=list)
     engine_check: list[dict[str, Any]] = field(default_factory=list)
+    parity: list[str] = field(default_factory=list)  # the engines' forces on the interface vs PBE, or why none
 
     @property
     def name(self) -> str:
@@ -57,6 +58,9 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
                 d.engine_check = list(json.loads(run.engine_check_file.read_text()))
             except ValueError:
                 d.notes.append(f"{run.engine_check_file}: damaged; run `cellsim engines check {run.root}` again")
+        from cellsim.engines.check import parity_trust
+
+        d.parity = parity_trust(run.root, str(run.root))
         replica = res.info.get("replica")
         for seg in run.segments(replica):
             info = _json(seg / "engine.json")

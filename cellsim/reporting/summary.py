@@ -144,6 +144,8 @@ def answer_section(d: ReportData) -> Section:
                 ),
             ]
         )
+    if d.parity:
+        rows.append(["forces vs PBE", " ".join(d.parity)])
     react = m.reactants or {}
     note = (
         f"Reactants: {', '.join(react.get('phases', {})) or 'unknown'} ({react.get('source', '')}). Verdicts: "
