@@ -84,6 +84,27 @@ def test_native_and_numpy_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(out[0][1], out[1][1])
 
 
+def test_tall_cell_window_and_unwrapped_coordinates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell much taller than rmax along c: the C kernel scans only the atoms within rmax in c (around the
+    boundary too); coordinates outside [0, 1) are wrapped by it. Counts equal the NumPy path's exactly."""
+    rng = np.random.default_rng(9)
+    cells = np.array([np.array([[9.0, 0.0, 0.0], [0.7, 9.3, 0.0], [0.5, -0.4, 30.0]]) * s for s in (1.0, 1.002)])
+    frac = rng.random((2, 60, 3))
+    frac[:, :, 2] = rng.choice([0.01, 0.5, 0.97], size=(2, 60)) + rng.normal(scale=0.05, size=(2, 60))
+    frac[0, :7] += rng.integers(-2, 3, size=(7, 3))  # outside [0, 1): some below 0, some above 1
+    out = []
+    for use in (True, False):
+        if not use:
+            monkeypatch.setattr(_native, "load", lambda: None)
+        hist = np.zeros(200, dtype=np.int64)
+        bonds = np.zeros(2, dtype=np.int64)
+        pair_histogram(frac, cells, np.arange(25), np.arange(25, 60), False, 4.0, 0.02, 2.5, hist, bonds)
+        out.append((hist, bonds))
+    assert out[0][0].sum() > 100
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
 def _bulk_like(tmp_path: Path, n_frames: int = 3) -> tuple[Path, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(11)
     cell = np.array([[12.0, 0.0, 0.0], [0.6, 12.2, 0.0], [0.4, -0.5, 12.5]])

@@ -94,10 +94,8 @@ def pair_histogram(
     varies = _varies(cells)
     used_cells = cells if varies else cells[:1]
     m = block_images(cells, rmax) if images is None else images
-    if frac.size and (frac.min() < 0.0 or frac.max() >= 1.0):
-        frac = frac - np.floor(frac)  # the kernel's minimum-image wrap expects [0, 1)
     lib = _native.load()
-    if lib is not None:
+    if lib is not None:  # the C kernel wraps the coordinates into [0, 1) itself, as below
         lib.pair_histogram(
             np.ascontiguousarray(frac, dtype=np.float64).reshape(-1),
             len(frac),
@@ -117,8 +115,11 @@ def pair_histogram(
             hist,
             bonds,
             np.empty(4 * max(len(ib), 1)),
+            np.empty(max(len(ib), 1), dtype=np.int64),
         )
         return
+    if frac.size and (frac.min() < 0.0 or frac.max() >= 1.0):
+        frac = frac - np.floor(frac)  # the minimum-image wrap expects [0, 1)
     _pair_histogram_numpy(frac, cells, ia, ib, same, rmax, dr, bond_cut, m, hist, bonds)
 
 

@@ -127,6 +127,7 @@ def load() -> ctypes.CDLL | None:
         _LP,
         _LP,
         _DP,
+        _LP,
     ]
     lib.neighbour_counts.restype = None
     lib.neighbour_counts.argtypes = [
