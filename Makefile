@@ -55,6 +55,6 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
-# docs/cli.md is generated from the CLI itself (tests/test_docs.py checks it is current)
+# docs/cli.md is generated from the CLI itself (tests/core/test_docs.py checks it is current)
 docs: $(STAMP)
 	$(PY) -m typer cellsim.cli utils docs --name cellsim --title "cellsim command-line reference" --output docs/cli.md

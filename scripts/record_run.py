@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/record_run.py runs/demo demo > docs/records/demo.json
 
-tests/test_docs.py checks that every number of every record under docs/records appears in
+tests/core/test_docs.py checks that every number of every record under docs/records appears in
 docs/reproducing.md, so the page cannot drift from the runs it describes.
 """
 

@@ -1,4 +1,4 @@
-"""Seeded corpus of damaged XDATCARs for the reader's fuzz tests (tests/test_fuzz.py, bench/bench_fuzz.py).
+"""Seeded corpus of damaged XDATCARs for the reader's fuzz tests (tests/io/test_fuzz.py, bench/bench_fuzz.py).
 
 Three small valid base trajectories are written here (no cellsim code involved, so a writer bug cannot
 hide a reader bug): a VASP 5 file with one cell, a VASP 5 file with a cell per frame (NPT layout) and a

@@ -3,7 +3,7 @@
 Values: covalent radii (Cordero et al. 2008, as ASE's ``ase.data.covalent_radii``; 2.0 A where it has none),
 standard atomic masses (as ``ase.data.atomic_masses``) and metallic character (as pymatgen's
 ``Element.is_metal``: alkali, alkaline-earth, transition, post-transition metals, lanthanoids, actinoids).
-tests/test_elements.py checks every entry against those libraries.
+tests/core/test_elements.py checks every entry against those libraries.
 """
 
 from __future__ import annotations

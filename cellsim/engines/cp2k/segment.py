@@ -69,7 +69,7 @@ def run_cp2k_segment(
     seg = Path(seg)
     if not (seg / INPUT_NAME).is_file():
         raise Cp2kSegmentError(f"{seg}: no {INPUT_NAME}; run `cellsim inputs RUN --code cp2k` first")
-    # md/seg-NNN or md/replica-NN/seg-NNN: the run directory is the nearest parent holding study.yaml
+    # a segment folder lies below its run directory (replicas one level deeper): the nearest parent that is a run
     rd = next((RunDir(p) for p in seg.resolve().parents if RunDir(p).is_run), RunDir(seg.parent.parent))
     atoms = read(rd.interface_poscar, format="vasp")
     assert not isinstance(atoms, list)

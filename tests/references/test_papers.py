@@ -62,7 +62,7 @@ def test_generic_code_names_no_paper_claim() -> None:
     aside); a framework bond breaking (P-S of PS4) is the electrolyte's generic chemistry, not the paper's."""
     claimed = [c for p in PAPERS for c in p.claims if c.kind != "bonds break"]
     words = {w for c in claimed for w in (c.subject, c.text) if w} | {p.citation for p in PAPERS}
-    pkg = Path(__file__).resolve().parents[1] / "cellsim"
+    pkg = Path(__file__).resolve().parents[2] / "cellsim"
     found = []
     for path in sorted([*(pkg / "reporting").glob("*.py"), *(pkg / "products").glob("*.py")]):
         tree = ast.parse(path.read_text())

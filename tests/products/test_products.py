@@ -239,7 +239,7 @@ def test_answer_never_contradicts_the_bond_table(tmp_path: Path) -> None:
     assert "no product formed" not in answer_line(result) and "nothing reacted" not in " ".join(result.notes)
 
 
-LI_RUN = Path(__file__).parent / "data" / "li6ps5cl_li_chgnet"
+LI_RUN = Path(__file__).resolve().parents[1] / "data" / "li6ps5cl_li_chgnet"
 
 
 def test_li_metal_on_li6ps5cl_is_a_reaction(tmp_path: Path) -> None:

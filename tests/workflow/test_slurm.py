@@ -23,7 +23,7 @@ from workflow_helpers import cellsim, store_states
 from cellsim.config.study import load_study
 from cellsim.io.xdatcar import read_trajectory
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fake_vasp"
 
 

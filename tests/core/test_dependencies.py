@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # installed before cellsim from the CPU wheel index (Makefile): declaring it would let pip pull the CUDA build
 NOT_DECLARED = {"torch"}
 

@@ -357,7 +357,7 @@ def indium_slab() -> Atoms:
     """16 In atoms at CHGNet 0.3.0's relaxed lattice (a 3.393, c 4.819, DESIGN.md), (001) faces to vacuum."""
     from ase.io import read
 
-    atoms = read(Path(__file__).resolve().parents[1] / "cellsim/references/data/In_I4mmm.cif")
+    atoms = read(Path(__file__).resolve().parents[2] / "cellsim/references/data/In_I4mmm.cif")
     assert not isinstance(atoms, list)
     atoms.set_cell([3.393, 3.393, 4.819], scale_atoms=True)
     atoms = atoms.repeat((2, 2, 2))

@@ -19,7 +19,7 @@ from workflow_helpers import cellsim
 from cellsim.config.rundir import RunDir
 from cellsim.config.study import load_study
 
-FAKE = Path(__file__).parent / "fake_vasp"
+FAKE = Path(__file__).resolve().parents[1] / "fake_vasp"
 
 QUEUE = {
     "partition": "compute",

@@ -13,7 +13,7 @@ import pytest
 import cellsim
 from cellsim.testing import reaction_run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Without SLURM: ``cellsim inputs --code cp2k`` then ``cellsim submit --engine cp2k`` runs every segment
 Firework (custodian + cp2k.psmp) and the analysis. With the local SLURM cluster (root, scripts/slurm-local.sh,
-as tests/test_slurm.py): the same chain as a batch job under ``--queue slurm``. Skips without CP2K.
+as tests/workflow/test_slurm.py): the same chain as a batch job under ``--queue slurm``. Skips without CP2K.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("cp2k.psmp") is None, reason="cp2k.psmp not installed"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STUDY = """
 name: h2chain

@@ -13,7 +13,7 @@ from cellsim.stages import analyze as run_analyze
 from cellsim.stages import match as run_match
 from cellsim.testing import reaction_run
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mp_double import MPDouble
 
 FAKE_KEY = "t3stK3yNotReal0123456789abcdefAB"  # 32 characters, as the client requires

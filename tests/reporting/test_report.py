@@ -99,7 +99,7 @@ def test_report_states_the_dft_force_check_or_its_absence(reported: Path, tmp_pa
     assert "No DFT check of the forces on this interface" in md and "--reference cp2k" in md
     run = tmp_path / "run"
     shutil.copytree(reported, run)
-    stored = Path(__file__).resolve().parents[1] / "data" / "pbe" / "li6ps5cl_in_parity" / "parity.json"
+    stored = Path(__file__).resolve().parents[2] / "data" / "pbe" / "li6ps5cl_in_parity" / "parity.json"
     shutil.copy(stored, run / "engine-parity.json")
     make_report(run)
     md = (run / "report" / "report.md").read_text()

@@ -18,7 +18,7 @@ from cellsim.engines.vasp import VaspRunError, next_segment, run_md, run_segment
 from cellsim.io.xdatcar import read_trajectory
 from cellsim.stages import inputs as run_inputs
 
-FAKE = Path(__file__).parent / "fake_vasp"
+FAKE = Path(__file__).resolve().parents[1] / "fake_vasp"
 
 
 @pytest.fixture
