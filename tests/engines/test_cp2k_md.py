@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cp2k_helpers import h2_run as make_h2_run
 
 from cellsim.config.study import parse_study
 from cellsim.engines.mlip import run_mlip
@@ -39,13 +40,7 @@ engine:
 
 
 def h2_run(tmp_path: Path, name: str) -> Path:
-    run = tmp_path / name
-    (run / "interface").mkdir(parents=True)
-    (run / "interface" / "POSCAR").write_text(
-        "H2 in a box\n1.0\n5 0 0\n0 5 0\n0 0 5\nH\n2\nCartesian\n2.5 2.5 2.1\n2.5 2.5 2.9\n"
-    )
-    (run / "study.yaml").write_text(STUDY)
-    return run
+    return make_h2_run(tmp_path / name, STUDY)
 
 
 def test_cp2k_segments_kill_resume_and_analyze(tmp_path: Path) -> None:

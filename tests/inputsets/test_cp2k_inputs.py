@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cp2k_helpers import h2_run as make_h2_run
 
 from cellsim.config.study import parse_study
 from cellsim.inputsets import cp2k as ic
@@ -32,13 +33,7 @@ engine:
 
 
 def h2_run(tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    (run / "interface").mkdir(parents=True)
-    (run / "interface" / "POSCAR").write_text(
-        "H2 in a box\n1.0\n5 0 0\n0 5 0\n0 0 5\nH\n2\nCartesian\n2.5 2.5 2.1\n2.5 2.5 2.9\n"
-    )
-    (run / "study.yaml").write_text(STUDY)
-    return run
+    return make_h2_run(tmp_path / "run", STUDY)
 
 
 def test_inputs_per_segment_follow_the_study(tmp_path: Path) -> None:

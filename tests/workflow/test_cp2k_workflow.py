@@ -25,6 +25,8 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cp2k_helpers import h2_run as make_h2_run  # noqa: E402
+
 STUDY = """
 name: h2chain
 md: {temperature: 300, timestep_fs: 0.5, segment_time_ps: 0.0015, total_time_ps: 0.003}
@@ -43,13 +45,7 @@ analysis: {pairs: [H-H], bond_cutoffs: {H-H: 1.0}, window_ps: 0.001}
 
 
 def h2_run(tmp_path: Path) -> Path:
-    run = tmp_path / "run"
-    (run / "interface").mkdir(parents=True)
-    (run / "interface" / "POSCAR").write_text(
-        "H2 in a box\n1.0\n5 0 0\n0 5 0\n0 0 5\nH\n2\nCartesian\n2.5 2.5 2.1\n2.5 2.5 2.9\n"
-    )
-    (run / "study.yaml").write_text(STUDY)
-    return run
+    return make_h2_run(tmp_path / "run", STUDY)
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:
