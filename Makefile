@@ -23,6 +23,7 @@ install: $(STAMP)
 
 # Debian packages for the tests, installed when missing and we are root (as in CI): chromium for the
 # report's browser test; cp2k (PBE single points: `cellsim engines check --reference cp2k`, data/pbe/);
+# gpaw (plane-wave PBE of the metal's Bain path; Debian's runs under /usr/bin/python3 only);
 # slurm-wlm + munge for a real single-node SLURM cluster (started here).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
@@ -33,6 +34,10 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cp2k >/dev/null; \
 	  else echo "cp2k not found and not root: the CP2K (PBE reference) tests will be skipped"; fi
+	@/usr/bin/python3 -c "import gpaw" >/dev/null 2>&1 || python3 -c "import gpaw" >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gpaw >/dev/null; \
+	  else echo "gpaw not found and not root: the plane-wave PBE (GPAW) tests will be skipped"; fi
 	@if [ "$$(id -u)" = 0 ]; then scripts/slurm-local.sh start; \
 	  else echo "not root: the SLURM tests will be skipped"; fi
 

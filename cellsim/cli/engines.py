@@ -144,7 +144,7 @@ BAIN_FLAT_MEV = 1.0  # meV/atom: a Bain curve spanning less than this is flat wi
 
 def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
     """Print PBE's and each engine's E(c/a) on the metal's Bain path, with fitted minima, and plot them."""
-    from cellsim.engines.check import PBE_LABEL, bain_reference, plot_bain
+    from cellsim.engines.check import PW_LABEL, bain_reference, plot_bain
 
     try:
         ref = bain_reference(metal, chosen, progress=progress)
@@ -174,18 +174,29 @@ def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
             fits.append(f"{'<=' if low == ref.c_a[0] else '>='} {low:g} (edge)")
     t.add_row("[bold]c/a at minimum[/]", *fits)
     console.print(t)
+    for label, (n, wall) in ref.codes.items():
+        console.print(f"[dim]{label}: {n} jobs, wall {wall:.0f} s[/]", soft_wrap=True)
     console.print(
-        f"[dim]{PBE_LABEL}: {len(ref.pbe_jobs)} jobs, CP2K wall {ref.pbe_wall_s:.0f} s; minimum from a parabola "
-        f"through the lowest point and its neighbours ('edge': not bracketed by the scan)[/]",
+        "[dim]minimum from a parabola through the lowest point and its neighbours ('edge': not bracketed by "
+        "the scan)[/]",
         soft_wrap=True,
     )
     if flat:
         console.print(
             f"[yellow]{', '.join(flat)}: E(c/a) stays within {BAIN_FLAT_MEV:g} meV/atom of fcc along the whole path, "
-            "inside the labels' convergence: no c/a minimum can be read from it (for In, plane-wave PBE puts bct "
-            "5.7 meV/atom below fcc; data/pbe/README.md)[/]",
+            "inside the labels' convergence: no c/a minimum can be read from it[/]",
             soft_wrap=True,
         )
+    lattice = ref.lattice_reference
+    if lattice is not None and lattice not in flat:
+        x, inside = ref.minima[lattice]
+        where = f"c/a {x:.3f}" if inside and x is not None else "not bracketed by the scan"
+        why = (
+            "plane waves converge with one cutoff; CP2K's Gaussian basis gives In's Bain path flat, data/pbe/README.md"
+            if lattice == PW_LABEL
+            else "no plane-wave curve: see below"
+        )
+        console.print(f"[bold]PBE c/a of {ref.element}:[/] {where} from {lattice} ({why})", soft_wrap=True)
     for key, why in ref.errors.items():
         console.print(f"  [red]{key}[/]: no curve ({why})", soft_wrap=True)
     console.print(f"[dim]figure written to {plot_bain(ref, plot)}[/]")
@@ -286,7 +297,8 @@ def engines_check(
     reference: Annotated[
         str | None,
         typer.Option(
-            help="DFT reference: 'cp2k' = PBE E(c/a) of the metal's Bain path (stored labels, else CP2K runs)"
+            help="DFT reference: 'cp2k' = PBE E(c/a) of the metal's Bain path from CP2K and plane-wave GPAW "
+            "(stored labels, else the codes run), and PBE force parity (CP2K) on interface snapshots"
         ),
     ] = None,
     reference_only: Annotated[bool, typer.Option(help="with --reference: skip the engines' own checks")] = False,
@@ -316,7 +328,8 @@ def engines_check(
     Relaxed lattices of the metal and the electrolyte (c/a for tetragonal cells), the bulk metal's RMS
     displacement at the study temperature vs the Debye model, anion units (PS4) kept whole, reaction energies
     among library phases, and speed. Verdicts ok/warn/fail; results are cached, so a second run is instant.
-    With ``--reference cp2k``: PBE's c/a along the metal's Bain path beside each engine's, on the same cells,
+    With ``--reference cp2k``: PBE's E(c/a) along the metal's Bain path (CP2K, and plane-wave GPAW, whose
+    minimum is the metal's PBE c/a) beside each engine's, on the same crystals,
     and force/energy parity against PBE on ``--parity K`` snapshots of the run (or of a reduced interface
     when the run's would not fit ``--budget``); each snapshot is one cached CP2K job, so Ctrl-C and rerun
     continues.

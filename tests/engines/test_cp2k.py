@@ -159,7 +159,7 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     from cellsim.engines.registry import MODELS
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
+    forbid_dft_runs(monkeypatch, "a DFT code ran although labels are stored")
     metal = ec.Phase("In", Structure(Lattice.tetragonal(3.25, 4.95), ["In", "In"], [[0, 0, 0], [0.5] * 3]), "x")
     seen = []
     ref = ec.bain_reference(
@@ -172,8 +172,14 @@ def test_bain_reference_and_plot_from_stored_labels(tmp_path, monkeypatch):
     pbe = ref.curves[ec.PBE_LABEL]
     assert pbe[0] == 0.0 and len(pbe) == len(ref.c_a) and all(abs(v) < 50 for v in pbe)
     assert ref.curves[MODELS[0].key][0] == 0.0 and set(ref.minima) == set(ref.curves)
-    assert len(ref.pbe_jobs) == len(ref.c_a) and ref.pbe_wall_s > 0
+    assert ref.codes[ec.PBE_LABEL][0] == len(ref.c_a) and ref.pbe_wall_s > 0
     assert any(s[0] == ec.PBE_LABEL for s in seen)
+    # the plane-wave labels (data/pbe/in_bain_pw) give In's tetragonal minimum, the lattice reference
+    pw = ref.curves[ec.PW_LABEL]
+    assert ref.lattice_reference == ec.PW_LABEL and ref.codes[ec.PW_LABEL][0] == len(ref.c_a)
+    x, inside = ref.minima[ec.PW_LABEL]
+    assert inside and x is not None and 1.52 <= x <= 1.56 and min(pw) < -4.0
+    assert len(ref.pbe_jobs) == 2 * len(ref.c_a)
     png = ec.plot_bain(ref, tmp_path / "bain.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -186,7 +192,7 @@ def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, 
     from cellsim.engines import registry
 
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("CP2K ran although labels are stored"))
+    forbid_dft_runs(monkeypatch, "a DFT code ran although labels are stored")
     monkeypatch.setattr(registry, "load_calculator", lambda m: LennardJones(sigma=2.9, epsilon=0.1, rc=7.0))
     app = engines_cli
     runner = CliRunner()
@@ -215,8 +221,24 @@ def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, 
     else:
         assert f"{ref:.3f}" in res.output  # the stored labels' parabola minimum
     assert png.is_file()
+    assert "PBE (plane waves, GPAW)" in res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("PBE c/a of In:"))
+    assert "from PBE (plane waves, GPAW)" in line and 1.52 <= float(line.split("c/a ")[2].split()[0]) <= 1.56
     bad = runner.invoke(app, ["engines", "check", "li6ps5cl_in", "--reference", "vasp"])
     assert bad.exit_code == 2 and "expected 'cp2k'" in bad.output
+
+
+def forbid_dft_runs(monkeypatch, why: str) -> None:
+    """Fail the test if CP2K or GPAW's Python is started (other programs, e.g. matplotlib's fc-list, still run)."""
+    real = subprocess.run
+
+    def run(cmd, *a, **k):
+        prog = str(cmd[0] if isinstance(cmd, list | tuple) else cmd)
+        if "cp2k" in prog or "python" in prog:
+            pytest.fail(f"{why}: {cmd}")
+        return real(cmd, *a, **k)
+
+    monkeypatch.setattr(subprocess, "run", run)
 
 
 def ec_bain_min() -> tuple[float, float]:

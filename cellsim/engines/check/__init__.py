@@ -26,7 +26,9 @@ is importable from ``cellsim.engines.check``.
 from __future__ import annotations
 
 from cellsim.engines.check.bain import (
+    LATTICE_REFERENCE,
     PBE_LABEL,
+    PW_LABEL,
     BainReference,
     bain_reference,
     plot_bain,
@@ -108,10 +110,12 @@ __all__ = [
     "CHECK_VERSION",
     "DEBYE_K",
     "INTACT_MIN",
+    "LATTICE_REFERENCE",
     "LATTICE_TOL",
     "LINDEMANN_TOL",
     "MP_NOTE",
     "PBE_LABEL",
+    "PW_LABEL",
     "REACTANT_MD_PS",
     "REACTANT_MIN_ATOMS",
     "REACTIONS",

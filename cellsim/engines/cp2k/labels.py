@@ -23,14 +23,17 @@ def cache_dir() -> Path:
 
 
 def stored_labels() -> list[Path]:
-    """The job folders of the PBE labels kept with cellsim (``data/pbe/*/jobs``), if this install has them."""
+    """The CP2K job folders of the PBE labels kept with cellsim (``data/pbe/*/jobs``), if this install has them.
+
+    Plane-wave (GPAW) label sets, ``data/pbe/*_pw/jobs``, are :func:`cellsim.engines.planewave.stored_labels`.
+    """
     from cellsim.core.resources import shipped_dir
 
     try:
         root = shipped_dir("data") / "pbe"
     except FileNotFoundError:
         return []
-    return sorted(p for p in root.glob("*/jobs") if p.is_dir())
+    return sorted(p for p in root.glob("*/jobs") if p.is_dir() and not p.parent.name.endswith("_pw"))
 
 
 # The Bain path of the stored labels (data/pbe/in_bain): In at 27.3 A^3/atom, the volume of the plane-wave
