@@ -18,6 +18,7 @@ from cellsim.cli import build as _build  # noqa: F401
 from cellsim.cli import cluster as _cluster  # noqa: F401
 from cellsim.cli import demo as _demo  # noqa: F401
 from cellsim.cli import engines as _engines  # noqa: F401
+from cellsim.cli import fit as _fit  # noqa: F401
 from cellsim.cli import md as _md  # noqa: F401
 from cellsim.cli._app import app, err_console
 

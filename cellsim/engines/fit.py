@@ -1,0 +1,417 @@
+"""Fine-tune an offline potential (CHGNet) on stored PBE labels: `cellsim engines fit`.
+
+The labels are DFT job folders (``result.json`` + ``structure.json``: :mod:`cellsim.engines.planewave`,
+:mod:`cellsim.engines.cp2k`), computed once and kept as data (``data/pbe``). A fit is reproducible from them:
+its folder is named by a hash of the labels and the settings, holds the model file (``model.pth.tar``,
+loadable as ``engine: {name: chgnet, model_path: ...}``), the training log and a card (``card.json``,
+``card.md``) with the data, the errors on the training and held-out labels before and after, and the
+metal's Bain-path c/a; a second call with the same labels and settings reuses it.
+
+Choices, and why (measured on the In labels of data/pbe, 2 December 2026):
+
+* **Energies and forces, not stress.** GPAW's stress at 450 eV carries an isotropic Pulay offset of about
+  +2 GPa (In at its E(V) minimum, 27.2 A^3/atom, reads +2.1 GPa); E(V), the Bain path and the strained cells'
+  energies hold the same elastic information without it.
+* **One energy shift per element**, fitted by least squares to E(DFT) - E(base model) per atom before
+  training: each DFT code has its own energy zero (GPAW's PAW setups, CP2K's GTH pseudopotentials, the base
+  model's VASP-MP references), and a constant is not physics the network should spend its weights on.
+* **Energy weight 100** (per-atom energies in eV, forces in eV/A, MSE): the Bain path is a 5 meV/atom feature;
+  with CHGNet's default weight 1 the fit kept fcc (energy MAE 3-6 meV/atom), with 100 it reaches ~1 meV/atom
+  and In's c/a.
+* **Frozen embeddings and first three convolutions** (CHGNet's own fine-tuning recipe): a few dozen labels
+  retrain the readout and the last interaction layers, and the chemistry the labels do not cover (Li, P, S,
+  Cl) moves less.
+* **Held out**: every fifth multi-atom configuration (by a hash of its job folder name, so the split does not
+  depend on the order of the folders); 1-atom cells always train (they carry E(V) and the Bain path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cellsim.core.errors import CellsimError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+FIT_VERSION = 1  # bump when the training recipe changes: old fit folders are not reused
+
+
+@dataclass(frozen=True)
+class Label:
+    """One DFT single point used as a training or test label."""
+
+    name: str
+    job: str
+    atoms: Atoms
+    energy_eV: float
+    forces: np.ndarray
+    code: str
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How the fine-tune runs (every field goes into the fit's hash and card)."""
+
+    base: str = "0.3.0"
+    epochs: int = 300
+    learning_rate: float = 1e-3
+    energy_weight: float = 100.0
+    force_weight: float = 1.0
+    batch_size: int = 8
+    holdout_every: int = 5
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    """A finished fit: its folder, model file and card."""
+
+    folder: Path
+    model_path: Path
+    card: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
+    """Every finished DFT job under ``folders`` (a job folder, a ``jobs`` folder or a label set above it).
+
+    Raises
+    ------
+    CellsimError
+        A folder does not exist or holds no finished job.
+    """
+    from ase.io import read
+
+    out: list[Label] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise CellsimError(f"--labels {root}: not a folder")
+        found = sorted(root.rglob("result.json"))
+        if not found:
+            raise CellsimError(f"--labels {root}: no finished DFT job (no */result.json)")
+        for res in found:
+            try:
+                data = json.loads(res.read_text())
+                atoms = read(res.parent / "structure.json")
+            except (OSError, ValueError, KeyError) as exc:
+                raise CellsimError(f"{res}: unreadable label ({exc})") from None
+            assert not isinstance(atoms, list)
+            forces = np.asarray(data["forces_eV_A"], dtype=float)
+            if forces.shape != (len(atoms), 3):
+                raise CellsimError(f"{res}: forces_eV_A has shape {forces.shape}, expected ({len(atoms)}, 3)")
+            code = str(data.get("code") or ("cp2k" if "cp2k_version" in data else "unknown"))
+            out.append(
+                Label(
+                    str(data.get("label") or res.parent.name),
+                    res.parent.name,
+                    atoms,
+                    float(data["energy_eV"]),
+                    forces,
+                    code,
+                )
+            )
+    return out
+
+
+def split(labels: Sequence[Label], every: int = 5) -> tuple[list[Label], list[Label]]:
+    """(train, held out): every ``every``-th multi-atom label by the hash of its job name; 1-atom cells train."""
+    train: list[Label] = []
+    held: list[Label] = []
+    for lab in labels:
+        h = int(hashlib.sha256(lab.job.encode()).hexdigest()[:8], 16)
+        (held if len(lab.atoms) > 1 and h % every == 0 else train).append(lab)
+    return train, held
+
+
+def _code_groups(labels: Sequence[Label]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(lab.code, []).append(i)
+    return groups
+
+
+def energy_shifts(labels: Sequence[Label], base_e: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per code, per element: the least-squares constant mapping the base model's energies onto the labels'.
+
+    ``base_e`` holds the base model's total energy of each label. E_DFT - E_base = sum_el n_el * mu_el.
+    """
+    shifts: dict[str, dict[str, float]] = {}
+    for code, idx in _code_groups(labels).items():
+        els = sorted({s for i in idx for s in labels[i].atoms.get_chemical_symbols()})
+        a = np.array([[labels[i].atoms.get_chemical_symbols().count(e) for e in els] for i in idx], dtype=float)
+        b = np.array([labels[i].energy_eV - base_e[i] for i in idx])
+        mu = np.linalg.lstsq(a, b, rcond=None)[0]
+        shifts[code] = {e: float(m) for e, m in zip(els, mu, strict=True)}
+    return shifts
+
+
+def _shift_of(lab: Label, shifts: dict[str, dict[str, float]]) -> float:
+    table = shifts.get(lab.code, {})
+    return float(sum(table.get(s, 0.0) for s in lab.atoms.get_chemical_symbols()))
+
+
+def fit_key(labels: Sequence[Label], settings: FitSettings) -> str:
+    """A 16-hex hash of the labels (job names, energies) and the settings: the fit folder's name."""
+    payload = {
+        "version": FIT_VERSION,
+        "settings": asdict(settings),
+        "labels": sorted((lab.job, round(lab.energy_eV, 8)) for lab in labels),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _predict(model: Any, atoms_list: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Total energies and forces of each structure from a CHGNet model."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    if not atoms_list:
+        return np.zeros(0), []
+    preds = model.predict_structure([AseAtomsAdaptor.get_structure(a) for a in atoms_list], task="ef", batch_size=16)
+    preds = preds if isinstance(preds, list) else [preds]
+    e = np.array([float(p["e"]) * len(a) for p, a in zip(preds, atoms_list, strict=True)])
+    return e, [np.asarray(p["f"], dtype=float) for p in preds]
+
+
+def errors(model: Any, labels: Sequence[Label], shifts: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Energy MAE (meV/atom, after the shifts) and force MAE (eV/A, all and per element) on ``labels``."""
+    if not labels:
+        return {"n": 0}
+    e, f = _predict(model, [lab.atoms for lab in labels])
+    de = [(e[i] + _shift_of(lab, shifts) - lab.energy_eV) / len(lab.atoms) for i, lab in enumerate(labels)]
+    out: dict[str, Any] = {"n": len(labels), "energy_mae_meV_atom": 1000 * float(np.mean(np.abs(de)))}
+    multi = [i for i, lab in enumerate(labels) if len(lab.atoms) > 1]
+    if multi:
+        diff = np.concatenate([np.abs(f[i] - labels[i].forces).ravel() for i in multi])
+        out["force_mae_eV_A"] = float(diff.mean())
+        per: dict[str, list[float]] = {}
+        for i in multi:
+            for s, row in zip(labels[i].atoms.get_chemical_symbols(), np.abs(f[i] - labels[i].forces), strict=True):
+                per.setdefault(s, []).extend(row.tolist())
+        out["force_mae_by_element"] = {s: float(np.mean(v)) for s, v in sorted(per.items())}
+    return out
+
+
+def bain_c_a(model: Any, element: str, volume: float) -> dict[str, Any]:
+    """E(c/a) - E(fcc) (meV/atom) of a model on the Bain path's cells, and its parabola minimum."""
+    from cellsim.engines.cp2k import BAIN_CA, bain_cell, parabola_minimum
+
+    cas = [*BAIN_CA, 1.56]
+    cas.sort()
+    e, _ = _predict(model, [bain_cell(element, ca, volume) for ca in cas])
+    curve = (1000 * (e - e[0]) / 2).tolist()
+    x, inside = parabola_minimum(cas, curve)
+    return {"c_a": cas, "meV_atom": curve, "c_a_min": x if inside else None}
+
+
+class _EpochLog(io.TextIOBase):
+    """Keeps CHGNet's training printout (for train.log) and reports each finished epoch."""
+
+    _EPOCH = re.compile(r"Epoch: \[(\d+)\]")
+
+    def __init__(self, report: Callable[[int], None] | None) -> None:
+        self.parts: list[str] = []
+        self._report = report
+        self._last = -1
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        for m in self._EPOCH.finditer(s):
+            k = int(m.group(1))
+            if k != self._last and self._report is not None:
+                self._report(k)
+            self._last = k
+        return len(s)
+
+
+def fit_chgnet(
+    labels: Sequence[Label],
+    out_root: str | os.PathLike[str],
+    settings: FitSettings | None = None,
+    *,
+    element: str | None = None,
+    volume: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Fine-tune CHGNet ``settings.base`` on ``labels``; the fit goes to ``out_root/chgnet-<hash>/``.
+
+    Parameters
+    ----------
+    labels
+        From :func:`load_labels`; split by :func:`split`.
+    out_root
+        Folder of fits (one sub-folder per labels + settings hash; an existing finished one is reused).
+    element, volume
+        The metal and the volume per atom of its Bain path (for the card's c/a before and after).
+    progress
+        Called with a short line at each stage and every 25 epochs.
+
+    Raises
+    ------
+    CellsimError
+        No labels, or no held-out label (too few multi-atom configurations for ``holdout_every``).
+    """
+    import torch
+    from chgnet.data.dataset import StructureData, collate_graphs
+    from chgnet.model import CHGNet
+    from chgnet.trainer import Trainer
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from torch.utils.data import DataLoader
+
+    from cellsim.core.files import atomic_write_json, atomic_write_text
+
+    s = settings or FitSettings()
+    say = progress or (lambda _m: None)
+    if not labels:
+        raise CellsimError("engines fit: no labels")
+    train, held = split(labels, s.holdout_every)
+    if not held:
+        raise CellsimError(
+            f"engines fit: no held-out label among {len(labels)} (every {s.holdout_every}th multi-atom configuration "
+            "is held out): label more configurations"
+        )
+    folder = Path(out_root) / f"chgnet-{fit_key(labels, s)}"
+    model_file, card_file = folder / "model.pth.tar", folder / "card.json"
+    if model_file.is_file() and card_file.is_file():
+        say(f"reusing {folder} (same labels and settings)")
+        return FitResult(folder, model_file, json.loads(card_file.read_text()), cached=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    base = CHGNet.load(model_name=s.base, verbose=False)
+    base_e, _ = _predict(base, [lab.atoms for lab in labels])
+    shifts = energy_shifts(labels, base_e)
+    say(f"{len(train)} training and {len(held)} held-out labels; energy shifts {shifts}")
+    before = {"train": errors(base, train, shifts), "held_out": errors(base, held, shifts)}
+
+    def dataset(items: Sequence[Label]) -> StructureData:
+        return StructureData(
+            [AseAtomsAdaptor.get_structure(lab.atoms) for lab in items],
+            [(lab.energy_eV - _shift_of(lab, shifts)) / len(lab.atoms) for lab in items],
+            [lab.forces.tolist() for lab in items],
+            shuffle=False,
+        )
+
+    gen = torch.Generator().manual_seed(s.seed)
+    train_dl = DataLoader(
+        dataset(train), batch_size=s.batch_size, shuffle=True, collate_fn=collate_graphs, generator=gen
+    )
+    held_dl = DataLoader(dataset(held), batch_size=s.batch_size, collate_fn=collate_graphs)
+    model = CHGNet.load(model_name=s.base, verbose=False)
+    frozen = [
+        model.atom_embedding,
+        model.bond_embedding,
+        model.angle_embedding,
+        model.bond_basis_expansion,
+        model.angle_basis_expansion,
+        model.atom_conv_layers[:3],
+        model.bond_conv_layers,
+        model.angle_layers,
+    ]
+    for layer in frozen:
+        for p in layer.parameters():
+            p.requires_grad = False
+    trainer = Trainer(
+        model=model,
+        targets="ef",
+        energy_loss_ratio=s.energy_weight,
+        force_loss_ratio=s.force_weight,
+        optimizer="Adam",
+        scheduler="CosLR",
+        criterion="MSE",
+        epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        use_device="cpu",
+        print_freq=10**9,
+        torch_seed=s.seed,
+        data_seed=s.seed,
+    )
+    log = _EpochLog(lambda k: say(f"epoch {k + 1}/{s.epochs}") if (k + 1) % 25 == 0 else None)
+    with contextlib.redirect_stdout(log):
+        trainer.train(train_dl, held_dl, save_dir=str(folder / "checkpoints"), train_composition_model=False)
+    fitted = trainer.model
+    after = {"train": errors(fitted, train, shifts), "held_out": errors(fitted, held, shifts)}
+    tmp = folder / "model.pth.tar.tmp"
+    trainer.save(filename=str(tmp))
+    os.replace(tmp, model_file)
+    for ck in (folder / "checkpoints").glob("*.pth.tar"):
+        ck.unlink()  # the final model is the fit; the epoch checkpoints would double the folder for nothing
+    with contextlib.suppress(OSError):
+        (folder / "checkpoints").rmdir()
+    atomic_write_text(folder / "train.log", "".join(log.parts))
+    card: dict[str, Any] = {
+        "fit_version": FIT_VERSION,
+        "key": folder.name.split("-", 1)[1],
+        "base_model": f"CHGNet {s.base} (bundled with chgnet; BSD-3-Clause licence, as the chgnet package)",
+        "settings": asdict(s),
+        "frozen": "atom/bond/angle embeddings and basis expansions, atom_conv_layers[:3], bond_conv_layers, "
+        "angle_layers",
+        "labels": {
+            "n": len(labels),
+            "train": sorted(lab.job for lab in train),
+            "held_out": sorted(lab.job for lab in held),
+            "codes": {c: len(i) for c, i in _code_groups(labels).items()},
+        },
+        "energy_shifts_eV_atom": shifts,
+        "errors_before": before,
+        "errors_after": after,
+        "train_s": round(time.perf_counter() - t0, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if element and volume:
+        card["bain"] = {"base": bain_c_a(base, element, volume), "fit": bain_c_a(fitted, element, volume)}
+    atomic_write_json(card_file, card)
+    atomic_write_text(folder / "card.md", card_markdown(card))
+    say(f"model written to {model_file}")
+    return FitResult(folder, model_file, card, cached=False)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The card as a short Markdown page (what was fitted on what, and how well)."""
+    b, a = card["errors_before"], card["errors_after"]
+
+    def row(name: str, part: str) -> str:
+        def g(d: dict[str, Any], k: str) -> str:
+            v = d[part].get(k)
+            return "-" if v is None else f"{v:.3f}"
+
+        return (
+            f"| {name} | {b[part]['n']} | {g(b, 'energy_mae_meV_atom')} | {g(a, 'energy_mae_meV_atom')} | "
+            f"{g(b, 'force_mae_eV_A')} | {g(a, 'force_mae_eV_A')} |"
+        )
+
+    lines = [
+        f"# Fitted model {card['key']}",
+        "",
+        f"Base: {card['base_model']}. Frozen: {card['frozen']}.",
+        f"Labels: {card['labels']['n']} ({', '.join(f'{k}: {v}' for k, v in card['labels']['codes'].items())}); "
+        f"energy shifts (eV/atom) {card['energy_shifts_eV_atom']}.",
+        f"Settings: {card['settings']}. Training took {card['train_s']} s.",
+        "",
+        "| set | labels | energy MAE before (meV/atom) | after | force MAE before (eV/A) | after |",
+        "|---|---|---|---|---|---|",
+        row("train", "train"),
+        row("held out", "held_out"),
+    ]
+    if "bain" in card:
+        lines += ["", "Bain path, E - E(fcc) in meV/atom:", ""]
+        cas = card["bain"]["base"]["c_a"]
+        lines.append("| model | " + " | ".join(f"{x:g}" for x in cas) + " | c/a at minimum |")
+        lines.append("|---" * (len(cas) + 2) + "|")
+        for name in ("base", "fit"):
+            d = card["bain"][name]
+            m = "none in the scan" if d["c_a_min"] is None else f"{d['c_a_min']:.3f}"
+            lines.append(f"| {name} | " + " | ".join(f"{v:+.2f}" for v in d["meV_atom"]) + f" | {m} |")
+    return "\n".join(lines) + "\n"

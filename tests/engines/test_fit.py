@@ -1,0 +1,130 @@
+"""`cellsim engines fit`: labels, split, energy shifts, a real (tiny) CHGNet fine-tune, its card and reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from cellsim.core.errors import CellsimError
+from cellsim.engines import fit
+
+
+def _label(folder: Path, atoms: Atoms, energy: float, forces: np.ndarray, name: str, code: str = "gpaw") -> None:
+    folder.mkdir(parents=True)
+    write(folder / "structure.json", atoms, format="json")
+    data = {"energy_eV": energy, "forces_eV_A": forces.tolist(), "label": name, "code": code}
+    (folder / "result.json").write_text(json.dumps(data))
+
+
+def _li_set(root: Path, n: int = 12, shift: float = -1.0) -> Path:
+    """bcc Li cells, rattled, labelled with CHGNet's own energies and forces plus ``shift`` eV/atom."""
+    from ase.build import bulk
+    from chgnet.model import CHGNet
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = CHGNet.load(model_name="0.3.0", verbose=False)
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        atoms = bulk("Li", "bcc", a=3.44, cubic=True) * ((1, 1, 1) if k < 3 else (2, 1, 1))
+        if k >= 3:
+            atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        p = model.predict_structure(AseAtomsAdaptor.get_structure(atoms), task="ef")
+        e = float(p["e"]) * len(atoms) + shift * len(atoms)
+        _label(root / "jobs" / f"Li-{k:04d}", atoms, e, np.asarray(p["f"]), f"li-{k}")
+    return root
+
+
+def test_load_labels_names_bad_folders(tmp_path):
+    with pytest.raises(CellsimError, match="not a folder"):
+        fit.load_labels([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CellsimError, match=r"empty: no finished DFT job"):
+        fit.load_labels([tmp_path / "empty"])
+    atoms = Atoms("Li2", positions=[[0, 0, 0], [1.5, 1.5, 1.5]], cell=[3, 3, 3], pbc=True)
+    _label(tmp_path / "bad" / "j1", atoms, -3.0, np.zeros((3, 3)), "x")
+    with pytest.raises(CellsimError, match=r"j1/result.json: forces_eV_A has shape \(3, 3\), expected \(2, 3\)"):
+        fit.load_labels([tmp_path / "bad"])
+
+
+def test_split_is_by_job_name_and_keeps_one_atom_cells_in_training(tmp_path):
+    labs = [
+        fit.Label(
+            f"c{k}",
+            f"job-{k}",
+            Atoms("Li" * (1 if k < 5 else 2), cell=[3, 3, 3], pbc=True),
+            0.0,
+            np.zeros((1 if k < 5 else 2, 3)),
+            "gpaw",
+        )
+        for k in range(60)
+    ]
+    train, held = fit.split(labs, 5)
+    assert held and all(len(x.atoms) > 1 for x in held) and all(x in train for x in labs[:5])
+    assert len(train) + len(held) == 60
+    # the order of the folders does not change the split
+    _, h2 = fit.split(list(reversed(labs)), 5)
+    assert {x.job for x in h2} == {x.job for x in held}
+
+
+def test_energy_shifts_recover_a_constant_per_element():
+    labs = []
+    base = []
+    for n_li, n_in in ((1, 0), (2, 0), (0, 1), (1, 1), (3, 2)):
+        atoms = Atoms("Li" * n_li + "In" * n_in, cell=[5, 5, 5], pbc=True)
+        e_base = -1.0 * len(atoms)
+        labs.append(fit.Label("x", "j", atoms, e_base - 0.3 * n_li + 0.7 * n_in, np.zeros((len(atoms), 3)), "gpaw"))
+        base.append(e_base)
+    shifts = fit.energy_shifts(labs, np.array(base))
+    assert shifts["gpaw"]["Li"] == pytest.approx(-0.3) and shifts["gpaw"]["In"] == pytest.approx(0.7)
+
+
+def test_fine_tune_writes_a_loadable_model_and_a_card_and_is_reused(tmp_path, engines_cli):
+    from typer.testing import CliRunner
+
+    from cellsim.engines.mlip import make_calculator
+
+    labels = fit.load_labels([_li_set(tmp_path / "labels")])
+    settings = fit.FitSettings(epochs=3)
+    lines: list[str] = []
+    res = fit.fit_chgnet(labels, tmp_path / "fits", settings, progress=lines.append)
+    assert not res.cached and res.model_path.is_file() and (res.folder / "card.md").is_file()
+    card = json.loads((res.folder / "card.json").read_text())
+    # the labels are CHGNet's own energies - 1 eV/atom: the shift takes the constant, the errors start at ~0
+    assert card["energy_shifts_eV_atom"]["gpaw"]["Li"] == pytest.approx(-1.0, abs=1e-6)
+    assert card["errors_before"]["train"]["energy_mae_meV_atom"] < 1e-3
+    assert card["errors_before"]["held_out"]["force_mae_eV_A"] < 1e-4
+    assert card["labels"]["n"] == 12 and len(card["labels"]["held_out"]) >= 1
+    assert "BSD-3-Clause" in card["base_model"] and "| held out |" in (res.folder / "card.md").read_text()
+    assert any("training and" in x for x in lines)
+    calc, info = make_calculator("chgnet", str(res.model_path))
+    atoms = labels[5].atoms.copy()
+    atoms.calc = calc
+    assert np.isfinite(atoms.get_potential_energy()) and info["model"] == str(res.model_path)
+    # same labels + settings: the fit is reused, not retrained
+    again = fit.fit_chgnet(labels, tmp_path / "fits", settings)
+    assert again.cached and again.folder == res.folder
+    # the CLI on the bundled study with these labels: the card's table and the model path
+    out = CliRunner().invoke(
+        engines_cli,
+        [
+            "engines",
+            "fit",
+            "li6ps5cl_in",
+            "--labels",
+            str(tmp_path / "labels"),
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path / "fits"),
+        ],
+        terminal_width=200,
+    )
+    assert out.exit_code == 0, out.output
+    assert "reused" in out.output and str(res.model_path) in out.output and "held out" in out.output
+    bad = CliRunner().invoke(engines_cli, ["engines", "fit", "li6ps5cl_in", "--labels", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "not a folder" in bad.output
