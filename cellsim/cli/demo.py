@@ -97,7 +97,9 @@ def demo(
         # a smoke-test demo (under 0.5 ps of MD) gets the check's smoke-test sizes too
         quick = parse_quantity(time_, "time", "ps", "--time") < 0.5
         with console.status(f"checking CHGNet on {pair}"):
-            reports = stages.engine_check(out, [ENGINE], quick=quick)
+            # a study with its own model file (engine.model_path, e.g. from `cellsim engines fit`) runs and is
+            # checked on that file
+            reports = stages.engine_check(out, None if spec.engine.model_path else [ENGINE], quick=quick)
         for rep in reports:
             bad = [f"{r.phase} {r.quantity} {r.verdict}" for r in rep.rows if r.verdict in ("warn", "fail")]
             console.print(

@@ -21,8 +21,8 @@ Choices, and why (measured on the In labels of data/pbe, 2 December 2026):
 * **Frozen embeddings and first three convolutions** (CHGNet's own fine-tuning recipe): a few dozen labels
   retrain the readout and the last interaction layers, and the chemistry the labels do not cover (Li, P, S,
   Cl) moves less.
-* **Held out**: every fifth multi-atom configuration (by a hash of its job folder name, so the split does not
-  depend on the order of the folders); 1-atom cells always train (they carry E(V) and the Bain path).
+* **Held out**: every fifth multi-atom configuration, ranked by a hash of its job folder name (so the split
+  does not depend on the order of the folders); 1-atom cells always train (they carry E(V) and the Bain path).
 """
 
 from __future__ import annotations
@@ -128,12 +128,19 @@ def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
 
 
 def split(labels: Sequence[Label], every: int = 5) -> tuple[list[Label], list[Label]]:
-    """(train, held out): every ``every``-th multi-atom label by the hash of its job name; 1-atom cells train."""
-    train: list[Label] = []
-    held: list[Label] = []
-    for lab in labels:
-        h = int(hashlib.sha256(lab.job.encode()).hexdigest()[:8], 16)
-        (held if len(lab.atoms) > 1 and h % every == 0 else train).append(lab)
+    """(train, held out): of the multi-atom labels ranked by the hash of their job name, every ``every``-th.
+
+    Ranking by hash makes the split independent of the folders' order and holds out exactly
+    ``ceil(n / every)`` of ``n`` multi-atom labels; 1-atom cells always train (they carry E(V) and the Bain path).
+    """
+
+    def rank(lab: Label) -> str:
+        return hashlib.sha256(lab.job.encode()).hexdigest()
+
+    multi = sorted((lab for lab in labels if len(lab.atoms) > 1), key=rank)
+    held_jobs = {lab.job for k, lab in enumerate(multi) if k % every == 0}
+    train = [lab for lab in labels if lab.job not in held_jobs]
+    held = [lab for lab in labels if lab.job in held_jobs]
     return train, held
 
 
@@ -415,3 +422,22 @@ def card_markdown(card: dict[str, Any]) -> str:
             m = "none in the scan" if d["c_a_min"] is None else f"{d['c_a_min']:.3f}"
             lines.append(f"| {name} | " + " | ".join(f"{v:+.2f}" for v in d["meV_atom"]) + f" | {m} |")
     return "\n".join(lines) + "\n"
+
+
+def describe_model(model_path: str | os.PathLike[str] | None) -> str | None:
+    """One sentence on a fitted model from the card beside its file, or ``None`` (no file, or no card)."""
+    if not model_path:
+        return None
+    card_file = Path(model_path).expanduser().parent / "card.json"
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, ValueError):
+        return None
+    b, a = card.get("errors_before", {}).get("held_out", {}), card.get("errors_after", {}).get("held_out", {})
+    text = f"fine-tuned from {card.get('base_model', '?')} on {card.get('labels', {}).get('n', '?')} PBE labels"
+    if "force_mae_eV_A" in a and "force_mae_eV_A" in b:
+        text += f"; held-out force MAE {b['force_mae_eV_A']:.3f} -> {a['force_mae_eV_A']:.3f} eV/A"
+    fit_min = card.get("bain", {}).get("fit", {}).get("c_a_min")
+    if fit_min is not None:
+        text += f"; Bain-path c/a {fit_min:.3f}"
+    return text + f" (card: {card_file.with_suffix('.md')})"

@@ -129,6 +129,11 @@ def md_section(d: ReportData) -> Section | None:
             f"in {len(d.engine)} segment(s)",
         ],
     ]
+    from cellsim.engines.fit import describe_model
+
+    card = describe_model(e0.get("model")) if str(e0.get("model", "")).endswith(".pth.tar") else None
+    if card:  # a model from `cellsim engines fit`: what it was fitted on and how well, from its card
+        rows.insert(1, ["model", card])
     return ("Molecular dynamics", ["", ""], rows, "")
 
 

@@ -58,14 +58,17 @@ def run(
 def engine_check(run_dir: PathLike, engines: Sequence[str] | None = None, quick: bool = False) -> list[Any]:
     """``cellsim engines check`` on a run directory's own phases; the rows go to ``RUN/engine-check.json``.
 
-    Default: the study's engine only (results are cached, so a repeated demo does not pay again).
+    Default: the study's engine only, its ``engine.model_path`` file when it names one (results are cached,
+    so a repeated demo does not pay again).
     """
     from cellsim.engines.check import CheckSettings, check_engines, prepare, write_json
     from cellsim.engines.registry import select
 
     rd = RunDir(run_dir)
     study = rd.load_study()
-    names: list[str] = list(engines) if engines else [mlip_for(study.engine.name)]
+    names: list[str] = (
+        list(engines) if engines else ["study" if study.engine.model_path else mlip_for(study.engine.name)]
+    )
     inp = prepare(study, rd.root.resolve(), rd.root)
     reports = check_engines(inp, select(names, study), CheckSettings.quick() if quick else CheckSettings())
     write_json(rd.engine_check_file, reports)

@@ -64,7 +64,7 @@ def test_split_is_by_job_name_and_keeps_one_atom_cells_in_training(tmp_path):
         for k in range(60)
     ]
     train, held = fit.split(labs, 5)
-    assert held and all(len(x.atoms) > 1 for x in held) and all(x in train for x in labs[:5])
+    assert len(held) == 11 and all(len(x.atoms) > 1 for x in held) and all(x in train for x in labs[:5])
     assert len(train) + len(held) == 60
     # the order of the folders does not change the split
     _, h2 = fit.split(list(reversed(labs)), 5)
