@@ -128,3 +128,40 @@ def test_fine_tune_writes_a_loadable_model_and_a_card_and_is_reused(tmp_path, en
     assert "reused" in out.output and str(res.model_path) in out.output and "held out" in out.output
     bad = CliRunner().invoke(engines_cli, ["engines", "fit", "li6ps5cl_in", "--labels", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "not a folder" in bad.output
+
+
+def test_a_study_model_file_is_what_the_run_checks_and_the_report_names(tmp_path, monkeypatch):
+    """stages.engine_check on a study with engine.model_path checks that file; the report's MD row reads its card."""
+    from cellsim import stages
+    from cellsim.config.rundir import save_resolved
+    from cellsim.config.study import load_study
+    from cellsim.core.resources import shipped_dir
+    from cellsim.engines import check as ec
+
+    fit_dir = tmp_path / "fits" / "chgnet-0000"
+    fit_dir.mkdir(parents=True)
+    model = fit_dir / "model.pth.tar"
+    model.write_bytes(b"not read here")
+    card = {
+        "base_model": "CHGNet 0.3.0",
+        "labels": {"n": 40},
+        "errors_before": {"held_out": {"force_mae_eV_A": 0.11}},
+        "errors_after": {"held_out": {"force_mae_eV_A": 0.05}},
+        "bain": {"fit": {"c_a_min": 1.548}},
+    }
+    (fit_dir / "card.json").write_text(json.dumps(card))
+    assert fit.describe_model(model) == (
+        "fine-tuned from CHGNet 0.3.0 on 40 PBE labels; held-out force MAE 0.110 -> 0.050 eV/A; "
+        f"Bain-path c/a 1.548 (card: {fit_dir / 'card.md'})"
+    )
+    assert fit.describe_model(tmp_path / "elsewhere.pth.tar") is None and fit.describe_model(None) is None
+
+    study = load_study(shipped_dir("workflows") / "li6ps5cl_in.yaml")
+    study = study.model_copy(update={"engine": study.engine.model_copy(update={"model_path": str(model)})})
+    run = tmp_path / "run"
+    save_resolved(study, run)
+    seen = []
+    monkeypatch.setattr(ec, "check_engines", lambda inp, models, settings: seen.extend(models) or [])
+    monkeypatch.setattr(ec, "write_json", lambda path, reports: None)
+    stages.engine_check(run)
+    assert [m.model_path for m in seen] == [str(model)]
