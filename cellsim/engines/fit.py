@@ -298,8 +298,8 @@ def fit_chgnet(
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     base = CHGNet.load(model_name=s.base, verbose=False)
-    base_e, _ = _predict(base, [lab.atoms for lab in labels])
-    shifts = energy_shifts(labels, base_e)
+    base_e, _ = _predict(base, [lab.atoms for lab in train])
+    shifts = energy_shifts(train, base_e)  # from the training labels only: nothing of the held-out ones leaks
     say(f"{len(train)} training and {len(held)} held-out labels; energy shifts {shifts}")
     before = {"train": errors(base, train, shifts), "held_out": errors(base, held, shifts)}
 
