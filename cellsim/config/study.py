@@ -435,11 +435,13 @@ def load_study(path: str | Path) -> Study:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise StudyError(f"{p}: cannot read the study file: {exc}") from exc
-    return parse_study(text, source=str(p))
+    study = parse_study(text, source=str(p))
+    _model_beside(study, p.parent)
+    return study
 
 
 def resolve_study_paths(study: Study, base_dir: Path | None) -> Study:
-    """Structure files of the study (``interface.*.phase``, ``match.candidates``) as absolute paths.
+    """Files of the study (``interface.*.phase``, ``match.candidates``, ``engine.model_path``) as absolute paths.
 
     Relative paths are taken from ``base_dir`` (the study file's folder), so the resolved study in a run
     directory works from any folder; library names and formulas stay as they are. Changes ``study`` in place.
@@ -457,4 +459,14 @@ def resolve_study_paths(study: Study, base_dir: Path | None) -> Study:
         side.phase = absolute(side.phase)
     if study.match.candidates is not None:
         study.match.candidates = [absolute(c) for c in study.match.candidates]
+    if base_dir is not None:
+        _model_beside(study, base_dir)
     return study
+
+
+def _model_beside(study: Study, base_dir: Path) -> None:
+    """A relative ``engine.model_path`` that names a file beside the study file (a bundled fit) -> absolute."""
+    if study.engine.model_path:
+        m = Path(study.engine.model_path).expanduser()
+        if not m.is_absolute() and (base_dir / m).is_file():
+            study.engine.model_path = str((base_dir / m).resolve())

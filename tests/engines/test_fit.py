@@ -165,3 +165,17 @@ def test_a_study_model_file_is_what_the_run_checks_and_the_report_names(tmp_path
     monkeypatch.setattr(ec, "write_json", lambda path, reports: None)
     stages.engine_check(run)
     assert [m.model_path for m in seen] == [str(model)]
+
+
+def test_a_relative_model_path_is_taken_beside_the_study_file(tmp_path, monkeypatch):
+    from cellsim.config.study import load_study
+
+    (tmp_path / "fit").mkdir()
+    (tmp_path / "fit" / "model.pth.tar").write_bytes(b"x")
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nengine: {name: chgnet, model_path: fit/model.pth.tar}\n")
+    monkeypatch.chdir("/")
+    assert load_study(study).engine.model_path == str((tmp_path / "fit" / "model.pth.tar").resolve())
+    # a path that is not beside the study stays as written (taken from the working folder, as before)
+    study.write_text("name: s\nengine: {name: chgnet, model_path: elsewhere/model.pth.tar}\n")
+    assert load_study(study).engine.model_path == "elsewhere/model.pth.tar"
