@@ -233,7 +233,12 @@ def temperature_check(d: Diagnostics, t: np.ndarray, temp: np.ndarray, post: np.
     return Check("temperature", "warn" if problems else "ok", mean, "K", msg)
 
 
-def rmsd_check(d: Diagnostics, el: str, nn: float) -> Check:
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def rmsd_check(d: Diagnostics, el: str, nn: float, by_plane: list[float] | None = None) -> Check:
+    """The "metal order" check; ``by_plane``: the last block's RMS of each atomic plane, lowest first."""
     rmsd, tb = d.rmsd_A, d.block_times_ps
     half = slice(len(rmsd) // 2, None)
     growth, _ = linear_drift(tb[half], rmsd[half])
@@ -252,6 +257,24 @@ def rmsd_check(d: Diagnostics, el: str, nn: float) -> Check:
     )
     if above:
         tail = f": the {el} is melting/disordering; a solid plateaus below the limit"
+    if (above or growing) and by_plane:
+        # where the disorder is: interior planes near their sites with the outermost ones wandering (an
+        # interface layer that intermixes, a surface that roughens) is not the same finding as a molten slab
+        d.summary["rmsd_by_plane_A"] = by_plane
+        ok = [x < limit for x in by_plane]
+        k0 = ok.index(True) if any(ok) else len(ok)
+        k1 = len(ok) - ok[::-1].index(True) if any(ok) else 0
+        inner = by_plane[k0:k1]
+        txt = ", ".join(f"{x:.2f}" for x in by_plane)
+        if inner and all(ok[k0:k1]) and (k0 > 0 or k1 < len(ok)):
+            tail = (
+                f"; by plane (lowest to highest along c: {txt} A) the {len(inner)} planes from the "
+                f"{_ordinal(k0 + 1)} to the {_ordinal(k1)} stay below the limit ({min(inner):.2f}-{max(inner):.2f} A) "
+                f"and the outer {len(ok) - len(inner)} exceed it: the disorder is in the outer plane(s), not through "
+                "the slab"
+            )
+        else:
+            tail += f"; by plane (lowest to highest along c): {txt} A"
     elif growing:
         tail = (
             f": the {el} atoms keep leaving their sites (creep or diffusion; a solid's RMSD is flat once "

@@ -32,7 +32,10 @@ Rules
 * Metal order: metal positions with the metal's centre of mass removed; the reference site of each atom is
   its mean position over the first of 20 time blocks; per block, the RMS displacement from the reference.
   Warn when the last block exceeds the Lindemann limit (:data:`LINDEMANN_FRACTION` x nearest-neighbour
-  distance) or when the RMSD still grows faster than :data:`RMSD_GROWTH_WARN` over the second half.
+  distance) or when the RMSD still grows faster than :data:`RMSD_GROWTH_WARN` over the second half. A warning
+  gives the last block's RMS of each atomic plane (three or more planes): when a contiguous block of planes
+  stays below the limit and only outer ones exceed it, it says the disorder is in the outer plane(s) (an
+  interface layer intermixing, a surface roughening), not through the slab; the verdict stays a warning.
 * Layers: planes perpendicular to a x b found in the reference positions; the order parameter is the
   fraction of metal atoms within :data:`LAYER_TOLERANCE` of a plane, rescaled so that random heights give
   0 and perfect planes 1.

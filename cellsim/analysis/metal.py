@@ -48,7 +48,8 @@ def metal_series(
     ref_frac = frac[edges[0] : edges[1]].mean(axis=0)
     nn = nearest_distance(ref_frac - np.floor(ref_frac), cells[0], np.arange(frac.shape[1]))
     d.summary["metal_nn_A"] = nn
-    checks = [rmsd_check(d, el, nn)]
+    rmsd = rmsd_check(d, el, nn, plane_rmsd(centred, ref, cells[0], edges))
+    checks = [rmsd]
     layer = layers(d, el, centred, ref, cells[0], edges)
     if layer is not None:
         checks.append(layer)
@@ -56,6 +57,32 @@ def metal_series(
     if coord is not None:
         checks.append(coord)
     return checks
+
+
+def plane_rmsd(centred: np.ndarray, ref: np.ndarray, cell: np.ndarray, edges: np.ndarray) -> list[float] | None:
+    """RMS displacement (A) over the last time block of the atoms of each atomic plane, lowest plane first.
+
+    Displacements are about the whole metal's centre of mass (as the slab's RMSD): a plane that slides as a
+    whole shows, and so does, slightly, the centre's shift when one plane's atoms drift together.
+
+    ``None`` when the atoms form fewer than three planes along c (a bulk cell or no layering).
+    """
+    normal = np.cross(cell[0], cell[1])
+    normal /= np.linalg.norm(normal)
+    period = abs(float(cell[2] @ normal))
+    h = ref @ normal
+    planes = layer_planes(h, period)
+    if len(planes) < 3 or float(np.median(np.diff(planes))) < LAYER_MIN_SPACING:
+        return None
+    dz = h[:, None] - planes[None, :]
+    dz -= period * np.rint(dz / period)
+    which = np.abs(dz).argmin(axis=1)
+    last = centred[edges[-2] : edges[-1]]
+    disp2 = ((last - ref[None]) ** 2).sum(axis=2).mean(axis=0)  # per atom, over the block
+    # order by the atoms' own (centred, unwrapped) heights: the plane positions are folded into one period
+    used = [k for k in range(len(planes)) if np.any(which == k)]
+    used.sort(key=lambda k: float(h[which == k].mean()))
+    return [float(np.sqrt(disp2[which == k].mean())) for k in used]
 
 
 def layers(

@@ -90,7 +90,7 @@ def test_melt_is_flagged() -> None:
     d = acc.finish()
     order = d.check("metal order")
     assert order is not None and order.status == "warn"
-    assert "melting" in order.message
+    assert "melting" in order.message and "by plane" in order.message and "outer plane" not in order.message
     assert d.summary["rmsd_growth_A_per_ps"] > 0.5
     assert d.summary["rmsd_end_A"] > 3.0
     layers = d.check("metal layers")
@@ -99,6 +99,30 @@ def test_melt_is_flagged() -> None:
     coord = d.check("metal coordination")
     assert coord is not None and coord.status == "warn"
     assert d.rmsd_A[-1] > d.rmsd_A[len(d.rmsd_A) // 2] > d.rmsd_A[1]
+
+
+def test_outer_plane_disorder_is_told_from_a_melt() -> None:
+    """Interior planes vibrating about their sites, the highest plane diffusing: the check says where."""
+    frac0, lat = bct_supercell((3, 3, 4))
+    rng = np.random.default_rng(2)
+    sites = frac0 @ lat
+    top = sites[:, 2] > sites[:, 2].max() - 0.1  # the highest (001) plane: 9 of 72 atoms
+    cart = sites[None] + rng.normal(0.0, 0.1 / np.sqrt(3), (400, len(sites), 3))
+    # the highest plane wanders in the plane (no change of height, as an interface layer that intermixes)
+    walk = np.cumsum(rng.normal(0.0, 0.2, (400, int(top.sum()), 3)), axis=0)
+    walk[..., 2] = 0.0
+    walk -= walk.mean(axis=1, keepdims=True)  # the layer's centre stays: displacements are about the slab's
+    cart[:, top] += walk
+    acc = DiagnosticsAccumulator(["In"] * len(sites), dt_fs=10.0)
+    feed(acc, frames_from_cartesian(cart, lat), lat)
+    d = acc.finish()
+    order = d.check("metal order")
+    assert order is not None and order.status == "warn", order
+    by_plane = d.summary["rmsd_by_plane_A"]
+    assert len(by_plane) == 8 and max(by_plane[:-1]) < 0.2 < by_plane[-1]
+    assert "the 7 planes from the 1st to the 7th stay below the limit" in order.message
+    assert "the disorder is in the outer plane(s), not through the slab" in order.message
+    assert "melting" not in order.message
 
 
 def test_boundary_crossing_is_not_melting() -> None:
