@@ -46,6 +46,12 @@ def engines_fit(
     learning_rate: Annotated[float, typer.Option(min=1e-7, help="Adam learning rate")] = 1e-3,
     energy_weight: Annotated[float, typer.Option(min=0.0, help="energy loss weight (forces: 1)")] = 100.0,
     threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+    from_card: Annotated[
+        Path | None,
+        typer.Option(
+            help="redo the fit a card describes: its labels (found in --labels or the stored sets) and settings"
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune CHGNet on PBE labels and write a model file with its card (errors before/after, Bain c/a).
 
@@ -54,7 +60,7 @@ def engines_fit(
     checks it like any other model.
     """
     from cellsim.engines.cp2k import BAIN_VOLUME
-    from cellsim.engines.fit import FitSettings, fit_chgnet, load_labels
+    from cellsim.engines.fit import FitSettings, fit_chgnet, labels_of_card, load_labels
     from cellsim.engines.mlip import set_threads
 
     t0 = time.perf_counter()
@@ -75,12 +81,15 @@ def engines_fit(
                 f"engines fit: no stored label sets for {sorted(elements)}; give --labels (DFT job folders)"
             )
         data = load_labels(folders)
+        card_settings = None
+        if from_card is not None:
+            data, card_settings = labels_of_card(from_card, data)
     except CellsimError as exc:
         fail(exc)
     set_threads(threads)
     root = out or ((run_dir / "fits") if run_dir else Path("cellsim-fits"))
     err_console.print(f"[bold]{study.name}[/]: {len(data)} labels from {', '.join(str(f) for f in folders)}")
-    settings = FitSettings(epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight)
+    settings = card_settings or FitSettings(epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight)
     el = metal_els[0] if len(metal_els) == 1 else None
     try:
         res = fit_chgnet(

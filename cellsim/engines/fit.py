@@ -127,6 +127,30 @@ def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
     return out
 
 
+def labels_of_card(card_file: str | os.PathLike[str], labels: Sequence[Label]) -> tuple[list[Label], FitSettings]:
+    """The labels a fit's card names (its training and held-out jobs) among ``labels``, and its settings.
+
+    Raises
+    ------
+    CellsimError
+        The card is unreadable, or a job it names is not among ``labels`` (the message names them).
+    """
+    try:
+        card = json.loads(Path(card_file).read_text())
+        jobs = set(card["labels"]["train"]) | set(card["labels"]["held_out"])
+        settings = FitSettings(**card["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CellsimError(f"--from-card {card_file}: not a fit card ({exc})") from None
+    chosen = [lab for lab in labels if lab.job in jobs]
+    missing = sorted(jobs - {lab.job for lab in chosen})
+    if missing:
+        raise CellsimError(
+            f"--from-card {card_file}: {len(missing)} labelled jobs not found in the label folders "
+            f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); give --labels"
+        )
+    return chosen, settings
+
+
 def split(labels: Sequence[Label], every: int = 5) -> tuple[list[Label], list[Label]]:
     """(train, held out): of the multi-atom labels ranked by the hash of their job name, every ``every``-th.
 

@@ -179,3 +179,43 @@ def test_a_relative_model_path_is_taken_beside_the_study_file(tmp_path, monkeypa
     # a path that is not beside the study stays as written (taken from the working folder, as before)
     study.write_text("name: s\nengine: {name: chgnet, model_path: elsewhere/model.pth.tar}\n")
     assert load_study(study).engine.model_path == "elsewhere/model.pth.tar"
+
+
+def test_the_bundled_fitted_study_finds_its_model_and_card():
+    """li6ps5cl_in_fitted names its model beside it (workflows/fits/): it loads, and its card says what it is."""
+    from cellsim.config.study import load_study
+    from cellsim.engines.mlip import make_calculator
+    from cellsim.engines.registry import select
+
+    study = load_study("li6ps5cl_in_fitted")
+    path = Path(study.engine.model_path or "")
+    assert path.is_absolute() and path.is_file() and path.parent.name == "chgnet-in-pbe"
+    card = json.loads((path.parent / "card.json").read_text())
+    assert card["bain"]["fit"]["c_a_min"] is not None and abs(card["bain"]["fit"]["c_a_min"] - 1.546) < 0.02
+    assert card["errors_after"]["held_out"]["force_mae_eV_A"] < card["errors_before"]["held_out"]["force_mae_eV_A"]
+    assert "fine-tuned from CHGNet 0.3.0" in (fit.describe_model(path) or "")
+    (model,) = select(["study"], study)
+    assert model.weights_file() == path
+    calc, _ = make_calculator("chgnet", str(path))
+    from cellsim.engines.cp2k import bain_cell
+
+    atoms = bain_cell("In", 1.54, 27.3)
+    atoms.calc = calc
+    assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_the_bundled_fit_is_reproducible_from_the_stored_labels():
+    """The card's labels are all in data/pbe and, with its settings, hash to the card's key (the same fit)."""
+    from cellsim.config.study import load_study
+    from cellsim.engines.planewave import stored_labels
+
+    if not stored_labels():
+        pytest.skip("no stored plane-wave labels (data/pbe) in this install")
+    card_file = Path(load_study("li6ps5cl_in_fitted").engine.model_path or "").parent / "card.json"
+    labels, settings = fit.labels_of_card(card_file, fit.load_labels(stored_labels()))
+    card = json.loads(card_file.read_text())
+    assert len(labels) == card["labels"]["n"] and fit.fit_key(labels, settings) == card["key"]
+    _, held = fit.split(labels, settings.holdout_every)
+    assert sorted(x.job for x in held) == card["labels"]["held_out"]
+    with pytest.raises(CellsimError, match="labelled jobs not found"):
+        fit.labels_of_card(card_file, labels[:3])
