@@ -275,3 +275,47 @@ def primitive_bct_cell(element: str, c_a: float, volume: float) -> Atoms:
     c = c_a * a
     cell = [[-a / 2, a / 2, c / 2], [a / 2, -a / 2, c / 2], [a / 2, a / 2, -c / 2]]
     return Atoms(element, cell=cell, scaled_positions=[[0, 0, 0]], pbc=True)
+
+
+def label_set(
+    configs: Sequence[tuple[str, Atoms, Mapping[str, Any], Mapping[str, Any]]],
+    root: str | os.PathLike[str],
+    *,
+    max_new: int | None = None,
+    list_only: bool = False,
+) -> dict[str, str]:
+    """Label named configurations one at a time into ``root/jobs`` (a stored label set, data/pbe/*_pw).
+
+    ``configs``: (name, atoms, settings overrides, meta) in labelling order. Finished jobs are reused, so a
+    killed run continues; ``root/index.json`` (name -> job folder) is rewritten after every job. With
+    ``list_only`` nothing runs: each configuration is printed with whether it is labelled. ``max_new`` stops
+    after that many new jobs. Returns the index.
+    """
+    from cellsim.core.files import atomic_write_json
+    from cellsim.engines.cp2k.jobs import job_dir, load_result
+
+    jobs = Path(root) / "jobs"
+    if list_only:
+        for name, atoms, over, _ in configs:
+            folder = job_dir(jobs, atoms, _physics(resolve_settings(over)), True)
+            print(f"{name:32s} {len(atoms)} atoms  {'done' if load_result(folder) else '-'}")
+        return {}
+    _, version = find_gpaw_python()
+    index: dict[str, str] = {}
+    new = 0
+    for name, atoms, over, meta in configs:
+        settings = resolve_settings(over)
+        if load_result(job_dir(jobs, atoms, _physics(settings), True)) is None:
+            if max_new is not None and new >= max_new:
+                break
+            new += 1
+        t0 = time.time()
+        res = single_point(atoms, jobs, settings, stress=True, label=name, meta={**meta, "gpaw": version})
+        index[name] = res.job_dir.name
+        atomic_write_json(Path(root) / "index.json", index)
+        how = "cached" if res.cached else f"{time.time() - t0:.0f} s"
+        print(
+            f"{name}: E {res.energy / len(atoms):.5f} eV/atom, max |F| {np.abs(res.forces).max():.3f}, {how}",
+            flush=True,
+        )
+    return index

@@ -12,16 +12,12 @@ surfaces first.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from cellsim.core.files import atomic_write_json
-from cellsim.engines.cp2k import load_result
-from cellsim.engines.cp2k.jobs import job_dir
-from cellsim.engines.planewave import _physics, find_gpaw_python, resolve_settings, single_point
+from cellsim.engines.planewave import label_set
 
 HERE = Path(__file__).resolve().parent / "in_surface_pw"
 V0, CA, VACUUM = 27.3, 1.54, 12.0
@@ -55,31 +51,7 @@ def main() -> None:
     ap.add_argument("--max", type=int, default=None, help="label at most N new configurations")
     ap.add_argument("--list", action="store_true", help="print the configurations and whether each is labelled")
     args = ap.parse_args()
-    configs = configurations()
-    if args.list:
-        for name, atoms, over, _ in configs:
-            folder = job_dir(HERE / "jobs", atoms, _physics(resolve_settings(over)), True)
-            print(f"{name:32s} {len(atoms)} atoms  {'done' if load_result(folder) else '-'}")
-        return
-    _, version = find_gpaw_python()
-    index: dict[str, str] = {}
-    new = 0
-    for name, atoms, over, meta in configs:
-        settings = resolve_settings(over)
-        folder = job_dir(HERE / "jobs", atoms, _physics(settings), True)
-        if load_result(folder) is None:
-            if args.max is not None and new >= args.max:
-                break
-            new += 1
-        t0 = time.time()
-        res = single_point(atoms, HERE / "jobs", settings, stress=True, label=name, meta={**meta, "gpaw": version})
-        index[name] = res.job_dir.name
-        atomic_write_json(HERE / "index.json", index)
-        print(
-            f"{name}: E {res.energy / len(atoms):.5f} eV/atom, max |F| {np.abs(res.forces).max():.3f}, "
-            f"{'cached' if res.cached else f'{time.time() - t0:.0f} s'}",
-            flush=True,
-        )
+    label_set(configurations(), HERE, max_new=args.max, list_only=args.list)
 
 
 if __name__ == "__main__":

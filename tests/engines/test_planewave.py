@@ -96,3 +96,18 @@ def test_bain_reference_keeps_one_code_when_the_other_is_missing(tmp_path, monke
     with pytest.raises(CellsimError, match=r"no PBE curve.*GPAW does not import"):
         ec.bain_reference(metal, [], codes=("gpaw",))
     planewave._probe.cache_clear()
+
+
+@needs_gpaw
+def test_label_set_labels_in_order_keeps_an_index_and_resumes(tmp_path, capsys):
+    configs = [
+        (f"li-{k}", primitive_bct_cell("Li", 1.0, v), TINY, {"volume": v}) for k, v in enumerate((19.0, 20.0, 21.0))
+    ]
+    index = planewave.label_set(configs, tmp_path, max_new=2)
+    assert list(index) == ["li-0", "li-1"]
+    assert json.loads((tmp_path / "index.json").read_text()) == index
+    planewave.label_set(configs, tmp_path, list_only=True)
+    listing = capsys.readouterr().out.splitlines()[-3:]
+    assert [line.split()[-1] for line in listing] == ["done", "done", "-"]
+    again = planewave.label_set(configs, tmp_path)  # resumes: the first two are reused, the third runs
+    assert list(again) == ["li-0", "li-1", "li-2"] and "cached" in capsys.readouterr().out
