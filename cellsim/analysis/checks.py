@@ -257,6 +257,13 @@ def rmsd_check(d: Diagnostics, el: str, nn: float, by_plane: list[float] | None 
     )
     if above:
         tail = f": the {el} is melting/disordering; a solid plateaus below the limit"
+    elif growing:
+        tail = (
+            f": the {el} atoms keep leaving their sites (creep or diffusion; a solid's RMSD is flat once "
+            "thermalised); not a stable solid over this run"
+        )
+    else:
+        tail = ": solid-like"
     if (above or growing) and by_plane:
         # where the disorder is: interior planes near their sites with the outermost ones wandering (an
         # interface layer that intermixes, a surface that roughens) is not the same finding as a molten slab
@@ -275,11 +282,4 @@ def rmsd_check(d: Diagnostics, el: str, nn: float, by_plane: list[float] | None 
             )
         else:
             tail += f"; by plane (lowest to highest along c): {txt} A"
-    elif growing:
-        tail = (
-            f": the {el} atoms keep leaving their sites (creep or diffusion; a solid's RMSD is flat once "
-            "thermalised); not a stable solid over this run"
-        )
-    else:
-        tail = ": solid-like"
     return Check("metal order", "warn" if above or growing else "ok", end, "A", head + tail)

@@ -445,3 +445,19 @@ def test_chgnet_metal_order(tmp_path: Path) -> None:
         assert cold.check(name).status == "ok", cold.check(name)  # type: ignore[union-attr]
     assert hot.summary["rmsd_end_A"] > 2 * cold.summary["rmsd_end_A"]
     assert hot.summary["rmsd_growth_A_per_ps"] > RMSD_GROWTH_WARN > cold.summary["rmsd_growth_A_per_ps"]
+
+
+def test_creep_below_the_limit_with_planes_is_reported_as_creep() -> None:
+    """Every atom creeping slowly (RMSD growing, still under the Lindemann limit): the creep message, by plane."""
+    frac0, lat = bct_supercell((3, 3, 4))
+    rng = np.random.default_rng(3)
+    sites = frac0 @ lat
+    walk = np.cumsum(rng.normal(0.0, 0.012, (400, len(sites), 3)), axis=0)
+    cart = sites[None] + walk + rng.normal(0.0, 0.05, (400, len(sites), 3))
+    acc = DiagnosticsAccumulator(["In"] * len(sites), dt_fs=2.0)
+    feed(acc, frames_from_cartesian(cart, lat), lat)
+    d = acc.finish()
+    order = d.check("metal order")
+    assert order is not None and order.status == "warn", order
+    assert d.summary["rmsd_end_A"] < d.summary["lindemann_limit_A"]
+    assert "keep leaving their sites" in order.message and "by plane (lowest to highest along c):" in order.message
