@@ -134,7 +134,7 @@ def test_extend_a_finished_run(fw_env: tuple[Path, dict[str, str]]) -> None:
 @pytest.mark.slow
 def test_embedded_engine_through_fireworks(tmp_path: Path) -> None:
     """The same workflow with one word changed: --engine chgnet runs the MD on the embedded engine."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))  # tests/engines/test_engine.py
     from test_engine import tiny_run
 
     run = tiny_run(tmp_path)
