@@ -273,7 +273,8 @@ def rmsd_check(d: Diagnostics, el: str, nn: float, by_plane: list[float] | None 
         k1 = len(ok) - ok[::-1].index(True) if any(ok) else 0
         inner = by_plane[k0:k1]
         txt = ", ".join(f"{x:.2f}" for x in by_plane)
-        if inner and all(ok[k0:k1]) and (k0 > 0 or k1 < len(ok)):
+        # only when the solid block is at least half the slab is the rest 'outer planes' (2 of 6 is not)
+        if inner and all(ok[k0:k1]) and (k0 > 0 or k1 < len(ok)) and 2 * len(inner) >= len(ok):
             tail = (
                 f"; by plane (lowest to highest along c: {txt} A) the {len(inner)} planes from the "
                 f"{_ordinal(k0 + 1)} to the {_ordinal(k1)} stay below the limit ({min(inner):.2f}-{max(inner):.2f} A) "

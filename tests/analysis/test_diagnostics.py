@@ -461,3 +461,24 @@ def test_creep_below_the_limit_with_planes_is_reported_as_creep() -> None:
     assert order is not None and order.status == "warn", order
     assert d.summary["rmsd_end_A"] < d.summary["lindemann_limit_A"]
     assert "keep leaving their sites" in order.message and "by plane (lowest to highest along c):" in order.message
+
+
+def test_a_thin_solid_block_is_not_called_outer_plane_disorder() -> None:
+    """Two of eight planes near their sites, six wandering: a melt with a solid remnant, not 'outer planes'."""
+    frac0, lat = bct_supercell((3, 3, 4))
+    rng = np.random.default_rng(4)
+    sites = frac0 @ lat
+    z = sites[:, 2]
+    keep = (z > z.min() + 0.1) & (z < z.min() + 2 * lat[2, 2] / 8 + 0.1)  # the 2nd and 3rd planes stay put
+    cart = sites[None] + rng.normal(0.0, 0.1 / np.sqrt(3), (400, len(sites), 3))
+    walk = np.cumsum(rng.normal(0.0, 0.2, (400, int((~keep).sum()), 3)), axis=0)
+    walk[..., 2] = 0.0
+    walk -= walk.mean(axis=1, keepdims=True)
+    cart[:, ~keep] += walk
+    acc = DiagnosticsAccumulator(["In"] * len(sites), dt_fs=10.0)
+    feed(acc, frames_from_cartesian(cart, lat), lat)
+    d = acc.finish()
+    order = d.check("metal order")
+    assert order is not None and order.status == "warn"
+    assert sum(x < d.summary["lindemann_limit_A"] for x in d.summary["rmsd_by_plane_A"]) == 2
+    assert "melting" in order.message and "outer plane" not in order.message and "by plane" in order.message
