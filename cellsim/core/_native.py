@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsim.core.resources import cache_root
+
 SOURCE = Path(__file__).with_name("_kernels.c")
 CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC")
 _DP = np.ctypeslib.ndpointer(dtype=np.float64, flags="C_CONTIGUOUS")
@@ -30,8 +32,7 @@ _LP = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "kernels"
+    return cache_root() / "kernels"
 
 
 def _cpu_id() -> str:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+from cellsim.core.resources import cache_root
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -114,8 +115,7 @@ def _physics(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def cache_dir() -> Path:
     """``$CELLSIM_CACHE/gpaw`` (default ``~/.cache/cellsim/gpaw``)."""
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "gpaw"
+    return cache_root() / "gpaw"
 
 
 def stored_labels() -> list[Path]:

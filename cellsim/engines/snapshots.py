@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+from cellsim.core.resources import cache_root
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -103,8 +103,7 @@ def stored_snapshot_dirs() -> list[Path]:
 
 
 def _snapshot_cache() -> Path:
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "parity-snapshots"
+    return cache_root() / "parity-snapshots"
 
 
 def _digest(atoms: Atoms) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellsim.core.errors import CellsimError
 from cellsim.core.files import atomic_write_json
+from cellsim.core.resources import cache_root
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -51,8 +52,7 @@ class MPPhase:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "mp"
+    return cache_root() / "mp"
 
 
 def _query_kind(query: str) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -19,14 +18,14 @@ if TYPE_CHECKING:
     from ase.calculators.calculator import Calculator
     from pymatgen.core import Structure
 
+from cellsim.core.resources import cache_root
 from cellsim.engines.check.settings import CheckSettings
 
 # --------------------------------------------------------------------------- cache
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "engine-check"
+    return cache_root() / "engine-check"
 
 
 def _key_hash(key: dict[str, Any]) -> str:

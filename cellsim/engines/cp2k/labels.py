@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from cellsim.core.resources import cache_root
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
 
 def cache_dir() -> Path:
     """Where CP2K jobs run by cellsim go: ``$CELLSIM_CACHE/cp2k`` (default ``~/.cache/cellsim/cp2k``)."""
-    root = os.environ.get("CELLSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cellsim")
-    return Path(root) / "cp2k"
+    return cache_root() / "cp2k"
 
 
 def stored_labels() -> list[Path]:
