@@ -120,6 +120,9 @@ class DiagnosticsAccumulator:
     dt_assumed
         The time between frames was assumed, not read or given: the "time step" check says so (and it is
         made either way, :mod:`cellsim.analysis.timestep`).
+    expected_frames
+        A lower bound of the frames to come (the readers' index): the thinning starts on its final stride, so
+        the frames it would drop later are never counted (:func:`cellsim.analysis.timestep.start_stride`).
     """
 
     def __init__(
@@ -134,9 +137,10 @@ class DiagnosticsAccumulator:
         max_frames: int = 2000,
         coordination_cutoff: float | None = None,
         dt_assumed: bool = False,
+        expected_frames: int | None = None,
     ) -> None:
         from cellsim.analysis.defaults import metal_candidates
-        from cellsim.analysis.timestep import StepDisplacements
+        from cellsim.analysis.timestep import StepDisplacements, start_stride
 
         if dt_fs <= 0:
             raise ValueError(f"dt_fs must be positive, got {dt_fs}")
@@ -160,7 +164,8 @@ class DiagnosticsAccumulator:
             and len(metal_candidates(self.species.tolist())) > 1
         )
         self.dt_assumed = dt_assumed
-        self._steps = StepDisplacements(self.species.tolist())
+        steps = None if expected_frames is None else max(0, expected_frames - 1)
+        self._steps = StepDisplacements(self.species.tolist(), expected_steps=steps)
         present = set(self.species.tolist())
         if units is None:
             units = [PS4] if {"P", "S"} <= present else []
@@ -169,7 +174,7 @@ class DiagnosticsAccumulator:
             (np.flatnonzero(self.species == u.centre), np.flatnonzero(self.species == u.ligand)) for u in self.units
         ]
         self.n_frames = 0
-        self.stride = 1
+        self.stride = start_stride(expected_frames, self.max_frames)
         self._kept_index: list[int] = []
         self._kept_frac: list[np.ndarray] = []  # unwrapped fractional coordinates of the metal atoms
         self._kept_cell: list[np.ndarray] = []

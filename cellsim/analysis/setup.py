@@ -386,14 +386,22 @@ def choose_reactants(
     return infer_reactants(element_counts)
 
 
-def diagnostics_options(study: Study | None, dt_assumed: bool) -> dict[str, Any]:
-    """Keyword arguments of the pass's :class:`~cellsim.analysis.diagnostics.DiagnosticsAccumulator`."""
+def diagnostics_options(
+    study: Study | None, dt_assumed: bool, indexed: int | None = None, n_files: int = 1
+) -> dict[str, Any]:
+    """Keyword arguments of the pass's :class:`~cellsim.analysis.diagnostics.DiagnosticsAccumulator`.
+
+    ``indexed``: the frame count of the readers' index (:func:`indexed_frames`), which may count one frame
+    too many per file (a cut-off last frame, a repeated first frame dropped in stitching): less that, it is
+    the lower bound the diagnostics' thinning starts from.
+    """
     # 500 evenly spread frames resolve drifts and order parameters; more only costs time
     return {
         "metal": study_metal(study),
         "timestep_fs": study.md.timestep_fs if study is not None else None,
         "max_frames": 500,
         "dt_assumed": dt_assumed,
+        "expected_frames": None if indexed is None else max(0, indexed - n_files),
     }
 
 

@@ -32,6 +32,23 @@ TOLERANCE = 2.0
 BALLISTIC_CORRELATION = 0.8
 # kept per-step statistics (evenly strided over the run, like the diagnostics' frames)
 MAX_STEPS = 2000
+
+
+def start_stride(expected: int | None, cap: int) -> int:
+    """The stride a thinned sample of ``expected`` items ends on when it doubles each time it holds more than
+    ``cap`` (the smallest power of two s with ceil(expected / s) <= cap); 1 when ``expected`` is unknown.
+
+    Starting on it keeps exactly the items the doubling would keep, without computing the ones it drops later
+    (at 10,000 frames ~70 % of the step statistics and ~80 % of the diagnostics' unit counts). It may only
+    err low: an ``expected`` above the real count could start too sparse, so callers pass a lower bound.
+    """
+    s = 1
+    if expected is not None and expected > cap:
+        while -(-expected // s) > cap:
+            s *= 2
+    return s
+
+
 MIN_STEPS = 2
 KB_EV = 8.617333262e-5
 # sqrt(eV / amu) in A/fs
@@ -70,7 +87,7 @@ class StepDisplacements:
     """Per element and frame step: median and 95th percentile (over atoms) of the minimum-image displacement,
     and the mean cosine between an atom's consecutive displacements. Fed the trajectory's blocks in order."""
 
-    def __init__(self, species: Sequence[str], max_steps: int = MAX_STEPS) -> None:
+    def __init__(self, species: Sequence[str], max_steps: int = MAX_STEPS, expected_steps: int | None = None) -> None:
         sym = np.array(list(species))
         self.elements = list(dict.fromkeys(sym.tolist()))
         self._idx = [np.flatnonzero(sym == e) for e in self.elements]
@@ -78,7 +95,7 @@ class StepDisplacements:
         self._order = np.ascontiguousarray(np.concatenate(self._idx), dtype=np.int64)
         self._starts = np.cumsum([0] + [len(i) for i in self._idx]).astype(np.int64)
         self.max_steps = max(4, int(max_steps))
-        self.stride = 1
+        self.stride = start_stride(expected_steps, self.max_steps)  # a lower bound of the steps to come
         self.n_steps = 0
         self._kept: list[int] = []
         self._rows: list[np.ndarray] = []  # per kept step: (3, elements): median, p95, cosine
@@ -108,6 +125,8 @@ class StepDisplacements:
         if rows is None:
             return
         for k, row in zip(sel, rows, strict=True):
+            if steps[k] % self.stride:
+                continue  # the stride doubled within this block (keeping it would sample the run unevenly)
             self._kept.append(int(steps[k]))
             self._rows.append(row)
             if len(self._kept) > self.max_steps:

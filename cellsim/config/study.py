@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cellsim.config.engines import ENGINE_NAMES, check_engine_name
 from cellsim.core.errors import StudyError
+
+if TYPE_CHECKING:
+    import yaml  # imported where YAML is read or written: the analysis of a bare XDATCAR never needs it
 
 _ELEMENT_RE = re.compile(r"^[A-Z][a-z]?$")
 
@@ -353,6 +355,8 @@ class Study(_Model):
 
     def to_yaml(self) -> str:
         """YAML with every default written out."""
+        import yaml
+
         data = self.model_dump(mode="json")
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
 
@@ -362,6 +366,8 @@ class Study(_Model):
 
 def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
     """Map each key path in a YAML document to its 1-based line number."""
+    import yaml
+
     lines: dict[tuple[str | int, ...], int] = {}
 
     def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
@@ -404,6 +410,8 @@ def _format_errors(source: str, exc: ValidationError, lines: dict[tuple[str | in
 
 def parse_study(text: str, source: str = "<study>") -> Study:
     """Validate study YAML text; errors name ``source``, the line, the field and what was expected."""
+    import yaml
+
     try:
         data = yaml.safe_load(text)
         lines = _line_map(text)

@@ -135,15 +135,15 @@ def analyze(
         notes.append(cut_note)
     # without --window the window fits the run's length: the frame count from the readers' index, so the
     # trajectory is read once (counted by a first read only where a file has no index)
-    n_index, base_window, window_note = None, settings.window_ps, None
+    # (the index also lets the diagnostics' thinning start on its final stride)
+    n_index, base_window, window_note = setup.indexed_frames(files, sp), settings.window_ps, None
     if window_ps is None:
-        n_index = setup.indexed_frames(files, sp)
         n_total = n_index if n_index is not None else setup.count_frames(files, sp)
         settings.window_ps, window_note = setup.auto_window(n_total, settings)
     lock = WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir))
     try:
         with lock:
-            diag_options = setup.diagnostics_options(study, cond.dt_source == "default")
+            diag_options = setup.diagnostics_options(study, cond.dt_source == "default", n_index, len(files))
             res, diag = analyze_pass(files, settings, sp, progress, diag_options)
             if window_ps is None and n_index is not None and n_index != res.n_frames:
                 # the index was off (a cut-off last frame, a dropped repeated frame): the window of the real

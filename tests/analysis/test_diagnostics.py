@@ -482,3 +482,18 @@ def test_a_thin_solid_block_is_not_called_outer_plane_disorder() -> None:
     assert order is not None and order.status == "warn"
     assert sum(x < d.summary["lindemann_limit_A"] for x in d.summary["rmsd_by_plane_A"]) == 2
     assert "melting" in order.message and "outer plane" not in order.message and "by plane" in order.message
+
+
+def test_known_length_gives_the_same_frames() -> None:
+    """The readers' frame count starts the thinning on its final stride: the same kept frames and checks as
+    doubling from every frame, with the frames it would drop never counted."""
+    frac, lat, species = vibrating_solid(1000, rms=0.1)
+    plain = DiagnosticsAccumulator(species, dt_fs=2.0, max_frames=50)
+    feed(plain, frac, lat, block=37)
+    told = DiagnosticsAccumulator(species, dt_fs=2.0, max_frames=50, expected_frames=999)
+    assert told.stride == 32
+    feed(told, frac, lat, block=37)
+    assert told._kept_index == plain._kept_index
+    a, b = plain.finish(), told.finish()
+    assert a.summary == b.summary
+    assert [(c.name, c.status, c.message) for c in a.checks] == [(c.name, c.status, c.message) for c in b.checks]

@@ -71,3 +71,38 @@ def test_known_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
     np.testing.assert_allclose(rows[:, 1], [[0.1, 0.2]] * 5, atol=1e-12)
     assert np.isnan(rows[0, 2]).all()
     np.testing.assert_allclose(rows[1:, 2], 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("sizes", [[1, 5, 40, 3, 1, 30], [79], [7] * 23])
+def test_known_length_starts_on_the_final_stride(
+    monkeypatch: pytest.MonkeyPatch, backend: str, sizes: list[int]
+) -> None:
+    """Told how many steps come (the readers' index), the thinning computes only the steps it keeps, and keeps
+    exactly those the doubling keeps: every step on one stride, evenly over the run."""
+    if backend == "numpy":
+        monkeypatch.setattr(timestep._native, "load", lambda: None)
+    elif _native.load() is None:
+        pytest.skip("no C compiler: only the NumPy path exists")
+    frac, cells = _trajectory(sum(sizes), seed=len(sizes))
+    n_steps = sum(sizes) - 1
+    doubling = StepDisplacements(SPECIES, max_steps=16)
+    _feed(doubling, frac, cells, sizes)
+    preset = StepDisplacements(SPECIES, max_steps=16, expected_steps=n_steps)
+    _feed(preset, frac, cells, sizes)
+    assert doubling.stride > 1 and preset.stride == doubling.stride
+    assert preset._kept == doubling._kept == list(range(0, n_steps, doubling.stride))
+    # the same numbers (the NumPy path gathers a different set of steps to compute: rounding only)
+    np.testing.assert_allclose(np.array(preset._rows), np.array(doubling._rows), rtol=1e-12, atol=1e-14)
+    # a count that is too low only starts the doubling earlier: the same steps again
+    low = StepDisplacements(SPECIES, max_steps=16, expected_steps=n_steps // 3)
+    _feed(low, frac, cells, sizes)
+    assert low._kept == doubling._kept
+
+
+def test_start_stride() -> None:
+    assert timestep.start_stride(None, 500) == 1
+    assert timestep.start_stride(500, 500) == 1
+    assert timestep.start_stride(501, 500) == 2
+    assert timestep.start_stride(10_000, 500) == 32  # 313 frames kept; at 16 it would be 625
+    assert timestep.start_stride(9_999, 2000) == 8
