@@ -12,9 +12,9 @@ from cellsim import stages
 from cellsim.cli._app import app, console, err_console, fail
 from cellsim.core.errors import CellsimError
 
-# the paper's interface on CHGNet fine-tuned to PBE labels of In (workflows/fits/chgnet-in-pbe): the bundled
-# CHGNet 0.3.0 melts the In slab at 300 K, the fit keeps it solid below the interfacial plane and its forces
-# on the interface are closer to PBE (docs/engine.md); `--study li6ps5cl_in` runs the same on CHGNet 0.3.0
+# the paper's interface on CHGNet fine-tuned to PBE labels of In and of the interface (workflows/fits/chgnet-in-pbe):
+# the bundled CHGNet 0.3.0 melts the In slab at 300 K, the fit keeps it solid, interfacial plane included, and its
+# forces on the interface are closer to PBE (docs/engine.md); `--study li6ps5cl_in` runs the same on CHGNet 0.3.0
 DEFAULT_STUDY = "li6ps5cl_in_fitted"
 ENGINE = "chgnet"  # the family: a study's engine.model_path (the fit) replaces the bundled weights
 # the paper's study keeps the title it always had; other studies show their own name and description
@@ -58,8 +58,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on a bundled study (default: the paper's Li6PS5Cl/In), offline, on the embedded engine.
 
-    The default study runs on CHGNet fine-tuned to PBE labels of In (li6ps5cl_in_fitted; `--study li6ps5cl_in`
-    for the bundled CHGNet 0.3.0 weights).
+    The default study runs on CHGNet fine-tuned to PBE labels of In and of the interface (li6ps5cl_in_fitted;
+    `--study li6ps5cl_in` for the bundled CHGNet 0.3.0 weights).
     Stages: build -> VASP inputs (POTCAR.spec) -> engine check -> relax + NVT (CHGNet) -> analyze -> match -> report.
     Each finished stage is kept, so running demo again resumes, and a longer --time extends the MD.
     Prints the report's path at the end.

@@ -17,28 +17,15 @@ from cellsim.cli.engines import engines_app, load_study_or_run
 from cellsim.core.errors import CellsimError
 
 
-def _default_labels(elements: set[str]) -> list[Path]:
-    """The stored plane-wave label sets whose structures use only the study's elements."""
-    from ase.io import read
-
-    from cellsim.engines.planewave import stored_labels
-
-    out = []
-    for jobs in stored_labels():
-        first = next(iter(sorted(jobs.glob("*/structure.json"))), None)
-        if first is not None and set(read(first).get_chemical_symbols()) <= elements:  # type: ignore[union-attr]
-            out.append(jobs)
-    return out
-
-
 @engines_app.command("fit")
 def engines_fit(
     study_or_run: Annotated[str, typer.Argument(help="study file, bundled study name, or run directory")],
     labels: Annotated[
         list[Path] | None,
         typer.Option(
-            help="DFT label folders (job folders with result.json); default: the stored plane-wave sets "
-            "of the study's elements (data/pbe/*_pw)"
+            help="DFT label folders (job folders with result.json); default: the stored label sets of the "
+            "study's elements (data/pbe: every plane-wave set and the CP2K interface labels; not the parity "
+            "test snapshots)"
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="folder of fits (default: RUN/fits, or ./cellsim-fits)")] = None,
@@ -60,7 +47,7 @@ def engines_fit(
     checks it like any other model.
     """
     from cellsim.engines.cp2k import BAIN_VOLUME
-    from cellsim.engines.fit import FitSettings, fit_chgnet, labels_of_card, load_labels
+    from cellsim.engines.fit import FitSettings, fit_chgnet, labels_of_card, load_labels, training_sets
     from cellsim.engines.mlip import set_threads
 
     t0 = time.perf_counter()
@@ -75,7 +62,7 @@ def engines_fit(
         inp = prepare(study, base_dir, run_dir)
         metal_els = sorted({str(x.specie) for x in inp.metal.structure})
         elements = set(metal_els) | {str(x.specie) for x in inp.electrolyte.structure}
-        folders = list(labels) if labels else _default_labels(elements)
+        folders = list(labels) if labels else training_sets(elements)
         if not folders:
             raise CellsimError(
                 f"engines fit: no stored label sets for {sorted(elements)}; give --labels (DFT job folders)"

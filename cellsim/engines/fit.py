@@ -34,6 +34,7 @@ import json
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,6 +84,35 @@ class FitResult:
     model_path: Path
     card: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+
+
+# stored CP2K label sets that never train a fit (data/pbe/<set>), and why
+TEST_ONLY_SETS = {
+    "li6ps5cl_in_parity": "the engine check's held-out interface parity snapshots (a base-CHGNet MD): the "
+    "independent test of every fit's interface forces",
+    "in_bain": "CP2K's Bain path, flat within 0.8 meV/atom where plane waves give In's tetragonal minimum "
+    "(data/pbe/README.md); the plane-wave in_bain_pw trains instead",
+}
+
+
+def training_sets(elements: set[str] | None = None) -> list[Path]:
+    """The stored label sets a fit trains on by default: every plane-wave set and every CP2K set not in
+    :data:`TEST_ONLY_SETS`, whose structures use only ``elements`` (all, when None)."""
+    from ase.io import read
+
+    from cellsim.engines.cp2k import stored_labels as cp2k_sets
+    from cellsim.engines.planewave import stored_labels as pw_sets
+
+    out = []
+    for jobs in sorted({*pw_sets(), *(j for j in cp2k_sets() if j.parent.name not in TEST_ONLY_SETS)}):
+        first = next(iter(sorted(jobs.glob("*/structure.json"))), None)
+        if first is None:
+            continue
+        atoms = read(first)
+        assert not isinstance(atoms, list)
+        if elements is None or set(atoms.get_chemical_symbols()) <= elements:
+            out.append(jobs)
+    return out
 
 
 def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
@@ -188,6 +218,15 @@ def energy_shifts(labels: Sequence[Label], base_e: np.ndarray) -> dict[str, dict
         mu = np.linalg.lstsq(a, b, rcond=None)[0]
         shifts[code] = {e: float(m) for e, m in zip(els, mu, strict=True)}
     return shifts
+
+
+def shift_compositions(labels: Sequence[Label]) -> dict[str, int]:
+    """Distinct compositions per code: with fewer than the code's elements, only the totals of those
+    compositions fix its shifts, and the least-squares split between elements means nothing alone."""
+    return {
+        code: len({tuple(sorted(Counter(labels[i].atoms.get_chemical_symbols()).items())) for i in idx})
+        for code, idx in _code_groups(labels).items()
+    }
 
 
 def _shift_of(lab: Label, shifts: dict[str, dict[str, float]]) -> float:
@@ -396,6 +435,7 @@ def fit_chgnet(
             "codes": {c: len(i) for c, i in _code_groups(labels).items()},
         },
         "energy_shifts_eV_atom": shifts,
+        "energy_shift_compositions": shift_compositions(train),
         "errors_before": before,
         "errors_after": after,
         "train_s": round(time.perf_counter() - t0, 1),
@@ -407,6 +447,21 @@ def fit_chgnet(
     atomic_write_text(folder / "card.md", card_markdown(card))
     say(f"model written to {model_file}")
     return FitResult(folder, model_file, card, cached=False)
+
+
+def _shift_note(card: dict[str, Any]) -> str:
+    comps = card.get("energy_shift_compositions", {})
+    few = [
+        f"{code} ({n} composition{'s' if n > 1 else ''} of {len(card['energy_shifts_eV_atom'][code])} elements)"
+        for code, n in comps.items()
+        if n < len(card["energy_shifts_eV_atom"].get(code, {}))
+    ]
+    if not few:
+        return ""
+    return (
+        f" For {', '.join(few)} only the total shift of each composition is fixed; the split between elements is "
+        "the least-norm one and means nothing alone."
+    )
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -428,7 +483,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         f"Base: {card['base_model']}. Frozen: {card['frozen']}.",
         f"Labels: {card['labels']['n']} ({', '.join(f'{k}: {v}' for k, v in card['labels']['codes'].items())}); "
-        f"energy shifts (eV/atom) {card['energy_shifts_eV_atom']}.",
+        f"energy shifts (eV/atom) {card['energy_shifts_eV_atom']}.{_shift_note(card)}",
         f"Settings: {card['settings']}. Training took {card['train_s']} s.",
         "",
         "| set | labels | energy MAE before (meV/atom) | after | force MAE before (eV/A) | after |",

@@ -207,15 +207,49 @@ def test_the_bundled_fitted_study_finds_its_model_and_card():
 def test_the_bundled_fit_is_reproducible_from_the_stored_labels():
     """The card's labels are all in data/pbe and, with its settings, hash to the card's key (the same fit)."""
     from cellsim.config.study import load_study
-    from cellsim.engines.planewave import stored_labels
+    from cellsim.engines.fit import training_sets
 
-    if not stored_labels():
-        pytest.skip("no stored plane-wave labels (data/pbe) in this install")
+    if not training_sets():
+        pytest.skip("no stored PBE labels (data/pbe) in this install")
     card_file = Path(load_study("li6ps5cl_in_fitted").engine.model_path or "").parent / "card.json"
-    labels, settings = fit.labels_of_card(card_file, fit.load_labels(stored_labels()))
+    labels, settings = fit.labels_of_card(card_file, fit.load_labels(training_sets()))
     card = json.loads(card_file.read_text())
     assert len(labels) == card["labels"]["n"] and fit.fit_key(labels, settings) == card["key"]
     _, held = fit.split(labels, settings.holdout_every)
     assert sorted(x.job for x in held) == card["labels"]["held_out"]
     with pytest.raises(CellsimError, match="labelled jobs not found"):
         fit.labels_of_card(card_file, labels[:3])
+
+
+def test_training_sets_keep_the_parity_snapshots_out():
+    """The default training sets hold the CP2K interface labels but never the parity test set or CP2K's Bain path;
+    the bundled fit trained on none of the parity snapshots."""
+    from cellsim.engines.cp2k import stored_labels as cp2k_sets
+
+    if not cp2k_sets():
+        pytest.skip("no stored PBE labels (data/pbe) in this install")
+    names = {p.parent.name for p in fit.training_sets()}
+    assert "li6ps5cl_in_interface" in names and "in_bulk_pw" in names
+    assert not names & set(fit.TEST_ONLY_SETS)
+    assert fit.training_sets({"Cu"}) == []
+    parity = {lab.job for lab in fit.load_labels([p for p in cp2k_sets() if p.parent.name == "li6ps5cl_in_parity"])}
+    card = json.loads((Path(__file__).parents[2] / "workflows/fits/chgnet-in-pbe/card.json").read_text())
+    assert parity and not parity & (set(card["labels"]["train"]) | set(card["labels"]["held_out"]))
+    assert card["labels"]["codes"].get("cp2k", 0) >= 6
+
+
+def test_one_composition_per_code_is_said_in_the_card():
+    from ase import Atoms
+
+    def lab(name: str, symbols: str, code: str) -> fit.Label:
+        atoms = Atoms(symbols, positions=[[0, 0, i] for i in range(len(Atoms(symbols)))], cell=[5, 5, 5], pbc=True)
+        return fit.Label(name, name, atoms, 0.0, np.zeros((len(atoms), 3)), code)
+
+    labels = [lab("a", "In2S", "cp2k"), lab("b", "In2S", "cp2k"), lab("c", "In", "gpaw"), lab("d", "In2", "gpaw")]
+    assert fit.shift_compositions(labels) == {"cp2k": 1, "gpaw": 2}
+    card = {
+        "energy_shifts_eV_atom": {"cp2k": {"In": 1.0, "S": 2.0}, "gpaw": {"In": 0.1}},
+        "energy_shift_compositions": fit.shift_compositions(labels),
+    }
+    note = fit._shift_note(card)
+    assert "cp2k (1 composition of 2 elements)" in note and "gpaw" not in note
