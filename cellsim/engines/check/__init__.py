@@ -4,8 +4,9 @@ For each engine, on the metal and electrolyte phases the study names (library ph
 
 * relaxed lattice (cell + positions, space group kept) vs the reference cell: a, b, c by crystal system,
   ``c/a`` for tetragonal and hexagonal cells, volume per atom;
-* bulk metal at the study temperature (short Langevin NVT at the reference lattice): RMS displacement
-  about the lattice sites vs a classical Debye-model value, and the Lindemann ratio;
+* bulk metal at the study temperature (short Langevin NVT at the reference lattice, and again at the engine's
+  own relaxed lattice): RMS displacement about the lattice sites vs a classical Debye-model value, and the
+  Lindemann ratio;
 * electrolyte at the study temperature (short NVT, the study's time step): fraction of anion units
   (PS4 for a thiophosphate) that stay whole;
 * energies of 2-4 balanced reactions among library phases made of the study's elements, with a sign
