@@ -284,38 +284,21 @@ def label_set(
     max_new: int | None = None,
     list_only: bool = False,
 ) -> dict[str, str]:
-    """Label named configurations one at a time into ``root/jobs`` (a stored label set, data/pbe/*_pw).
+    """Label named configurations with GPAW (energy, forces, stress) into ``root/jobs``, a stored label set
+    (data/pbe/*_pw), by :func:`cellsim.engines.labelling.label_set`.
 
-    ``configs``: (name, atoms, settings overrides, meta) in labelling order. Finished jobs are reused, so a
-    killed run continues; ``root/index.json`` (name -> job folder) is rewritten after every job. With
-    ``list_only`` nothing runs: each configuration is printed with whether it is labelled. ``max_new`` stops
-    after that many new jobs. Returns the index.
+    ``configs``: (name, atoms, settings overrides, meta) in labelling order. Returns the index.
     """
-    from cellsim.core.files import atomic_write_json
-    from cellsim.engines.cp2k.jobs import job_dir, load_result
+    from cellsim.engines.cp2k.jobs import job_dir
+    from cellsim.engines.labelling import label_set as label_loop
 
-    jobs = Path(root) / "jobs"
-    if list_only:
-        for name, atoms, over, _ in configs:
-            folder = job_dir(jobs, atoms, _physics(resolve_settings(over)), True)
-            print(f"{name:32s} {len(atoms)} atoms  {'done' if load_result(folder) else '-'}")
-        return {}
-    _, version = find_gpaw_python()
-    index: dict[str, str] = {}
-    new = 0
-    for name, atoms, over, meta in configs:
+    version = None if list_only else find_gpaw_python()[1]
+
+    def folder(jobs: Path, atoms: Atoms, over: Mapping[str, Any]) -> Path:
+        return job_dir(jobs, atoms, _physics(resolve_settings(over)), True)
+
+    def run(jobs: Path, name: str, atoms: Atoms, over: Mapping[str, Any], meta: Mapping[str, Any]) -> Any:
         settings = resolve_settings(over)
-        if load_result(job_dir(jobs, atoms, _physics(settings), True)) is None:
-            if max_new is not None and new >= max_new:
-                break
-            new += 1
-        t0 = time.time()
-        res = single_point(atoms, jobs, settings, stress=True, label=name, meta={**meta, "gpaw": version})
-        index[name] = res.job_dir.name
-        atomic_write_json(Path(root) / "index.json", index)
-        how = "cached" if res.cached else f"{time.time() - t0:.0f} s"
-        print(
-            f"{name}: E {res.energy / len(atoms):.5f} eV/atom, max |F| {np.abs(res.forces).max():.3f}, {how}",
-            flush=True,
-        )
-    return index
+        return single_point(atoms, jobs, settings, stress=True, label=name, meta={**meta, "gpaw": version})
+
+    return label_loop(configs, root, folder, run, max_new=max_new, list_only=list_only)

@@ -16,15 +16,12 @@ stay out of every fit: they are the held-out interface test.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
+from ase import Atoms
 
 from cellsim.config.study import load_study
-from cellsim.core.files import atomic_write_json
-from cellsim.engines.cp2k import resolve_settings, single_point
-from cellsim.engines.cp2k.jobs import job_dir, load_result
+from cellsim.engines.cp2k import label_set
 from cellsim.engines.parity import PARITY_SETTINGS
 from cellsim.engines.registry import study_model
 from cellsim.engines.snapshots import engine_md_snapshots, reduced_interfaces
@@ -35,8 +32,9 @@ RUNS = ((300.0, 0), (450.0, 1))  # (temperature K, seed)
 ORDER = (5, 2, 4, 1, 3, 0)  # last frame first, then spread over the run
 
 
-def snapshots(temperature: float = 300.0, seed: int = 0) -> list:
-    """The K snapshots of one Langevin run of the shipped fit on the 46-atom reduced interface (cached)."""
+def configurations() -> list[tuple[str, Atoms, dict, dict]]:
+    """The snapshots of both runs in labelling order: K frames of each Langevin run of the shipped fit on the
+    46-atom reduced interface (cached in ``snapshots/``)."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
     study = load_study("li6ps5cl_in_fitted")
@@ -45,7 +43,13 @@ def snapshots(temperature: float = 300.0, seed: int = 0) -> list:
     reds = [s for red, s in reduced_interfaces(study) if red["electrolyte_layers"] == 1 and red["metal_thickness"] >= 8]
     atoms = AseAtomsAdaptor.get_atoms(reds[0])
     dt = study.md.timestep_fs
-    return engine_md_snapshots(atoms, model, K, temperature, dt, STEPS, seed=seed, cache=HERE / "snapshots")
+    out: list[tuple[str, Atoms, dict, dict]] = []
+    for t, seed in RUNS:
+        frames = engine_md_snapshots(atoms, model, K, t, dt, STEPS, seed=seed, cache=HERE / "snapshots")
+        src = f"{STEPS} steps of the shipped fit, Langevin {t:g} K (seed {seed})"
+        for i in ORDER:
+            out.append((f"interface-{t:g}K-{i}", frames[i], PARITY_SETTINGS, {"source": f"{src}, frame {i} of {K}"}))
+    return out
 
 
 def main() -> None:
@@ -53,33 +57,7 @@ def main() -> None:
     ap.add_argument("--max", type=int, default=None, help="label at most N new snapshots")
     ap.add_argument("--list", action="store_true", help="print the snapshots and whether each is labelled")
     args = ap.parse_args()
-    settings = resolve_settings(PARITY_SETTINGS)
-    jobs = HERE / "jobs"
-    index: dict[str, str] = {}
-    new = 0
-    todo = [(t, seed, i) for t, seed in RUNS for i in ORDER]
-    frames = {(t, seed): snapshots(t, seed) for t, seed in RUNS}
-    for t, seed, i in todo:
-        atoms = frames[(t, seed)][i]
-        name = f"interface-{t:g}K-{i}"
-        done = load_result(job_dir(jobs, atoms, settings, False)) is not None
-        if args.list:
-            print(f"{name:24s} {len(atoms)} atoms  {'done' if done else '-'}")
-            continue
-        if not done:
-            if args.max is not None and new >= args.max:
-                break
-            new += 1
-        t0 = time.time()
-        meta = {"source": f"{STEPS} steps of the shipped fit, Langevin {t:g} K (seed {seed}), frame {i} of {K}"}
-        res = single_point(atoms, jobs, settings, label=name, meta=meta)
-        index[name] = res.job_dir.name
-        atomic_write_json(HERE / "index.json", index)
-        how = "cached" if res.cached else f"{time.time() - t0:.0f} s"
-        print(
-            f"{name}: E {res.energy / len(atoms):.5f} eV/atom, max |F| {np.abs(res.forces).max():.3f}, {how}",
-            flush=True,
-        )
+    label_set(configurations(), HERE, max_new=args.max, list_only=args.list)
 
 
 if __name__ == "__main__":

@@ -270,3 +270,16 @@ def test_same_structure_read_back_finds_its_job(tmp_path, monkeypatch):
     far = h2(0.9)  # a different structure is not matched
     assert cp2k.jobs.find_matching(far, s, False, [tmp_path]) is None
     assert cp2k.jobs.find_matching(moved, s, True, [tmp_path]) is None  # stress asked: another job
+
+
+@needs_cp2k
+def test_label_set_labels_in_order_keeps_an_index_and_resumes(tmp_path, capsys):
+    """The CP2K label sets (data/pbe/li6ps5cl_in_interface.py) run through the same loop as the plane-wave ones."""
+    configs = [(f"h2-{k}", h2(d), TINY, {"d": d}) for k, d in enumerate((0.74, 0.80))]
+    index = cp2k.label_set(configs, tmp_path, max_new=1)
+    assert list(index) == ["h2-0"] and json.loads((tmp_path / "index.json").read_text()) == index
+    assert json.loads((tmp_path / "jobs" / index["h2-0"] / "result.json").read_text())["meta"] == {"d": 0.74}
+    cp2k.label_set(configs, tmp_path, list_only=True)
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[-2:]] == ["done", "-"]
+    again = cp2k.label_set(configs, tmp_path)
+    assert list(again) == ["h2-0", "h2-1"] and "cached" in capsys.readouterr().out

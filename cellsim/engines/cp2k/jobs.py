@@ -349,3 +349,27 @@ def single_points(
         if progress is not None:
             progress(name, out[name])
     return out
+
+
+def label_set(
+    configs: Sequence[tuple[str, Atoms, Mapping[str, Any], Mapping[str, Any]]],
+    root: str | os.PathLike[str],
+    *,
+    max_new: int | None = None,
+    list_only: bool = False,
+) -> dict[str, str]:
+    """Label named configurations with CP2K (energy and forces) into ``root/jobs``, a stored label set
+    (data/pbe/*), by :func:`cellsim.engines.labelling.label_set`.
+
+    ``configs``: (name, atoms, settings overrides for :func:`resolve_settings`, meta) in labelling order.
+    Returns the index.
+    """
+    from cellsim.engines.labelling import label_set as label_loop
+
+    def folder(jobs: Path, atoms: Atoms, over: Mapping[str, Any]) -> Path:
+        return job_dir(jobs, atoms, resolve_settings(over))
+
+    def run(jobs: Path, name: str, atoms: Atoms, over: Mapping[str, Any], meta: Mapping[str, Any]) -> Cp2kResult:
+        return single_point(atoms, jobs, resolve_settings(over), label=name, meta=meta)
+
+    return label_loop(configs, root, folder, run, max_new=max_new, list_only=list_only)
