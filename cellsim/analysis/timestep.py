@@ -32,6 +32,10 @@ TOLERANCE = 2.0
 BALLISTIC_CORRELATION = 0.8
 # kept per-step statistics (evenly strided over the run, like the diagnostics' frames)
 MAX_STEPS = 2000
+MIN_STEPS = 2
+KB_EV = 8.617333262e-5
+# sqrt(eV / amu) in A/fs
+_SPEED_UNIT = math.sqrt(1.602176634e-19 / 1.66053906660e-27) * 1e-5
 
 
 def start_stride(expected: int | None, cap: int) -> int:
@@ -47,12 +51,6 @@ def start_stride(expected: int | None, cap: int) -> int:
         while -(-expected // s) > cap:
             s *= 2
     return s
-
-
-MIN_STEPS = 2
-KB_EV = 8.617333262e-5
-# sqrt(eV / amu) in A/fs
-_SPEED_UNIT = math.sqrt(1.602176634e-19 / 1.66053906660e-27) * 1e-5
 
 
 def maxwell_ppf(q: float) -> float:
