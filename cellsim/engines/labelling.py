@@ -49,17 +49,21 @@ def label_set(
     is labelled. ``max_new`` stops after that many new jobs.
     """
     from cellsim.core.files import atomic_write_json
-    from cellsim.engines.cp2k.jobs import load_result
 
     jobs = Path(root) / "jobs"
+
+    def done(atoms: Atoms, over: Mapping[str, Any]) -> bool:
+        # both codes' job folders keep a finished job's result in result.json (cellsim.engines.cp2k.jobs)
+        return (folder_of(jobs, atoms, over) / "result.json").is_file()
+
     if list_only:
         for name, atoms, over, _ in configs:
-            print(f"{name:32s} {len(atoms)} atoms  {'done' if load_result(folder_of(jobs, atoms, over)) else '-'}")
+            print(f"{name:32s} {len(atoms)} atoms  {'done' if done(atoms, over) else '-'}")
         return {}
     index: dict[str, str] = {}
     new = 0
     for name, atoms, over, meta in configs:
-        if load_result(folder_of(jobs, atoms, over)) is None:
+        if not done(atoms, over):
             if max_new is not None and new >= max_new:
                 break
             new += 1
