@@ -224,7 +224,8 @@ def nose_hoover_nvt(atoms: Atoms, timestep: float, temperature_K: float, tdamp: 
                 self.atoms.set_momenta(self._p)
                 self._p = self.atoms.get_momenta()
 
-    dyn = _Constrained(atoms, timestep=timestep, temperature_K=temperature_K, tdamp=tdamp)
+    chain = 3  # thermostats in the chain (ASE's default; engine.json says so)
+    dyn = _Constrained(atoms, timestep=timestep, temperature_K=temperature_K, tdamp=tdamp, tchain=chain)
     removed = sum(c.get_removed_dof(atoms) for c in atoms.constraints)
     if removed:
         ThermostatState.check(dyn)
@@ -234,8 +235,7 @@ def nose_hoover_nvt(atoms: Atoms, timestep: float, temperature_K: float, tdamp: 
             masses=dyn.masses,
             temperature_K=temperature_K,
             tdamp=tdamp,
-            tchain=dyn._thermostat._tchain,
-            tloop=dyn._thermostat._tloop,
+            tchain=chain,
         )
     return dyn
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pytest
-
-pytest.importorskip("ase")
 
 
 def _slab(fixed: bool) -> tuple[Any, list[int]]:
