@@ -18,6 +18,11 @@ the process's own peak RSS (VmHWM):
 MDAnalysis and freud come with the ``bench`` extra (``pip install -e ".[bench]"``); a tool that is not installed
 is a row saying so. Results go to ``bench/out/bench_analysis.csv`` (``--csv``), which docs/performance.md quotes.
 
+cellsim's bytecode is compiled first (as ``pip install`` does). Every tool runs once a round, in turn
+(``--repeat`` rounds at 10,000 frames, default 3; ``--big-repeat`` beyond, default 1). A row gives the median
+whole-process time with its min-max, and x NumPy is the median of the rounds' ratios to the NumPy process of the
+same round: on a shared machine a slow spell then hits both sides.
+
 Run: ``make bench`` or ``.venv/bin/python bench/bench_analysis.py [--sizes 10000,100000] [--tools ...]``.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import re
 import subprocess
@@ -44,6 +50,10 @@ LABELS = {
     "mdanalysis": "MDAnalysis InterRDF",
     "freud": "freud density.RDF",
 }
+
+
+def _renumber(m: re.Match[bytes], shift: int) -> bytes:
+    return b"Direct configuration=%6d" % (int(m.group(1)) + shift)
 
 
 def make_files(sizes: list[int]) -> dict[int, Path]:
@@ -74,8 +84,7 @@ def make_files(sizes: list[int]) -> dict[int, Path]:
             with open(path.with_suffix(".tmp"), "wb") as fh:
                 fh.write(head)
                 for copy in range(n // 10_000):
-                    shift = copy * 10_000
-                    fh.write(config.sub(lambda m, s=shift: b"Direct configuration=%6d" % (int(m.group(1)) + s), body))
+                    fh.write(config.sub(functools.partial(_renumber, shift=copy * 10_000), body))
             path.with_suffix(".tmp").rename(path)
         files[n] = path
     return {n: files[n] for n in sizes}
@@ -93,9 +102,9 @@ _CELLSIM = (
     "import sys\n"
     + _PEAK
     + """
-from cellsim.cli import app
+from cellsim.cli import main  # the console script's entry point, as a user runs it
 try:
-    app(sys.argv[1:])
+    main(sys.argv[1:])
 except SystemExit as exc:
     if exc.code:
         raise
@@ -245,11 +254,33 @@ def run_tool(tool: str, path: Path, timeout: float) -> dict[str, object]:
     }
 
 
+def _compile_bytecode() -> None:
+    """cellsim's modules compiled to bytecode, as an installed package has them: with PYTHONDONTWRITEBYTECODE set
+    (or a read-only tree) an edited module would be compiled again by every process, ~0.07 s of each start."""
+    import compileall
+
+    import cellsim
+
+    compileall.compile_dir(str(Path(cellsim.__file__).parent), quiet=1)
+
+
+def _num(v: object) -> float | None:
+    return v if isinstance(v, float) else None
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="frame counts, multiples of 10,000")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
     parser.add_argument("--big-tools", default=",".join(TOOLS), help="tools run beyond 10,000 frames")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds at 10,000 frames (every tool once a round)")
+    parser.add_argument("--big-repeat", type=int, default=1, help="rounds beyond 10,000 frames")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per process at most")
     parser.add_argument("--csv", type=Path, default=OUT / "bench_analysis.csv")
     args = parser.parse_args()
@@ -257,30 +288,67 @@ def main() -> None:
     tools = [t for t in args.tools.split(",") if t]
     big = set(args.big_tools.split(","))
     files = make_files(sizes)
+    _compile_bytecode()
     rows: list[dict[str, object]] = []
-    fields = ["tool", "label", "frames", "wall_s", "analysis_s", "peak_mb", "vs_numpy", "note"]
+    fields = [
+        "tool", "label", "frames", "runs", "wall_s", "wall_min_s", "wall_max_s", "analysis_s", "peak_mb",
+        "vs_numpy", "note",
+    ]  # fmt: skip
     args.csv.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
-        """The CSV so far (rewritten after every row: a long run cut short keeps what it measured)."""
-        ref = {r["frames"]: r["wall_s"] for r in rows if r["tool"] == "numpy"}
-        for r in rows:
-            base = ref.get(r["frames"])
-            r["vs_numpy"] = r["wall_s"] / base if isinstance(r["wall_s"], float) and isinstance(base, float) else None
+        """The CSV so far (rewritten after every round: a long run cut short keeps what it measured)."""
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
             for r in rows:
                 w.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in r.items() if k in fields})
 
-    for n, path in files.items():
-        for tool in tools:
-            if n > 10_000 and tool not in big:
-                rows.append({"tool": tool, "label": LABELS[tool], "frames": n, "wall_s": None, "note": "not run"})
+    def summarise(n: int, runs: dict[str, list[dict[str, object]]]) -> list[dict[str, object]]:
+        """One row per tool: median, min and max wall over the rounds; x NumPy is the median of the rounds'
+        ratios to the NumPy process of the same round (paired: a slow spell of the machine hits both)."""
+        out = []
+        ref = runs.get("numpy", [])
+        for tool, rs in runs.items():
+            ok = [r for r in rs if isinstance(r["wall_s"], float)]
+            row: dict[str, object] = {"tool": tool, "label": LABELS[tool], "frames": n, "runs": len(ok)}
+            if not ok:
+                out.append({**row, "wall_s": None, "note": rs[-1]["note"]})
                 continue
-            print(f"running {tool} on {n} frames ...", file=sys.stderr, flush=True)
-            rows.append({"tool": tool, "label": LABELS[tool], "frames": n, **run_tool(tool, path, args.timeout)})
-            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+            walls = [w for r in ok if (w := _num(r["wall_s"])) is not None]
+            own = [a for r in ok if (a := _num(r.get("analysis_s"))) is not None]
+            peaks = [m for r in ok if (m := _num(r.get("peak_mb"))) is not None]
+            ratios = [
+                x / y
+                for a, b in zip(rs, ref, strict=False)
+                if (x := _num(a["wall_s"])) is not None and (y := _num(b["wall_s"])) is not None
+            ]
+            row.update(
+                wall_s=_median(walls),
+                wall_min_s=min(walls),
+                wall_max_s=max(walls),
+                analysis_s=_median(own) if own else None,
+                peak_mb=max(peaks) if peaks else None,
+                vs_numpy=_median(ratios) if ratios else None,
+                note="",
+            )
+            out.append(row)
+        return out
+
+    for n, path in files.items():
+        run_now = [t for t in tools if n <= 10_000 or t in big]
+        for tool in tools:
+            if tool not in run_now:
+                rows.append({"tool": tool, "label": LABELS[tool], "frames": n, "wall_s": None, "note": "not run"})
+        rounds = args.repeat if n <= 10_000 else args.big_repeat
+        runs: dict[str, list[dict[str, object]]] = {t: [] for t in run_now}
+        done = len(rows)
+        for k in range(max(1, rounds)):
+            for tool in run_now:  # every tool once a round, in turn
+                print(f"round {k + 1}/{rounds}: {tool} on {n} frames ...", file=sys.stderr, flush=True)
+                runs[tool].append(run_tool(tool, path, args.timeout))
+                print(f"  {runs[tool][-1]}", file=sys.stderr, flush=True)
+            rows[done:] = summarise(n, runs)
             save()
     save()
     print(
@@ -288,15 +356,20 @@ def main() -> None:
         f"r < {RMAX} A, {DR} A bins; whole processes (start-up included), peak = the process's VmHWM"
     )
     width = max(len(str(r["label"])) for r in rows)
-    print(f"{'tool':<{width}}  {'frames':>7}  {'whole s':>8}  {'own s':>7}  {'peak MB':>7}  {'x NumPy':>7}  note")
+    print(
+        f"{'tool':<{width}}  {'frames':>7}  {'runs':>4}  {'whole s':>8}  {'min-max s':>11}  {'own s':>7}"
+        f"  {'peak MB':>7}  {'x NumPy':>7}  note"
+    )
 
     def fmt(v: object, spec: str) -> str:
         return format(v, spec) if isinstance(v, float) else "-"
 
     for r in rows:
         print(
-            f"{r['label']!s:<{width}}  {r['frames']:>7}  {fmt(r['wall_s'], '8.2f')}  {fmt(r.get('analysis_s'), '7.2f')}"
-            f"  {fmt(r.get('peak_mb'), '7.0f')}  {fmt(r['vs_numpy'], '7.2f')}  {r['note']}"
+            f"{r['label']!s:<{width}}  {r['frames']:>7}  {r.get('runs', 0):>4}  {fmt(r['wall_s'], '8.2f')}"
+            f"  {fmt(r.get('wall_min_s'), '5.2f'):>5}-{fmt(r.get('wall_max_s'), '5.2f'):<5}"
+            f"  {fmt(r.get('analysis_s'), '7.2f')}  {fmt(r.get('peak_mb'), '7.0f')}  {fmt(r.get('vs_numpy'), '7.2f')}"
+            f"  {r['note']}"
         )
     print(f"\nwritten to {args.csv}")
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from cellsim.analysis.series import EQUILIBRATION_SD, linear_drift, running_mean
 from cellsim.core.files import atomic_write_json
+from cellsim.core.numeric import median
 
 # --------------------------------------------------------------------------- thresholds (with the reason)
 
@@ -208,7 +209,7 @@ def temperature_check(d: Diagnostics, t: np.ndarray, temp: np.ndarray, post: np.
     d.summary["temperature_min_K"], d.summary["temperature_min_ps"] = float(temp[k_min]), float(t[k_min])
     if target is None or target <= 0:
         return Check("temperature", "ok", mean, "K", f"temperature: mean {mean:.0f} K (sd {sd:.0f} K); no target given")
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    dt = median(np.diff(t)) if len(t) > 1 else 1.0
     width = max(1, round(TEMPERATURE_SMOOTH_PS / dt)) if dt > 0 else 1
     smooth = running_mean(temp[post], width)
     dip = float(smooth.min()) / target if len(smooth) else 1.0

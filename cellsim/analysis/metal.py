@@ -21,6 +21,7 @@ from cellsim.analysis.checks import (
     rmsd_check,
 )
 from cellsim.analysis.neighbours import nearest_distance, neighbour_counts
+from cellsim.core.numeric import median
 
 
 def metal_series(
@@ -72,7 +73,7 @@ def plane_rmsd(centred: np.ndarray, ref: np.ndarray, cell: np.ndarray, edges: np
     period = abs(float(cell[2] @ normal))
     h = ref @ normal
     planes = layer_planes(h, period)
-    if len(planes) < 3 or float(np.median(np.diff(planes))) < LAYER_MIN_SPACING:
+    if len(planes) < 3 or median(np.diff(planes)) < LAYER_MIN_SPACING:
         return None
     dz = h[:, None] - planes[None, :]
     dz -= period * np.rint(dz / period)
@@ -98,7 +99,7 @@ def layers(
     if len(planes) < 2:
         return None
     gaps = np.diff(np.concatenate([planes, [planes[0] + period]]))
-    spacing = float(np.median(gaps))
+    spacing = median(gaps)
     d.summary["layer_spacing_A"] = spacing
     d.summary["layer_planes"] = len(planes)
     if spacing < LAYER_MIN_SPACING:

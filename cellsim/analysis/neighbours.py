@@ -18,6 +18,7 @@ import numpy as np
 
 from cellsim.analysis.rdf import block_images
 from cellsim.core import _native
+from cellsim.core.numeric import median
 
 
 def half_width(cell: np.ndarray) -> float:
@@ -141,7 +142,7 @@ def nearest_distance(frac: np.ndarray, cell: np.ndarray, idx: np.ndarray, rmax: 
                 r[np.arange(len(r)), np.arange(c0, c0 + len(r))] = np.inf
             best[c0 : c0 + 256] = np.minimum(best[c0 : c0 + 256], r.min(axis=1))
     finite = best[np.isfinite(best)]
-    return float(np.median(finite)) if len(finite) else math.nan
+    return median(finite) if len(finite) else math.nan
 
 
 def with_neighbour(

@@ -114,8 +114,8 @@ def pair_histogram(
             bond_cut,
             hist,
             bonds,
-            np.empty(4 * max(len(ib), 1)),
-            np.empty(max(len(ib), 1), dtype=np.int64),
+            np.empty(7 * max(len(ib), 1)),
+            np.empty(3 * max(len(ib), 1) + 18, dtype=np.int64),
         )
         return
     if frac.size and (frac.min() < 0.0 or frac.max() >= 1.0):

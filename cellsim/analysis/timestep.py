@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from cellsim.core import _native
+from cellsim.core.numeric import median
 
 # a factor 2 in time = a factor 4 in kinetic energy: no thermostatted run is that far from its T
 TOLERANCE = 2.0
@@ -202,16 +203,16 @@ class StepDisplacements:
         per: dict[str, dict[str, float | None]] = {}
         flights, ballistic = [], True
         for j, el in enumerate(self.elements):
-            med = float(np.median(rows[:, 0, j]))
+            med = median(rows[:, 0, j])
             cos_vals = rows[:, 2, j][np.isfinite(rows[:, 2, j])]
-            corr = float(np.median(cos_vals)) if len(cos_vals) else math.nan
+            corr = median(cos_vals) if len(cos_vals) else math.nan
             v50, _, vrms = thermal_speeds(el, temperature_K)
             flight = med / v50
             flights.append(flight)
             ballistic = ballistic and math.isfinite(corr) and corr >= BALLISTIC_CORRELATION
             per[el] = {
                 "median_A": round(med, 4),
-                "p95_A": round(float(np.median(rows[:, 1, j])), 4),
+                "p95_A": round(median(rows[:, 1, j]), 4),
                 "largest_A": round(float(np.max(rows[:, 1, j])), 4),
                 "thermal_speed_rms_A_per_fs": round(vrms, 5),
                 "free_flight_fs": round(flight, 3),

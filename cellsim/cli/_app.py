@@ -43,8 +43,11 @@ app = typer.Typer(
 refs_app = typer.Typer(help="The offline reference library of crystal structures.", no_args_is_help=True)
 app.add_typer(refs_app, name="refs")
 
-console = _Console()
-err_console = _Console(stderr=True)
+# emoji and highlighting off: ":name:" in a path or a message stays as written, and rich does not colour the
+# digits of formulas, paths and pair names as if they were Python values (its highlighter's regular expressions
+# and emoji table are then never loaded either); tables and [ok]/[WARN] keep their own styles
+console = _Console(emoji=False, highlight=False)
+err_console = _Console(stderr=True, emoji=False, highlight=False)
 
 
 def _print_version(value: bool) -> None:

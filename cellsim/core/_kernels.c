@@ -118,10 +118,44 @@ static const char *skip_label(const char *p, const char *le) {
     return q == p ? p : NULL; /* digits without a sign ("Li2") are no label */
 }
 
+/* VASP's own layout of an XDATCAR line, "  0.35292678  0.49933598 -0.48047696": three 12-character fields of a
+ * blank, a blank or '-', one digit, '.' and eight digits, nothing else. Read from the known offsets: 0, or -1
+ * when the line has another layout (parse_xyz then reads it the general way). The arithmetic is parse_num's
+ * (the digits as one integer, one division by 1e8), so the doubles are the same to the bit. The eight decimals
+ * are checked and combined as one 64-bit word. The parse of the benchmark's 112 MB: 110 ms the general way,
+ * 55 ms digit by digit from the offsets, 40 ms with the word. */
+static int parse_xyz_fixed(const char *p, const char *le, double *xyz) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    return -1; /* the word arithmetic below reads the first character from the lowest byte */
+#endif
+    if (le - p != 36) return -1;
+    for (int k = 0; k < 3; k++) {
+        const char *f = p + 12 * k;
+        if (f[0] != ' ' || (f[1] != ' ' && f[1] != '-') || f[3] != '.') return -1;
+        const unsigned d0 = (unsigned)(unsigned char)f[2] - (unsigned)'0';
+        /* the eight decimals as one little-endian word: all digits when every byte is 0x30-0x39 */
+        uint64_t w;
+        memcpy(&w, f + 4, 8);
+        if (d0 > 9 || (w & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL ||
+            ((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) != 0x3030303030303030ULL)
+            return -1;
+        /* digit values, then pairs, fours and all eight combined (the first character in the lowest byte) */
+        w -= 0x3030303030303030ULL;
+        w = (w * 10 + (w >> 8)) & 0x00FF00FF00FF00FFULL;
+        w = (w * 100 + (w >> 16)) & 0x0000FFFF0000FFFFULL;
+        w = (w * 10000 + (w >> 32)) & 0xFFFFFFFFULL;
+        const uint64_t mant = (uint64_t)d0 * 100000000ULL + w;
+        const double v = (double)mant / POW10[8];
+        xyz[k] = f[1] == '-' ? -v : v;
+    }
+    return 0;
+}
+
 /* Exactly three finite numbers in [p, le), optionally followed (after a blank) by one species label: 0; 2
  * when the line has another form (extra or missing numbers, a glued or unknown token, so a corrupted byte
  * cannot shift columns silently); 3 when a number is infinite (1e400, 0.6D64104). */
 static int parse_xyz(const char *p, const char *le, double *xyz) {
+    if (parse_xyz_fixed(p, le, xyz) == 0) return 0;
     for (int k = 0; k < 3; k++) {
         while (p < le && is_blank(*p)) p++;
         const char *q = parse_num(p, le, &xyz[k]);
@@ -220,17 +254,6 @@ fail4:
     return nf;
 }
 
-/* First index of the ascending z[0..n) with z[i] >= v. */
-static long lower_bound(const double *z, long n, double v) {
-    long lo = 0, hi = n;
-    while (lo < hi) {
-        const long mid = (lo + hi) / 2;
-        if (z[mid] < v) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 /* Minimum-image histogram of one A atom (x0, x1, x2) against the B atoms jj in [j0, j1); r2s: scratch. */
 static inline int64_t mic_row(const double *bx, const double *by, const double *bz, double *r2s, long j0, long j1,
                               double x0, double x1, double x2, const double *H, double rmax2, double bc2,
@@ -254,27 +277,6 @@ static inline int64_t mic_row(const double *bx, const double *by, const double *
     return nbond;
 }
 
-/* Sort the B atoms of a frame by fractional c (bx, by, bz and their indices perm permuted together): insertion
- * sort, fast here because the atoms start in the previous frame's order, which changes little between frames. */
-static void sort_by_c(double *bx, double *by, double *bz, long *perm, long n) {
-    for (long i = 1; i < n; i++) {
-        const double vx = bx[i], vy = by[i], vz = bz[i];
-        const long vp = perm[i];
-        long j = i - 1;
-        while (j >= 0 && bz[j] > vz) {
-            bx[j + 1] = bx[j];
-            by[j + 1] = by[j];
-            bz[j + 1] = bz[j];
-            perm[j + 1] = perm[j];
-            j--;
-        }
-        bx[j + 1] = vx;
-        by[j + 1] = vy;
-        bz[j + 1] = vz;
-        perm[j + 1] = vp;
-    }
-}
-
 /*
  * Histogram of A-B distances below rmax, frame by frame, under periodic boundaries.
  * frac: (nframes, natoms, 3) fractional coordinates, any range (wrapped into [0, 1) as x - floor(x), like the
@@ -282,24 +284,25 @@ static void sort_by_c(double *bx, double *by, double *bz, long *perm, long n) {
  * images[3]: how many periodic images to scan on each side along a, b, c (0: minimum image, exact when
  * rmax < half the smallest cell width). same != 0: A == B, unordered pairs i < j (plus an atom with its
  * own images when images > 0). hist (nbins) is accumulated over frames; bonds[f] counts pairs with
- * d < bond_cut in frame f. work: 4 * nb doubles; perm: nb longs (the B atoms' order, sorted along c).
+ * d < bond_cut in frame f. work: 7 * nb doubles; iwork: 3 * nb + 18 longs (scratch of the bins along c).
  */
 void pair_histogram(const double *frac, long nframes, long natoms, const double *cells, int cell_per_frame,
                     const long *ia, long na, const long *ib, long nb, int same, double rmax, double dr, long nbins,
-                    const long *images, double bond_cut, int64_t *hist, int64_t *bonds, double *work, long *perm) {
+                    const long *images, double bond_cut, int64_t *hist, int64_t *bonds, double *work, long *iwork) {
     const double rmax2 = rmax * rmax, bc2 = bond_cut * bond_cut, inv_dr = 1.0 / dr;
     const long m0 = images[0], m1 = images[1], m2 = images[2];
     const int mic = (m0 == 0 && m1 == 0 && m2 == 0);
     /* work: 4 * nb doubles, B coordinates as separate x, y, z arrays (so the distance loop vectorises)
      * and the squared distances of one A atom to every B atom */
     double *bx = work, *by = work + nb, *bz = work + 2 * nb, *r2s = work + 3 * nb;
-    for (long jj = 0; jj < nb; jj++) perm[jj] = jj;
+    double *tx = work + 4 * nb, *ty = work + 5 * nb, *tz = work + 6 * nb;
+    long *bin = iwork, *first = iwork + nb, *cursor = iwork + 2 * nb + 9;
     for (long f = 0; f < nframes; f++) {
         const double *X = frac + f * natoms * 3;
         const double *H = cells + (cell_per_frame ? f * 9 : 0);
         int64_t nbond = 0;
         for (long jj = 0; jj < nb; jj++) {
-            const double *xj = X + 3 * ib[perm[jj]];
+            const double *xj = X + 3 * ib[jj];
             bx[jj] = xj[0] - floor(xj[0]);
             by[jj] = xj[1] - floor(xj[1]);
             bz[jj] = xj[2] - floor(xj[2]);
@@ -311,32 +314,64 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
             const double cx = H[1] * H[5] - H[2] * H[4], cy = H[2] * H[3] - H[0] * H[5], cz = H[0] * H[4] - H[1] * H[3];
             const double area = sqrt(cx * cx + cy * cy + cz * cz), vol = fabs(cx * H[6] + cy * H[7] + cz * H[8]);
             if (area > 0.0 && vol > 0.0) slab_w = rmax / (vol / area) * (1.0 + 1e-9) + 1e-12;
-            if (slab_w < 0.5) sort_by_c(bx, by, bz, perm, nb);
+        }
+        /* Only B atoms whose fractional c lies within slab_w of the A atom's (on the circle) can be closer than
+         * rmax: r >= |dc| * (cell height along c*). The B atoms are binned along c (nc bins, a counting sort,
+         * linear whatever their order) and an A atom scans the bins within k of its own, k / nc >= slab_w with a
+         * relative margin of 1e-6, so no pair within rmax is ever skipped; the extra B atoms scanned lie beyond
+         * rmax and are not counted. Measured on the benchmark slab, same counts: 14.5 us a frame for its three
+         * pairs with the exact window over atoms sorted along c (an insertion sort from the previous frame's
+         * order and binary searches), 13.9 with exact edges found in sorted bins, 9.7-10.5 with these whole bins. */
+        long nc = slab_w < 0.5 ? (long)(4.0 / (slab_w * (1.0 + 1e-6))) : 0;
+        if (nc > nb + 8) nc = nb + 8;
+        const long k = nc > 0 ? (long)ceil(slab_w * (1.0 + 1e-6) * (double)nc) : 0;
+        if (nc > 0 && 2 * k + 1 < nc) {
+            for (long b = 0; b <= nc; b++) first[b] = 0;
+            for (long jj = 0; jj < nb; jj++) {
+                long b = (long)(bz[jj] * (double)nc);
+                if (b >= nc) b = nc - 1;
+                bin[jj] = b;
+                first[b + 1]++;
+            }
+            for (long b = 0; b < nc; b++) {
+                first[b + 1] += first[b];
+                cursor[b] = first[b];
+            }
+            for (long jj = 0; jj < nb; jj++) {
+                const long to = cursor[bin[jj]]++;
+                tx[to] = bx[jj];
+                ty[to] = by[jj];
+                tz[to] = bz[jj];
+            }
+            for (long ii = 0; ii < na; ii++) {
+                const double *xi = X + 3 * ia[ii];
+                const double x0 = xi[0] - floor(xi[0]), x1 = xi[1] - floor(xi[1]), x2 = xi[2] - floor(xi[2]);
+                long b = (long)(x2 * (double)nc);
+                if (b >= nc) b = nc - 1;
+                const long lo = b - k, hi = b + k; /* bins lo..hi, on the circle */
+                long r0, r1, r2 = 0, r3 = 0;       /* B ranges [r0, r1) and [r2, r3) of the binned order */
+                if (lo < 0) {
+                    r0 = 0;
+                    r1 = first[hi + 1];
+                    r2 = first[lo + nc];
+                    r3 = nb;
+                } else if (hi >= nc) {
+                    r0 = first[lo];
+                    r1 = nb;
+                    r3 = first[hi - nc + 1];
+                } else {
+                    r0 = first[lo];
+                    r1 = first[hi + 1];
+                }
+                nbond += mic_row(tx, ty, tz, r2s, r0, r1, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
+                if (r3 > r2) nbond += mic_row(tx, ty, tz, r2s, r2, r3, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
+            }
+            if (bonds) bonds[f] += nbond;
+            continue;
         }
         for (long ii = 0; ii < na; ii++) {
             const double *xi = X + 3 * ia[ii];
             const double x0 = xi[0] - floor(xi[0]), x1 = xi[1] - floor(xi[1]), x2 = xi[2] - floor(xi[2]);
-            if (mic && !same && slab_w < 0.5) {
-                /* only B atoms whose fractional c lies within slab_w of the A atom's (on the circle) can be
-                 * closer than rmax: r >= |dc| * (cell height along c*); the rest are skipped, not counted */
-                const double lo = x2 - slab_w, hi = x2 + slab_w;
-                long r0 = 0, r1 = 0, r2 = 0, r3 = 0; /* B ranges [r0, r1) and [r2, r3) on the circle */
-                if (lo < 0.0) {
-                    r1 = lower_bound(bz, nb, nextafter(hi, 2.0));
-                    r2 = lower_bound(bz, nb, lo + 1.0);
-                    r3 = nb;
-                } else if (hi >= 1.0) {
-                    r0 = lower_bound(bz, nb, lo);
-                    r1 = nb;
-                    r3 = lower_bound(bz, nb, nextafter(hi - 1.0, 2.0));
-                } else {
-                    r0 = lower_bound(bz, nb, lo);
-                    r1 = lower_bound(bz, nb, nextafter(hi, 2.0));
-                }
-                nbond += mic_row(bx, by, bz, r2s, r0, r1, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
-                if (r3 > r2) nbond += mic_row(bx, by, bz, r2s, r2, r3, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
-                continue;
-            }
             if (mic) {
                 const long j0 = same ? ii + 1 : 0;
                 for (long jj = j0; jj < nb; jj++) {

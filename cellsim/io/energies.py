@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cellsim.io.xdatcar import open_maybe_compressed
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 KB_EV = 8.617333262e-5
 
@@ -75,6 +78,8 @@ def parse_vasprun(path: str | Path) -> np.ndarray:
     degrees of freedom without constraints); steps without ``kinetic`` (a relaxation) get T = EK = 0.
     A file cut off mid-write yields the whole steps before the cut.
     """
+    import xml.etree.ElementTree as ET  # here: the analysis of an XDATCAR run with an OSZICAR never needs it
+
     rows: list[list[float]] = []
     natoms = 0
     stack: list[str] = []

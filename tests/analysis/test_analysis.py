@@ -105,6 +105,36 @@ def test_tall_cell_window_and_unwrapped_coordinates(monkeypatch: pytest.MonkeyPa
     np.testing.assert_array_equal(out[0][1], out[1][1])
 
 
+@pytest.mark.parametrize("rmax", [1.0, 2.9, 3.7, 4.4, 6.0, 7.4])
+def test_binned_c_window_misses_no_pair(monkeypatch: pytest.MonkeyPatch, rmax: float) -> None:
+    """The C kernel bins the B atoms along c and scans the bins within reach of each A atom (more or fewer bins
+    as rmax / cell height varies, and the full scan when the bins would cover the cell). Atoms on the bin edges,
+    at c = 0 and just below 1, and pairs right at rmax across c = 0, are all counted as the NumPy path counts
+    them."""
+    rng = np.random.default_rng(int(rmax * 10))
+    cell = np.array([[9.0, 0.0, 0.0], [0.7, 9.3, 0.0], [0.5, -0.4, 31.0]])
+    frac = rng.random((3, 80, 3))
+    for nc in (8, 13, 20, 31):  # edges of bins of several widths
+        frac[:, :8, 2] = np.arange(8) / nc
+    frac[:, 8:12, 2] = [0.0, 1.0 - 1e-16, 1.0 - 1e-12, 0.5]
+    height = np.linalg.det(cell) / np.linalg.norm(np.cross(cell[0], cell[1]))
+    frac[:, 12, :] = [0.3, 0.3, 0.0]  # A at c = 0, a B atom right across c = 0 at just under rmax
+    frac[:, 50, :] = [0.3, 0.3, 1.0 - (rmax - 1e-9) / height]
+    out = []
+    for use in (True, False):
+        if not use:
+            monkeypatch.setattr(_native, "load", lambda: None)
+        hist = np.zeros(400, dtype=np.int64)
+        bonds = np.zeros(3, dtype=np.int64)
+        cells = np.array([cell, cell * 1.001, cell * 0.999])
+        # bond cutoff below rmax, as the analysis requires
+        pair_histogram(frac, cells, np.arange(40), np.arange(40, 80), False, rmax, 0.02, 0.6 * rmax, hist, bonds)
+        out.append((hist, bonds))
+    assert out[0][0].sum() > 0 and out[0][1].sum() > 0
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
 def _bulk_like(tmp_path: Path, n_frames: int = 3) -> tuple[Path, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(11)
     cell = np.array([[12.0, 0.0, 0.0], [0.6, 12.2, 0.0], [0.4, -0.5, 12.5]])

@@ -15,9 +15,9 @@ HEAVY = ("pandas", "matplotlib", "scipy", "pymatgen", "ase", "torch")
 # the CLI as a user runs it, then the heavy top-level modules it left in sys.modules
 WRAPPER = """
 import json, sys
-from cellsim.cli import app
+from cellsim.cli import main
 try:
-    app(sys.argv[1:])
+    main(sys.argv[1:])
 except SystemExit as exc:
     if exc.code:
         raise

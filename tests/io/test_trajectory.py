@@ -52,6 +52,57 @@ def test_vasp5_roundtrip(tmp_path: Path, backend: str) -> None:
     np.testing.assert_allclose(cells[0], LAT, atol=1e-6)
 
 
+# VASP's fixed layout (read by the C kernel from known offsets) and lines one character off it (read the general
+# way, or refused as before): the numbers must be the NumPy parser's to the bit
+_FIXED_LINES = [
+    "  0.35292678  0.49933598  0.48047696",
+    " -0.00000000 -0.12345678  1.99999999",
+    "  1.00000000  0.00000000 -0.87654321",
+    "  0.35292678  0.49933598  0.4804769 ",  # 7 decimals and a blank: general path
+    "  0.35292678  0.49933598  0.480476961",  # 9 decimals: general path
+    " +0.35292678  0.49933598  0.48047696",  # a plus sign: general path
+    "  0.35292678  0.49933598  0.48047696 In",  # a species label: general path
+    "  0.35292678  0.49933598\t0.48047696",  # a tab: general path
+    "0.35292678  0.49933598   0.48047696  ",  # shifted: general path
+]
+
+
+@pytest.mark.filterwarnings("ignore:.*were wrapped into the cell")
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "  0.3529a678  0.49933598  0.48047696",
+        "  0.35292678  0.4993.598  0.48047696",
+        "  0.35292678  0.49933598  0.4804769:",  # the byte after '9'
+        "  0.35292678  0.49933598  /.48047696",  # the byte before '0'
+        "  0.35292678  0.49933598  0.480476/6",
+    ],
+)
+def test_fixed_layout_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    head = "t\n1\n" + "".join(f"  {r[0]:.6f} {r[1]:.6f} {r[2]:.6f}\n" for r in LAT) + "In\n1\n"
+    body = "".join(f"Direct configuration= {k + 1}\n{ln}\n" for k, ln in enumerate(_FIXED_LINES))
+    p = tmp_path / "XDATCAR"
+    p.write_text(head + body)
+    native = read_trajectory(p)[1]
+    monkeypatch.setattr(_native, "load", lambda: None)
+    plain = read_trajectory(p)[1]
+    assert native.shape == (len(_FIXED_LINES), 1, 3)
+    assert native.tobytes() == plain.tobytes()
+    assert native[0, 0].tolist() == [0.35292678, 0.49933598, 0.48047696]
+    # a line of the fixed width with a bad digit is refused by both, at the same line
+    q = tmp_path / "BAD"
+    q.write_text(head + f"Direct configuration= 1\n{_FIXED_LINES[0]}\nDirect configuration= 2\n{bad}\n")
+    errors = []
+    for use in (True, False):
+        if use:
+            monkeypatch.undo()
+        with pytest.raises(TrajectoryError) as exc:
+            read_trajectory(q)
+        errors.append(str(exc.value))
+        monkeypatch.setattr(_native, "load", lambda: None)
+    assert errors[0] == errors[1] and "BAD:11:" in errors[0], errors
+
+
 def test_agrees_with_pymatgen_and_ase(tmp_path: Path) -> None:
     from ase import Atoms
     from ase.io import read as ase_read
