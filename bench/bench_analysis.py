@@ -337,9 +337,7 @@ def main() -> None:
 
     for n, path in files.items():
         run_now = [t for t in tools if n <= 10_000 or t in big]
-        for tool in tools:
-            if tool not in run_now:
-                rows.append({"tool": tool, "label": LABELS[tool], "frames": n, "wall_s": None, "note": "not run"})
+        skipped = {t: {"tool": t, "label": LABELS[t], "frames": n, "wall_s": None, "note": "not run"} for t in tools}
         rounds = args.repeat if n <= 10_000 else args.big_repeat
         runs: dict[str, list[dict[str, object]]] = {t: [] for t in run_now}
         done = len(rows)
@@ -348,7 +346,8 @@ def main() -> None:
                 print(f"round {k + 1}/{rounds}: {tool} on {n} frames ...", file=sys.stderr, flush=True)
                 runs[tool].append(run_tool(tool, path, args.timeout))
                 print(f"  {runs[tool][-1]}", file=sys.stderr, flush=True)
-            rows[done:] = summarise(n, runs)
+            measured = {str(r["tool"]): r for r in summarise(n, runs)}
+            rows[done:] = [measured.get(t, skipped[t]) for t in tools]  # in the tools' order
             save()
     save()
     print(
@@ -364,10 +363,14 @@ def main() -> None:
     def fmt(v: object, spec: str) -> str:
         return format(v, spec) if isinstance(v, float) else "-"
 
+    def spread(r: dict[str, object]) -> str:
+        lo, hi = r.get("wall_min_s"), r.get("wall_max_s")
+        return f"{lo:.2f}-{hi:.2f}" if isinstance(lo, float) and isinstance(hi, float) else "-"
+
     for r in rows:
         print(
             f"{r['label']!s:<{width}}  {r['frames']:>7}  {r.get('runs', 0):>4}  {fmt(r['wall_s'], '8.2f')}"
-            f"  {fmt(r.get('wall_min_s'), '5.2f'):>5}-{fmt(r.get('wall_max_s'), '5.2f'):<5}"
+            f"  {spread(r):>11}"
             f"  {fmt(r.get('analysis_s'), '7.2f')}  {fmt(r.get('peak_mb'), '7.0f')}  {fmt(r.get('vs_numpy'), '7.2f')}"
             f"  {r['note']}"
         )

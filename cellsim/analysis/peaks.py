@@ -22,7 +22,11 @@ def smooth(y: np.ndarray, sigma_bins: float) -> np.ndarray:
     x = np.arange(-half, half + 1)
     kern = np.exp(-0.5 * (x / sigma_bins) ** 2)
     kern /= kern.sum()
-    padded = np.pad(y.astype(float), half, mode="reflect")
+    yf = y.astype(float)
+    if half < len(yf):  # np.pad(mode="reflect") by slicing: the same array, without np.pad's ~0.1 ms a call
+        padded = np.concatenate([yf[half:0:-1], yf, yf[-2 : -half - 2 : -1]])
+    else:
+        padded = np.pad(yf, half, mode="reflect")
     return np.convolve(padded, kern, mode="valid")
 
 

@@ -72,6 +72,31 @@ def _classes(name: str, *extra: type[BaseException]) -> tuple[type[BaseException
     return tuple(dict.fromkeys([*(getattr(m, name) for m in mods if hasattr(m, name)), *extra]))
 
 
+def _app_for(args: list[str]) -> Any:
+    """The application that parses ``args``: when they start with the name of a top-level command or group, the
+    root with that one alone (same callback, options and help), else the whole app (``--help``, ``--version``,
+    completion, a mistyped name that wants its "did you mean"). typer builds the click command of every
+    registered command before parsing: 16-19 ms for cellsim's fifteen on every call, 2.5 ms for one."""
+    import typer.main
+
+    if not args or args[0].startswith("-"):
+        return app
+
+    def name(c: Any) -> str:
+        return c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))
+
+    cmds = [c for c in app.registered_commands if name(c) == args[0]]
+    groups = [g for g in app.registered_groups if g.name == args[0]]
+    if len(cmds) + len(groups) != 1:
+        return app
+    one = typer.Typer()
+    one.info = app.info
+    one.registered_callback = app.registered_callback
+    one.registered_commands = cmds
+    one.registered_groups = groups
+    return one
+
+
 def _command_path(args: list[str]) -> str:
     """``cellsim refs show`` for args naming those (sub)commands: for errors raised without a context."""
     import typer.main
@@ -138,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {rep} given more than once; give it once", highlight=False, markup=False)
         sys.exit(2)
     try:
-        rv = app(args=args, prog_name="cellsim", standalone_mode=False)
+        rv = _app_for(args)(args=args, prog_name="cellsim", standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)
     # the classes are looked up only when something was raised (an except clause is evaluated then)
     except _classes("Exit", typer.Exit) as exc:

@@ -103,6 +103,41 @@ def test_usage_errors_are_one_line_exit_2(
     assert not (tmp_path / "logs").exists()  # no crash log for a typo
 
 
+def _names() -> list[str]:
+    import typer.main
+
+    from cellsim.cli import app
+
+    cmds = [c.name or typer.main.get_command_name(c.callback.__name__) for c in app.registered_commands]  # type: ignore[union-attr]
+    return [*cmds, *(str(g.name) for g in app.registered_groups)]
+
+
+@pytest.mark.parametrize("extra", [["--help"], ["--no-such-option"]], ids=["help", "usage error"])
+def test_one_command_app_parses_as_the_whole_app(capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    """main builds only the named command (or group) under the root: its help and its usage errors are the
+    whole app's, for every command and group; a name that is none of them goes to the whole app."""
+    import typer.main
+
+    from cellsim.cli import _app_for, app
+
+    names = _names()
+    assert len(names) >= 15 and "analyze" in names and "engines" in names
+    for name in names:
+        one = _app_for([name, *extra])
+        assert one is not app and len(typer.main.get_command(one).commands) == 1  # type: ignore[attr-defined]
+        outs = []
+        for a in (one, app):
+            try:
+                a(args=[name, *extra], prog_name="cellsim", standalone_mode=False)
+                raised = ""
+            except Exception as exc:  # a usage error: the same class and message from both
+                raised = f"{type(exc).__name__}: {exc}"
+            outs.append((raised, capsys.readouterr()))
+        assert outs[0] == outs[1], name
+        assert (outs[0][0] != "") == (extra != ["--help"]) and (extra != ["--help"] or "Usage:" in outs[0][1].out)
+    assert _app_for(["analyse"]) is app and _app_for(["--version"]) is app and _app_for([]) is app
+
+
 def test_usage_errors_caught_from_the_click_typer_parses_with() -> None:
     """typer may carry its own click (typer._click): its exception classes are the ones caught."""
     import importlib
