@@ -151,12 +151,16 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
         for p in s.pairs:
             for w in range(len(res.window_frames)):
                 prefix = f"{p},{w},{res.t_start[w]:.6g},{res.t_end[w]:.6g},"
-                # Python floats format faster than NumPy scalars, to the same text
-                g, n, cn = res.g[p][w].tolist(), res.n_per_atom[p][w].tolist(), res.cn[p][w].tolist()
+                ga, na, ca = res.g[p][w], res.n_per_atom[p][w], res.cn[p][w]
+                # rows of +0 (every bin below the first shell: a quarter to a half of them) are written without
+                # formatting their three zeros; Python floats format faster than NumPy scalars, to the same text
+                neg = np.signbit(ga) | np.signbit(na) | np.signbit(ca)  # -0.0 is written "-0"
+                zero = ((ga == 0) & (na == 0) & (ca == 0) & ~neg).tolist()
+                g, n, cn = ga.tolist(), na.tolist(), ca.tolist()
                 fh.write(
                     "".join(
-                        f"{prefix}{rt},{gv:.6g},{nv:.6g},{cv:.6g}\n"
-                        for rt, gv, nv, cv in zip(r_txt, g, n, cn, strict=True)
+                        f"{prefix}{rt},0,0,0\n" if z else f"{prefix}{rt},{gv:.6g},{nv:.6g},{cv:.6g}\n"
+                        for rt, gv, nv, cv, z in zip(r_txt, g, n, cn, zero, strict=True)
                     )
                 )
     paths["rdf_csv"] = out / "rdf.csv"

@@ -277,6 +277,34 @@ static inline int64_t mic_row(const double *bx, const double *by, const double *
     return nbond;
 }
 
+/* The same with periodic images along a and b only (n0 in [-m0, m0], n1 in [-m1, m1], none along c): a cell
+ * thinner than 2 rmax in the plane, such as the bundled 14.5 A interfaces. An image shift in the plane leaves
+ * the separation along c* as it is, so the window along c holds for every image. The arithmetic is that of the
+ * general loop in pair_histogram (Li-S of the Li/Li6PS5Cl trajectory, 198 x 80 atoms: 440 -> 190 us a frame). */
+static inline int64_t img_row(const double *bx, const double *by, const double *bz, long j0, long j1, double x0,
+                              double x1, double x2, const double *H, long m0, long m1, double rmax2, double bc2,
+                              double inv_dr, long nbins, int64_t *hist) {
+    int64_t nbond = 0;
+    const long n2 = 0;
+    for (long jj = j0; jj < j1; jj++) {
+        double d0 = wrap(bx[jj] - x0), d1 = wrap(by[jj] - x1), d2 = wrap(bz[jj] - x2);
+        for (long n0 = -m0; n0 <= m0; n0++)
+            for (long n1 = -m1; n1 <= m1; n1++) {
+                double e0 = d0 + n0, e1 = d1 + n1, e2 = d2 + n2;
+                double x = e0 * H[0] + e1 * H[3] + e2 * H[6];
+                double y = e0 * H[1] + e1 * H[4] + e2 * H[7];
+                double z = e0 * H[2] + e1 * H[5] + e2 * H[8];
+                double r2 = x * x + y * y + z * z;
+                if (r2 < rmax2) {
+                    long k = (long)(sqrt(r2) * inv_dr);
+                    if (k < nbins) hist[k]++;
+                    if (r2 < bc2) nbond++;
+                }
+            }
+    }
+    return nbond;
+}
+
 /*
  * Histogram of A-B distances below rmax, frame by frame, under periodic boundaries.
  * frac: (nframes, natoms, 3) fractional coordinates, any range (wrapped into [0, 1) as x - floor(x), like the
@@ -310,7 +338,7 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
         /* half-width in fractional c of the slab of B atoms that can lie within rmax of an A atom: rmax over the
          * cell's height along c* (volume / |a x b|), widened by a relative 1e-9 so rounding never drops a pair */
         double slab_w = 1.0;
-        if (mic && !same) {
+        if (!same && m2 == 0) {
             const double cx = H[1] * H[5] - H[2] * H[4], cy = H[2] * H[3] - H[0] * H[5], cz = H[0] * H[4] - H[1] * H[3];
             const double area = sqrt(cx * cx + cy * cy + cz * cz), vol = fabs(cx * H[6] + cy * H[7] + cz * H[8]);
             if (area > 0.0 && vol > 0.0) slab_w = rmax / (vol / area) * (1.0 + 1e-9) + 1e-12;
@@ -363,8 +391,15 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
                     r0 = first[lo];
                     r1 = first[hi + 1];
                 }
-                nbond += mic_row(tx, ty, tz, r2s, r0, r1, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
-                if (r3 > r2) nbond += mic_row(tx, ty, tz, r2s, r2, r3, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
+                if (mic) {
+                    nbond += mic_row(tx, ty, tz, r2s, r0, r1, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
+                    if (r3 > r2)
+                        nbond += mic_row(tx, ty, tz, r2s, r2, r3, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
+                } else {
+                    nbond += img_row(tx, ty, tz, r0, r1, x0, x1, x2, H, m0, m1, rmax2, bc2, inv_dr, nbins, hist);
+                    if (r3 > r2)
+                        nbond += img_row(tx, ty, tz, r2, r3, x0, x1, x2, H, m0, m1, rmax2, bc2, inv_dr, nbins, hist);
+                }
             }
             if (bonds) bonds[f] += nbond;
             continue;
