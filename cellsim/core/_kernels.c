@@ -277,6 +277,20 @@ static inline int64_t mic_row(const double *bx, const double *by, const double *
     return nbond;
 }
 
+/* One image of a pair, separation (e0, e1, e2) in fractions of the cell: counted into hist below rmax; 1 when it
+ * is a bond (closer than the bond cutoff). */
+static inline int image_pair(double e0, double e1, double e2, const double *H, double rmax2, double bc2,
+                             double inv_dr, long nbins, int64_t *hist) {
+    const double x = e0 * H[0] + e1 * H[3] + e2 * H[6];
+    const double y = e0 * H[1] + e1 * H[4] + e2 * H[7];
+    const double z = e0 * H[2] + e1 * H[5] + e2 * H[8];
+    const double r2 = x * x + y * y + z * z;
+    if (r2 >= rmax2) return 0;
+    const long k = (long)(sqrt(r2) * inv_dr);
+    if (k < nbins) hist[k]++;
+    return r2 < bc2;
+}
+
 /* The same with periodic images along a and b only (n0 in [-m0, m0], n1 in [-m1, m1], none along c): a cell
  * thinner than 2 rmax in the plane, such as the bundled 14.5 A interfaces. An image shift in the plane leaves
  * the separation along c* as it is, so the window along c holds for every image. The arithmetic is that of the
@@ -290,16 +304,7 @@ static inline int64_t img_row(const double *bx, const double *by, const double *
         double d0 = wrap(bx[jj] - x0), d1 = wrap(by[jj] - x1), d2 = wrap(bz[jj] - x2);
         for (long n0 = -m0; n0 <= m0; n0++)
             for (long n1 = -m1; n1 <= m1; n1++) {
-                double e0 = d0 + n0, e1 = d1 + n1, e2 = d2 + n2;
-                double x = e0 * H[0] + e1 * H[3] + e2 * H[6];
-                double y = e0 * H[1] + e1 * H[4] + e2 * H[7];
-                double z = e0 * H[2] + e1 * H[5] + e2 * H[8];
-                double r2 = x * x + y * y + z * z;
-                if (r2 < rmax2) {
-                    long k = (long)(sqrt(r2) * inv_dr);
-                    if (k < nbins) hist[k]++;
-                    if (r2 < bc2) nbond++;
-                }
+                nbond += image_pair(d0 + n0, d1 + n1, d2 + n2, H, rmax2, bc2, inv_dr, nbins, hist);
             }
     }
     return nbond;
@@ -436,16 +441,7 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
                                 /* an atom with its own images: each +/- image pair once, never itself */
                                 if (n0 < 0 || (n0 == 0 && (n1 < 0 || (n1 == 0 && n2 <= 0)))) continue;
                             }
-                            double e0 = d0 + n0, e1 = d1 + n1, e2 = d2 + n2;
-                            double x = e0 * H[0] + e1 * H[3] + e2 * H[6];
-                            double y = e0 * H[1] + e1 * H[4] + e2 * H[7];
-                            double z = e0 * H[2] + e1 * H[5] + e2 * H[8];
-                            double r2 = x * x + y * y + z * z;
-                            if (r2 < rmax2) {
-                                long k = (long)(sqrt(r2) * inv_dr);
-                                if (k < nbins) hist[k]++;
-                                if (r2 < bc2) nbond++;
-                            }
+                            nbond += image_pair(d0 + n0, d1 + n1, d2 + n2, H, rmax2, bc2, inv_dr, nbins, hist);
                         }
             }
         }
