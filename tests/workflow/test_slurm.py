@@ -214,17 +214,19 @@ def test_job_cancelled_mid_segment_is_continued_by_its_successor(paper_run: Path
 
 @pytest.mark.slow
 def test_one_minute_time_limit_completes_the_plan_by_itself(paper_run: Path, tmp_path: Path, sl_env) -> None:
-    """A 1-minute SLURM limit, 2 s per MD step, one segment of 25 steps (50 s): the first job stops VASP
+    """A 1-minute SLURM limit, 2 s per MD step, one segment of 30 steps (60 s): the first job stops VASP
     cleanly (STOPCAR) before the limit, its successor continues the same segment and runs the analysis;
-    nobody resubmits anything."""
-    run = make_run(paper_run, tmp_path / "run", segment_ps=0.05, walltime="00:01:00")
+    nobody resubmits anything. (The segment is longer than the limit less the 10 s margin whatever the
+    start-up takes: with 25 steps, 50 s, a job that started fast could finish the segment just before its
+    stop and the whole plan in one job.)"""
+    run = make_run(paper_run, tmp_path / "run", total_ps=0.06, segment_ps=0.06, walltime="00:01:00")
     env = {**sl_env, "FAKE_VASP_STEP_SECONDS": "2", "CELLSIM_WALLTIME_MARGIN_S": "10"}
     t0 = time.time()
     submit([run], env)
     wait_done([run], timeout=300)
     script = (run / "workflow" / "queue" / "job.sh").read_text()
     assert "#SBATCH --time=00:01:00" in script
-    check_every_step(run, sl_env, 25)
+    check_every_step(run, sl_env, 30)
     states = store_states(run, sl_env)
     assert set(states) == {"COMPLETED"} and len(states) == 3  # the segment, its continuation, the analysis
     jobs = jobs_of(run)
