@@ -33,6 +33,7 @@ import csv
 import functools
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -268,12 +269,6 @@ def _num(v: object) -> float | None:
     return v if isinstance(v, float) else None
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="frame counts, multiples of 10,000")
@@ -324,12 +319,12 @@ def main() -> None:
                 if (x := _num(a["wall_s"])) is not None and (y := _num(b["wall_s"])) is not None
             ]
             row.update(
-                wall_s=_median(walls),
+                wall_s=statistics.median(walls),
                 wall_min_s=min(walls),
                 wall_max_s=max(walls),
-                analysis_s=_median(own) if own else None,
+                analysis_s=statistics.median(own) if own else None,
                 peak_mb=max(peaks) if peaks else None,
-                vs_numpy=_median(ratios) if ratios else None,
+                vs_numpy=statistics.median(ratios) if ratios else None,
                 note="",
             )
             out.append(row)

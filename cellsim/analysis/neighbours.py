@@ -142,7 +142,7 @@ def nearest_distance(frac: np.ndarray, cell: np.ndarray, idx: np.ndarray, rmax: 
                 r[np.arange(len(r)), np.arange(c0, c0 + len(r))] = np.inf
             best[c0 : c0 + 256] = np.minimum(best[c0 : c0 + 256], r.min(axis=1))
     finite = best[np.isfinite(best)]
-    return median(finite) if len(finite) else math.nan
+    return median(finite)  # NaN when no atom has a neighbour within rmax
 
 
 def with_neighbour(

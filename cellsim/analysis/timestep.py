@@ -205,7 +205,7 @@ class StepDisplacements:
         for j, el in enumerate(self.elements):
             med = median(rows[:, 0, j])
             cos_vals = rows[:, 2, j][np.isfinite(rows[:, 2, j])]
-            corr = median(cos_vals) if len(cos_vals) else math.nan
+            corr = median(cos_vals)  # NaN when there are none
             v50, _, vrms = thermal_speeds(el, temperature_K)
             flight = med / v50
             flights.append(flight)

@@ -277,6 +277,12 @@ static inline int64_t mic_row(const double *bx, const double *by, const double *
     return nbond;
 }
 
+/* Bin of a fractional c in [0, 1] among nc: floor(c * nc), the top bin also holding c = 1. */
+static inline long c_bin(double c, long nc) {
+    const long b = (long)(c * (double)nc);
+    return b < nc ? b : nc - 1;
+}
+
 /* One image of a pair, separation (e0, e1, e2) in fractions of the cell: counted into hist below rmax; 1 when it
  * is a bond (closer than the bond cutoff). */
 static inline int image_pair(double e0, double e1, double e2, const double *H, double rmax2, double bc2,
@@ -299,13 +305,11 @@ static inline int64_t img_row(const double *bx, const double *by, const double *
                               double x1, double x2, const double *H, long m0, long m1, double rmax2, double bc2,
                               double inv_dr, long nbins, int64_t *hist) {
     int64_t nbond = 0;
-    const long n2 = 0;
     for (long jj = j0; jj < j1; jj++) {
         double d0 = wrap(bx[jj] - x0), d1 = wrap(by[jj] - x1), d2 = wrap(bz[jj] - x2);
         for (long n0 = -m0; n0 <= m0; n0++)
-            for (long n1 = -m1; n1 <= m1; n1++) {
-                nbond += image_pair(d0 + n0, d1 + n1, d2 + n2, H, rmax2, bc2, inv_dr, nbins, hist);
-            }
+            for (long n1 = -m1; n1 <= m1; n1++)
+                nbond += image_pair(d0 + n0, d1 + n1, d2, H, rmax2, bc2, inv_dr, nbins, hist);
     }
     return nbond;
 }
@@ -325,8 +329,8 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
     const double rmax2 = rmax * rmax, bc2 = bond_cut * bond_cut, inv_dr = 1.0 / dr;
     const long m0 = images[0], m1 = images[1], m2 = images[2];
     const int mic = (m0 == 0 && m1 == 0 && m2 == 0);
-    /* work: 4 * nb doubles, B coordinates as separate x, y, z arrays (so the distance loop vectorises)
-     * and the squared distances of one A atom to every B atom */
+    /* work: the B coordinates as separate x, y, z arrays (so the distance loop vectorises), the squared
+     * distances of one A atom to every B atom, and the B coordinates in the order of their bins along c */
     double *bx = work, *by = work + nb, *bz = work + 2 * nb, *r2s = work + 3 * nb;
     double *tx = work + 4 * nb, *ty = work + 5 * nb, *tz = work + 6 * nb;
     long *bin = iwork, *first = iwork + nb, *cursor = iwork + 2 * nb + 9;
@@ -361,8 +365,7 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
         if (nc > 0 && 2 * k + 1 < nc) {
             for (long b = 0; b <= nc; b++) first[b] = 0;
             for (long jj = 0; jj < nb; jj++) {
-                long b = (long)(bz[jj] * (double)nc);
-                if (b >= nc) b = nc - 1;
+                const long b = c_bin(bz[jj], nc);
                 bin[jj] = b;
                 first[b + 1]++;
             }
@@ -379,8 +382,7 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
             for (long ii = 0; ii < na; ii++) {
                 const double *xi = X + 3 * ia[ii];
                 const double x0 = xi[0] - floor(xi[0]), x1 = xi[1] - floor(xi[1]), x2 = xi[2] - floor(xi[2]);
-                long b = (long)(x2 * (double)nc);
-                if (b >= nc) b = nc - 1;
+                const long b = c_bin(x2, nc);
                 const long lo = b - k, hi = b + k; /* bins lo..hi, on the circle */
                 long r0, r1, r2 = 0, r3 = 0;       /* B ranges [r0, r1) and [r2, r3) of the binned order */
                 if (lo < 0) {

@@ -68,18 +68,34 @@ def test_histogram_equals_brute_force(backend: str, rmax: float, same: bool) -> 
         assert np.any(image_range(TRICLINIC, rmax))
 
 
-def test_native_and_numpy_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(5)
-    frac = rng.random((3, 20, 3))
-    cells = np.array([TRICLINIC * s for s in (1.0, 1.01, 0.99)])
+def _native_and_numpy(
+    monkeypatch: pytest.MonkeyPatch,
+    frac: np.ndarray,
+    cells: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    rmax: float,
+    dr: float,
+    bond_cut: float,
+    nbins: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(hist, bonds) of the A-B pairs from the C kernel, then from the NumPy path (the kernel unloaded)."""
     out = []
     for use in (True, False):
         if not use:
             monkeypatch.setattr(_native, "load", lambda: None)
-        hist = np.zeros(100, dtype=np.int64)
-        bonds = np.zeros(3, dtype=np.int64)
-        pair_histogram(frac, cells, np.arange(10), np.arange(10, 20), False, 5.0, 0.05, 2.5, hist, bonds)
+        hist = np.zeros(nbins, dtype=np.int64)
+        bonds = np.zeros(len(frac), dtype=np.int64)
+        pair_histogram(frac, cells, ia, ib, False, rmax, dr, bond_cut, hist, bonds)
         out.append((hist, bonds))
+    return out
+
+
+def test_native_and_numpy_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    frac = rng.random((3, 20, 3))
+    cells = np.array([TRICLINIC * s for s in (1.0, 1.01, 0.99)])
+    out = _native_and_numpy(monkeypatch, frac, cells, np.arange(10), np.arange(10, 20), 5.0, 0.05, 2.5, 100)
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
 
@@ -92,14 +108,7 @@ def test_tall_cell_window_and_unwrapped_coordinates(monkeypatch: pytest.MonkeyPa
     frac = rng.random((2, 60, 3))
     frac[:, :, 2] = rng.choice([0.01, 0.5, 0.97], size=(2, 60)) + rng.normal(scale=0.05, size=(2, 60))
     frac[0, :7] += rng.integers(-2, 3, size=(7, 3))  # outside [0, 1): some below 0, some above 1
-    out = []
-    for use in (True, False):
-        if not use:
-            monkeypatch.setattr(_native, "load", lambda: None)
-        hist = np.zeros(200, dtype=np.int64)
-        bonds = np.zeros(2, dtype=np.int64)
-        pair_histogram(frac, cells, np.arange(25), np.arange(25, 60), False, 4.0, 0.02, 2.5, hist, bonds)
-        out.append((hist, bonds))
+    out = _native_and_numpy(monkeypatch, frac, cells, np.arange(25), np.arange(25, 60), 4.0, 0.02, 2.5, 200)
     assert out[0][0].sum() > 100
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
@@ -120,16 +129,9 @@ def test_binned_c_window_misses_no_pair(monkeypatch: pytest.MonkeyPatch, rmax: f
     height = np.linalg.det(cell) / np.linalg.norm(np.cross(cell[0], cell[1]))
     frac[:, 12, :] = [0.3, 0.3, 0.0]  # A at c = 0, a B atom right across c = 0 at just under rmax
     frac[:, 50, :] = [0.3, 0.3, 1.0 - (rmax - 1e-9) / height]
-    out = []
-    for use in (True, False):
-        if not use:
-            monkeypatch.setattr(_native, "load", lambda: None)
-        hist = np.zeros(400, dtype=np.int64)
-        bonds = np.zeros(3, dtype=np.int64)
-        cells = np.array([cell, cell * 1.001, cell * 0.999])
-        # bond cutoff below rmax, as the analysis requires
-        pair_histogram(frac, cells, np.arange(40), np.arange(40, 80), False, rmax, 0.02, 0.6 * rmax, hist, bonds)
-        out.append((hist, bonds))
+    cells = np.array([cell, cell * 1.001, cell * 0.999])
+    # bond cutoff below rmax, as the analysis requires
+    out = _native_and_numpy(monkeypatch, frac, cells, np.arange(40), np.arange(40, 80), rmax, 0.02, 0.6 * rmax, 400)
     assert out[0][0].sum() > 0 and out[0][1].sum() > 0
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
