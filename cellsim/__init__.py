@@ -22,18 +22,19 @@ from cellsim.config.rundir import RunDir, SegmentPlan
 from cellsim.core.errors import CellsimError
 from cellsim.core.version import __version__
 
-# ``build`` stays cellsim.stages.build: ``cellsim.build`` is the builder package
-from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
-
 if TYPE_CHECKING:
+    # ``build`` stays cellsim.stages.build: ``cellsim.build`` is the builder package
     from cellsim.analysis.analyze import AnalysisResult, AnalysisSettings
     from cellsim.analysis.diagnostics import Diagnostics
     from cellsim.engines.mlip import RunSummary
     from cellsim.inputsets.vasp import InputsReport
     from cellsim.products.match import CandidateVerdict, MatchResult, PairMatch
+    from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
 
 
-# result classes, imported on first use: they pull numpy, pandas and pymatgen, which `import cellsim` does not
+# result classes, imported on first use: they pull numpy, pandas and pymatgen, which `import cellsim` does not;
+# the stage functions too (each stage's module is loaded when its function is first looked up)
+_STAGES = ("BuildOutcome", "analyze", "inputs", "match", "report", "run")
 _LAZY = {
     "AnalysisResult": "cellsim.analysis.analyze",
     "AnalysisSettings": "cellsim.analysis.analyze",
@@ -68,10 +69,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _LAZY or name in _STAGES:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY.get(name, "cellsim.stages")), name)
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'cellsim' has no attribute {name!r}")

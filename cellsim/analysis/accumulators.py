@@ -79,7 +79,7 @@ class RDFAccumulator(Accumulator):
             vols = np.abs(np.linalg.det(cells))
             self.window_frames[w] += k1 - k0
             self.vol_sum[w] += float(vols.sum())
-            self.occ_sum[w] += float((vols * occupied_fraction(frac[:, :, 2])).sum())
+            self.occ_sum[w] += float((vols * occupied_fraction(frac)).sum())
             images = block_images(cells, s.rmax)
             for p in s.pairs:
                 ia, ib, same = self.index[p]

@@ -215,7 +215,7 @@ class DiagnosticsAccumulator:
             if self.metal is not None:
                 self.metal_idx = np.flatnonzero(self.species == self.metal)
         self._steps.update(block.frac, block.cells)
-        unwrapped = self._unwrap(block.frac[:, self.metal_idx])
+        unwrapped = self._unwrap(block.frac)
         g = self.n_frames + np.arange(n)
         keep = np.flatnonzero(g % self.stride == 0)
         if len(keep):
@@ -242,13 +242,39 @@ class DiagnosticsAccumulator:
         self.n_frames += n
 
     def _unwrap(self, frac: np.ndarray) -> np.ndarray:
-        """Continue each atom's path across the boundary: minimum-image steps between consecutive frames."""
-        prev_raw = frac[0] if self._last_raw is None else self._last_raw
-        prev_unw = frac[0] if self._last_unwrapped is None else self._last_unwrapped
-        steps = np.diff(np.concatenate([prev_raw[None], frac]), axis=0)
-        steps -= np.rint(steps)
-        out = prev_unw[None] + np.cumsum(steps, axis=0)
-        self._last_raw, self._last_unwrapped = frac[-1].copy(), out[-1].copy()
+        """Continue each metal atom's path across the boundary: minimum-image steps between consecutive frames.
+
+        ``frac`` (n, natoms, 3) holds every atom; the result (n, metal atoms, 3) the metal atoms' paths.
+        """
+        from cellsim.core import _native
+
+        idx = self.metal_idx
+        lib = _native.load()
+        if lib is not None and len(idx):
+            frac = np.ascontiguousarray(frac, dtype=np.float64)
+            first = frac[0, idx]
+            prev_raw = first if self._last_raw is None else self._last_raw
+            prev_unw = first if self._last_unwrapped is None else self._last_unwrapped
+            out = np.empty((len(frac), len(idx), 3))
+            lib.unwrap_paths(
+                frac.reshape(-1),
+                len(frac),
+                frac.shape[1],
+                np.ascontiguousarray(idx, dtype=np.int64),
+                len(idx),
+                np.ascontiguousarray(prev_raw, dtype=np.float64),
+                np.ascontiguousarray(prev_unw, dtype=np.float64),
+                out,
+                np.empty(3 * len(idx)),
+            )
+        else:
+            sub = frac[:, idx]
+            prev_raw = sub[0] if self._last_raw is None else self._last_raw
+            prev_unw = sub[0] if self._last_unwrapped is None else self._last_unwrapped
+            steps = np.diff(np.concatenate([prev_raw[None], sub]), axis=0)
+            steps -= np.rint(steps)
+            out = prev_unw[None] + np.cumsum(steps, axis=0)
+        self._last_raw, self._last_unwrapped = frac[-1, idx].copy(), out[-1].copy()
         return out
 
     def _decimate(self) -> None:

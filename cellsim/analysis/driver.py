@@ -3,7 +3,7 @@
 Every accumulator has three steps: :meth:`Accumulator.prepare` (once, when the first block tells the atoms),
 :meth:`Accumulator.update` (each block of frames, in order) and :meth:`Accumulator.conclude` (once, into the
 :class:`Results`). The trajectory is read once (:func:`cellsim.io.sources.iter_trajectory`, hashing each file
-in the same read) and held one block at a time, so memory does not grow with the number of frames.
+as it is read) and held one block at a time, so memory does not grow with the number of frames.
 
 Neighbours are searched once per frame: accumulators register cutoff tables (:meth:`SharedNeighbours.table`)
 and say which frames of a block they will sample (:meth:`Accumulator.wanted`); the driver runs one

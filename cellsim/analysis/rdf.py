@@ -214,12 +214,22 @@ def normalise(
     return g, n_per_atom, cn
 
 
-def occupied_fraction(frac_c: np.ndarray) -> np.ndarray:
+def occupied_fraction(frac: np.ndarray) -> np.ndarray:
     """Per frame, the fraction of the c axis the atoms occupy: 1 minus the largest empty gap along c.
 
-    ``frac_c`` is (n_frames, natoms) fractional c coordinates in [0, 1).
+    ``frac`` is (n_frames, natoms, 3) fractional coordinates in [0, 1] (the reader wraps them); the gap across
+    the periodic boundary counts. The C kernel finds the gap from buckets along c without sorting (the same
+    doubles as the sort below; see ``occupied_fractions`` in _kernels.c); coordinates outside [0, 1] are sorted.
     """
-    z = np.sort(frac_c, axis=1)
+    nframes, natoms = frac.shape[:2]
+    lib = _native.load()
+    if lib is not None and natoms:
+        out = np.empty(nframes)
+        work = (np.empty(natoms + 1), np.empty(natoms + 1))
+        flat = np.ascontiguousarray(frac, dtype=np.float64).reshape(-1)
+        if lib.occupied_fractions(flat, nframes, natoms, out, *work) == 0:
+            return out
+    z = np.sort(frac[:, :, 2], axis=1)
     gaps = np.diff(z, axis=1)
     wrap = z[:, 0] + 1.0 - z[:, -1]
     largest = np.maximum(gaps.max(axis=1, initial=0.0), wrap)

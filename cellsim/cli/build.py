@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cellsim import stages
 from cellsim.cli._app import app, console, fail, refs_app
@@ -28,6 +27,8 @@ def _thickness(side: dict[str, Any]) -> str:
 
 def _print_build(report: dict[str, Any], run_dir: Path, seconds: float) -> None:
     e, m = report["electrolyte"], report["metal"]
+    from rich.table import Table
+
     t = Table(title=f"interface: {report['formula']} ({report['n_atoms']} atoms)", show_header=False)
     t.add_row(
         "cell",
@@ -142,6 +143,8 @@ def print_inputs(rep: Any) -> None:
 @refs_app.command("list")
 def refs_list() -> None:
     """List the phases of the offline reference library."""
+    from rich.table import Table
+
     from cellsim.references.library import library
 
     t = Table(title="cellsim reference library (offline)")
@@ -158,6 +161,8 @@ def refs_list() -> None:
 
 
 def _print_mp_table(title: str, phases: list[Any]) -> None:
+    from rich.table import Table
+
     t = Table(title=title)
     for col in ("MP id", "formula", "space group", "E_hull (eV/atom)"):
         t.add_column(col)
@@ -200,6 +205,8 @@ def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3
     s = phase.structure()
     sga = SpacegroupAnalyzer(s, symprec=0.1)
     lat = s.lattice
+    from rich.table import Table
+
     t = Table(title=f"{phase.name} ({phase.file})", show_header=False)
     t.add_row("formula", f"{s.composition.reduced_formula} (cell: {s.composition.formula}, {len(s)} atoms)")
     t.add_row(

@@ -1,6 +1,7 @@
 /*
- * cellsim analysis kernels: XDATCAR coordinate parsing, pair-distance histograms, neighbour counts and the
- * per-step displacement statistics of the time-step check.
+ * cellsim analysis kernels: XDATCAR coordinate parsing, pair-distance histograms, neighbour counts, the
+ * per-step displacement statistics of the time-step check, the unwrapped paths of the metal diagnostics and the
+ * occupied fraction of the c axis.
  *
  * Why C: on a 304-atom, 10,000-frame slab trajectory the vectorised NumPy reference takes 3.4 s for the
  * In-S/In-Cl/P-S RDFs alone and a float parse of the file 0.45 s (../shared/DESIGN.md, measured here);
@@ -659,4 +660,71 @@ void step_stats(const double *seq, long nsteps, long natoms, const double *cells
         }
     }
     if (nsteps > 0) step_vectors(seq, natoms, nsteps - 1, cells + 9 * (nsteps - 1), last_out);
+}
+
+/*
+ * Unwrapped paths of the atoms idx (nidx) over the frames of frac (nframes, natoms, 3; fractional): each step the
+ * minimum image (d - rint(d)) of the change since the previous frame (prev_raw (nidx, 3) before the first), the
+ * steps summed in order and added to prev_unw (nidx, 3): out (nframes, nidx, 3) = prev_unw + cumsum(steps), the
+ * doubles of NumPy's diff / rint / cumsum (cellsim.analysis.diagnostics), in one pass without their five
+ * temporaries (49 -> 13 ms for the 96 In atoms of the 10,000-frame benchmark, here). csum: nidx * 3 doubles.
+ */
+void unwrap_paths(const double *frac, long nframes, long natoms, const long *idx, long nidx, const double *prev_raw,
+                  const double *prev_unw, double *out, double *csum) {
+    for (long q = 0; q < 3 * nidx; q++) csum[q] = 0.0;
+    for (long f = 0; f < nframes; f++) {
+        const double *X = frac + f * natoms * 3, *P = f ? frac + (f - 1) * natoms * 3 : NULL;
+        double *O = out + f * nidx * 3;
+        for (long i = 0; i < nidx; i++) {
+            const double *x = X + 3 * idx[i], *p = P ? P + 3 * idx[i] : prev_raw + 3 * i;
+            for (int d = 0; d < 3; d++) {
+                double step = x[d] - p[d];
+                step -= rint(step);
+                csum[3 * i + d] += step;
+                O[3 * i + d] = prev_unw[3 * i + d] + csum[3 * i + d];
+            }
+        }
+    }
+}
+
+/*
+ * Per frame f of frac (nframes, natoms, 3), out[f] = 1 - the largest gap along c between consecutive atoms, the
+ * one across the boundary (z_min + 1 - z_max) included: cellsim.analysis.rdf.occupied_fraction, the same doubles
+ * as NumPy's sort and diff. No sort: natoms points on a circle of length 1 leave a gap of at least 1 / natoms, so
+ * with natoms + 1 buckets along c the largest gap never lies inside a bucket; it is between the top of one
+ * occupied bucket and the bottom of the next, the same two neighbours as in sorted order (floor(z * nb) is
+ * monotone in z, and its rounding is far below the margin 1 / (natoms (natoms + 1))). Branch-free updates: 35 ->
+ * 16 ms for the 10,000 frames of the benchmark, here. Returns 0, or -1 when a c coordinate lies outside [0, 1]
+ * (the argument needs the circle; the caller then sorts). lo, hi: natoms + 1 doubles each.
+ */
+long occupied_fractions(const double *frac, long nframes, long natoms, double *out, double *lo, double *hi) {
+    const long nb = natoms + 1;
+    for (long f = 0; f < nframes; f++) {
+        const double *X = frac + f * natoms * 3;
+        for (long b = 0; b < nb; b++) {
+            lo[b] = INFINITY; /* an empty bucket has lo > hi */
+            hi[b] = -INFINITY;
+        }
+        for (long i = 0; i < natoms; i++) {
+            const double z = X[3 * i + 2];
+            if (!(z >= 0.0 && z <= 1.0)) return -1;
+            long b = (long)(z * (double)nb);
+            b = b < nb ? b : nb - 1;
+            lo[b] = z < lo[b] ? z : lo[b];
+            hi[b] = z > hi[b] ? z : hi[b];
+        }
+        double largest = 0.0, zmin = 0.0, prev = 0.0;
+        int seen = 0;
+        for (long b = 0; b < nb; b++) {
+            const int occ = lo[b] <= hi[b];
+            const double g = (occ && seen) ? lo[b] - prev : 0.0;
+            largest = g > largest ? g : largest;
+            zmin = (occ && !seen) ? lo[b] : zmin;
+            prev = occ ? hi[b] : prev;
+            seen |= occ;
+        }
+        const double wrap = zmin + 1.0 - prev;
+        out[f] = 1.0 - (wrap > largest ? wrap : largest);
+    }
+    return 0;
 }

@@ -4,7 +4,7 @@ The shared library is cached under ``$CELLSIM_CACHE`` (default ``~/.cache/cellsi
 the source, the compiler and the Python platform, so an edited kernel is rebuilt and a stale one never
 loads. Without a working C compiler (or with ``CELLSIM_NO_NATIVE=1``) :func:`load` returns None and the
 NumPy implementations in :mod:`cellsim.analysis.rdf`, :mod:`cellsim.analysis.neighbours`,
-:mod:`cellsim.analysis.timestep` and :mod:`cellsim.io.xdatcar` are used.
+:mod:`cellsim.analysis.timestep`, :mod:`cellsim.analysis.diagnostics` and :mod:`cellsim.io.xdatcar` are used.
 """
 
 from __future__ import annotations
@@ -164,4 +164,8 @@ def load() -> ctypes.CDLL | None:
         _DP,
         _DP,
     ]
+    lib.unwrap_paths.restype = None
+    lib.unwrap_paths.argtypes = [_DP, ctypes.c_long, ctypes.c_long, _LP, ctypes.c_long, _DP, _DP, _DP, _DP]
+    lib.occupied_fractions.restype = ctypes.c_long
+    lib.occupied_fractions.argtypes = [_DP, ctypes.c_long, ctypes.c_long, _DP, _DP, _DP]
     return lib

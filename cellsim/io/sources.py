@@ -105,7 +105,7 @@ def _file_blocks(
     on_digest: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[SourceHeader, FrameBlock]]:
     """The frames of one file (or of objects in memory) in the reader of its format; ``on_digest`` gets the
-    sha256 of an XDATCAR hashed in the same read."""
+    sha256 of an XDATCAR hashed while its reader reads it."""
     if isinstance(path, MemorySource):
         return path.blocks()
     if fmt == "vasprun":
@@ -137,7 +137,7 @@ def iter_trajectory(
             if not path.is_file():
                 raise TrajectoryError(f"{path}: no such trajectory file")
             fmt = detect_format(path)
-            # an XDATCAR is hashed by its reader, in the same read; other formats are read for it first
+            # an XDATCAR is hashed while its reader reads it (cellsim.io.compressed); other formats first
             info = SegmentInfo(str(path), fmt, path.stat().st_size, "" if fmt == "xdatcar" else file_digest(path))
         if segments is not None:
             segments.append(info)

@@ -379,7 +379,7 @@ def iter_frames(
     start
         Index given to the first frame (for stitched segments).
     on_digest
-        Called with the sha256 of the file's bytes once its last frame is read (hashed in the same read).
+        Called with the sha256 of the file's bytes once its last frame is read (hashed while it is read).
 
     Raises
     ------

@@ -10,12 +10,13 @@ inside the stage that needs them, so ``import cellsim`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cellsim.stages.analysis import analyze
-from cellsim.stages.building import BuildOutcome, build, inputs
-from cellsim.stages.md import engine_check, run
-from cellsim.stages.products import _analysis_folder, match, replica_support, report
+if TYPE_CHECKING:
+    from cellsim.stages.analysis import analyze
+    from cellsim.stages.building import BuildOutcome, build, inputs
+    from cellsim.stages.md import engine_check, run
+    from cellsim.stages.products import _analysis_folder, match, replica_support, report
 
 PathLike = str | Path
 
@@ -51,7 +52,29 @@ _FROM_SETUP = {
 }
 
 
+# each stage's module on first use: an analysis does not import the builder's, the MD's or the matcher's
+# modules (their engine registry, hashing, ~8 ms of every `cellsim analyze`)
+_STAGE_OF = {
+    "analyze": "analysis",
+    "BuildOutcome": "building",
+    "build": "building",
+    "inputs": "building",
+    "engine_check": "md",
+    "run": "md",
+    "_analysis_folder": "products",
+    "match": "products",
+    "replica_support": "products",
+    "report": "products",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _STAGE_OF:
+        import importlib
+
+        value = getattr(importlib.import_module(f"cellsim.stages.{_STAGE_OF[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     if name in _FROM_SETUP:
         from cellsim.analysis import setup
 

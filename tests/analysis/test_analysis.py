@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cellsim.analysis.analyze import AnalysisSettings, analyze, load_rdf
-from cellsim.analysis.rdf import image_range, normalise, pair_histogram
+from cellsim.analysis.rdf import image_range, normalise, occupied_fraction, pair_histogram
 from cellsim.core import _native
 from cellsim.testing import write_xdatcar
 
@@ -293,3 +293,31 @@ def test_cli_analyze_file(tmp_path: Path) -> None:
     empty.mkdir()
     r = CliRunner().invoke(app, ["analyze", str(empty)])
     assert r.exit_code == 2 and "no trajectory found" in r.output
+
+
+def test_occupied_fraction_native_and_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bucket kernel gives NumPy's sort-and-diff doubles: slabs with vacuum inside the cell or across its
+    boundary, layers of equal c, atoms at exactly 0 and 1, one atom, uniform and clustered coordinates; out of
+    [0, 1] it hands over to the sort."""
+    rng = np.random.default_rng(11)
+    layers = np.repeat(np.round(rng.uniform(0.1, 0.5, (3, 6)), 3), 8, axis=1)  # 8 atoms on each of 6 planes
+    cases = [
+        np.concatenate([rng.uniform(0.2, 0.6, (4, 30)), rng.uniform(0.7, 0.75, (4, 5))], axis=1),
+        np.mod(rng.uniform(0.8, 1.3, (3, 40)), 1.0),  # the slab crosses c = 0: the vacuum is in the middle
+        layers,
+        np.array([[0.0, 1.0, 0.5, 0.5, 0.25], [0.1, 0.1, 0.1, 0.1, 0.1]]),
+        np.array([[0.3]]),
+        rng.random((6, 304)),
+        rng.random((2, 50)) ** 8,  # most atoms in the first bucket
+        rng.uniform(-0.3, 1.6, (2, 30)),  # unwrapped: the sort
+    ]
+    for z in cases:
+        frac = np.stack([rng.random(z.shape), rng.random(z.shape), z], axis=-1)
+        native = occupied_fraction(frac)
+        with monkeypatch.context() as m:
+            m.setattr(_native, "load", lambda: None)
+            numpy_path = occupied_fraction(frac)
+        np.testing.assert_array_equal(native, numpy_path)
+    frac = np.zeros((1, 3, 3))
+    frac[0, :, 2] = [0.2, 0.4, 0.6]  # a slab from 0.2 to 0.6: 40 % of c (the gap 0.6 -> 1.2 is the largest)
+    assert occupied_fraction(frac)[0] == pytest.approx(0.4)

@@ -497,3 +497,28 @@ def test_known_length_gives_the_same_frames() -> None:
     a, b = plain.finish(), told.finish()
     assert a.summary == b.summary
     assert [(c.name, c.status, c.message) for c in a.checks] == [(c.name, c.status, c.message) for c in b.checks]
+
+
+def test_unwrapped_paths_native_and_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C kernel's unwrapped metal paths are NumPy's diff / rint / cumsum to the bit, across blocks, for atoms
+    that cross the boundary (wrapped into [0, 1) each frame) and for a metal that is a subset in any order."""
+    from cellsim.core import _native
+
+    rng = np.random.default_rng(4)
+    species = ["In", "S"] * 20
+    true = np.cumsum(rng.normal(0, 0.03, (90, 40, 3)), axis=0) + rng.random((40, 3))
+    frac = true - np.floor(true)
+    out = []
+    for use in (True, False):
+        with monkeypatch.context() as m:
+            if not use:
+                m.setattr(_native, "load", lambda: None)
+            acc = DiagnosticsAccumulator(species, dt_fs=2.0, metal_indices=[38, 2, 0, 17, 5])
+            paths = [acc._unwrap(frac[a:b]) for a, b in ((0, 1), (1, 30), (30, 31), (31, 90))]
+            out.append(np.concatenate(paths))
+    np.testing.assert_array_equal(out[0], out[1])
+    # the paths are the true ones, shifted by the first frame's wrap (whole cells)
+    sub = true[:, [38, 2, 0, 17, 5]]
+    shift = sub[0] - out[0][0]
+    np.testing.assert_allclose(out[0] + shift, sub, atol=1e-9)
+    np.testing.assert_allclose(shift, np.round(shift), atol=1e-9)
