@@ -55,16 +55,16 @@ _FROM_SETUP = {
 # each stage's module on first use: an analysis does not import the builder's, the MD's or the matcher's
 # modules (their engine registry, hashing, ~8 ms of every `cellsim analyze`)
 _STAGE_OF = {
-    "analyze": "analysis",
-    "BuildOutcome": "building",
-    "build": "building",
-    "inputs": "building",
-    "engine_check": "md",
-    "run": "md",
-    "_analysis_folder": "products",
-    "match": "products",
-    "replica_support": "products",
-    "report": "products",
+    "analyze": "cellsim.stages.analysis",
+    "BuildOutcome": "cellsim.stages.building",
+    "build": "cellsim.stages.building",
+    "inputs": "cellsim.stages.building",
+    "engine_check": "cellsim.stages.md",
+    "run": "cellsim.stages.md",
+    "_analysis_folder": "cellsim.stages.products",
+    "match": "cellsim.stages.products",
+    "replica_support": "cellsim.stages.products",
+    "report": "cellsim.stages.products",
 }
 
 
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
     if name in _STAGE_OF:
         import importlib
 
-        value = getattr(importlib.import_module(f"cellsim.stages.{_STAGE_OF[name]}"), name)
+        value = getattr(importlib.import_module(_STAGE_OF[name]), name)
         globals()[name] = value  # later lookups skip this function
         return value
     if name in _FROM_SETUP:
