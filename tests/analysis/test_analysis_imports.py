@@ -1,5 +1,6 @@
 """`cellsim analyze` imports only what it needs: no pandas, matplotlib or scipy, and no pymatgen or ASE for an
-XDATCAR (the elements come from cellsim.core.elements). Each of them costs the analysis ~0.5-1 s of start-up."""
+XDATCAR (the elements come from cellsim.core.elements). Each of them costs the analysis ~0.5-1 s of start-up;
+PyYAML, 15-20 ms, is not needed either for a bare XDATCAR (the reference library's facts are JSON)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "matplotlib", "scipy", "pymatgen", "ase", "torch")
+HEAVY = ("pandas", "matplotlib", "scipy", "pymatgen", "ase", "torch", "yaml")
 
 # the CLI as a user runs it, then the heavy top-level modules it left in sys.modules
 WRAPPER = """

@@ -35,7 +35,7 @@ def test_wheel_contents_and_run_from_wheel(repo: Path, tmp_path: Path) -> None:
         "cellsim/_shipped/workflows/li6ps5cl_in.yaml",
         "cellsim/_shipped/templates/vasp_md_incar.yaml",
         "cellsim/references/data/SOURCES.md",
-        "cellsim/references/data/library.yaml",
+        "cellsim/references/data/library.json",
         "cellsim/references/data/Li6PS5Cl_F-43m.cif",
         "cellsim/references/data/In2S3_I41amd.cif",
     ):
