@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cellsim import stages as stages  # the module itself (cellsim.stages.build); its functions load on first use
 from cellsim.config.rundir import RunDir, SegmentPlan
 from cellsim.core.errors import CellsimError
 from cellsim.core.version import __version__

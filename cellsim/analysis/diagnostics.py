@@ -252,6 +252,7 @@ class DiagnosticsAccumulator:
         lib = _native.load()
         if lib is not None and len(idx):
             frac = np.ascontiguousarray(frac, dtype=np.float64)
+            idx = np.arange(frac.shape[1])[idx]  # the kernel takes indices in [0, natoms): negative ones counted back
             first = frac[0, idx]
             prev_raw = first if self._last_raw is None else self._last_raw
             prev_unw = first if self._last_unwrapped is None else self._last_unwrapped

@@ -221,6 +221,8 @@ def occupied_fraction(frac: np.ndarray) -> np.ndarray:
     the periodic boundary counts. The C kernel finds the gap from buckets along c without sorting (the same
     doubles as the sort below; see ``occupied_fractions`` in _kernels.c); coordinates outside [0, 1] are sorted.
     """
+    if frac.ndim != 3 or frac.shape[2] != 3:
+        raise ValueError(f"occupied_fraction: frac must be (n_frames, natoms, 3), got shape {frac.shape}")
     nframes, natoms = frac.shape[:2]
     lib = _native.load()
     if lib is not None and natoms:

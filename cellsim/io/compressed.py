@@ -26,27 +26,33 @@ class _Hashed:
     XDATCAR takes here, at 1.6 GB/s, overlap the parsing and the kernels; on one core it costs what it did).
     The data come from the page cache the parser's read filled, or fill it for the parser: the disk is read
     once. :meth:`hexdigest` waits for the worker and hashes whatever the file gained since (a run still
-    writing it); small files, and systems without ``preadv``, are hashed there in one go.
+    writing it), so the digest is that of the file as it is when the reading ends: for a file that only grows
+    (an MD run), of every byte parsed; a file rewritten in place during the read is not hashed as parsed.
+    Small files, and systems without ``preadv``, are hashed by :meth:`hexdigest` in one go; ``hashed=False``
+    (a header read) hashes nothing.
     """
 
     THREAD_FROM = 1 << 20  # bytes: below this a thread is not worth its start
     PIECE = 1 << 20
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    def __init__(self, fh: IO[bytes], hashed: bool = True) -> None:
         self.fh = fh
         self.h = hashlib.sha256()
         self.done = 0  # bytes [0, done) are in the hash
         self._stop = False
-        self._buf = bytearray(self.PIECE)
         self._worker: threading.Thread | None = None
-        if hasattr(os, "preadv") and os.fstat(fh.fileno()).st_size >= self.THREAD_FROM:
+        if hashed and hasattr(os, "preadv") and os.fstat(fh.fileno()).st_size >= self.THREAD_FROM:
             self._worker = threading.Thread(target=self._hash_to_end, name="cellsim-sha256", daemon=True)
             self._worker.start()
 
     def _hash_to_end(self) -> None:
-        view, fd = memoryview(self._buf), self.fh.fileno()
+        buf = bytearray(self.PIECE)
+        view, fd = memoryview(buf), self.fh.fileno()
         while not self._stop:
-            n = os.preadv(fd, [self._buf], self.done)
+            try:
+                n = os.preadv(fd, [buf], self.done)
+            except OSError:
+                return  # hexdigest reads on from `done` in the caller's thread, where an error is reported
             if not n:
                 return
             self.h.update(view[:n])
@@ -131,9 +137,14 @@ class ByteSource:
     PIECE = 1 << 14  # compressed bytes per call
     OUT = 1 << 20  # decompressed bytes per call at most (a compression bomb is read a piece at a time)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hashed: bool = True) -> None:
         self.kind = _compression(path)
-        self.raw = _Hashed(open(path, "rb"))
+        fh = open(path, "rb")
+        try:
+            self.raw = _Hashed(fh, hashed)
+        except BaseException:
+            fh.close()
+            raise
         self.error: str | None = None
         self.eof = False
         self._carry = b""

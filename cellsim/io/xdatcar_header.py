@@ -95,9 +95,9 @@ class FrameBlock:
         return len(self.frac)
 
 
-def _open_source(path: Path) -> ByteSource:
+def _open_source(path: Path, hashed: bool = True) -> ByteSource:
     try:
-        return ByteSource(path)
+        return ByteSource(path, hashed)
     except OSError as exc:  # unreadable (permissions, a FIFO gone, I/O error)
         raise TrajectoryError(f"{path}: cannot read the trajectory ({exc.strerror or exc})") from None
 
@@ -336,7 +336,7 @@ def read_header(path: str | Path, species: list[str] | None = None) -> XdatcarHe
     path = Path(path)
     if not path.is_file():
         raise TrajectoryError(f"{path}: no such trajectory file")
-    with _open_source(path) as src:
+    with _open_source(path, hashed=False) as src:  # the header only: no hash
         head = src.read(HEAD_BYTES)
         lines = head.split(b"\n", 9)[:9]  # the header has at most 8 lines; the frames stay unsplit
         if len(lines) < 7:

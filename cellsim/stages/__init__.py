@@ -80,3 +80,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(setup, _FROM_SETUP[name])
     raise AttributeError(f"module 'cellsim.stages' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

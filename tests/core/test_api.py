@@ -180,3 +180,19 @@ def test_launch_folders_stay_in_the_run_directory() -> None:
     assert not list(REPO.glob("launcher_*"))
     ignore = (REPO / ".gitignore").read_text()
     assert "launcher_" in ignore
+
+
+def test_import_cellsim_binds_the_stages_module_and_loads_no_stage() -> None:
+    """`cellsim.stages.build` works after a plain `import cellsim` (docs/python.md), and the stage modules load
+    on first use only: a fresh interpreter that imports cellsim has none of them."""
+    code = (
+        "import sys, cellsim\n"
+        "assert cellsim.stages.__name__ == 'cellsim.stages'\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('cellsim.stages.'))\n"
+        "assert loaded == [], loaded\n"
+        "assert callable(cellsim.stages.build) and 'cellsim.stages.building' in sys.modules\n"
+        "assert cellsim.analyze is cellsim.stages.analyze\n"
+        "assert 'match' in dir(cellsim.stages)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +36,14 @@ def test_digest_is_the_files_sha256(tmp_path: Path, size: int) -> None:
         assert src.digest() == hashlib.sha256(data).hexdigest()
 
 
-def test_digest_of_compressed_bytes(tmp_path: Path) -> None:
-    raw = b"".join(b"line %d\n" % i for i in range(300_000))
+@pytest.mark.parametrize("lines", [1000, 400_000])  # 5 kB and ~1.7 MB of gzip: hashed at the end / by the worker
+def test_digest_of_compressed_bytes(tmp_path: Path, lines: int) -> None:
+    rng = np.random.default_rng(lines)
+    raw = b"".join(b"%.8f %.8f\n" % tuple(v) for v in rng.random((lines, 2)))
     path = tmp_path / "f.gz"
     path.write_bytes(gzip.compress(raw))
     with ByteSource(path) as src:
+        assert (src.raw._worker is not None) == (path.stat().st_size >= _Hashed.THREAD_FROM and hasattr(os, "preadv"))
         assert _drain(src) == raw
         assert src.digest() == hashlib.sha256(path.read_bytes()).hexdigest()  # of the file, not of its content
 
@@ -55,14 +60,56 @@ def test_digest_covers_what_the_file_gained(tmp_path: Path) -> None:
         assert src.digest() == hashlib.sha256(first + b"b" * 1000).hexdigest()
 
 
-def test_closing_early_stops_the_worker(tmp_path: Path) -> None:
+@pytest.mark.skipif(not hasattr(os, "preadv"), reason="no os.preadv: no worker")
+def test_closing_early_stops_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader closed after its first piece: the worker stops there instead of hashing the whole file."""
     path = tmp_path / "f.bin"
     path.write_bytes(b"c" * (8 * _Hashed.PIECE))
+    first_done, release = threading.Event(), threading.Event()
+    real = os.preadv
+
+    def slow_preadv(fd: int, buffers: list[bytearray], offset: int) -> int:
+        n = real(fd, buffers, offset)
+        first_done.set()
+        release.wait(10)
+        return n
+
+    monkeypatch.setattr(os, "preadv", slow_preadv)
     src = ByteSource(path)
-    worker = src.raw._worker
-    src.read(100)
-    src.__exit__(None, None, None)
-    assert src.raw._worker is None and (worker is None or not worker.is_alive())
+    raw = src.raw
+    assert first_done.wait(10)
+    stopper = threading.Thread(target=src.__exit__, args=(None, None, None))
+    stopper.start()
+    while not raw._stop:  # close() has asked the worker to stop; now let its first read return
+        time.sleep(0.001)
+    release.set()
+    stopper.join(10)
+    assert raw._worker is None and raw.done == _Hashed.PIECE  # one piece hashed, not eight
+
+
+@pytest.mark.skipif(not hasattr(os, "preadv"), reason="no os.preadv: no worker")
+def test_a_read_error_in_the_worker_is_the_callers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """preadv failing in the worker: the worker ends quietly and digest() reads on, in the caller's thread."""
+    data = b"d" * (3 * _Hashed.PIECE + 5)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+
+    def failing(fd: int, buffers: list[bytearray], offset: int) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "preadv", failing)
+    with ByteSource(path) as src:
+        assert src.raw._worker is not None
+        assert src.digest() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_header_read_hashes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"e" * (2 * _Hashed.THREAD_FROM))
+    with ByteSource(path, hashed=False) as src:
+        assert src.raw._worker is None
+        src.read(100)
+        assert src.raw.done == 0
 
 
 def test_trajectory_segments_carry_the_hash(tmp_path: Path) -> None:
