@@ -390,7 +390,7 @@ def test_unreadable_file_is_a_trajectory_error(tmp_path: Path, monkeypatch: pyte
     p = tmp_path / "XDATCAR"
     p.write_text(_text(1))
 
-    def denied(self: object, path: Path) -> None:
+    def denied(self: object, path: Path, *args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(tr._Source, "__init__", denied)
