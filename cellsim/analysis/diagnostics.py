@@ -73,6 +73,7 @@ from cellsim.analysis.checks import (  # noqa: F401  (the rules, importable from
 from cellsim.analysis.metal import layer_planes, metal_series  # noqa: F401
 from cellsim.analysis.neighbours import nearest_distance, neighbour_counts  # noqa: F401
 from cellsim.analysis.series import bin_mean, equilibration_time, linear_drift, running_mean  # noqa: F401
+from cellsim.core import _native
 from cellsim.io.energies import EnergySeries, parse_oszicar, parse_vasprun, read_energies  # noqa: F401
 from cellsim.io.stitching import iter_segments
 from cellsim.io.xdatcar import FrameBlock
@@ -246,22 +247,20 @@ class DiagnosticsAccumulator:
 
         ``frac`` (n, natoms, 3) holds every atom; the result (n, metal atoms, 3) the metal atoms' paths.
         """
-        from cellsim.core import _native
-
         idx = self.metal_idx
+        first = frac[0, idx]
+        prev_raw = first if self._last_raw is None else self._last_raw
+        prev_unw = first if self._last_unwrapped is None else self._last_unwrapped
         lib = _native.load()
         if lib is not None and len(idx):
             frac = np.ascontiguousarray(frac, dtype=np.float64)
-            idx = np.arange(frac.shape[1])[idx]  # the kernel takes indices in [0, natoms): negative ones counted back
-            first = frac[0, idx]
-            prev_raw = first if self._last_raw is None else self._last_raw
-            prev_unw = first if self._last_unwrapped is None else self._last_unwrapped
             out = np.empty((len(frac), len(idx), 3))
             lib.unwrap_paths(
                 frac.reshape(-1),
                 len(frac),
                 frac.shape[1],
-                np.ascontiguousarray(idx, dtype=np.int64),
+                # the kernel takes indices in [0, natoms): negative ones counted back
+                np.ascontiguousarray(np.arange(frac.shape[1])[idx], dtype=np.int64),
                 len(idx),
                 np.ascontiguousarray(prev_raw, dtype=np.float64),
                 np.ascontiguousarray(prev_unw, dtype=np.float64),
@@ -269,10 +268,7 @@ class DiagnosticsAccumulator:
                 np.empty(3 * len(idx)),
             )
         else:
-            sub = frac[:, idx]
-            prev_raw = sub[0] if self._last_raw is None else self._last_raw
-            prev_unw = sub[0] if self._last_unwrapped is None else self._last_unwrapped
-            steps = np.diff(np.concatenate([prev_raw[None], sub]), axis=0)
+            steps = np.diff(np.concatenate([prev_raw[None], frac[:, idx]]), axis=0)
             steps -= np.rint(steps)
             out = prev_unw[None] + np.cumsum(steps, axis=0)
         self._last_raw, self._last_unwrapped = frac[-1, idx].copy(), out[-1].copy()
