@@ -267,13 +267,20 @@ static inline int64_t mic_row(const double *bx, const double *by, const double *
         double z = d0 * H[2] + d1 * H[5] + d2 * H[8];
         r2s[jj] = x * x + y * y + z * z;
     }
+    /* the distances below rmax moved to the front of r2s without a branch (m <= jj: in place), then binned: most
+     * scanned pairs lie beyond rmax in no predictable order (on the benchmark slab ~500 of ~4000 a frame), and a
+     * branch on each cost more than the binning: the kernel alone 0.83-0.92 x, paired, the same counts */
+    long m = j0;
     for (long jj = j0; jj < j1; jj++) {
         const double r2 = r2s[jj];
-        if (r2 < rmax2) {
-            long k = (long)(sqrt(r2) * inv_dr);
-            if (k < nbins) hist[k]++;
-            nbond += (r2 < bc2);
-        }
+        r2s[m] = r2;
+        m += (r2 < rmax2);
+    }
+    for (long t = j0; t < m; t++) {
+        const double r2 = r2s[t];
+        const long k = (long)(sqrt(r2) * inv_dr);
+        if (k < nbins) hist[k]++;
+        nbond += (r2 < bc2);
     }
     return nbond;
 }
@@ -417,21 +424,7 @@ void pair_histogram(const double *frac, long nframes, long natoms, const double 
             const double x0 = xi[0] - floor(xi[0]), x1 = xi[1] - floor(xi[1]), x2 = xi[2] - floor(xi[2]);
             if (mic) {
                 const long j0 = same ? ii + 1 : 0;
-                for (long jj = j0; jj < nb; jj++) {
-                    double d0 = wrap_unit(bx[jj] - x0), d1 = wrap_unit(by[jj] - x1), d2 = wrap_unit(bz[jj] - x2);
-                    double x = d0 * H[0] + d1 * H[3] + d2 * H[6];
-                    double y = d0 * H[1] + d1 * H[4] + d2 * H[7];
-                    double z = d0 * H[2] + d1 * H[5] + d2 * H[8];
-                    r2s[jj] = x * x + y * y + z * z;
-                }
-                for (long jj = j0; jj < nb; jj++) {
-                    const double r2 = r2s[jj];
-                    if (r2 < rmax2) {
-                        long k = (long)(sqrt(r2) * inv_dr);
-                        if (k < nbins) hist[k]++;
-                        nbond += (r2 < bc2);
-                    }
-                }
+                nbond += mic_row(bx, by, bz, r2s, j0, nb, x0, x1, x2, H, rmax2, bc2, inv_dr, nbins, hist);
                 continue;
             }
             for (long jj = same ? ii : 0; jj < nb; jj++) {
