@@ -7,6 +7,7 @@ and a non-zero exit status (a traceback goes to a log file, or to the terminal w
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -144,6 +145,22 @@ def usage_line(exc: BaseException, args: list[str] | None = None) -> str:
     return f"{cmd}: {msg} (see {cmd} --help)"
 
 
+@functools.cache
+def _freeze_at_exit() -> None:
+    """Freeze every object left when the interpreter exits, so its shutdown collections skip them.
+
+    At exit Python runs full garbage collections over every object still alive, most of them made by the imports
+    (~42,000 after an analysis: pydantic's, typer's, numpy's): 50-100 ms of every command on this 2-core
+    machine (measured: a 10-frame `cellsim analyze` 0.66 -> 0.61 s, paired). :func:`main` ends the process, and
+    nothing of cellsim's waits for a collection to be flushed or closed (outputs are written atomically and
+    closed before the command returns); callbacks registered later (by libraries) still run first.
+    """
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; exit 0 on success, 2 on a refused input or a usage error, 1 on an unexpected failure, 130 on
     Ctrl-C."""
@@ -151,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     # 40-60 ms of every command in an environment with torch, pymatgen and ASE (measured on `cellsim analyze`).
     # setdefault: an environment that sets the variable (empty: look for plugins) keeps its choice.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _freeze_at_exit()
     import typer
 
     from cellsim.core.errors import CellsimError
