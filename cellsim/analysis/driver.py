@@ -100,15 +100,11 @@ class SharedNeighbours:
         full = np.flatnonzero(dense_mask).astype(np.int64)
         cut = np.array(self._tables)
         cmax = cut.reshape(len(cut), -1).max(axis=1)
-        widths: dict[bytes, float] = {}
         for k in full:
             cell = block.cells[k]
-            key = cell.tobytes()
-            if key not in widths:
-                widths[key] = half_width(cell)
             # minimum image is exact for a table only below half the cell width: others are left to the
             # accumulator (periodic images)
-            valid = cmax < widths[key]
+            valid = cmax < half_width(cell)
             counts = kind_counts(block.frac[k], cell, self.kinds, cut) if valid.any() else None
             for t in range(len(cut)):
                 if counts is not None and valid[t]:

@@ -12,6 +12,7 @@ arithmetic:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -23,8 +24,15 @@ from cellsim.core.numeric import median
 
 def half_width(cell: np.ndarray) -> float:
     """Half the smallest perpendicular width of a cell (rows a, b, c)."""
-    vol = abs(float(np.linalg.det(cell)))
-    widths = [vol / float(np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))) for i in range(3)]
+    return _half_width_of(np.ascontiguousarray(cell, dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=1024)
+def _half_width_of(cell: bytes) -> float:
+    # by the cell's bytes: an NVT run asks for the same cell every block, and the NumPy below costs ~0.2 ms
+    c = np.frombuffer(cell, dtype=np.float64).reshape(3, 3)
+    vol = abs(float(np.linalg.det(c)))
+    widths = [vol / float(np.linalg.norm(np.cross(c[(i + 1) % 3], c[(i + 2) % 3]))) for i in range(3)]
     return 0.5 * min(widths)
 
 
