@@ -103,9 +103,9 @@ _CELLSIM = (
     "import sys\n"
     + _PEAK
     + """
-from cellsim.cli import main  # the console script's entry point, as a user runs it
+from cellsim.cli import console_main  # the console script's entry point, as a user runs it
 try:
-    main(sys.argv[1:])
+    console_main()  # reads sys.argv[1:], the arguments after -c CODE
 except SystemExit as exc:
     if exc.code:
         raise

@@ -7,7 +7,6 @@ and a non-zero exit status (a traceback goes to a log file, or to the terminal w
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from cellsim.cli import fit as _fit  # noqa: F401
 from cellsim.cli import md as _md  # noqa: F401
 from cellsim.cli._app import app, err_console
 
-__all__ = ["app", "main"]
+__all__ = ["app", "console_main", "main"]
 
 # options that may be given more than once (their values are merged); any other repeated option is refused
 REPEATABLE = {"--pairs", "--cutoff", "--candidate", "--engine"}
@@ -145,20 +144,21 @@ def usage_line(exc: BaseException, args: list[str] | None = None) -> str:
     return f"{cmd}: {msg} (see {cmd} --help)"
 
 
-@functools.cache
-def _freeze_at_exit() -> None:
-    """Freeze every object left when the interpreter exits, so its shutdown collections skip them.
+def console_main() -> None:
+    """The ``cellsim`` console script and ``python -m cellsim.cli``: :func:`main` in a process that ends with it.
 
     At exit Python runs full garbage collections over every object still alive, most of them made by the imports
-    (~42,000 after an analysis: pydantic's, typer's, numpy's): 50-100 ms of every command on this 2-core
-    machine (measured: a 10-frame `cellsim analyze` 0.66 -> 0.61 s, paired). :func:`main` ends the process, and
-    nothing of cellsim's waits for a collection to be flushed or closed (outputs are written atomically and
-    closed before the command returns); callbacks registered later (by libraries) still run first.
+    (~42,000 after an analysis: pydantic's, typer's, numpy's): 50-100 ms of every command on this 2-core machine
+    (a 10-frame `cellsim analyze` 0.66 -> 0.61 s, paired). Here the objects left are frozen first (atexit), so
+    those collections skip them; what they would finalize are objects in reference cycles, and the command's
+    own outputs are written atomically and closed before it returns. Only the console entry does this: a program
+    that calls :func:`main` itself keeps its own shutdown as it was.
     """
     import atexit
     import gc
 
     atexit.register(gc.freeze)
+    main()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,7 +168,6 @@ def main(argv: list[str] | None = None) -> None:
     # 40-60 ms of every command in an environment with torch, pymatgen and ASE (measured on `cellsim analyze`).
     # setdefault: an environment that sets the variable (empty: look for plugins) keeps its choice.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    _freeze_at_exit()
     import typer
 
     from cellsim.core.errors import CellsimError

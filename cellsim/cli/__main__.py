@@ -1,5 +1,5 @@
 """``python -m cellsim.cli``: the same as the ``cellsim`` command."""
 
-from cellsim.cli import main
+from cellsim.cli import console_main
 
-main()
+console_main()
