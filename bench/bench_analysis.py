@@ -318,8 +318,8 @@ def main() -> None:
                 for a, b in zip(rs, ref, strict=False)
                 if (x := _num(a["wall_s"])) is not None and (y := _num(b["wall_s"])) is not None
             ]
-            # Rounded as the CSV stores them, so the printed table, the CSV and the docs quoting it agree (the
-            # CSV's 0.275 printed as 0.28 where the unrounded 0.2749 had printed as 0.27).
+            # Rounded as the CSV stores them, so the printed table, the CSV and the docs quoting it agree (an
+            # unrounded 0.2749 printed as 0.27 while the CSV's 0.275 reads as 0.28).
             row.update(
                 wall_s=round(statistics.median(walls), 3),
                 wall_min_s=round(min(walls), 3),
