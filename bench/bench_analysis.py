@@ -18,10 +18,10 @@ the process's own peak RSS (VmHWM):
 MDAnalysis and freud come with the ``bench`` extra (``pip install -e ".[bench]"``); a tool that is not installed
 is a row saying so. Results go to ``bench/out/bench_analysis.csv`` (``--csv``), which docs/performance.md quotes.
 
-cellsim's bytecode is compiled first (as ``pip install`` does). Every tool runs once a round, in turn
-(``--repeat`` rounds at 10,000 frames, default 3; ``--big-repeat`` beyond, default 1). A row gives the median
-whole-process time with its min-max, and x NumPy is the median of the rounds' ratios to the NumPy process of the
-same round: on a shared machine a slow spell then hits both sides.
+cellsim's bytecode and C kernels are compiled first (as ``pip install`` and any earlier analysis leave them). Every
+tool runs once a round, in turn (``--repeat`` rounds at 10,000 frames, default 3; ``--big-repeat`` beyond, default
+1). A row gives the median whole-process time with its min-max, and x NumPy is the median of the rounds' ratios to
+the NumPy process of the same round: on a shared machine a slow spell then hits both sides.
 
 Run: ``make bench`` or ``.venv/bin/python bench/bench_analysis.py [--sizes 10000,100000] [--tools ...]``.
 """
@@ -257,12 +257,16 @@ def run_tool(tool: str, path: Path, timeout: float) -> dict[str, object]:
 
 def _compile_bytecode() -> None:
     """cellsim's modules compiled to bytecode, as an installed package has them: with PYTHONDONTWRITEBYTECODE set
-    (or a read-only tree) an edited module would be compiled again by every process, ~0.07 s of each start."""
+    (or a read-only tree) an edited module would be compiled again by every process, ~0.07 s of each start; and
+    the C kernels built into their cache, as any earlier analysis on the machine leaves them (on a fresh machine
+    the first timed round built them: 1.27 s against 0.50-0.53 s for the four rounds after it)."""
     import compileall
 
     import cellsim
+    from cellsim.core import _native
 
     compileall.compile_dir(str(Path(cellsim.__file__).parent), quiet=1)
+    _native.load()
 
 
 def _num(v: object) -> float | None:
