@@ -255,7 +255,7 @@ def run_tool(tool: str, path: Path, timeout: float) -> dict[str, object]:
     }
 
 
-def _compile_bytecode() -> None:
+def _compile_ahead() -> None:
     """cellsim's modules compiled to bytecode, as an installed package has them: with PYTHONDONTWRITEBYTECODE set
     (or a read-only tree) an edited module would be compiled again by every process, ~0.07 s of each start; and
     the C kernels built into their cache, as any earlier analysis on the machine leaves them (on a fresh machine
@@ -287,7 +287,7 @@ def main() -> None:
     tools = [t for t in args.tools.split(",") if t]
     big = set(args.big_tools.split(","))
     files = make_files(sizes)
-    _compile_bytecode()
+    _compile_ahead()
     rows: list[dict[str, object]] = []
     fields = [
         "tool", "label", "frames", "runs", "wall_s", "wall_min_s", "wall_max_s", "analysis_s", "peak_mb",
