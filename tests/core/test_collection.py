@@ -1,0 +1,31 @@
+"""Every folder and module of tests/ that holds tests is collected by a plain `pytest` run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+
+
+def test_every_test_folder_and_module_is_collected() -> None:
+    # a subprocess with the project's own configuration (testpaths, norecursedirs), as `make test` runs it:
+    # pytest's default norecursedirs once hid tests/build without any skip or warning
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    collected = {line.split("::", 1)[0] for line in r.stdout.splitlines() if "::" in line}
+    modules = {p.relative_to(REPO).as_posix() for p in TESTS.rglob("test_*.py") if "__pycache__" not in p.parts}
+    assert "tests/build/test_build.py" in modules  # the folder the default configuration skipped
+    folders = {m.rsplit("/", 1)[0] for m in modules}
+    missing_folders = sorted(folders - {c.rsplit("/", 1)[0] for c in collected})
+    assert not missing_folders, f"test folders never collected: {missing_folders}"
+    missing = sorted(modules - collected)
+    assert not missing, f"test modules that collect nothing: {missing}"
