@@ -149,7 +149,9 @@ def departure_time(
     mu, sd = float(base.mean()), float(base.std())
     margin = max(3.0 * sd, min_margin, 0.1 * mu)
     w = max(1, min(sustain_frames, n))
-    run_mean = np.convolve(counts.astype(float), np.ones(w) / w, mode="valid")  # run_mean[k] = mean(k..k+w-1)
+    # run_mean[k] = mean(k..k+w-1), as a sum divided once: summing the w-ths rounds, and a count that sits
+    # exactly on the margin (10 -> 8 bonds, margin 2) then read as outside it for some counts and not others
+    run_mean = np.convolve(counts.astype(float), np.ones(w), mode="valid") / w
 
     def first(mask: np.ndarray, frame_out: np.ndarray) -> float | None:
         # the first stretch (after the baseline) where the running mean stays outside for w starts; the time is
