@@ -232,3 +232,83 @@ def study_schema() -> None:
     from cellsim.config.study import Study
 
     console.print(Study(name="my_study").to_yaml(), highlight=False, markup=False)
+
+
+# the bundled studies' reactant pairs (electrolyte, metal): what `refs pbe` answers when given none
+BUNDLED_PAIRS = (("Li6PS5Cl", "In"), ("Li6PS5Cl", "LiIn"), ("Li6PS5Cl", "Li"), ("Li3PS4", "In"))
+
+
+@refs_app.command("pbe")
+def refs_pbe(
+    pair: Annotated[
+        list[str] | None,
+        typer.Argument(help="ELECTROLYTE,METAL pairs, e.g. Li6PS5Cl,In (default: the bundled studies' pairs)"),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the hull and the reactions as JSON")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write the reaction-energy curves as a PNG")] = None,
+) -> None:
+    """The PBE phase diagram computed by cellsim (data/pbe/phases_pw): each phase's formation energy and distance
+    from the hull, and the metal + electrolyte reactions, closed and at the Li-In alloy's Li potential."""
+    from rich.table import Table
+
+    from cellsim.core.files import atomic_write_json
+    from cellsim.references import pbe
+
+    phases = pbe.stored_phases()
+    if not phases:
+        fail(CellsimError("no stored PBE phases in this install (data/pbe/phases_pw/index.json)"))
+        return
+    pairs: list[tuple[str, str]] = []
+    for text in pair or [",".join(p) for p in BUNDLED_PAIRS]:
+        parts = [x.strip() for x in text.split(",")]
+        if len(parts) != 2 or not all(parts):
+            fail(CellsimError(f"pair {text!r}: expected ELECTROLYTE,METAL, e.g. Li6PS5Cl,In"))
+            return
+        pairs.append((parts[0], parts[1]))
+    rows = pbe.hull_table(phases)
+    mp = {r["phase"]: r for r in pbe.hull_table(phases, mp2020=True)}
+    t = Table(title=f"PBE phases: {pbe.SOURCE}")
+    for col in (
+        "phase",
+        "atoms",
+        "k-mesh",
+        "E_f eV/atom",
+        "E_hull meV/atom",
+        "E_hull MP2020",
+        "max |F| eV/A",
+        "P GPa",
+        "decomposes to",
+    ):
+        t.add_column(col)
+    for r in rows:
+        ph = phases[r["phase"]]
+        t.add_row(
+            r["phase"],
+            str(ph.natoms),
+            "x".join(map(str, ph.kpts)),
+            f"{r['formation_eV_per_atom']:.3f}",
+            f"{1000 * r['e_above_hull_eV_per_atom']:.0f}",
+            f"{1000 * mp[r['phase']]['e_above_hull_eV_per_atom']:.0f}" if r["phase"] in mp else "-",
+            f"{ph.max_force:.3f}",
+            f"{ph.pressure_GPa:+.1f}",
+            " + ".join(r["decomposes_to"]) or "-",
+        )
+    console.print(t)
+    answers = {f"{m}|{e}": pbe.interface_thermo(e, m, phases=phases) for e, m in pairs}
+    for key, ans in answers.items():
+        if "skipped" in ans:
+            console.print(f"{key}: {ans['skipped']}")
+            continue
+        console.print(f"{key}: {ans['sentence']}" + ("; MP2020 changes a sign" if ans["mp2020_changes_sign"] else ""))
+    if json_out is not None:
+        atomic_write_json(
+            json_out, {"source": pbe.SOURCE, "hull": rows, "hull_mp2020": list(mp.values()), "interfaces": answers}
+        )
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        from cellsim.core.files import atomic_write_bytes
+        from cellsim.reporting.figures import mixing_plot, to_png
+
+        fig = mixing_plot({k: a for k, a in answers.items() if "closed" in a})
+        atomic_write_bytes(plot, to_png(fig))
+        console.print(f"wrote {plot}")

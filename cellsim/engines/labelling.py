@@ -60,7 +60,17 @@ def label_set(
         for name, atoms, over, _ in configs:
             print(f"{name:32s} {len(atoms)} atoms  {'done' if done(atoms, over) else '-'}")
         return {}
-    index: dict[str, str] = {}
+    import json
+
+    # entries of configurations still in the set are kept (a second worker, or a run cut short, wrote them)
+    path = Path(root) / "index.json"
+    names = {c[0] for c in configs}
+    try:
+        index = {
+            k: v for k, v in json.loads(path.read_text()).items() if k in names and (jobs / v / "result.json").is_file()
+        }
+    except (OSError, ValueError):
+        index = {}
     new = 0
     for name, atoms, over, meta in configs:
         if not done(atoms, over):
@@ -70,7 +80,12 @@ def label_set(
         t0 = time.time()
         res = run(jobs, name, atoms, over, meta)
         index[name] = res.job_dir.name
-        atomic_write_json(Path(root) / "index.json", index)
+        try:  # merge what another worker wrote since
+            on_disk = json.loads(path.read_text())
+            index = {**{k: v for k, v in on_disk.items() if k in names and k not in index}, **index}
+        except (OSError, ValueError):
+            pass
+        atomic_write_json(path, dict(sorted(index.items())))
         how = "cached" if res.cached else f"{time.time() - t0:.0f} s"
         print(
             f"{name}: E {res.energy / len(atoms):.5f} eV/atom, max |F| {np.abs(res.forces).max():.3f}, {how}",

@@ -26,6 +26,21 @@ def _bond_text(pair: str, d: dict[str, Any]) -> str:
     return f"{pair} {b['baseline_mean']:.1f} -> {b['late_mean']:.1f}"
 
 
+def bond_event(pair: str, d: dict[str, Any]) -> str | None:
+    """The answer's rule for one pair of the match (``MatchResult.pairs[pair]``): ``"formed"`` (a new RDF shell,
+    or a count risen beyond the first frames' noise for a pair not bonded in a reactant), ``"broken"`` (a
+    framework pair of a reactant, neither mobile ion nor metal-metal, fallen beyond that noise) or None. The
+    answer, the evidence and the paper-claims table all use it."""
+    b = d.get("bonds") or {}
+    a, c = pair.split("-")
+    if d.get("has_new") or (b.get("rose") and d.get("kind") != "reactant pair"):
+        return "formed"
+    framework = d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
+    if b.get("fell") and framework:
+        return "broken"
+    return None
+
+
 def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     """One answer from all the evidence: products, new and broken bonds, lost motifs, energy, assumptions.
 
@@ -58,7 +73,8 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     for pair, d in result.pairs.items():
         b = d.get("bonds") or {}
         a, c = pair.split("-")
-        if d.get("has_new") or (b.get("rose") and d.get("kind") != "reactant pair"):
+        event = bond_event(pair, d)
+        if event == "formed":
             formed_bonds.append(pair)
             evidence.append(f"{_bond_text(pair, d)} bonds (+{b['change']:.1f}, noise margin {b['margin']:.1f})")
             if b.get("formation_ps") is not None:
@@ -73,7 +89,7 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
                 else "contacts of the interface lost, not a reaction"
             )
             evidence.append(f"{_bond_text(pair, d)} bonds fewer ({b['change']:.1f}): {why}")
-        if b.get("fell") and framework:
+        if event == "broken":
             broken_bonds.append(pair)
             evidence.append(f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})")
             if b.get("break_ps") is not None:
@@ -95,20 +111,9 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     drift_check = diag.check("potential energy drift") if diag is not None and hasattr(diag, "check") else None
     if drift is not None and drift < 0 and drift_check is not None and drift_check.status != "ok":
         evidence.append(f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)")
-    th = result.thermo or {}
-    if th.get("reaction") and th.get("reactants_react") is False:
-        evidence.append(
-            f"phase diagram ({th['source']}): no reaction between {' and '.join(th['reactants'])}"
-            + "".join(f"; on its own: {x}" for x in th.get("reactant_decomposes", []))
-        )
-    elif th.get("reaction"):
-        evidence.append(
-            f"phase diagram ({th['source']}): {th['reaction']}, {th['energy_eV_per_atom']:+.3f} eV/atom"
-            + ("" if th.get("exergonic") else " (no exergonic reaction: the interface is stable)")
-            + "".join(f"; on its own: {x}" for x in th.get("reactant_decomposes", []))
-        )
-    elif th.get("skipped"):
-        evidence.append(f"phase diagram: {th['skipped']}")
+    from cellsim.products.thermo import thermo_lines
+
+    evidence.extend(f"phase diagram: {line}" for line in thermo_lines(result.thermo or {}))
     formed = [c for c in result.candidates if c.verdict == "formed"]
     possible = [c for c in result.candidates if c.verdict == "possible"]
     unseen = [c.candidate for c in result.candidates if c.verdict == "not seen"]

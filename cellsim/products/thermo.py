@@ -97,15 +97,66 @@ def cross_check(
     }
 
 
+def _is_metal(structure: Any) -> bool:
+    return all(el.is_metal for el in structure.composition.elements)
+
+
+def pbe_cross_check(reactants: dict[str, Any], engine_result: dict[str, Any]) -> dict[str, Any]:
+    """The phase-diagram record of a match: PBE's answer (:func:`cellsim.references.pbe.interface_thermo`) where
+    the stored PBE phases cover the reactants, the engine's (:func:`cross_check`) beside it as ``engine``.
+
+    The top-level keys (``reaction``, ``energy_eV_per_atom``, ``exergonic``, ``reactants_react``, ``source`` ...)
+    are PBE's when PBE covers the pair, else the engine's, so every reader shows the reference method first.
+    """
+    from cellsim.references import pbe
+
+    metals = [n for n, s in reactants.items() if _is_metal(s)]
+    others = [n for n in reactants if n not in metals]
+    if not metals or not others:
+        return {**engine_result, "engine": engine_result, "pbe": {"skipped": "needs a metal and an electrolyte"}}
+    el, metal = others[0], metals[0]
+    ref = pbe.interface_thermo(reactants[el].composition.reduced_formula, reactants[metal].composition.reduced_formula)
+    if "skipped" in ref:
+        return {**engine_result, "engine": engine_result, "pbe": ref}
+    closed = ref["closed"]
+    decomposes = (
+        [
+            f"{el} -> {' + '.join(ref['electrolyte_decomposes_to'])} "
+            f"({ref['electrolyte_e_above_hull_eV_per_atom']:+.3f} eV/atom above the PBE hull)"
+        ]
+        if ref["electrolyte_decomposes_to"]
+        else []
+    )
+    return {
+        "reaction": closed["reaction"] or f"{metal} + {el}: no reaction",
+        "energy_eV_per_atom": closed["energy_eV_per_atom"],
+        "products": closed["products"],
+        "ratio": closed["ratio"],
+        "reactants": [el, metal],
+        "reactants_react": bool(closed["exergonic"]),
+        "exergonic": bool(closed["exergonic"]),
+        "reactant_decomposes": decomposes,
+        "phases": ref["phases"],
+        "source": pbe.SOURCE,
+        "sentence": ref["sentence"],
+        "pbe": ref,
+        "engine": engine_result,
+    }
+
+
 def engine_energies_check(engine: str, compute: bool) -> Any:
-    """A ``thermo`` callable for :func:`cellsim.products.match.match_analysis`: energies of ``engine`` (cached, or
-    computed when ``compute``), then :func:`cross_check`."""
+    """A ``thermo`` callable for :func:`cellsim.products.match.match_analysis`: the stored PBE phase diagram
+    (:func:`pbe_cross_check`) with the energies of ``engine`` (cached, or computed when ``compute``) beside it."""
 
     def run(reactants: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
         try:
-            return _run(reactants, candidates)
+            mine = _run(reactants, candidates)
         except Exception as exc:
-            return {"skipped": f"not computed ({type(exc).__name__}: {exc})"[:300], "source": engine}
+            mine = {"skipped": f"not computed ({type(exc).__name__}: {exc})"[:300], "source": engine}
+        try:
+            return pbe_cross_check(reactants, mine)
+        except Exception as exc:  # the engine's record stands alone; say why PBE is missing
+            return {**mine, "engine": mine, "pbe": {"skipped": f"{type(exc).__name__}: {exc}"[:300]}}
 
     def _run(reactants: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
         from pymatgen.core import Composition
@@ -119,6 +170,12 @@ def engine_energies_check(engine: str, compute: bool) -> Any:
         # hold whatever the reactants could become (Li3P and LiCl for Li on Li6PS5Cl even when no Li-P was analysed)
         elements = {el.symbol for s in reactants.values() for el in s.composition}
         pool = dict(candidates)
+        from cellsim.references import pbe
+
+        # the stored PBE phases too: the engine's column then holds the same phases as PBE's
+        for name, ph in pbe.chemical_system(pbe.stored_phases(), set(elements)).items():
+            if name not in reactants and name not in pool and not ph.molecule:
+                pool[name] = ph.structure()
         for name, phase in library().items():
             if name in reactants or name in pool:
                 continue
@@ -141,3 +198,42 @@ def engine_energies_check(engine: str, compute: bool) -> Any:
         return cross_check(reactants, pool, energies, source)
 
     return run
+
+
+def _engine_line(eng: dict[str, Any]) -> str:
+    if eng.get("skipped"):
+        return f"engine ({eng.get('source', '?')}): {eng['skipped']}"
+    if eng.get("reactants_react") is False or not eng.get("exergonic"):
+        return f"engine ({eng['source']}): no exergonic reaction between {' and '.join(eng['reactants'])}"
+    return f"engine ({eng['source']}): {eng['reaction']}, {eng['energy_eV_per_atom']:+.3f} eV/atom"
+
+
+def thermo_lines(th: dict[str, Any]) -> list[str]:
+    """The phase-diagram evidence as sentences: PBE's answer first (closed, at the Li-In potential, MP2020),
+    the engine's beside it. Empty when nothing was computed."""
+    if not th:
+        return []
+    ref = th.get("pbe") or {}
+    eng = th.get("engine") or {}
+    lines = []
+    if ref.get("closed"):
+        text = ref["sentence"]
+        if ref.get("electrolyte_decomposes_to"):
+            above = 1000 * ref["electrolyte_e_above_hull_eV_per_atom"]
+            text += (
+                f"; {ref['closed']['electrolyte']} on its own lies {above:.0f} meV/atom above the PBE hull "
+                f"(-> {' + '.join(ref['electrolyte_decomposes_to'])})"
+            )
+        text += (
+            "; MP2020 anion corrections change a sign"
+            if ref.get("mp2020_changes_sign")
+            else "; MP2020 anion corrections change no sign"
+        )
+        lines.append(text)
+    elif ref.get("skipped"):
+        lines.append(f"PBE phase diagram: {ref['skipped']}")
+    if eng:
+        lines.append(_engine_line(eng))
+    elif not ref and (th.get("reaction") or th.get("skipped")):  # a record written before PBE was stored
+        lines.append(_engine_line(th))
+    return lines

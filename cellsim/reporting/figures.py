@@ -291,3 +291,37 @@ def diagnostics_plot(d: Any) -> Figure | None:
             ax.axvline(float(eq), color="grey", ls=":", lw=1)
     fig.suptitle("physical diagnostics (dotted: end of equilibration)", fontsize=10)
     return fig
+
+
+def mixing_plot(answers: dict[str, dict[str, Any]]) -> Figure:
+    """Reaction energy (meV/atom of the mixture) against the metal's mole fraction, one panel per interface:
+    PBE closed (solid) and at the Li-In alloy's Li potential (dashed) where computed; a point per hull kink."""
+    from matplotlib.figure import Figure
+
+    n = max(1, len(answers))
+    fig = Figure(figsize=(3.2 * n, 3.2), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (key, ans) in zip(axes, answers.items(), strict=False):
+        for which, style, label in (("closed", "-o", "closed"), ("open_li", "--s", "open Li (Li-In potential)")):
+            if which not in ans:
+                continue
+            kinks = sorted(ans[which]["kinks"], key=lambda k: k["ratio"])
+            x = [k["ratio"] for k in kinks]
+            y = [1000 * k["energy_eV_per_atom"] for k in kinks]
+            ax.plot(x, y, style, ms=3, lw=1.2, label=label)
+            best = ans[which]
+            if best.get("exergonic"):
+                ax.annotate(
+                    " + ".join(best["products"]),
+                    (best["ratio"], 1000 * best["energy_eV_per_atom"]),
+                    fontsize=6,
+                    ha="center",
+                    va="top",
+                )
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(key.replace("|", " | "), fontsize=9)
+        ax.set_xlabel("metal mole fraction")
+        ax.set_ylabel("reaction energy (meV/atom)")
+        ax.legend(fontsize=6)
+    fig.suptitle("PBE (GPAW): metal + electrolyte at every mixing ratio", fontsize=9)
+    return fig

@@ -41,3 +41,57 @@ def test_no_exergonic_reaction_when_the_products_are_unstable(structures: dict) 
 def test_needs_two_reactants_with_energies(structures: dict) -> None:
     out = cross_check({"Li6PS5Cl": structures["Li6PS5Cl"]}, {}, CHGNET, "test")
     assert "skipped" in out
+
+
+# --- PBE first, the engine beside it (cellsim.products.thermo.pbe_cross_check, thermo_lines)
+
+
+@pytest.fixture
+def stored_pbe(monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "data" / "pbe" / "phases_pw"
+    monkeypatch.setenv("CELLSIM_PBE_PHASES", str(root))
+    return root
+
+
+def test_pbe_leads_and_the_engine_stays_beside_it(structures: dict, stored_pbe) -> None:
+    from cellsim.products.thermo import pbe_cross_check, thermo_lines
+
+    react = {n: structures[n] for n in ("Li6PS5Cl", "Li")}
+    engine = cross_check(react, {n: structures[n] for n in NAMES[2:]}, CHGNET, "chgnet test energies")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pbe_cross_check(react, engine)
+    assert out["source"].startswith("PBE (plane waves, GPAW")
+    assert out["reactants"] == ["Li6PS5Cl", "Li"]
+    assert out["exergonic"] is True
+    assert sorted(out["products"]) == ["Li2S", "Li3P", "LiCl"]
+    assert out["engine"] == engine
+    lines = thermo_lines(out)
+    assert len(lines) == 2
+    assert lines[0].startswith("PBE: Li + Li6PS5Cl: ")
+    assert lines[1].startswith("engine (chgnet test energies): ")
+
+
+def test_pbe_missing_leaves_the_engine_s_answer_and_says_why(structures: dict, stored_pbe) -> None:
+    from pymatgen.core import Lattice, Structure
+
+    from cellsim.products.thermo import pbe_cross_check, thermo_lines
+
+    ge = Structure(Lattice.cubic(5.6), ["Ge", "Ge"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    react = {"Ge": ge, "Li": structures["Li"]}
+    engine = {"skipped": "energies of Ge not computed yet", "source": "chgnet"}
+    out = pbe_cross_check(react, engine)
+    assert out["pbe"]["skipped"] == "no stored PBE energy of Ge"
+    assert out["skipped"] == "energies of Ge not computed yet"
+    assert thermo_lines(out)[-1] == "engine (chgnet): energies of Ge not computed yet"
+
+
+def test_thermo_lines_of_a_record_without_pbe_keep_the_engine_line() -> None:
+    from cellsim.products.thermo import thermo_lines
+
+    old = {"reaction": "Li6PS5Cl + 8 Li -> 5 Li2S + Li3P + LiCl", "energy_eV_per_atom": -0.5, "exergonic": True,
+           "reactants_react": True, "reactants": ["Li6PS5Cl", "Li"], "source": "chgnet energies"}
+    assert thermo_lines(old) == ["engine (chgnet energies): Li6PS5Cl + 8 Li -> 5 Li2S + Li3P + LiCl, -0.500 eV/atom"]
+    assert thermo_lines({}) == []

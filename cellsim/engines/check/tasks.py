@@ -420,6 +420,20 @@ def _engine_rows(
 
         guarded("reaction energy", label, reaction)
 
+    # 4b. formation and reaction energies against the stored PBE phase diagram (cellsim.references.pbe)
+    def pbe_check() -> None:
+        from cellsim.engines.check.compute import structure_digest
+        from cellsim.engines.check.formation import formation_rows
+
+        def energy_of(label: str, structure: Any) -> float:
+            params = {"phase": structure_digest(structure), **relax_params}
+            return float(tasks.run("relax", label, params, lambda c: relax(c, structure, settings))["energy_per_atom"])
+
+        pair = (el.structure.composition.reduced_formula, metal.structure.composition.reduced_formula)
+        rows.extend(formation_rows(name, energy_of, elements, pair))
+
+    guarded("formation energy vs PBE", "PBE phases", pbe_check)
+
     # 5. speed at the size of the study's interface
     def speed_check() -> None:
         if inp.interface is not None:
