@@ -48,6 +48,14 @@ def plan_segments(study: Study) -> list[int]:
 def incar_settings(study: Study) -> dict[str, Any]:
     """The INCAR tags of a segment after the whole override chain, validated."""
     md = study.md
+    if md.nblock != 1:
+        # VASP writes XDATCAR every NBLOCK steps but CONTCAR every step: a segment's frames are its steps only at
+        # NBLOCK = 1, and the continuation (cut to the frame matching CONTCAR, NSW = steps still missing) and
+        # the segment's state count frames as steps; at NBLOCK = k a finished segment would look cut short
+        raise InputsError(
+            f"md.nblock = {md.nblock}: VASP segments are continued and counted frame by frame (XDATCAR frame = MD "
+            "step), which needs NBLOCK = 1; set md.nblock: 1 for VASP (the embedded engine takes any md.nblock)"
+        )
     incar = base_incar()
     incar.update(
         {

@@ -79,6 +79,16 @@ def test_overrides_and_contradictions() -> None:
             incar_settings(study)
 
 
+def test_nblock_other_than_one_is_refused_for_vasp() -> None:
+    """A finished segment of NBLOCK = k holds NSW / k frames: counted as steps it would be continued to ~k x NSW."""
+    study = load_study("li6ps5cl_in")
+    study.md.nblock = 5
+    with pytest.raises(InputsError, match=r"md.nblock = 5: VASP segments are continued and counted frame by frame"):
+        incar_settings(study)
+    study.md.nblock = 1
+    assert incar_settings(study)["NBLOCK"] == 1
+
+
 def test_missing_potcar_symbol_and_no_interface(run: Path, tmp_path: Path) -> None:
     from cellsim.core.errors import RunDirError
 
