@@ -73,7 +73,8 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     """Run the real entry point (cellsim.cli.main, as the `cellsim` command does) and capture its output."""
     from cellsim.cli import main
 
-    with pytest.raises(SystemExit) as info:
+    # an exit status, never a message (sys.exit("text") is an error path that skipped the CLI's handling)
+    with pytest.raises(SystemExit, match=r"^\d*$") as info:
         main(list(args))
     out, err = capsys.readouterr()
     return int(info.value.code or 0), out, err

@@ -45,7 +45,7 @@ def test_resolved_round_trip(tmp_path: Path) -> None:
 def test_wrong_type_names_line_and_field(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text("name: x\ninterface:\n  gap: 2.5\n  max_strain: lots\n")
-    with pytest.raises(StudyError) as e:
+    with pytest.raises(StudyError, match=r"interface\.max_strain") as e:
         load_study(f)
     msg = str(e.value)
     assert f"{f}:4: interface.max_strain:" in msg

@@ -169,7 +169,7 @@ def test_unexpected_errors_are_one_line_with_a_log(tmp_path: Path, monkeypatch: 
         raise ZeroDivisionError("planted")
 
     monkeypatch.setattr(cellsim.stages, "report", boom)
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match=r"^1$") as exc:
         main(["report", str(tmp_path)])
     assert exc.value.code == 1
     logs = list((tmp_path / "cache" / "logs").glob("crash-*.log"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cellsim.core import elements
@@ -29,7 +31,7 @@ def test_valid_symbols_as_pymatgen(sym: str) -> None:
 @pytest.mark.parametrize("sym", ["X", "Xx", "in", "", "Uue"])
 def test_invalid_symbols(sym: str) -> None:
     assert not elements.is_symbol(sym)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=f"^{re.escape(repr(sym))}$"):
         elements.atomic_number(sym)
 
 

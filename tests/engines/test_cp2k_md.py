@@ -63,7 +63,7 @@ def test_cp2k_segments_kill_resume_and_analyze(tmp_path: Path) -> None:
     assert (seg0 / "CONTCAR").is_file() and (ref / "md" / "seg-001" / "CONTCAR").is_file()
 
     killed = h2_run(tmp_path, "killed")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"stopped after 3 steps \(test hook\)"):
         run_mlip(killed, study, stop_after=3)
     assert json.loads((killed / "md" / "seg-000" / "engine.json").read_text())["status"] == "running"
     again = run_mlip(killed, study)

@@ -71,7 +71,7 @@ def test_kill_and_resume_gives_the_same_trajectory(tmp_path: Path) -> None:
     ref = tiny_run(tmp_path, "ref")
     run_mlip(ref, study, total_steps=10)  # two segments: 6 + 4 steps
     run = tiny_run(tmp_path, "killed")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"stopped after 5 steps \(test hook\)"):
         run_mlip(run, study, total_steps=10, stop_after=5)  # killed after step 5; last checkpoint at 4
     seg0 = run / "md" / "seg-000"
     assert json.loads((seg0 / "engine.json").read_text())["status"] == "running"

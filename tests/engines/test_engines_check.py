@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ def test_balance_reactions() -> None:
     assert ec.balance(["Li6PS5Cl"], ["Li3PS4", "Li2S", "LiCl"]) == ([1], [1, 1, 1])
     assert ec.balance(["InS"], ["In", "In2S3"]) == ([3], [1, 1])
     assert ec.reaction_label(["InCl"], ["In", "InCl3"], ([3], [2, 1])) == "3 InCl -> 2 In + InCl3"
-    with pytest.raises(CellsimError):
+    with pytest.raises(CellsimError, match=r"^InCl -> InS: no unique balance$"):
         ec.balance(["InCl"], ["InS"])  # Cl cannot go anywhere
 
 
@@ -160,10 +159,8 @@ def test_check_json_schema_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
     inp = ec.prepare(load_study("li6ps5cl_in"))
     calls: list[str] = []
-    t0 = time.perf_counter()
     first = ec.check_engines(inp, [FAKE], _tiny_settings(), factory=_lj_factory(calls))
     assert calls == ["fake-lj"]  # loaded once for all checks
-    assert time.perf_counter() - t0 < 120
     rows = ec.rows_json(first)
     quantities = {(r["phase"], r["quantity"]) for r in rows}
     assert {("In", "a"), ("In", "c"), ("In", "c/a"), ("Li6PS5Cl", "a"), ("In", "Lindemann ratio")} <= quantities
@@ -262,9 +259,13 @@ def test_real_chgnet_quick_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert 3.0 < by[("In", "a")]["value"] < 3.6 and by[("In", "a")]["reference"] == pytest.approx(3.2528, abs=1e-3)
     assert by[("Li6PS5Cl", "PS4 intact 300 K")]["value"] == pytest.approx(1.0)
     assert by[("3 InCl -> 2 In + InCl3", "reaction energy")]["verdict"] in {"ok", "warn", "fail"}
-    t0 = time.perf_counter()
+    # from the cache: the second run writes nothing there (it computed nothing), and gives the same rows
+    cache = tmp_path / "cache"
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     again = runner.invoke(engines_app, args, terminal_width=160)
-    assert again.exit_code == 0 and time.perf_counter() - t0 < 15
+    assert again.exit_code == 0, again.output
+    assert before
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()} == before
     assert json.loads(out.read_text()) == rows
 
 

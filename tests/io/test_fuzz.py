@@ -11,7 +11,6 @@ import gzip
 import re
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,10 +100,8 @@ def _write(tmp_path: Path, lines: list[bytes], name: str = "XDATCAR") -> Path:
 
 
 def _refused(path: Path, pattern: str, species: list[str] | None = None) -> str:
-    t0 = time.perf_counter()
     with time_limit(LIMIT_S), pytest.raises(TrajectoryError, match=pattern) as info:
         read_trajectory(path, species=species)
-    assert time.perf_counter() - t0 < 1.0
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(str(path))
     return msg
@@ -147,14 +144,12 @@ def test_negative_scale_is_the_cell_volume(tmp_path: Path) -> None:
 
 def test_defect_1_image_scan_refuses_thin_cells() -> None:
     flat = np.array([[[12.0, 0, 0], [0, 12.0, 0], [12.0, 12.0, 1e-12]]])
-    t0 = time.perf_counter()
     with pytest.raises(PeriodicImageError, match=r"cell widths 1e-12, 1e-12, 1e-12 A are too thin for rmax 8 A"):
         block_images(flat, 8.0)
     with pytest.raises(PeriodicImageError, match=r"cell widths 0, 0, 0 A"):
         block_images(np.zeros((1, 3, 3)), 8.0)
     with pytest.raises(PeriodicImageError, match=r"rmax 1000 A"):
         block_images(np.array([np.eye(3) * 10.0]), 1000.0)
-    assert time.perf_counter() - t0 < 0.1
     np.testing.assert_array_equal(block_images(np.array([np.eye(3) * 10.0]), 8.0), [1, 1, 1])
 
 
@@ -191,7 +186,8 @@ def test_defect_2_corrupt_gzip_keeps_the_frames_before(tmp_path: Path) -> None:
     data[len(data) * 3 // 4] ^= 0x55
     p = tmp_path / "XDATCAR.gz"
     p.write_bytes(bytes(data))
-    with time_limit(LIMIT_S), pytest.warns(CorruptTrajectoryWarning) as rec:
+    corrupt = r"corrupt gzip data after \d+ whole frames"
+    with time_limit(LIMIT_S), pytest.warns(CorruptTrajectoryWarning, match=corrupt) as rec:
         _, frac, _ = read_trajectory(p)
     msg = str(rec[0].message)
     assert msg.startswith(f"{p}: corrupt gzip data after {len(frac)} whole frames (")

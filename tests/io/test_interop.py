@@ -346,7 +346,7 @@ def test_pymatgen_written_xdatcar_through_the_cli(tmp_path: Path, capsys: pytest
     from cellsim.cli import main
 
     path = _pmg_xdatcar(tmp_path / "md", _structures(n=40))
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(SystemExit, match=r"^\d*$") as info:  # a status, never a message
         main(["analyze", str(path), "--dt", "2fs", "--pairs", "Li-S", "--window", "0.01ps", "-o", str(tmp_path / "a")])
     out, err = capsys.readouterr()
     assert info.value.code == 0, err

@@ -96,7 +96,7 @@ def test_fixed_layout_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     for use in (True, False):
         if use:
             monkeypatch.undo()
-        with pytest.raises(TrajectoryError) as exc:
+        with pytest.raises(TrajectoryError, match="BAD:11:") as exc:
             read_trajectory(q)
         errors.append(str(exc.value))
         monkeypatch.setattr(_native, "load", lambda: None)
