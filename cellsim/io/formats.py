@@ -58,6 +58,31 @@ def detect_format(path: Any) -> str:
     return "xdatcar"
 
 
+# files that hold one crystal structure by their nature: refused as trajectories (a CIF passed to `analyze`
+# used to become a one-frame "trajectory" and exit 0)
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".mcif")
+STRUCTURE_NAMES = ("poscar", "contcar")
+
+
+def refuse_structure_file(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`TrajectoryError` when ``path`` names a single-structure file (CIF, POSCAR, CONTCAR)."""
+    name = Path(path).name.lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    kind = (
+        "a CIF"
+        if name.endswith((".cif", ".mcif"))
+        else "a POSCAR/CONTCAR"
+        if name.endswith((".vasp", ".poscar")) or name.startswith(STRUCTURE_NAMES)
+        else None
+    )
+    if kind is not None:
+        raise TrajectoryError(
+            f"{path}: {kind} holds one structure, not a trajectory; analyze reads MD trajectories "
+            "(XDATCAR, vasprun.xml, extxyz, .traj)"
+        )
+
+
 def _check_cell(cell: np.ndarray, where: str, hint: str) -> None:
     if cell.shape != (3, 3) or not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-6:
         raise TrajectoryError(f"{where}: no periodic cell (a trajectory for RDFs needs a lattice, {hint})")

@@ -28,7 +28,14 @@ from cellsim.io.conditions import (
     _temperature_or_default,
     resolve_md_conditions,
 )
-from cellsim.io.formats import ASE_SUFFIXES, BLOCK_FRAMES, SourceHeader, SourceMismatchError, detect_format
+from cellsim.io.formats import (
+    ASE_SUFFIXES,
+    BLOCK_FRAMES,
+    SourceHeader,
+    SourceMismatchError,
+    detect_format,
+    refuse_structure_file,
+)
 from cellsim.io.memory import MemorySource, python_trajectory
 from cellsim.io.stitching import SegmentJoiner
 from cellsim.io.vasprun import vasprun_incar, vasprun_species
@@ -108,6 +115,7 @@ def _file_blocks(
     sha256 of an XDATCAR hashed while its reader reads it."""
     if isinstance(path, MemorySource):
         return path.blocks()
+    refuse_structure_file(path)
     if fmt == "vasprun":
         from cellsim.io.vasprun import _vasprun_blocks
 

@@ -78,3 +78,35 @@ def test_a_really_truncated_extxyz_is_still_read_to_its_cut(tmp_path: Path) -> N
     path.write_text("".join(lines[:-2]))  # the last frame loses two atom lines
     with pytest.warns(TruncatedTrajectoryWarning, match=r"reading stopped after 3 frames"):
         assert _read(path) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("phase.cif", "a CIF"),
+        ("POSCAR", "a POSCAR/CONTCAR"),
+        ("CONTCAR.gz", "a POSCAR/CONTCAR"),
+        ("x.vasp", "a POSCAR/CONTCAR"),
+    ],
+)
+def test_a_single_structure_file_is_not_a_trajectory(tmp_path: Path, name: str, kind: str) -> None:
+    """A CIF given to the analysis used to be read as a one-frame trajectory (exit 0)."""
+    from ase.build import bulk
+    from ase.io import write
+
+    path = tmp_path / name
+    atoms = bulk("Cu", "fcc", a=3.6)
+    if name.endswith(".cif"):
+        write(path, atoms, format="cif")
+    else:
+        path.write_text("not read: refused by its name\n")
+    with pytest.raises(TrajectoryError, match=rf"{name}: {kind} holds one structure, not a trajectory"):
+        list(iter_trajectory([path]))
+
+
+def test_an_xdatcar_named_otherwise_is_still_read(tmp_path: Path) -> None:
+    from cellsim.testing import write_xdatcar
+
+    src = tmp_path / "md_run.out"
+    write_xdatcar(src, ["Cu"], [2], np.eye(3) * 5.0, np.random.default_rng(0).random((3, 2, 3)))
+    assert sum(len(b) for _, b in iter_trajectory([src])) == 3
