@@ -176,3 +176,42 @@ def test_bond_event_counts() -> None:
     e = bond_events(_t(5), np.array([2, 3, 0, 5, 4]))
     assert (e["frames"], e["initial"], e["final"], e["min"], e["max"]) == (5, 2, 4, 0, 5)
     assert bond_events(_t(0), np.zeros(0)) == {"frames": 0}
+
+
+# --- edges the mutation run found unpinned --------------------------------------------------------------------
+
+
+def test_the_summary_numbers_are_rounded_to_three_decimals() -> None:
+    d = departure_time(_t(20), np.array([8.0, 12.0, 12.0] + [12.0] * 17), 3)
+    assert (d["baseline_mean"], d["baseline_sd"], d["margin"]) == (10.667, 1.886, 5.657)
+
+
+def test_the_late_mean_of_a_three_frame_run_is_its_last_frame() -> None:
+    assert departure_time(_t(3), np.array([10.0, 10.0, 16.0]), 1)["late_mean"] == 16.0
+
+
+def test_a_one_frame_baseline_and_a_one_frame_sustain_date_the_next_frame() -> None:
+    d = departure_time(_t(4), np.array([10.0, 13.0, 10.0, 10.0]), 1, sustain_frames=1)
+    assert d["formation_ps"] == pytest.approx(1 * DT, abs=1e-12)
+
+
+def test_a_stretch_one_position_short_right_after_the_baseline_is_no_formation() -> None:
+    # the 10-frame running mean is out at positions 10..18 only (9 of the 10 needed), starting at the baseline's end
+    assert _dep([10.0] * 13 + [13.0] * 12 + [10.0] * 50)["formation_ps"] is None
+
+
+def test_a_spike_inside_the_baseline_is_never_the_formation_time() -> None:
+    # 20 baseline frames, the last one high (mean 11.5, margin 3 sd = 19.6): the rise is dated where the scan
+    # starts, after the baseline, not at the spike the running mean already holds
+    counts = [10.0] * 19 + [40.0] + [40.0] * 80
+    assert _dep(counts, nb=20)["formation_ps"] == pytest.approx(20 * DT, abs=1e-12)
+
+
+def test_an_isolated_frame_before_the_step_is_not_the_formation_time() -> None:
+    counts = [10.0] * 32 + [13.0] + [10.0] * 7 + [13.0] * 60
+    assert _dep(counts)["formation_ps"] == pytest.approx(40 * DT, abs=1e-12)
+
+
+def test_a_break_is_dated_at_the_first_count_strictly_below_the_margin() -> None:
+    counts = [10.0] * 40 + [8.0] * 3 + [7.0] * 57  # 8 = mean - margin: not yet outside
+    assert _dep(counts)["break_ps"] == pytest.approx(43 * DT, abs=1e-12)

@@ -136,7 +136,7 @@ def test_possible_distances_with_no_atoms_stay_possible() -> None:
 
 class _Cand:
     def __init__(self, name: str) -> None:
-        self.name, self.formula, self.spacegroup, self.source = name, name, "P1", "test"
+        self.name, self.formula, self.spacegroup, self.source = name, f"{name}2S3", "R-3m", "library"
 
 
 def _row(pair: str, score: float, lo: float = 0.0, hi: float = 0.0, cand: str = "X") -> PairMatch:
@@ -430,3 +430,51 @@ def test_a_shell_is_the_weighted_mean_position() -> None:
 
 def test_empty_bins_make_no_shell() -> None:
     assert shells(_raw(250, n=1e-10), R1, 4.0) == []
+
+
+# --- edges the mutation run found unpinned ------------------------------------------------------------------
+
+
+def test_judge_fills_every_field_of_the_verdict() -> None:
+    amounts = Amounts(["In", "S"], [], amounts={"g": {"element": "In", "atoms": 2.0, "firm": True}})
+    amounts.group_of = {"X": "g"}
+    amounts.centres = {"In": {"reacted": 8}}
+    rows = [_row("In-S", 0.5, 0.4, 0.6), _row("In-Cl", 0.25, 0.1, 0.3)]
+    v = judge_candidate(_Cand("X"), rows, amounts, THR)
+    amount = {"element": "In", "atoms": 2.0, "firm": True}
+    expected = CandidateVerdict("X", "X2S3", "R-3m", "library", 0.75, "In-S", 0.5, 0.4, 0.6, 0.25, "formed")
+    expected.pairs_matched, expected.amount = ["In-S"], amount
+    assert v == expected
+
+
+def test_judge_without_rows_fills_every_field_of_the_verdict() -> None:
+    amounts = Amounts(["In", "S"], [], amounts={"g": {"element": "In", "atoms": 1.0, "firm": False}})
+    amounts.group_of = {"X": "g"}
+    amounts.centres = {"In": {"reacted": 4}}
+    v = judge_candidate(_Cand("X"), [], amounts, THR)
+    expected = CandidateVerdict("X", "X2S3", "R-3m", "library", 0.0, None, 0.0, 0.0, 0.0, 0.25, "not seen")
+    expected.amount = {"element": "In", "atoms": 1.0, "firm": False}
+    assert v == expected
+
+
+def test_judge_agreement_without_a_count_for_the_element_is_zero() -> None:
+    amounts = Amounts(["In", "S"], [], amounts={"g": {"element": "In", "atoms": 1.0, "firm": False}})
+    amounts.group_of = {"X": "g"}
+    assert judge_candidate(_Cand("X"), [], amounts, THR).env_agreement == 0.0
+
+
+def test_judge_without_rows_sums_to_zero_not_one() -> None:
+    assert judge_candidate(_Cand("X"), [_row("In-S", 0.0)], None, THR).score == 0.0
+
+
+def test_a_gap_of_exactly_one_tenth_keeps_formed() -> None:
+    top, other = _v("A", 0.2, "formed"), _v("B", 0.1, "formed")  # 0.2 - 0.1 == 0.1 in binary too
+    one_verdict_per_group([top, other], {"A": "g", "B": "g"}, THR)
+    assert other.verdict == "formed"
+
+
+def test_rank_puts_the_higher_score_first_within_a_verdict() -> None:
+    vs = [_v("A", 0.4, "formed"), _v("B", 0.9, "formed")]
+    vs[0].score, vs[1].score = 0.4, 0.9
+    rank_verdicts(vs)
+    assert [v.candidate for v in vs] == ["B", "A"]
