@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cellsim-installed
 export OMP_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install system-deps test lint demo bench docs clean
+.PHONY: install system-deps test lint demo bench docs clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,17 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_analysis.py
+
+# Mutation testing of the rules the answer rests on ([tool.mutmut] in pyproject.toml): not part of `make test`
+# or CI. It runs in a copy of the tree, so mutmut's mutants/ folder never lands in the checkout; one worker,
+# niced, to leave the machine's other cores alone. The score and the surviving mutants: `mutmut results` there.
+MUTATE_DIR ?= /tmp/cellsim-mutate
+mutate: $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,mutation]"
+	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)
+	cp -r cellsim tests pyproject.toml $(MUTATE_DIR)/
+	cd $(MUTATE_DIR) && nice -n 10 $(abspath $(VENV))/bin/mutmut run --max-children 1 || true
+	cd $(MUTATE_DIR) && $(abspath $(PY)) $(abspath bench/mutation_score.py)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
