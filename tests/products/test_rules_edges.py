@@ -478,3 +478,10 @@ def test_rank_puts_the_higher_score_first_within_a_verdict() -> None:
     vs[0].score, vs[1].score = 0.4, 0.9
     rank_verdicts(vs)
     assert [v.candidate for v in vs] == ["B", "A"]
+
+
+def test_judge_holds_formed_distances_to_the_amount() -> None:
+    amounts = Amounts(["In", "S"], [], amounts={"g": {"element": "In", "atoms": 1.0, "firm": False}})
+    amounts.group_of = {"X": "g"}
+    amounts.centres = {"In": {"reacted": 4}}
+    assert judge_candidate(_Cand("X"), [_row("In-S", 0.5, 0.4, 0.6)], amounts, THR).verdict == "possible"
