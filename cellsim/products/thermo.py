@@ -141,6 +141,8 @@ def pbe_cross_check(reactants: dict[str, Any], engine_result: dict[str, Any]) ->
         "sentence": ref["sentence"],
         "pbe": ref,
         "engine": engine_result,
+        # every offline engine's value of the same reactions, where stored (data/pbe/engine_thermo.py)
+        "engines": pbe.stored_engine_reactions(el, metal),
     }
 
 
@@ -234,6 +236,19 @@ def thermo_lines(th: dict[str, Any]) -> list[str]:
         lines.append(f"PBE phase diagram: {ref['skipped']}")
     if eng:
         lines.append(_engine_line(eng))
+    stored = th.get("engines") or []
+    if stored:
+        per = [
+            f"{r['engine']} {1000 * r['engine_eV_per_atom']:+.0f} meV/atom"
+            + ("" if r["verdict"] == "ok" else " (sign differs from PBE)")
+            for r in stored
+            if r["quantity"] == "interface reaction" and r["engine_eV_per_atom"] is not None
+        ]
+        if per:
+            lines.append(
+                "the most exergonic reaction with each engine's energies (0 = none exergonic; PBE "
+                f"{1000 * stored[0]['pbe_eV_per_atom']:+.0f} meV/atom): {'; '.join(per)}"
+            )
     elif not ref and (th.get("reaction") or th.get("skipped")):  # a record written before PBE was stored
         lines.append(_engine_line(th))
     return lines

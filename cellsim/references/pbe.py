@@ -135,6 +135,17 @@ def missing_corners(phases: dict[str, PbePhase], elements: set[str]) -> list[str
     return sorted(elements - have)
 
 
+def lowest_by_formula(phases: dict[str, PbePhase]) -> dict[str, str]:
+    """Reduced formula -> the name of its lowest-energy stored phase (a published and a relaxed structure of
+    one phase, or polymorphs, may both be stored; the hull uses the lowest)."""
+    from pymatgen.core import Composition
+
+    out: dict[str, str] = {}
+    for n, p in sorted(phases.items(), key=lambda kv: -kv[1].energy_per_atom):
+        out[Composition(p.formula).reduced_formula] = n
+    return out
+
+
 def with_corners(phases: dict[str, PbePhase]) -> dict[str, PbePhase]:
     """The phases whose every element has a stored elemental phase (a hull needs each corner)."""
     from pymatgen.core import Composition
@@ -318,7 +329,7 @@ def interface_thermo(
     phases = stored_phases() if phases is None else phases
     if not phases:
         return {"skipped": "no stored PBE phases in this install (data/pbe/phases_pw)", "source": SOURCE}
-    by_formula = {Composition(p.formula).reduced_formula: n for n, p in phases.items()}
+    by_formula = lowest_by_formula(phases)
     names = []
     for f in (electrolyte_formula, metal_formula):
         n = by_formula.get(Composition(f).reduced_formula)
@@ -358,4 +369,33 @@ def interface_thermo(
         if "open_li" in out
         else ""
     )
+    return out
+
+
+def stored_engine_reactions(
+    electrolyte: str, metal: str, root: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each offline engine's value of this interface's reactions as stored by ``data/pbe/engine_thermo.py``
+    (``engines.json`` beside the phases): engine, quantity, engine's and PBE's eV/atom, verdict; empty if none."""
+    where = Path(root) if root is not None else default_root()
+    path = where / "engines.json" if where is not None else None
+    if path is None or not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    out = []
+    for key, block in data.items():
+        for r in block.get("rows", []):
+            if r["phase"] == f"{metal} + {electrolyte}" and r["quantity"] in (
+                "interface reaction",
+                "reaction at the Li-In potential",
+            ):
+                out.append(
+                    {
+                        "engine": key,
+                        "quantity": r["quantity"],
+                        "engine_eV_per_atom": r["value"],
+                        "pbe_eV_per_atom": r["reference"],
+                        "verdict": r["verdict"],
+                    }
+                )
     return out

@@ -32,7 +32,9 @@ def engine_energies(
     """The engine's energy per atom of every stored PBE phase made of ``elements``, and those phases."""
     from cellsim.references import pbe
 
-    phases = pbe.chemical_system(pbe.stored_phases(), elements)
+    stored = pbe.chemical_system(pbe.stored_phases(), elements)
+    # one entry per formula, PBE's lowest (a published and a relaxed structure of one phase may both be stored)
+    phases = {n: stored[n] for n in pbe.lowest_by_formula(stored).values()}
     return {n: float(energy_of(f"pbe-{n}", p.structure())) for n, p in phases.items()}, phases
 
 
