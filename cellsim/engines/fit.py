@@ -158,7 +158,7 @@ def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
 
 
 def labels_of_card(card_file: str | os.PathLike[str], labels: Sequence[Label]) -> tuple[list[Label], FitSettings]:
-    """The labels a fit's card names (its training and held-out jobs) among ``labels``, and its settings.
+    """The labels a fit's card names (its training and held-out jobs) among ``labels``, one per job, and its settings.
 
     Raises
     ------
@@ -171,7 +171,13 @@ def labels_of_card(card_file: str | os.PathLike[str], labels: Sequence[Label]) -
         settings = FitSettings(**card["settings"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CellsimError(f"--from-card {card_file}: not a fit card ({exc})") from None
-    chosen = [lab for lab in labels if lab.job in jobs]
+    # one label per job: a job folder is named by the hash of its structure and settings, so the same name in two
+    # label sets (data/pbe/phases_pw holds In's bct cell of in_bain_pw) is the same calculation, counted once
+    by_job: dict[str, Label] = {}
+    for lab in labels:
+        if lab.job in jobs:
+            by_job.setdefault(lab.job, lab)
+    chosen = list(by_job.values())
     missing = sorted(jobs - {lab.job for lab in chosen})
     if missing:
         raise CellsimError(

@@ -221,6 +221,20 @@ def test_the_bundled_fit_is_reproducible_from_the_stored_labels():
         fit.labels_of_card(card_file, labels[:3])
 
 
+def test_a_job_in_two_label_sets_is_one_label_of_the_card(tmp_path):
+    """The same job folder name (a hash of structure and settings) under two sets is one calculation: the card's
+    labels count it once, as the fit did (data/pbe/phases_pw repeats in_bain_pw's bct In cell)."""
+    atoms = Atoms("In", cell=[3.3, 3.3, 5.0], pbc=True)
+    for folder in ("set_a", "set_b"):
+        _label(tmp_path / folder / "jobs" / "In-0001", atoms, -2.7, np.zeros((1, 3)), "In bct")
+    labels = fit.load_labels([tmp_path / "set_a", tmp_path / "set_b"])
+    assert [lab.job for lab in labels] == ["In-0001", "In-0001"]
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"labels": {"train": ["In-0001"], "held_out": []}, "settings": {}}))
+    chosen, settings = fit.labels_of_card(card, labels)
+    assert [lab.job for lab in chosen] == ["In-0001"] and settings == fit.FitSettings()
+
+
 def test_training_sets_keep_the_parity_snapshots_out():
     """The default training sets hold the CP2K interface labels but never the parity test set or CP2K's Bain path;
     the bundled fit trained on none of the parity snapshots."""
