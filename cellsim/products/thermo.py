@@ -131,7 +131,8 @@ def pbe_cross_check(reactants: dict[str, Any], engine_result: dict[str, Any]) ->
         "reaction": closed["reaction"] or f"{metal} + {el}: no reaction",
         "energy_eV_per_atom": closed["energy_eV_per_atom"],
         "products": closed["products"],
-        "ratio": closed["ratio"],
+        "metal_fraction": closed["metal_fraction"],
+        "mixing_eV_per_atom": closed["mixing_eV_per_atom"],
         "reactants": [el, metal],
         "reactants_react": bool(closed["exergonic"]),
         "exergonic": bool(closed["exergonic"]),
@@ -233,7 +234,7 @@ def thermo_lines(th: dict[str, Any]) -> list[str]:
         )
         lines.append(text)
     elif ref.get("skipped"):
-        lines.append(f"PBE phase diagram: {ref['skipped']}")
+        lines.append(f"PBE: {ref['skipped']}")
     if eng:
         lines.append(_engine_line(eng))
     stored = th.get("engines") or []

@@ -221,7 +221,8 @@ def _kink_dict(kink: tuple[Any, ...], pd: Any) -> dict[str, Any]:
     _, x, energy, reaction, _ = kink
     products = _names(pd, [p.reduced_composition for p in reaction.products])
     return {
-        "ratio": round(float(x), 4),
+        # pymatgen's x is the first reactant's (the electrolyte's) atomic fraction; the metal's is stated
+        "metal_fraction": round(1.0 - float(x), 4),
         "energy_eV_per_atom": round(float(energy), 4),
         "reaction": str(reaction),
         "products": products,
@@ -253,7 +254,11 @@ def mixing(
     -------
     dict
         ``reaction``, ``energy_eV_per_atom`` (per atom of the reacting mixture; for open Li, per atom of the
-        non-Li part), ``ratio`` (the metal's mole fraction), ``products``, ``exergonic``, ``kinks`` (every kink).
+        non-Li part), ``mixing_eV_per_atom`` (that energy less what each reactant does on its own, the
+        straight line between the ends: the driving force of the reaction *between* them), ``metal_fraction``,
+        ``products``, ``exergonic`` (mixing energy < -0.1 meV/atom), ``electrolyte_alone`` / ``metal_alone``
+        (the end's own reaction when exergonic: an electrolyte above the hull, or reduced by the Li reservoir),
+        ``kinks`` (every kink).
     """
     from pymatgen.analysis.interface_reactions import GrandPotentialInterfacialReactivity, InterfacialReactivity
     from pymatgen.analysis.phase_diagram import GrandPotentialPhaseDiagram
@@ -271,20 +276,39 @@ def mixing(
             c1, c2, gpd, pd, include_no_mixing_energy=True, norm=True, use_hull_energy=False
         )
         names_pd = pd
-    kinks = [_kink_dict(k, names_pd) for k in ir.get_kinks()]
-    inner = [k for k in kinks if 1e-9 < k["ratio"] < 1 - 1e-9 and k["reactants_react"]]
-    best = min(inner, key=lambda k: k["energy_eV_per_atom"]) if inner else None
+    kinks = sorted((_kink_dict(k, names_pd) for k in ir.get_kinks()), key=lambda k: k["metal_fraction"])
+    # the ends are each reactant on its own (with the Li reservoir, at fixed mu_Li): their own decomposition
+    alone = {k["metal_fraction"]: k for k in kinks if k["metal_fraction"] in (0.0, 1.0)}
+    e_el = alone[0.0]["energy_eV_per_atom"] if 0.0 in alone else 0.0
+    e_me = alone[1.0]["energy_eV_per_atom"] if 1.0 in alone else 0.0
+    for k in kinks:
+        # what mixing adds beyond each reactant's own reaction: the kink below the line between the ends
+        f = k["metal_fraction"]
+        k["mixing_eV_per_atom"] = round(k["energy_eV_per_atom"] - ((1 - f) * e_el + f * e_me), 4)
+    inner = [k for k in kinks if 1e-9 < k["metal_fraction"] < 1 - 1e-9 and k["reactants_react"]]
+    best = min(inner, key=lambda k: k["mixing_eV_per_atom"]) if inner else None
     out: dict[str, Any] = {
         "electrolyte": electrolyte,
         "metal": metal,
         "mp2020": mp2020,
         "kinks": kinks,
-        "exergonic": bool(best is not None and best["energy_eV_per_atom"] < -1e-4),
+        "exergonic": bool(best is not None and best["mixing_eV_per_atom"] < -1e-4),
+        "electrolyte_alone": alone[0.0] if e_el < -1e-4 else None,
+        "metal_alone": alone[1.0] if e_me < -1e-4 else None,
     }
-    if best is not None:
-        out.update({k: best[k] for k in ("reaction", "energy_eV_per_atom", "ratio", "products")})
+    keys = ("reaction", "energy_eV_per_atom", "mixing_eV_per_atom", "metal_fraction", "products")
+    if best is not None and out["exergonic"]:
+        out.update({k: best[k] for k in keys})
     else:
-        out.update({"reaction": None, "energy_eV_per_atom": 0.0, "ratio": None, "products": []})
+        out.update(
+            {
+                "reaction": None,
+                "energy_eV_per_atom": 0.0,
+                "mixing_eV_per_atom": 0.0,
+                "metal_fraction": None,
+                "products": [],
+            }
+        )
     if mu_li is not None:
         out["mu_li_eV"] = round(mu_li, 4)
     return out
@@ -309,9 +333,22 @@ def li_potential(
 
 
 def _fmt(r: dict[str, Any]) -> str:
+    own = r.get("electrolyte_alone")
+    alone = (
+        f"{r['electrolyte']} on its own: {own['reaction']} ({1000 * own['energy_eV_per_atom']:+.0f} meV/atom); "
+        if own
+        else ""
+    )
     if not r.get("exergonic"):
-        return "none exergonic"
-    return f"{r['reaction']} ({r['energy_eV_per_atom'] * 1000:+.0f} meV/atom at metal fraction {r['ratio']:.2f})"
+        return (
+            alone + f"no reaction between {r['metal']} and {r['electrolyte']} beyond that"
+            if own
+            else (f"no exergonic reaction between {r['metal']} and {r['electrolyte']}")
+        )
+    return alone + (
+        f"{r['reaction']} ({1000 * r['energy_eV_per_atom']:+.0f} meV/atom of the mixture at metal atom fraction "
+        f"{r['metal_fraction']:.2f}, {1000 * r['mixing_eV_per_atom']:+.0f} beyond each reactant on its own)"
+    )
 
 
 def interface_thermo(
@@ -364,8 +401,8 @@ def interface_thermo(
         out["mp2020_changes_sign"] = out["mp2020_changes_sign"] or (
             out["open_li"]["exergonic"] != out["open_li_mp2020"]["exergonic"]
         )
-    out["sentence"] = f"PBE: {metal} + {el}: {_fmt(closed)}" + (
-        f"; at the Li-In alloy's Li potential ({out['li_electrode']['voltage_V']:.2f} V vs Li): {_fmt(out['open_li'])}"
+    out["sentence"] = f"PBE, closed: {_fmt(closed)}" + (
+        f". At the Li-In alloy's Li potential ({out['li_electrode']['voltage_V']:.2f} V vs Li): {_fmt(out['open_li'])}"
         if "open_li" in out
         else ""
     )

@@ -294,34 +294,38 @@ def diagnostics_plot(d: Any) -> Figure | None:
 
 
 def mixing_plot(answers: dict[str, dict[str, Any]]) -> Figure:
-    """Reaction energy (meV/atom of the mixture) against the metal's mole fraction, one panel per interface:
-    PBE closed (solid) and at the Li-In alloy's Li potential (dashed) where computed; a point per hull kink."""
+    """The reaction energy *between* metal and electrolyte (meV/atom of the mixture, less what each reactant does
+    on its own) against the metal's atom fraction, one panel per interface: PBE closed (solid) and at the Li-In
+    alloy's Li potential (dashed) where computed; a point per hull kink, the products at the minimum."""
     from matplotlib.figure import Figure
 
     n = max(1, len(answers))
-    fig = Figure(figsize=(3.2 * n, 3.2), layout="constrained")
+    fig = Figure(figsize=(3.3 * n, 3.3), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, (key, ans) in zip(axes, answers.items(), strict=False):
         for which, style, label in (("closed", "-o", "closed"), ("open_li", "--s", "open Li (Li-In potential)")):
             if which not in ans:
                 continue
-            kinks = sorted(ans[which]["kinks"], key=lambda k: k["ratio"])
-            x = [k["ratio"] for k in kinks]
-            y = [1000 * k["energy_eV_per_atom"] for k in kinks]
+            kinks = sorted(ans[which]["kinks"], key=lambda k: k["metal_fraction"])
+            x = [k["metal_fraction"] for k in kinks]
+            y = [1000 * k["mixing_eV_per_atom"] for k in kinks]
+            own = ans[which].get("electrolyte_alone")
+            if own:
+                label += f"; electrolyte alone {1000 * own['energy_eV_per_atom']:+.0f}"
             ax.plot(x, y, style, ms=3, lw=1.2, label=label)
             best = ans[which]
             if best.get("exergonic"):
                 ax.annotate(
                     " + ".join(best["products"]),
-                    (best["ratio"], 1000 * best["energy_eV_per_atom"]),
+                    (best["metal_fraction"], 1000 * best["mixing_eV_per_atom"]),
                     fontsize=6,
                     ha="center",
                     va="top",
                 )
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_title(key.replace("|", " | "), fontsize=9)
-        ax.set_xlabel("metal mole fraction")
-        ax.set_ylabel("reaction energy (meV/atom)")
+        ax.set_xlabel("metal atom fraction")
+        ax.set_ylabel("reaction energy between them (meV/atom)")
         ax.legend(fontsize=6)
-    fig.suptitle("PBE (GPAW): metal + electrolyte at every mixing ratio", fontsize=9)
+    fig.suptitle("PBE (GPAW): metal + electrolyte at every mixing ratio, beyond each on its own", fontsize=9)
     return fig

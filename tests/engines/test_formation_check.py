@@ -30,8 +30,7 @@ def _engine(errors: dict[str, float]):
     phases = pbe.stored_phases(ROOT)
 
     def energy_of(label: str, structure) -> float:
-        name = label.removeprefix("pbe-")
-        return phases[name].energy_per_atom + errors.get(name, 0.0)
+        return phases[label].energy_per_atom + errors.get(label, 0.0)
 
     return energy_of
 

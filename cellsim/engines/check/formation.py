@@ -35,7 +35,7 @@ def engine_energies(
     stored = pbe.chemical_system(pbe.stored_phases(), elements)
     # one entry per formula, PBE's lowest (a published and a relaxed structure of one phase may both be stored)
     phases = {n: stored[n] for n in pbe.lowest_by_formula(stored).values()}
-    return {n: float(energy_of(f"pbe-{n}", p.structure())) for n, p in phases.items()}, phases
+    return {n: float(energy_of(n, p.structure())) for n, p in phases.items()}, phases
 
 
 def formation_rows(
@@ -134,8 +134,8 @@ def _reaction_rows(
                 engine,
                 f"{r['metal']} + {r['electrolyte']}",
                 what,
-                round(m["energy_eV_per_atom"], 4),
-                round(r["energy_eV_per_atom"], 4),
+                round(m["mixing_eV_per_atom"], 4),
+                round(r["mixing_eV_per_atom"], 4),
                 "ok" if agree else "fail",
                 "eV/atom",
                 f"PBE: {r['reaction'] or 'none exergonic'}; engine: {m['reaction'] or 'none exergonic'}; "
