@@ -92,17 +92,19 @@ def resolve_md_conditions(
         dt_cands.append((_incar_value(vtags, "POTIM"), f"{first_file.name} (POTIM)"))
         t_cands.append((_incar_value(vtags, "TEBEG"), f"{first_file.name} (TEBEG)"))
     eng = folder / "engine.json"
+    damaged: list[str] = []
     if eng.is_file():
         try:
             info = json.loads(eng.read_text())
             dt_cands.append((float(info["timestep_fs"]) * int(info.get("nblock", 1)), f"{eng}"))
             t_cands.append((float(info.get("temperature_K", 0)) or None, f"{eng}"))
-        except (ValueError, KeyError, TypeError):
-            pass
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # said, not skipped in silence: the time step then comes from further down the chain
+            damaged.append(f"{eng}: unreadable ({type(exc).__name__}: {exc}); its time step and temperature not used")
     if study is not None:
         dt_cands.append((study.md.timestep_fs * study.md.nblock, "study md.timestep_fs x md.nblock"))
         t_cands.append((study.md.temperature, "study md.temperature"))
-    notes = []
+    notes = list(damaged)
     dt, dt_src = next(((v, s) for v, s in dt_cands if v is not None), (None, ""))
     if dt is None:
         dt, dt_src = DEFAULT_DT_FS, "default"

@@ -86,3 +86,8 @@ def test_missing_corner_is_stated_not_guessed(monkeypatch) -> None:
     rows = formation_rows("x", _engine({}), ELEMENTS)
     assert [r.verdict for r in rows] == ["n/a"]
     assert rows[0].note.startswith("no stored PBE energy of")
+
+
+def test_the_docs_quote_the_thresholds() -> None:
+    text = " ".join((ROOT.parents[2] / "docs" / "matching.md").read_text().split())
+    assert f"(ok <= {1000 * FORMATION_TOL[0]:.0f}, warn <= {1000 * FORMATION_TOL[1]:.0f} meV/atom)" in text

@@ -110,3 +110,20 @@ def test_an_xdatcar_named_otherwise_is_still_read(tmp_path: Path) -> None:
     src = tmp_path / "md_run.out"
     write_xdatcar(src, ["Cu"], [2], np.eye(3) * 5.0, np.random.default_rng(0).random((3, 2, 3)))
     assert sum(len(b) for _, b in iter_trajectory([src])) == 3
+
+
+def test_a_damaged_engine_json_is_said_not_skipped(tmp_path: Path) -> None:
+    """The time step then comes from further down the chain, and the notes say why."""
+    from cellsim.io.conditions import resolve_md_conditions
+    from cellsim.testing import write_xdatcar
+
+    src = write_xdatcar(tmp_path / "XDATCAR", ["Cu"], [2], np.eye(3) * 5.0, np.zeros((3, 2, 3)))
+    (tmp_path / "engine.json").write_text('{"timestep_fs": ')
+    cond = resolve_md_conditions(src)
+    assert cond.dt_source == "default"
+    assert cond.warnings[0].startswith(f"{tmp_path / 'engine.json'}: unreadable (JSONDecodeError: ")
+    assert cond.warnings[0].endswith("its time step and temperature not used")
+    (tmp_path / "engine.json").write_text('{"timestep_fs": 1.5, "nblock": 2, "temperature_K": 400}')
+    cond = resolve_md_conditions(src)
+    assert (cond.dt_fs, cond.temperature_K) == (3.0, 400.0)
+    assert not [n for n in cond.warnings if "unreadable" in n]
