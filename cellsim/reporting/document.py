@@ -109,10 +109,15 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     bonds = {p: (times, res.bonds[p]) for p in res.settings.pairs}
 
     def event(p: str, key: str) -> float | None:
-        # the match's bond events are the ones its answer used; the analysis' otherwise (same rule)
-        ev = ((m.pairs.get(p) or {}).get("bonds") if m is not None else None) or (
-            (d.peaks or {}).get("pairs", {}).get(p, {}).get("bonds", {})
-        )
+        # with a match, a marker only where the answer's rule (bond_event) says formed / broken, so the figure
+        # never shows a formation the answer does not; without one, the analysis' departure times
+        if m is not None:
+            from cellsim.products.answer import bond_event
+
+            d_pair = m.pairs.get(p) or {}
+            wanted = {"formation_ps": "formed", "break_ps": "broken"}[key]
+            return (d_pair.get("bonds") or {}).get(key) if bond_event(p, d_pair) == wanted else None
+        ev: dict[str, Any] = (d.peaks or {}).get("pairs", {}).get(p, {}).get("bonds", {})
         return ev.get(key)
 
     form = {p: event(p, "formation_ps") for p in bonds}

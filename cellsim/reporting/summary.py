@@ -46,7 +46,6 @@ def answer_section(d: ReportData) -> Section:
     """The answer first: what reacted, when, into what, how sure, what was not seen."""
     m = d.match
     rows: list[list[str]] = []
-    pairs_b = (d.peaks or {}).get("pairs", {})
     if m is None:
         return ("Answer", ["", ""], [["products", "not matched yet"]], "; ".join(d.notes))
     ans = m.answer or {}
@@ -56,25 +55,32 @@ def answer_section(d: ReportData) -> Section:
             rows.append(["assumed", line])
         for line in ans.get("evidence", []):
             rows.append(["evidence", line])
-    reacted = [p for p, v in m.pairs.items() if v.get("has_new")]
-    if reacted:
-        for p in reacted:
-            b = pairs_b.get(p, {}).get("bonds", {})
-            v = m.pairs[p]
-            rows.append(
-                [
-                    f"{p} bonds formed",
-                    f"+{v['new']:.2f} neighbours per {p.split('-')[0]} at {v['md_peak_r']:.2f} A; bonds "
-                    f"{b.get('baseline_mean', '-')} -> {b.get('late_mean', '-')}, leaving the baseline from "
-                    f"{ps_text(b.get('formation_ps'))}; seen in {100 * v['bootstrap_support']:.0f} % of resamples",
-                ]
-            )
-    else:
+    from cellsim.products.answer import bond_event
+
+    # the answer's rule decides what formed or broke here, as in the answer, the claims and bonds.png
+    reacted = [p for p, v in m.pairs.items() if bond_event(p, v) == "formed"]
+    for p in reacted:
+        v = m.pairs[p]
+        b = v.get("bonds") or {}
+        counts = (
+            f"bonds {b.get('baseline_mean', '-')} -> {b.get('late_mean', '-')} (noise margin {b.get('margin', '-')}), "
+            f"leaving the baseline from {ps_text(b.get('formation_ps'))}"
+        )
+        shell = (
+            f"+{v['new']:.2f} neighbours per {p.split('-')[0]} at {v['md_peak_r']:.2f} A; "
+            if v.get("has_new") and v.get("md_peak_r") is not None
+            else ""
+        )
+        support = f"; seen in {100 * v['bootstrap_support']:.0f} % of resamples" if v.get("has_new") else ""
+        rows.append([f"{p} bonds formed", shell + counts + support])
+    if not reacted:
         rows.append(["reaction", "no pair gained neighbours beyond the reactants' and the early MD's"])
-    broke = [p for p, v in pairs_b.items() if v.get("bonds", {}).get("break_ps") is not None]
+    broke = [p for p, v in m.pairs.items() if bond_event(p, v) == "broken"]
     for p in broke:
-        b = pairs_b[p]["bonds"]
-        rows.append([f"{p} bonds broke", f"{b['baseline_mean']} -> {b['late_mean']} from {ps_text(b['break_ps'])}"])
+        b = m.pairs[p].get("bonds") or {}
+        rows.append(
+            [f"{p} bonds broke", f"{b.get('baseline_mean')} -> {b.get('late_mean')} from {ps_text(b.get('break_ps'))}"]
+        )
     for verdict in ("formed", "possible"):
         got = [c for c in m.candidates if c.verdict == verdict]
         if got:
