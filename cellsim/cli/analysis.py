@@ -252,8 +252,9 @@ def match(
         bool | None,
         typer.Option(
             "--thermo/--no-thermo",
-            help="phase-diagram cross-check with the engine's energies: --thermo relaxes missing phases "
-            "(cached); default: cached energies only",
+            help="phase-diagram cross-check: the stored PBE energies (data/pbe) and, beside them, the engine's: "
+            "--thermo relaxes the engine's missing phases (cached); default: cached energies only; --no-thermo: "
+            "neither",
         ),
     ] = None,
     reactant_md: Annotated[
