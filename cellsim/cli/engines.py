@@ -142,7 +142,7 @@ def _print_summary(reports: list[EngineReport]) -> None:
 BAIN_FLAT_MEV = 1.0  # meV/atom: a Bain curve spanning less than this is flat within its labels' convergence
 
 
-def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
+def _bain(metal: Any, chosen: Any, progress: Any, plot: Path | None) -> Any:
     """Print PBE's and each engine's E(c/a) on the metal's Bain path, with fitted minima, and plot them."""
     from cellsim.engines.check import PW_LABEL, bain_reference, plot_bain
 
@@ -199,7 +199,11 @@ def _bain(metal: Any, chosen: Any, progress: Any, plot: Path) -> None:
         console.print(f"[bold]PBE c/a of {ref.element}:[/] {where} from {lattice} ({why})", soft_wrap=True)
     for key, why in ref.errors.items():
         console.print(f"  [red]{key}[/]: no curve ({why})", soft_wrap=True)
-    console.print(f"[dim]figure written to {plot_bain(ref, plot)}[/]")
+    if plot is not None:
+        console.print(f"[dim]figure written to {plot_bain(ref, plot)}[/]")
+    else:
+        console.print("[dim]no figure: give --plot PATH (or a run directory, --json FILE) to draw E(c/a)[/]")
+    return ref
 
 
 def parse_budget_s(text: str) -> float:
@@ -303,7 +307,10 @@ def engines_check(
     ] = None,
     reference_only: Annotated[bool, typer.Option(help="with --reference: skip the engines' own checks")] = False,
     plot: Annotated[
-        Path | None, typer.Option(help="with --reference: E(c/a) figure (default: RUN/engines-bain.png or ./)")
+        Path | None,
+        typer.Option(
+            help="with --reference: E(c/a) figure (default: RUN/engines-bain.png, or beside --json; else none)"
+        ),
     ] = None,
     parity: Annotated[
         int,
@@ -365,10 +372,30 @@ def engines_check(
         err_console.print(f"[dim]  {eng:22s} {task:34s} {how}[/]", highlight=False)
 
     if reference is not None:
-        _bain(inp.metal, chosen, progress, plot or (run_dir or Path(".")) / "engines-bain.png")
+        # the figure beside the run or the --json file, never silently into the current directory
+        where = run_dir if run_dir is not None else json_file.parent if json_file is not None else None
+        bain = _bain(inp.metal, chosen, progress, plot or (where / "engines-bain.png" if where is not None else None))
         if parity > 0:
             parity_result = _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
         if reference_only:
+            if json_file is not None:  # what the table printed, as data
+                from cellsim.core.files import atomic_write_json
+
+                atomic_write_json(
+                    json_file,
+                    {
+                        "bain": {
+                            "element": bain.element,
+                            "volume_A3_per_atom": bain.volume,
+                            "c_a": list(bain.c_a),
+                            "curves_meV_per_atom": {k: list(v) for k, v in bain.curves.items()},
+                            "minima": {k: {"c_a": x, "bracketed": inside} for k, (x, inside) in bain.minima.items()},
+                            "lattice_reference": bain.lattice_reference,
+                            "errors": dict(bain.errors),
+                        }
+                    },
+                )
+                console.print(f"[dim]rows written to {json_file}[/]")
             console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
             return
     reports = check_engines(inp, chosen, settings, use_cache=cache, progress=progress)

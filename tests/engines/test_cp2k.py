@@ -224,6 +224,18 @@ def test_cli_reference_cp2k_prints_pbe_and_engine_minima(tmp_path, monkeypatch, 
     assert "PBE (plane waves, GPAW)" in res.output
     line = next(x for x in res.output.splitlines() if x.startswith("PBE c/a of In:"))
     assert "from PBE (plane waves, GPAW)" in line and 1.52 <= float(line.split("c/a ")[2].split()[0]) <= 1.56
+    # --json with --reference-only: the table as data, the figure beside it, nothing in the current directory
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out" / "bain.json"
+    out.parent.mkdir()
+    res = runner.invoke(app, [*args, "--json", str(out)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())["bain"]
+    assert data["element"] == "In"
+    assert set(data["curves_meV_per_atom"]) >= {"PBE (CP2K)", "PBE (plane waves, GPAW)", "chgnet"}
+    assert data["lattice_reference"] == "PBE (plane waves, GPAW)"
+    assert (out.parent / "engines-bain.png").is_file()
+    assert not (tmp_path / "engines-bain.png").exists()
     bad = runner.invoke(app, ["engines", "check", "li6ps5cl_in", "--reference", "vasp"])
     assert bad.exit_code == 2 and "expected 'cp2k'" in bad.output
 
