@@ -189,10 +189,27 @@ def _process_start() -> float:
         return time.time()
 
 
+class WalltimeUnknownWarning(UserWarning):
+    """Inside a batch job whose end time could not be found: VASP will not be stopped before the scheduler kills it."""
+
+
+def _unknown_end(scheduler: str, why: str) -> None:
+    import warnings
+
+    warnings.warn(
+        WalltimeUnknownWarning(
+            f"{scheduler} job: its end time could not be found ({why}); walltime protection is off (VASP is not "
+            "stopped before the scheduler kills it); set walltime_s in the machine settings to restore it"
+        ),
+        stacklevel=3,
+    )
+
+
 def job_end_time(settings: Settings | None = None) -> float | None:
     """Epoch seconds at which the scheduler ends this job, or None outside a job with a time limit.
 
-    ``walltime_s`` (setting) wins: the job's start + that many seconds.
+    ``walltime_s`` (setting) wins: the job's start + that many seconds. Inside a SLURM or PBS job whose end
+    cannot be found (the query failed, or gave no time) a :class:`WalltimeUnknownWarning` says so.
     """
     s = settings or load_settings()
     if s.walltime_s is not None:
@@ -208,7 +225,10 @@ def job_end_time(settings: Settings | None = None) -> float | None:
             try:  # squeue prints local time
                 return datetime.fromisoformat(out.strip().splitlines()[0]).timestamp()
             except ValueError:
-                return None
+                pass
+        if out and out.strip().upper() in ("UNLIMITED", "NONE", "N/A"):
+            return None  # a job without a time limit: nothing to protect
+        _unknown_end("SLURM", f"`squeue -j {os.environ['SLURM_JOB_ID']} -o %e` gave {(out or '').strip()[:60]!r}")
         return None
     job = os.environ.get("PBS_JOBID")
     if job:
@@ -228,4 +248,5 @@ def job_end_time(settings: Settings | None = None) -> float | None:
             return time.time() + limit - used
         if os.environ.get("PBS_WALLTIME", "").isdigit():
             return job_start_time() + float(os.environ["PBS_WALLTIME"])
+        _unknown_end("PBS", f"`qstat -f {job}` gave no walltime and PBS_WALLTIME is not set")
     return None
