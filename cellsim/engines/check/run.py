@@ -185,4 +185,22 @@ def parity_trust(run_dir: str | os.PathLike[str], study_ref: str | None = None) 
     """
     from cellsim.engines.parity import PARITY_FILE, load, trust_lines
 
-    return trust_lines(load(Path(run_dir) / PARITY_FILE), study_ref or str(run_dir))
+    result = load(Path(run_dir) / PARITY_FILE)
+    lines = trust_lines(result, study_ref or str(run_dir))
+    if result is None:
+        # no check on this run's interface, but a fitted model carries its own held-out PBE errors: say them
+        card = _model_card_line(Path(run_dir))
+        if card:
+            lines.append(f"The model's own check (held-out PBE labels, not this interface): {card}.")
+    return lines
+
+
+def _model_card_line(run_dir: Path) -> str | None:
+    from cellsim.config.rundir import RunDir
+    from cellsim.engines.fit import describe_model
+
+    try:
+        study = RunDir(run_dir).load_study()
+    except Exception:  # not a run directory, or no readable study: nothing to add
+        return None
+    return describe_model(study.engine.model_path) if study.engine.model_path else None
