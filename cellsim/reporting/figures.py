@@ -286,10 +286,15 @@ def diagnostics_plot(d: Any) -> Figure | None:
         if i == len(panels) - 1:
             ax.set_xlabel("time (ps)")
     eq = d.summary.get("equilibration_ps")
-    if eq:
+    # the line only where the check found the run equilibrated: a drawn end of equilibration beside
+    # "not equilibrated" contradicted the table
+    settled = d.summary.get("equilibrated") is not False
+    if eq and settled:
         for ax in fig.axes:
             ax.axvline(float(eq), color="grey", ls=":", lw=1)
-    fig.suptitle("physical diagnostics (dotted: end of equilibration)", fontsize=10)
+        fig.suptitle("physical diagnostics (dotted: end of equilibration)", fontsize=10)
+    else:
+        fig.suptitle("physical diagnostics (not equilibrated: no end of equilibration drawn)", fontsize=10)
     return fig
 
 

@@ -88,3 +88,32 @@ def test_a_real_formation_and_break_are_shown_everywhere() -> None:
     by_pair = {r[0]: r for r in table}
     assert by_pair["In-S"][header.index("formed from")] != "- (within the late-third noise)"
     assert by_pair["P-S"][header.index("broke from")] != "- (within the late-third noise)"
+
+
+def test_no_end_of_equilibration_is_drawn_for_a_run_that_is_not_equilibrated() -> None:
+    import numpy as np
+
+    from cellsim.reporting.figures import diagnostics_plot
+
+    t = np.linspace(0, 1, 50)
+    d = SimpleNamespace(
+        energy_times_ps=t,
+        temperature_K=300 + 0 * t,
+        potential_eV=-t,
+        block_times_ps=t[:0],
+        rmsd_A=t[:0],
+        coordination_times_ps=t[:0],
+        metal_coordination=t[:0],
+        frame_times_ps=t,
+        unit_fractions={},
+        summary={"equilibration_ps": 0.5, "equilibrated": False},
+    )
+    fig = diagnostics_plot(d)
+    assert fig is not None
+    assert all(len(ax.lines) == 1 for ax in fig.axes)  # the series only, no dotted line
+    assert "not equilibrated" in fig.get_suptitle()
+    d.summary["equilibrated"] = True
+    fig = diagnostics_plot(d)
+    assert fig is not None
+    assert all(len(ax.lines) == 2 for ax in fig.axes)
+    assert fig.get_suptitle() == "physical diagnostics (dotted: end of equilibration)"
