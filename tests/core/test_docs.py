@@ -82,6 +82,11 @@ def test_study_doc_lists_every_section(repo: Path) -> None:
             assert f"| `{section}` |" in text, section
 
 
+# pairs a recorded run has that docs/reproducing.md does not quote: Li on Li6PS5Cl's Li-Cl count (64 -> 69) is
+# not part of its answer (the Li-S, Li-P and P-S changes are)
+_PAIRS_NOT_QUOTED = {"li6ps5cl_li.json": {"Li-Cl"}}
+
+
 def test_reproducing_quotes_its_recorded_runs(repo: Path) -> None:
     """docs/reproducing.md's numbers are those of the runs recorded in docs/records (scripts/record_run.py)."""
     import json
@@ -92,5 +97,7 @@ def test_reproducing_quotes_its_recorded_runs(repo: Path) -> None:
     for path in records:
         rec = json.loads(path.read_text())
         assert rec["answer"] in text, (path.name, rec["answer"])
-        for pair, bonds in rec["bonds first -> last frame"].items():
-            assert f"{pair} {bonds}" in text or pair not in text, (path.name, pair, bonds)
+        bonds = rec["bonds first -> last frame"]
+        quoted = {pair for pair, counts in bonds.items() if f"{pair} {counts}" in text}
+        # every pair of a record is quoted with its counts, but the ones its paragraph leaves out on purpose
+        assert quoted == set(bonds) - _PAIRS_NOT_QUOTED.get(path.name, set()), (path.name, bonds)
