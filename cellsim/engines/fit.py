@@ -313,6 +313,15 @@ class _EpochLog(io.TextIOBase):
         return len(s)
 
 
+def _load_quietly(chgnet: Any, name: str) -> Any:
+    """``CHGNet.load``, whose "CHGNet v0.3.0 initialized ..." line is printed whatever ``verbose`` says."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return chgnet.load(model_name=name, verbose=False)
+
+
 def fit_chgnet(
     labels: Sequence[Label],
     out_root: str | os.PathLike[str],
@@ -366,7 +375,7 @@ def fit_chgnet(
         return FitResult(folder, model_file, json.loads(card_file.read_text()), cached=True)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    base = CHGNet.load(model_name=s.base, verbose=False)
+    base = _load_quietly(CHGNet, s.base)
     base_e, _ = _predict(base, [lab.atoms for lab in train])
     shifts = energy_shifts(train, base_e)  # from the training labels only: nothing of the held-out ones leaks
     say(f"{len(train)} training and {len(held)} held-out labels; energy shifts {shifts}")
@@ -385,7 +394,7 @@ def fit_chgnet(
         dataset(train), batch_size=s.batch_size, shuffle=True, collate_fn=collate_graphs, generator=gen
     )
     held_dl = DataLoader(dataset(held), batch_size=s.batch_size, collate_fn=collate_graphs)
-    model = CHGNet.load(model_name=s.base, verbose=False)
+    model = _load_quietly(CHGNet, s.base)
     frozen = [
         model.atom_embedding,
         model.bond_embedding,

@@ -102,13 +102,18 @@ def make_calculator(
     if engine in _CHGNET_MODELS:
         # CHGNet 0.3 converts a grad-tracking tensor once per call; harmless, but it floods the output
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
+        import contextlib
+        import io
+
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
-        if model_path:
-            model = CHGNet.from_file(model_path, verbose=False)
-        else:
-            model = CHGNet.load(model_name=_CHGNET_MODELS[engine], verbose=False)
+        # CHGNet prints "CHGNet v0.3.0 initialized with ..." whatever `verbose` says: the console is cellsim's
+        with contextlib.redirect_stdout(io.StringIO()):
+            if model_path:
+                model = CHGNet.from_file(model_path, verbose=False)
+            else:
+                model = CHGNet.load(model_name=_CHGNET_MODELS[engine], verbose=False)
         info = {
             "engine": engine,
             "model": model_path or f"CHGNet {getattr(model, 'version', '')} (bundled)",
@@ -128,7 +133,10 @@ def make_calculator(
                     super().calculate(atoms, properties, system_changes, task="ef")
 
             cls = _EnergyForces
-        return cls(model, use_device=device, on_isolated_atoms="ignore"), info
+        # CHGNetCalculator prints "CHGNet will run on cpu" on every construction; cellsim's info says the device
+        with contextlib.redirect_stdout(io.StringIO()):
+            calc = cls(model, use_device=device, on_isolated_atoms="ignore")
+        return calc, info
     if engine in _SEVENNET_MODELS:
         # sevenn warns on every calculator that no GPU tensor-product accelerator is enabled (CPU run)
         warnings.filterwarnings("ignore", message="No tensor product accelerator", category=UserWarning)
