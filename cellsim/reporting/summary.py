@@ -42,6 +42,11 @@ def replicas_section(d: ReportData) -> Section | None:
     )
 
 
+def _n(x: Any) -> str:
+    """A bond count (mean) as every table shows it: one decimal."""
+    return "-" if x is None else f"{float(x):.1f}"
+
+
 def answer_section(d: ReportData) -> Section:
     """The answer first: what reacted, when, into what, how sure, what was not seen."""
     m = d.match
@@ -63,7 +68,7 @@ def answer_section(d: ReportData) -> Section:
         v = m.pairs[p]
         b = v.get("bonds") or {}
         counts = (
-            f"bonds {b.get('baseline_mean', '-')} -> {b.get('late_mean', '-')} (noise margin {b.get('margin', '-')}), "
+            f"bonds {_n(b.get('baseline_mean'))} -> {_n(b.get('late_mean'))} (noise margin {_n(b.get('margin'))}), "
             f"leaving the baseline from {ps_text(b.get('formation_ps'))}"
         )
         shell = (
@@ -79,7 +84,11 @@ def answer_section(d: ReportData) -> Section:
     for p in broke:
         b = m.pairs[p].get("bonds") or {}
         rows.append(
-            [f"{p} bonds broke", f"{b.get('baseline_mean')} -> {b.get('late_mean')} from {ps_text(b.get('break_ps'))}"]
+            [
+                f"{p} bonds broke",
+                f"{_n(b.get('baseline_mean'))} -> {_n(b.get('late_mean'))} (noise margin {_n(b.get('margin'))}) "
+                f"from {ps_text(b.get('break_ps'))}",
+            ]
         )
     for verdict in ("formed", "possible"):
         got = [c for c in m.candidates if c.verdict == verdict]

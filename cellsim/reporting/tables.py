@@ -161,7 +161,7 @@ def bonds_section(d: ReportData) -> Section | None:
                 f"{pinfo['bond_cutoff']:g}",
                 str(b.get("as_built", "-")),
                 f"{b['initial']} -> {b['final']} (min {b['min']}, max {b['max']})",
-                f"{b['baseline_mean']:g} -> {b['late_mean']:g}",
+                f"{b['baseline_mean']:.1f} -> {b['late_mean']:.1f}",
                 when(p, b, "formation_ps", "formed"),
                 when(p, b, "break_ps", "broken"),
                 ", ".join(f"{x['r']:.2f}" for x in pinfo["new_peaks"]) or "-",

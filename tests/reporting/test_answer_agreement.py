@@ -83,7 +83,7 @@ def test_a_real_formation_and_break_are_shown_everywhere() -> None:
     _, _, rows, _ = answer_section(d)
     by_label = {r[0]: r[1] for r in rows}
     assert by_label["In-S bonds formed"].startswith("bonds 3.0 -> 12.0 (noise margin 2.0), leaving the baseline from")
-    assert by_label["P-S bonds broke"].startswith("64.0 -> 50.0 from")
+    assert by_label["P-S bonds broke"].startswith("64.0 -> 50.0 (noise margin 6.4) from")
     _, header, table, _ = bonds_section(d)  # type: ignore[misc]
     by_pair = {r[0]: r for r in table}
     assert by_pair["In-S"][header.index("formed from")] != "- (within the late-third noise)"
