@@ -107,42 +107,38 @@ def test_time_parsing_and_errors(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
-    """A real process killed with SIGKILL mid-segment continues with no lost or doubled frame."""
+    """A real process killed with SIGKILL mid-segment, right after its 10th checkpoint (step 20 of 150),
+    continues with no lost or doubled frame."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from stop_helpers import kill, stopped_at
 
     ref = tiny_run(tmp_path, "ref")
     run = tiny_run(tmp_path, "killed")
     study = parse_study(STUDY)
+    assert study.engine.checkpoint_every == 2 and study.md.nblock == 1  # checkpoint k holds step 2k, frame 2k
     steps = 150
     for r in (ref, run):
         (r / "study.yaml").write_text(STUDY.replace("segment_time_ps: 0.012", "segment_time_ps: 1.0"))
-    cmd = [sys.executable, "-m", "cellsim.cli", "run", str(run), "--steps", str(steps)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ("run", str(run), "--steps", str(steps))
+    p = stopped_at("after:checkpoint.npz", *args, env=os.environ, log=tmp_path / "child.log", nth=10)
+    # where the kill lands: the 10th checkpoint just written, the segment still running, 20 frames on disk
     seg = run / "md" / "seg-000"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        info = json.loads((seg / "engine.json").read_text()) if (seg / "engine.json").is_file() else {}
-        ck = seg / "checkpoint.npz"
-        if ck.is_file() and int(np.load(ck)["steps_done"]) >= 20:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads((seg / "engine.json").read_text())["status"] == "running", info
+    assert int(np.load(seg / "checkpoint.npz")["steps_done"]) == 20
+    assert json.loads((seg / "engine.json").read_text())["status"] == "running"
     _, partial, _ = read_trajectory(seg / "XDATCAR")
-    assert 20 <= len(partial) < steps
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert len(partial) == 20
+    kill(p)
+    done = subprocess.run([sys.executable, "-m", "cellsim.cli", *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     run_mlip(ref, parse_study((ref / "study.yaml").read_text()), total_steps=steps)
     _, a, _ = read_trajectory(ref / "md" / "seg-000" / "XDATCAR")
     _, b, _ = read_trajectory(seg / "XDATCAR")
     assert len(a) == len(b) == steps
     np.testing.assert_allclose(a, b, atol=1e-7)
-    assert study.engine.checkpoint_every == 2
+    np.testing.assert_allclose(b[:20], partial, atol=1e-12)  # the kept frames are the resumed run's first 20
 
 
 @pytest.mark.slow

@@ -1,10 +1,9 @@
 """Faults lose nothing (issue 16): kill -9 at each commit point of analyze, match and report leaves the previous
 outputs intact or the new ones complete; two writers on one folder are refused, never interleaved.
 
-The kills land at named moments, not after a guessed delay: the child process stops itself (SIGSTOP) just
+The kills land at named moments, not after a guessed delay (tests/stop_helpers.py): the child stops itself just
 before or after the rename that is a stage's commit point, the test looks at the folder as the kill finds it
-(staged files, journal, swapped-out folder), then sends SIGKILL. So each kill is known to have hit the write it
-is meant to, on any machine and under any load.
+(staged files, journal, swapped-out folder), then kills it.
 """
 
 from __future__ import annotations
@@ -12,76 +11,20 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from stop_helpers import HANG_S, kill, stopped_at
 
 from cellsim.testing import reaction_run
 
-# the child: cellsim's CLI with os.replace wrapped so that the process stops itself at the first rename whose
-# target's name matches CELLSIM_TEST_STOP ("before:GLOB" or "after:GLOB"); cellsim's atomic writes and folder
-# swaps all commit through os.replace (cellsim.core.files)
-_CHILD = """
-import fnmatch, os, runpy, signal, sys
-when, pattern = os.environ["CELLSIM_TEST_STOP"].split(":", 1)
-real = os.replace
-def replace(src, dst, *args, **kwargs):
-    hit = fnmatch.fnmatch(os.path.basename(os.fspath(dst)), pattern)
-    if hit and when == "before":
-        os.kill(os.getpid(), signal.SIGSTOP)
-    out = real(src, dst, *args, **kwargs)
-    if hit and when == "after":
-        os.kill(os.getpid(), signal.SIGSTOP)
-    return out
-os.replace = replace
-sys.argv = ["cellsim", *sys.argv[1:]]
-runpy.run_module("cellsim.cli", run_name="__main__")
-"""
-
-HANG_S = 600  # a guard against a child that never gets there (a hang), not a timing check
-
 
 def _run(*args: str, env: dict[str, str]) -> None:
-    p = subprocess.run(
-        [sys.executable, "-m", "cellsim.cli", *args], env=env, capture_output=True, text=True, timeout=HANG_S
-    )
+    cmd = [sys.executable, "-m", "cellsim.cli", *args]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr
-
-
-def _stopped_at(stop: str, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start the CLI and return once it has stopped itself at ``stop`` (fails if it finished without getting there)."""
-    with log.open("wb") as err:
-        p = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *args],
-            env={**env, "CELLSIM_TEST_STOP": stop},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    deadline = time.monotonic() + HANG_S
-    while True:  # until the child stops (or ends)
-        pid, status = os.waitpid(p.pid, os.WUNTRACED | os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            p.wait()
-            pytest.fail(f"cellsim {' '.join(args)} hung before {stop}")
-        time.sleep(0.05)
-    if not os.WIFSTOPPED(status):
-        p.returncode = os.waitstatus_to_exitcode(status)
-        pytest.fail(
-            f"cellsim {' '.join(args)} ended (status {p.returncode}) without reaching {stop}: {log.read_text()}"
-        )
-    return p
-
-
-def _kill(p: subprocess.Popen[bytes]) -> None:
-    p.send_signal(signal.SIGKILL)  # SIGKILL ends a stopped process too
-    assert p.wait(timeout=HANG_S) == -signal.SIGKILL
 
 
 def _analysis_consistent(folder: Path) -> str:
@@ -129,40 +72,40 @@ def test_kill_minus_9_at_each_commit_point(tmp_path: Path) -> None:
     html_old = (report / "report.html").read_bytes()
 
     # analyze, killed with its new set staged in full, before the swap: the old analysis (and its match) stay
-    p = _stopped_at("before:.analysis.old-*", *analyze, env=env, log=log)
+    p = stopped_at("before:.analysis.old-*", *analyze, env=env, log=log)
     (staged,) = run.glob(".analysis.partial-*")
     assert json.loads((staged / "analysis.json").read_text())["id"] != old
-    _kill(p)
+    kill(p)
     assert _analysis_consistent(folder) == old and (folder / "match.json").read_bytes() == old_match
 
     # analyze, killed between the swap's two renames: no analysis folder, the old one set aside; a reader
     # puts it back
-    p = _stopped_at("after:.analysis.old-*", *analyze, env=env, log=log)
+    p = stopped_at("after:.analysis.old-*", *analyze, env=env, log=log)
     assert not folder.exists() and len(list(run.glob(".analysis.old-*"))) == 1
-    _kill(p)
+    kill(p)
     assert _analysis_consistent(folder) == old and not list(run.glob(".analysis.old-*"))
 
     # match, killed with its files staged but before the journal (the commit point): the old set stays and the
     # next reader drops the staged files
     one = ("match", str(run), "--no-mp", "--candidate", "InS")
-    p = _stopped_at("before:.commit.json", *one, env=env, log=log)
+    p = stopped_at("before:.commit.json", *one, env=env, log=log)
     assert (folder / ".match.json.staged").is_file() and not (folder / ".commit.json").exists()
-    _kill(p)
+    kill(p)
     assert _match_consistent(folder) == old_candidates and (folder / "match.json").read_bytes() == old_match
     assert not list(folder.glob(".*.staged"))
 
     # match, killed just after the journal, before any file is renamed: the next reader completes the new set
-    p = _stopped_at("after:.commit.json", *one, env=env, log=log)
+    p = stopped_at("after:.commit.json", *one, env=env, log=log)
     assert (folder / "match.json").read_bytes() == old_match and (folder / ".match.json.staged").is_file()
-    _kill(p)
+    kill(p)
     assert _match_consistent(folder) == ["InS"]
     assert not (folder / ".commit.json").exists() and not list(folder.glob(".*.staged"))
 
     # report, killed with the new report staged, before the swap: the old report stays whole
-    p = _stopped_at("before:.report.old-*", "report", str(run), env=env, log=log)
+    p = stopped_at("before:.report.old-*", "report", str(run), env=env, log=log)
     (staged,) = run.glob(".report.partial-*")
     assert (staged / "report.html").is_file()
-    _kill(p)
+    kill(p)
     assert (report / "report.html").read_bytes() == html_old
     _report_figures_present(report)
 
