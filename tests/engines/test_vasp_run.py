@@ -26,7 +26,13 @@ def vasp_run(paper_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("CELLSIM_CUSTODIAN_POLLING_S", "0.1")
     monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
-    for var in ("FAKE_VASP_PLANT", "FAKE_VASP_DIE_AFTER", "FAKE_VASP_STEP_SECONDS", "CELLSIM_VASP_CMD"):
+    for var in (
+        "FAKE_VASP_PLANT",
+        "FAKE_VASP_DIE_AFTER",
+        "FAKE_VASP_STEP_SECONDS",
+        "FAKE_VASP_AWAIT_STOP_AT",
+        "CELLSIM_VASP_CMD",
+    ):
         monkeypatch.delenv(var, raising=False)
     run = tmp_path / "run"
     shutil.copytree(paper_run, run)
@@ -66,7 +72,8 @@ def test_killed_segment_continues_without_lost_or_doubled_frames(
 ) -> None:
     study = load_study(vasp_run / "study.yaml")
     monkeypatch.setenv("FAKE_VASP_DIE_AFTER", "4")  # SIGKILL after 4 steps, like a node failure
-    with pytest.raises(VaspRunError):
+    # custodian reports the SIGKILL (-9) of the segment's VASP
+    with pytest.raises(VaspRunError, match="seg-000: custodian gave up: Job return code is -9"):
         run_md(vasp_run, study, max_segments=1)
     monkeypatch.delenv("FAKE_VASP_DIE_AFTER")
     run_md(vasp_run, study)
@@ -139,8 +146,13 @@ def test_walltime_stops_vasp_cleanly_and_the_segment_continues(
     vasp_run: Path, monkeypatch: pytest.MonkeyPatch, expected_frames: Callable[[Path, int], np.ndarray]
 ) -> None:
     """The job's end time reaches custodian's WalltimeHandler: STOPCAR (LSTOP), the fake stops after the
-    current step with a whole CONTCAR, and the next run continues the same segment."""
-    monkeypatch.setenv("FAKE_VASP_STEP_SECONDS", "0.25")
+    current step with a whole CONTCAR, and the next run continues the same segment.
+
+    The clock the handler reads is frozen until the fake VASP has written step 3, then jumps past the job's
+    end; the fake waits at step 3 for the STOPCAR. So the stop lands after exactly 3 frames on any machine.
+    """
+    import datetime as dt_module
+
     study = load_study(vasp_run / "study.yaml")
     settings = Settings(
         vasp_cmd=(str(FAKE / "vasp_std"),),
@@ -150,18 +162,40 @@ def test_walltime_stops_vasp_cleanly_and_the_segment_continues(
     )
     seg = next_segment(vasp_run, study)
     assert seg is not None
-    info = run_segment(seg, settings, end_time=time.time() + 2.5)
-    assert info["walltime_stop"] and 2 <= info["frames"] < 10
+    start, end = 1_000_000.0, 1_000_100.0
+
+    def now() -> float:
+        """Before the job's end until the fake's CONTCAR is step 3's, 100 s after it from then on."""
+        try:
+            at_step_3 = (seg / "CONTCAR").read_text().startswith("fake-step=3\n")
+        except OSError:
+            at_step_3 = False
+        return end + 100.0 if at_step_3 else start
+
+    real_datetime = dt_module.datetime
+
+    class ClockDatetime(real_datetime):
+        @classmethod
+        def now(cls, tz: dt_module.tzinfo | None = None) -> dt_module.datetime:  # type: ignore[override]
+            return real_datetime.fromtimestamp(now(), tz)
+
+    monkeypatch.setenv("FAKE_VASP_AWAIT_STOP_AT", "3")
+    with monkeypatch.context() as clock:  # cellsim's end time (time.time) and custodian's clock (datetime.now)
+        clock.setattr(time, "time", now)
+        clock.setattr(dt_module, "datetime", ClockDatetime)
+        info = run_segment(seg, settings, end_time=end)
+    assert info["walltime_stop"] is True
+    assert info["frames"] == 3
     assert not (seg / "STOPCAR").exists()
-    assert "LSTOP" in (seg / "vasp.out").read_text() or "stopping" in (seg / "vasp.out").read_text()
+    assert "LSTOP in STOPCAR, stopping after step 3 of 10" in (seg / "vasp.out").read_text()
     st = status(vasp_run, study)
     assert st["segments"][0]["walltime_stops"] == 1 and st["segments"][0]["state"] == "partial"
     assert st["segments"][0]["corrections"] == 0  # a walltime stop is not a correction
-    monkeypatch.delenv("FAKE_VASP_STEP_SECONDS")
+    monkeypatch.delenv("FAKE_VASP_AWAIT_STOP_AT")
     assert next_segment(vasp_run, study) == seg  # continued in place
     run_md(vasp_run, study, settings)
     st = status(vasp_run, study)
-    assert st["frames"] == 25 and st["segments"][0]["parts"] == [info["frames"], 10 - info["frames"]]
+    assert st["frames"] == 25 and st["segments"][0]["parts"] == [3, 7]
     stitched_against_plan(vasp_run, 25, expected_frames)
 
 

@@ -19,6 +19,8 @@ Behaviour
 * FAKE_VASP_HOLD=path: after the first step, wait while that file exists (at most 600 s): a test holds
   the run mid-segment, in a known state, and releases it by deleting the file (no race with a sleep).
   FAKE_VASP_HOLD_AT=K: hold after global step K (1-based) instead, in whichever segment holds it.
+* FAKE_VASP_AWAIT_STOP_AT=K: after global step K, wait for a STOPCAR that asks for a stop (at most 600 s):
+  a walltime stop lands after exactly that step, whenever the handler gets to write it.
 * STOPCAR with LSTOP = .TRUE. (custodian's WalltimeHandler): stop cleanly after the current step, as
   VASP does: CONTCAR is that step's, the OUTCAR is finished, exit code 0.
 * OUTCAR: a header Outcar can parse, one ``LOOP+`` timing line per step (the WalltimeHandler reads the
@@ -108,6 +110,7 @@ def main() -> None:
     pause = float(os.environ.get("FAKE_VASP_STEP_SECONDS", "0"))
     hold = os.environ.get("FAKE_VASP_HOLD", "")
     hold_at = int(os.environ.get("FAKE_VASP_HOLD_AT", "0"))
+    await_stop_at = int(os.environ.get("FAKE_VASP_AWAIT_STOP_AT", "0"))
     lattice, species, counts, coords, step0 = read_poscar("POSCAR")
     n = len(coords)
     with open("OUTCAR", "w") as out:
@@ -151,6 +154,10 @@ def main() -> None:
             held_until = time.monotonic() + 600
             while os.path.exists(hold) and time.monotonic() < held_until:
                 time.sleep(0.1)
+        if await_stop_at and step0 + j == await_stop_at:
+            waited_until = time.monotonic() + 600
+            while not stop_requested() and time.monotonic() < waited_until:
+                time.sleep(0.05)
         dt = time.monotonic() - t0
         with open("OUTCAR", "a") as out:
             out.write(f"      LOOP+:  cpu time {dt:10.4f}: real time {dt:10.4f}\n")

@@ -338,20 +338,49 @@ def test_job_end_time_from_the_scheduler(env: dict[str, str], monkeypatch: pytes
     assert job_end_time(Settings()) == 4600.0
 
 
-def test_walltime_handler_stops_before_the_end(tmp_path: Path) -> None:
+def test_walltime_handler_stops_before_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a frozen clock: the STOPCAR is due once less than max(3 x the longest step, the margin) is left, not
+    a second before; the handler counts from its own start, not from custodian's process-wide one."""
+    import datetime as dt_module
+
     from cellsim.engines.vasp import JobEndWalltimeHandler, md_handlers
 
     (tmp_path / "OUTCAR").write_text(
         " vasp fake\n number of bands    NBANDS=  8\n total plane-waves  NPLWV =  10\n   IBRION =      0\n"
         "      LOOP+:  cpu time  2.0000: real time  2.0000\n"
     )
-    wall = md_handlers(time.time() + 30, margin_s=20)[-1]
-    assert isinstance(wall, JobEndWalltimeHandler) and 28 <= wall.wall_time <= 30
+    real_datetime = dt_module.datetime
+    clock = {"t": 1_000_000.0}
+
+    class FrozenDatetime(real_datetime):
+        @classmethod
+        def now(cls, tz: dt_module.tzinfo | None = None) -> dt_module.datetime:  # type: ignore[override]
+            return real_datetime.fromtimestamp(clock["t"], tz)
+
+    # one clock for cellsim (time.time: the end time) and custodian (datetime.now: the time used)
+    monkeypatch.setattr(time, "time", lambda: clock["t"])
+    monkeypatch.setattr(dt_module, "datetime", FrozenDatetime)
+    monkeypatch.setenv("CUSTODIAN_WALLTIME_START", "Mon Jan 01 00:00:00 UTC 2001")  # ignored: a stale start
+
+    wall = md_handlers(clock["t"] + 30, margin_s=20)[-1]
+    assert isinstance(wall, JobEndWalltimeHandler)
+    assert (wall.wall_time, wall.buffer_time) == (30, 20)
+    assert wall.start_time == real_datetime.fromtimestamp(clock["t"])
+    steps = JobEndWalltimeHandler(clock["t"] + 25, buffer_time=1)  # 3 x the 2 s step (6 s) outweighs 1 s
+    assert not wall.check(str(tmp_path)) and not steps.check(str(tmp_path))
+
+    clock["t"] += 10.0  # 20 s left: exactly the margin, not less
     assert not wall.check(str(tmp_path))
-    assert JobEndWalltimeHandler(time.time() + 5, buffer_time=20).check(str(tmp_path))
-    assert JobEndWalltimeHandler(time.time() + 25, buffer_time=1).check(str(tmp_path)) is False
+    clock["t"] += 0.5  # 19.5 s left
+    assert wall.check(str(tmp_path))
+    assert not steps.check(str(tmp_path))  # 14.5 s left of its 25, above 6 s
+    clock["t"] += 8.5  # 6 s left: exactly 3 steps
+    assert not steps.check(str(tmp_path))
+    clock["t"] += 0.5
+    assert steps.check(str(tmp_path))
+
     wall.correct(str(tmp_path))
-    assert "LSTOP = .TRUE." in (tmp_path / "STOPCAR").read_text()
+    assert (tmp_path / "STOPCAR").read_text().strip() == "LSTOP = .TRUE."
 
 
 @pytest.mark.slow
