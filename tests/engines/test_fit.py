@@ -283,6 +283,7 @@ def test_training_sets_keep_the_parity_snapshots_out():
     names = {p.parent.name for p in fit.training_sets()}
     assert "li6ps5cl_in_interface" in names and "in_bulk_pw" in names
     assert not names & set(fit.TEST_ONLY_SETS)
+    assert "phases_pw" in fit.TEST_ONLY_SETS  # the engine check's PBE thermodynamics stays independent of fits
     assert fit.training_sets({"Cu"}) == []
     parity = {lab.job for lab in fit.load_labels([p for p in cp2k_sets() if p.parent.name == "li6ps5cl_in_parity"])}
     card = json.loads((Path(__file__).parents[2] / "workflows/fits/chgnet-in-pbe/card.json").read_text())
