@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,27 +77,23 @@ def test_cp2k_chain_through_fireworks_and_custodian(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
-    if os.geteuid() != 0 and shutil.which("sinfo") is None:
-        pytest.skip("no SLURM here, and the local SLURM cluster needs root")
-    r = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"no local SLURM cluster: {r.stdout[-300:]}{r.stderr[-300:]}")
+    from workflow_helpers import start_local_slurm
+
+    start_local_slurm()  # the same skip / fail rule as tests/workflow/test_slurm.py
 
 
 def test_cp2k_chain_under_slurm(tmp_path: Path, slurm: None) -> None:
-    from workflow_helpers import cellsim
+    from workflow_helpers import cellsim, wait_until
 
     run = h2_run(tmp_path)
     env = env_for(tmp_path)
     assert cellsim(["inputs", str(run), "--code", "cp2k"], env).returncode == 0
     r = cellsim(["submit", str(run), "--engine", "cp2k", "--queue", "slurm"], env)
     assert r.returncode == 0 and "submitted job" in r.stdout, r.stdout + r.stderr
-    deadline = time.time() + 300
     jobs = run / "workflow" / "jobs.json"
-    while time.time() < deadline:
-        if jobs.is_file() and all(j.get("ended") for j in json.loads(jobs.read_text())["jobs"]):
-            break
-        time.sleep(1)
-    else:
-        pytest.fail(f"the CP2K chain did not finish under SLURM in 300 s: {jobs.read_text() if jobs.is_file() else ''}")
+    wait_until(
+        lambda: jobs.is_file() and all(j.get("ended") for j in json.loads(jobs.read_text())["jobs"]),
+        "every job of the CP2K chain under SLURM ended",
+        poll_s=1.0,
+    )
     check_chain(run)

@@ -11,14 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import fake_vasp_frames
-from workflow_helpers import cellsim, store_states
+from workflow_helpers import cellsim, start_local_slurm, store_states, wait_until
 
 from cellsim.config.study import load_study
 from cellsim.io.xdatcar import read_trajectory
@@ -28,13 +26,8 @@ FAKE = REPO / "tests" / "fake_vasp"
 
 
 @pytest.fixture(scope="module")
-def slurm() -> Iterator[None]:
-    if os.geteuid() != 0:
-        pytest.skip("the local SLURM cluster needs root")
-    r = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"could not start the local SLURM cluster: {r.stdout}{r.stderr}")
-    yield
+def slurm() -> None:
+    start_local_slurm()  # without root: skip with the reason; as root, a failed start fails (workflow_helpers)
 
 
 def make_run(paper_run: Path, path: Path, total_ps: float = 0.05, segment_ps: float = 0.02, **queue: str) -> Path:
@@ -85,17 +78,21 @@ def in_queue(ids: list[str]) -> list[str]:
     return [line.split()[0] for line in out.stdout.splitlines() if line.split()]
 
 
-def wait_done(runs: list[Path], timeout: float = 240) -> None:
-    """Until no job of these runs is queued or running (their chains ended by themselves)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        ids = [str(j["tag"]).split(":", 1)[1] for run in runs for j in jobs_of(run)]
-        if ids and not in_queue(ids) and all(j.get("ended") for run in runs for j in jobs_of(run)):
-            return
-        time.sleep(0.5)
-    ids = [str(j["tag"]).split(":", 1)[1] for run in runs for j in jobs_of(run)]
-    subprocess.run(["scancel", *ids])
-    pytest.fail(f"the jobs of {runs} did not finish in {timeout} s: {ids}")
+def wait_done(runs: list[Path]) -> None:
+    """Until no job of these runs is queued or running (their chains ended by themselves); a hang cancels them."""
+
+    def ids() -> list[str]:
+        return [str(j["tag"]).split(":", 1)[1] for run in runs for j in jobs_of(run)]
+
+    def done() -> bool:
+        now = ids()
+        return bool(now) and not in_queue(now) and all(j.get("ended") for run in runs for j in jobs_of(run))
+
+    try:
+        wait_until(done, f"the jobs of {runs} ended", poll_s=0.5)
+    except BaseException:
+        subprocess.run(["scancel", *ids()])
+        raise
 
 
 def check_every_step(run: Path, env: dict[str, str], n: int) -> None:
@@ -133,19 +130,14 @@ def test_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, t
     hold.write_text("the fake VASP of run A waits while this file exists\n")
     try:
         submit([a], {**sl_env, "FAKE_VASP_HOLD": str(hold)})
-        deadline = time.time() + 300  # a state to wait for: A's first MD step is written
-        while not (a / "md" / "seg-000" / "XDATCAR").is_file() and time.time() < deadline:
-            time.sleep(0.2)
-        assert (a / "md" / "seg-000" / "XDATCAR").is_file(), "A's job never started its MD"
+        wait_until((a / "md" / "seg-000" / "XDATCAR").is_file, "A's job started its MD")
         # A's job holds A's store while it is held; a submit that needed that store would stop on its lock
-        t0 = time.monotonic()
         jobs = submit([b, c], {**sl_env, "CELLSIM_FW_LOCK_TIMEOUT_S": "120"}, "--max-jobs", "1")
-        submit_s = time.monotonic() - t0
         assert list(jobs) == [b], jobs
         assert not all(j.get("ended") for j in jobs_of(a)), "A's job is held: it cannot have ended"
     finally:
         hold.unlink(missing_ok=True)
-    wait_done([a, b, c], timeout=600)
+    wait_done([a, b, c])
     # --max-jobs 1: C was submitted by B's finishing job, after it ended, and its job started after that
     b_end = max(float(str(j["ended"])) for j in jobs_of(b) if j.get("started"))
     c_jobs = [j for j in jobs_of(c) if j.get("started")]
@@ -168,7 +160,6 @@ def test_runs_submitted_together_each_run_only_their_own_work(paper_run: Path, t
         assert len(ran) == 1 and ran[0]["outcome"] == "no ready Firework"
         # its successor was queued at the start and cancelled when nothing was left
         assert [j["outcome"] for j in jobs_of(run) if not j.get("started")] == ["cancelled: nothing left to run"]
-    print(f"\nsubmit of runs B, C while run A's job ran: {submit_s:.1f} s")
     # extend the finished run A by 20 fs: one more segment Firework and a new analysis, in a new job
     assert list(submit([a], sl_env, "--time", "70fs")) == [a]
     wait_done([a])
@@ -191,15 +182,14 @@ def test_job_cancelled_mid_segment_is_continued_by_its_successor(paper_run: Path
     try:
         job = submit([run], {**sl_env, "FAKE_VASP_HOLD": str(hold), "FAKE_VASP_HOLD_AT": "13"})[run]
         seg1 = run / "md" / "seg-001" / "XDATCAR"
-        deadline = time.time() + 300  # a state to wait for: step 13 written, the fake VASP held after it
-        while not (seg1.is_file() and seg1.read_text().count("Direct configuration=") >= 3):
-            assert time.time() < deadline, "the job never reached step 13"
-            time.sleep(0.2)
+        # the state the cancel lands in: step 13 written (the third frame of seg-001), the fake VASP held after it
+        wait_until(
+            lambda: seg1.is_file() and seg1.read_text().count("Direct configuration=") >= 3, "the job held at step 13"
+        )
+        assert seg1.read_text().count("Direct configuration=") == 3  # held: no step after 13
         subprocess.run(["scancel", job], check=True)
-        deadline = time.time() + 120  # the cancelled job has left the queue (its fake VASP with it)
-        while in_queue([job]):
-            assert time.time() < deadline, f"job {job} still in the queue after scancel"
-            time.sleep(0.2)
+        wait_until(lambda: not in_queue([job]), f"job {job} left the queue after scancel")
+        assert seg1.read_text().count("Direct configuration=") == 3  # killed where it was held
     finally:
         hold.unlink(missing_ok=True)
     wait_done([run])
@@ -214,16 +204,16 @@ def test_job_cancelled_mid_segment_is_continued_by_its_successor(paper_run: Path
 
 @pytest.mark.slow
 def test_one_minute_time_limit_completes_the_plan_by_itself(paper_run: Path, tmp_path: Path, sl_env) -> None:
-    """A 1-minute SLURM limit, 2 s per MD step, one segment of 30 steps (60 s): the first job stops VASP
-    cleanly (STOPCAR) before the limit, its successor continues the same segment and runs the analysis;
-    nobody resubmits anything. (The segment is longer than the limit less the 10 s margin whatever the
-    start-up takes: with 25 steps, 50 s, a job that started fast could finish the segment just before its
-    stop and the whole plan in one job.)"""
+    """A 1-minute SLURM limit and one segment of 30 steps: the first job stops VASP cleanly (STOPCAR) before the
+    limit, its successor continues the same segment and runs the analysis; nobody resubmits anything.
+
+    Deterministic: the fake VASP makes 5 steps and then waits for the STOPCAR, which the walltime handler writes
+    once less than the 10 s margin of the job's minute is left; so the first job ends after exactly 5 frames,
+    whatever the start-up took, and never reaches the limit itself."""
     run = make_run(paper_run, tmp_path / "run", total_ps=0.06, segment_ps=0.06, walltime="00:01:00")
-    env = {**sl_env, "FAKE_VASP_STEP_SECONDS": "2", "CELLSIM_WALLTIME_MARGIN_S": "10"}
-    t0 = time.time()
+    env = {**sl_env, "FAKE_VASP_AWAIT_STOP_AT": "5", "CELLSIM_WALLTIME_MARGIN_S": "10"}
     submit([run], env)
-    wait_done([run], timeout=300)
+    wait_done([run])
     script = (run / "workflow" / "queue" / "job.sh").read_text()
     assert "#SBATCH --time=00:01:00" in script
     check_every_step(run, sl_env, 30)
@@ -231,15 +221,10 @@ def test_one_minute_time_limit_completes_the_plan_by_itself(paper_run: Path, tmp
     assert set(states) == {"COMPLETED"} and len(states) == 3  # the segment, its continuation, the analysis
     jobs = jobs_of(run)
     ran = [j for j in jobs if j.get("started")]
-    assert len(ran) >= 2 and ran[0]["outcome"] == "time limit near"
-    assert ran[-1]["outcome"] == "no ready Firework" and (run / "report" / "report.html").is_file()
+    assert [j["outcome"] for j in ran] == ["time limit near", "no ready Firework"]
+    assert [(j["frames_start"], j["frames_end"]) for j in ran] == [(0, 5), (5, 30)]
+    assert (run / "report" / "report.html").is_file()
     record = json.loads((run / "md" / "seg-000" / "segment.json").read_text())
     assert len(record["walltime_stops"]) == 1 and record["walltime_stops"][0]["job"] == str(ran[0]["tag"])[6:]
-    assert [p["frames"] for p in record["parts"]] == [ran[0]["frames_end"]]
+    assert [p["frames"] for p in record["parts"]] == [5]
     clean_logs(run)  # ended by itself: no "CANCELLED ... DUE TO TIME LIMIT"
-    lines = []
-    for j in ran:
-        start, end = float(str(j["started"])) - t0, float(str(j["ended"])) - t0
-        tag = str(j["tag"]).split(":")[1]
-        lines.append(f"  job {tag}: {start:5.1f} -> {end:5.1f} s, frames {j['frames_start']} -> {j['frames_end']}")
-    print("\none-minute limit timeline:\n" + "\n".join(lines))
