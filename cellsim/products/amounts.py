@@ -308,7 +308,8 @@ def product_amounts(
                 "atoms_lo": round(float(min(lo, atoms)), 1),
                 "atoms_hi": round(float(max(hi, atoms)), 1),
                 "formula_units": [round(min(fu), 1), round(max(fu), 1)] if fu else None,
-                "contributing_atoms": int((shares[:, k] > 0).sum()),
+                # a share under 1e-6 is the convex fit's rounding (its sum-to-one row is exact to ~1e-6), not an atom
+                "contributing_atoms": int((shares[:, k] > 1e-6).sum()),
                 "firm": bool(min(lo, atoms) >= MIN_ATOMS),
             }
     return out
