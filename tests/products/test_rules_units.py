@@ -5,6 +5,7 @@ vectors and the amounts' dictionary. Every expected number is worked out in a co
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -443,3 +444,127 @@ def test_product_amounts_groups_and_shares(amounts_case: am.Amounts) -> None:
         "contributing_atoms": 2,
         "firm": False,
     }
+
+
+# --- what the first mutation run of these tests left: the assignment's counts, small helpers ----------------------
+
+
+def test_assign_counts_contacts_unassigned_and_reacted_atoms_one_by_one() -> None:
+    """Columns In, S, Cl, Li; the sulfide site 6 S is fitted (the chloride group is another element's). Every atom
+    is judged on its own (none stops the loop) and every count adds up."""
+    groups = [
+        am.Group("In", ["S6"], [np.array([0.0, 6.0, 0.0, 0.0])], {"S6": 1}, {"S6": 1}),
+        am.Group("In", ["Cl6"], [np.array([0.0, 0.0, 6.0, 0.0])], {"Cl6": 1}, {"Cl6": 1}),
+    ]
+    early = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 2], [0, 0, 0, 2]], float)
+    late = np.array(
+        [
+            [0, 1, 0, 0],  # one S: product weight 1/6 < 1/4, a contact
+            [0, 1, 0, 0],  # the same: a second contact
+            [0, 3, 0, 3],  # 3 S and 3 Li: the Li fit by nothing, residual 3 > max(2, 0.35 x 6): unassigned
+            [0, 3, 0, 3],  # a second unassigned
+            [0, 3, 0, 0],  # 3 S gained, 2 Li lost: gained 3 (losses do not cancel gains), weight 0.55: reacted
+            [0, 1.5, 0, 0],  # 1.5 S gained, 2 Li lost: weight 0.325 but gained 1.5 < 2: a contact
+        ]
+    )
+    shares, stats = am._assign(early, late, groups, [0])  # the sulfide sites only: the fits above by hand
+    assert stats == {"changed": 6, "reacted": 1, "contacts": 3, "unassigned": 2}
+    assert shares.tolist() == [[0.0, 0.0]] * 4 + [[1.0, 0.0], [0.0, 0.0]]
+
+
+def test_assign_without_groups_counts_a_change_of_exactly_one_neighbour() -> None:
+    early, late = np.zeros((2, 3)), np.array([[0.0, 1.0, 0.0], [0.0, 0.5, 0.0]])
+    shares, stats = am._assign(early, late, [], [])
+    assert stats == {"changed": 1, "reacted": 0, "contacts": 0, "unassigned": 1} and shares.shape == (2, 0)
+
+
+def test_convex_fit_weights_sum_to_one_and_the_residual_is_l1() -> None:
+    # target 3 S + 1 Cl from the sites 6 S and 6 Cl: w = (1/2, 1/6) cannot sum to one; the least squares with
+    # w1 + w2 = 1 is w = (2/3, 1/3): 4 S + 2 Cl, L1 residual 1 + 1 = 2
+    w, resid = am._convex_fit(np.array([3.0, 1.0]), np.array([[6.0, 0.0], [0.0, 6.0]]))
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w.tolist() == pytest.approx([2 / 3, 1 / 3], abs=1e-5) and resid == pytest.approx(2.0, abs=1e-4)
+
+
+def test_small_helpers() -> None:
+    assert am._l1(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert am._l1(np.array([1.0, -2.0]), np.array([0.0, 1.0])) == 4.0
+    assert am._cos(np.array([0.1, 0.0]), np.array([0.2, 0.0])) == 1.0  # short vectors: still parallel
+    assert am._cos(np.zeros(2), np.array([1.0, 0.0])) == 0.0
+    with warnings.catch_warnings():  # pymatgen says Ne has no Pauling value: the case this checks
+        warnings.simplefilter("ignore", UserWarning)
+        assert am._chi("In") == pytest.approx(1.78) and am._chi("Ne") == 4.0
+    from cellsim.products.scores import cosine, radial_grid
+
+    assert cosine(np.array([0.1, 0.0]), np.array([0.2, 0.0])) == 1.0
+    assert radial_grid(np.array([0.05, 0.15])) == pytest.approx((0.1, 0.2))
+
+
+def test_group_sites_join_two_partners_and_walk_three_members() -> None:
+    v = [np.array([0.0, 6.0, 0.0]), np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.0, 3.0]), np.array([0.0, 0.0, 6.0])]
+    g = am.Group("In", ["A", "B", "C"], v, {"A": 1, "B": 1, "C": 1}, {"A": 1, "B": 1, "C": 2})
+    assert g.sites(["In", "S", "Cl"]) == "A: In with 6 S; B: In with 1 S + 2 Cl; C: In with 3 Cl or 6 Cl"
+
+
+def test_score_candidate_rows_of_two_pairs_the_first_empty() -> None:
+    # In-Cl first without new bonds (an empty row, with the candidate's names), then In-S scored: the empty row
+    # does not end the loop
+    s = Structure(Lattice.cubic(A), ["In", "S", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.0]])
+    cand = Candidate.of("X", "InSCl", "P4/mmm", "made up", s)
+    ref = reference_density(s, "In-S", 5.0, DR, 0.1)
+    pair_new = {"In-Cl": _pn(np.zeros(250), None, False), "In-S": _pn(ref, 2.61)}
+    rows, _ = score_candidate(cand, pair_new, {"In-Cl": [], "In-S": [_pn(ref, 2.61)]}, {"In-S": 3.0}, R, 0.1, 0.1)
+    assert [r.pair for r in rows] == ["In-Cl", "In-S"]
+    assert (rows[0].formula, rows[0].spacegroup, rows[0].source) == ("InSCl", "P4/mmm", "made up")
+    assert rows[1].score == 1.0
+
+
+def test_score_candidate_interval_of_resamples_without_new_bonds_is_zero() -> None:
+    cand = _cand(_cscl())
+    ref = reference_density(cand.structure, "In-S", 5.0, DR, 0.1)
+    (row,), _ = _score(cand, _pn(ref, 2.61), [_pn(ref, None, False)] * 4)
+    assert (row.score, row.score_lo, row.score_hi) == (1.0, 0.0, 0.0)
+
+
+def test_score_candidate_interval_is_of_scores_not_similarities() -> None:
+    # every resample one tolerance off the shell: similarity 1 but score exp(-1/2) = 0.61
+    cand = _cand(_cscl())
+    ref = reference_density(cand.structure, "In-S", 5.0, DR, 0.1)
+    (row,), _ = _score(cand, _pn(ref, 2.71), [_pn(ref, 2.71)] * 4)
+    assert (row.score_lo, row.score_hi) == (0.61, 0.61)
+
+
+def test_score_candidate_rounds_distances_and_similarity_to_three_decimals() -> None:
+    cand = _cand(_cscl())
+    ref = reference_density(cand.structure, "In-S", 5.0, DR, 0.1)
+    dn = ref.copy()
+    dn[140] += 0.05  # a little density the crystal lacks: similarity just under 1
+    sim = float(dn[100:] @ ref[100:] / (np.linalg.norm(dn[100:]) * np.linalg.norm(ref[100:])))
+    (row,), _ = _score(cand, _pn(dn, 2.6555), [_pn(dn, 2.6555)])
+    assert row.md_peak_r == 2.66 and row.delta_r == round(2.6555 - 2.61, 3)
+    assert row.similarity == round(sim, 3) and row.similarity != round(sim, 4)
+
+
+def test_score_candidate_with_a_candidate_density_under_one_per_bin() -> None:
+    # on a 3 A grid the candidate's density tops at 0.64 per bin (8 S over a 0.1 A Gaussian): still a density
+    r3 = R[:150]
+    cand = _cand(_cscl())
+    ref = reference_density(cand.structure, "In-S", 3.0, DR, 0.1)
+    rows, _ = score_candidate(cand, {"In-S": _pn(ref, 2.61)}, {"In-S": [_pn(ref, 2.61)]}, {"In-S": 2.3}, r3, 0.1, 0.1)
+    assert ref.max() < 1.0 and rows[0].score == 1.0
+
+
+def test_the_resamples_of_a_reactant_pair_are_held_to_its_floor() -> None:
+    """Li-S bonds rise (8 -> 16) and its late density gains 1 neighbour per Li, all inside the LiS crystal's own
+    density (the floor): no new Li-S bonds, in the run and in every resample."""
+    in_s = np.array([np.zeros(250)] * 6)
+    li_s = np.array([np.zeros(250)] * 4 + [_bump(2.61, 1.0)] * 2)
+    bonds = {"In-S": np.zeros(60), "Li-S": np.array([8.0] * 30 + [16.0] * 30)}
+    res = _res(["In-S", "Li-S"], {"In": 8, "S": 4, "Li": 2}, {"In-S": in_s, "Li-S": li_s}, bonds)
+    structs = {"In": Structure(Lattice.cubic(3.3), ["In"], [[0, 0, 0]]), "LiS": _cscl(b="S").copy()}
+    structs["LiS"].replace(0, "Li")
+    win = Windows(np.arange(2), np.arange(4, 6), [(np.arange(2), np.arange(4, 6))] * 4, 0.1)
+    spec = MatchSpec()
+    pairs, _, boot = pair_changes(res, spec, SimpleNamespace(phases={"LiS": 2.0}), structs, {}, win, 0.1)
+    assert pairs["Li-S"]["bonds"]["rose"] is True and pairs["Li-S"]["has_new"] is False
+    assert pairs["Li-S"]["bootstrap_support"] == 0.0 and not any(b.has_new for b in boot["Li-S"])
