@@ -187,9 +187,10 @@ def phase_diagram(phases: dict[str, PbePhase], *, mp2020: bool = False) -> Phase
     return PhaseDiagram(entries(phases, mp2020=mp2020))
 
 
-def formation_energies(phases: dict[str, PbePhase]) -> dict[str, float]:
-    """Formation energy per atom (eV) of every compound against the stored elements."""
-    pd = phase_diagram(with_corners(phases))
+def formation_energies(phases: dict[str, PbePhase], *, mp2020: bool = False) -> dict[str, float]:
+    """Formation energy per atom (eV) of every compound against the stored elements (MP2020-corrected when
+    asked: the scale of potentials trained on Materials Project's corrected energies, MPtrj)."""
+    pd = phase_diagram(with_corners(phases), mp2020=mp2020)
     return {e.data["name"]: float(pd.get_form_energy_per_atom(e)) for e in pd.all_entries}
 
 

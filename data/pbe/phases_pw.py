@@ -10,7 +10,7 @@ Settings: those of the stored In labels (``in_bain_pw``: PBE, PAW setups, plane 
 Marzari-Vanderbilt 0.1 eV), with a Gamma-centred k-mesh from a reciprocal-space density:
 ``n_i = ceil(2 pi |b_i| rho)`` (ASE's ``kptdensity2monkhorstpack`` rule) with rho = 3.5 A for compounds with
 a gap and 6.0 A for the metals (In, Li, LiIn; In's 1-atom cell keeps the 14^3 mesh of its Bain path);
-Gamma only for the molecules in boxes. Cells of 30 atoms or more (In2S3, 40) get 2.0 A: see RHO_LARGE.
+Gamma only for the molecules in boxes. In2S3's 40 atoms are in their Niggli-reduced cell (phases_build.NIGGLI).
 
 ``--convergence`` labels the convergence set instead (``phases_pw/convergence/``): the small phases that fix
 the formation energies of the reactions at stake (Li, In, Li2S, LiCl, InS, InCl, InP, Li3P) at 350 and 550 eV
@@ -30,10 +30,8 @@ HERE = Path(__file__).resolve().parent / "phases_pw"
 METALS = {"In", "Li", "LiIn"}
 MOLECULES = {"Cl2", "S8", "P4S10"}
 RHO_GAP, RHO_METAL = 3.5, 6.0
-# In2S3's 40-atom cell at 3.5 A (3x3x4, 14 irreducible k-points, 1 GB of wavefunctions) had not finished its
-# first SCF iteration after 13 CPU minutes here; 2.0 A (2x2x3) is the density the machine allows. The k-point
-# error of that density on the other insulators is in the convergence set (rho x 0.57 rows).
-RHO_LARGE, LARGE_ATOMS = 2.0, 30
+# k-point density of the convergence set's low rows (rho x 0.57): what a coarser mesh would have cost in accuracy
+RHO_LOW = 2.0
 CONVERGENCE = ("Li", "In", "Li2S", "LiCl", "InS", "InCl", "InP", "Li3P")
 
 
@@ -48,8 +46,7 @@ def overrides(name: str, atoms, *, rho_scale: float = 1.0) -> dict:  # type: ign
         return {"kpts": [1, 1, 1]}
     if name == "In":
         return {"kpts": [14, 14, 14] if rho_scale == 1.0 else [21, 21, 21]}
-    rho = RHO_METAL if name in METALS else RHO_LARGE if len(atoms) >= LARGE_ATOMS else RHO_GAP
-    return {"kpts": kmesh(atoms, rho * rho_scale)}
+    return {"kpts": kmesh(atoms, (RHO_METAL if name in METALS else RHO_GAP) * rho_scale)}
 
 
 def structures() -> dict:  # type: ignore[type-arg]
@@ -75,8 +72,8 @@ def convergence() -> list[tuple[str, object, dict, dict]]:  # type: ignore[type-
         out.append((f"{name}-ecut350", atoms, {**base, "ecut_eV": 350.0}, {"phase": name, "ecut_eV": 350.0}))
         out.append((f"{name}-ecut550", atoms, {**base, "ecut_eV": 550.0}, {"phase": name, "ecut_eV": 550.0}))
         out.append((f"{name}-k1.5", atoms, overrides(name, atoms, rho_scale=1.5), {"phase": name, "rho_scale": 1.5}))
-        if name not in METALS and name != "In":  # the density In2S3 was computed at (RHO_LARGE)
-            low = RHO_LARGE / RHO_GAP
+        if name not in METALS and name != "In":
+            low = RHO_LOW / RHO_GAP
             out.append(
                 (f"{name}-k{low:.2f}", atoms, overrides(name, atoms, rho_scale=low), {"phase": name, "rho_scale": low})
             )
@@ -95,7 +92,23 @@ def main() -> None:
     ap.add_argument("--convergence", action="store_true", help="label the convergence set instead")
     ap.add_argument("--reverse", action="store_true", help="largest first (a second worker beside the first)")
     ap.add_argument("--skip", nargs="*", default=[], help="leave these configurations to another worker")
+    ap.add_argument(
+        "--prune", action="store_true", help="delete job folders no configuration names (rebuilt structures)"
+    )
     args = ap.parse_args()
+    if args.prune:
+        import shutil
+
+        from cellsim.engines.cp2k.jobs import job_dir
+        from cellsim.engines.planewave import _physics, resolve_settings
+
+        for root, configs in ((HERE, configurations()), (HERE / "convergence", convergence())):
+            wanted = {job_dir(root / "jobs", a, _physics(resolve_settings(o)), True).name for _, a, o, _ in configs}
+            for folder in sorted((root / "jobs").glob("*")):
+                if folder.is_dir() and folder.name not in wanted:
+                    print(f"pruned {folder}")
+                    shutil.rmtree(folder)
+        return
     configs = [c for c in (convergence() if args.convergence else configurations()) if c[0] not in args.skip]
     root = HERE / "convergence" if args.convergence else HERE
     if args.reverse:

@@ -26,13 +26,24 @@ def _stored(monkeypatch) -> object:
 
 
 def _engine(errors: dict[str, float]):
-    """energy_of for a stand-in engine: PBE's energy per atom + errors[name] (eV/atom)."""
+    """energy_of for a stand-in engine on the scale MPtrj-trained potentials learned: PBE's energy per atom with
+    MP2020 anion corrections, + errors[name] (eV/atom)."""
     phases = pbe.stored_phases(ROOT)
+    corrected = {e.data["name"]: e.energy_per_atom for e in pbe.entries(phases, mp2020=True)}
 
     def energy_of(label: str, structure) -> float:
-        return phases[label].energy_per_atom + errors.get(label, 0.0)
+        return corrected[label] + errors.get(label, 0.0)
 
     return energy_of
+
+
+def test_the_reference_is_pbe_with_mp2020_the_scale_mptrj_potentials_learned() -> None:
+    """An engine equal to plain PBE is off by the anion corrections (LiCl: -0.614 eV per Cl -> +307 meV/atom)."""
+    phases = pbe.stored_phases(ROOT)
+    rows = formation_rows("plain", lambda label, s: phases[label].energy_per_atom, ELEMENTS)
+    licl = next(r for r in rows if r.phase == "LiCl" and r.quantity == "formation energy")
+    assert licl.value - licl.reference == pytest.approx(0.307, abs=0.002)
+    assert licl.note.startswith("engine - (PBE + MP2020) +307 meV/atom")
 
 
 @pytest.mark.parametrize(
