@@ -261,3 +261,58 @@ def test_peaks_report_never_above_the_as_built_count() -> None:
     res.baseline_bonds = {"In-S": 6}
     events = peaks_report(res)["pairs"]["In-S"]["bonds"]
     assert events["as_built"] == 6 and events["first_above_as_built_ps"] is None
+
+
+# --- what the first mutation run of these tests left ----------------------------------------------------------------
+
+
+def test_bond_events_without_an_increase_or_a_first_bond() -> None:
+    times = np.arange(12) * 0.01
+    flat = bond_events(times, np.full(12, 3))
+    assert flat["first_increase_ps"] is None and flat["sustained_increase_ps"] is None
+    none = bond_events(times, np.zeros(12))
+    assert none["first_formation_ps"] is None and none["present_at_start"] is False
+
+
+def test_bond_events_one_bond_at_the_start_is_present_and_one_bond_later_is_a_formation() -> None:
+    times = np.arange(12) * 0.01
+    assert bond_events(times, np.array([1] * 12))["present_at_start"] is True
+    assert bond_events(times, np.array([0] * 5 + [1] * 7))["first_formation_ps"] == times[5]
+
+
+def test_a_late_peak_with_under_one_neighbour_can_be_new() -> None:
+    late_peak = [{"r": 2.505, "g": 1.0, "prominence": 1.0}]
+    (out,) = new_peaks(R, np.zeros(len(R)), _n_at(2.505, 0.5), late_peak)
+    assert out["n_late"] == 0.5
+
+
+def test_peaks_report_of_two_windows_compares_the_second_with_the_first() -> None:
+    res = _analysis()
+    res.window_frames, res.t_start, res.t_end = res.window_frames[:2], res.t_start[:2], res.t_end[:2]
+    assert [p["r"] for p in peaks_report(res)["pairs"]["In-S"]["new_peaks"]] == [2.505]
+
+
+def test_peaks_report_keeps_two_new_peaks_apart_sorted_by_distance() -> None:
+    # window 1 grows a peak at 3.505 A, window 2 another at 2.505 A: both new, each dated by its own window
+    res = _analysis()
+    res.g["In-S"] = [np.zeros(len(R)), _gauss(3.505, 3.0), _gauss(3.505, 3.0) + _gauss(2.505, 3.0)]
+    res.n_per_atom["In-S"] = [np.zeros(len(R)), _n_at(3.505, 3.0), _n_at(3.505, 3.0) + _n_at(2.505, 3.0)]
+    pair = peaks_report(res)["pairs"]["In-S"]
+    seen = [(p["r"], p["first_window"]) for p in pair["new_peak_first_seen"]]
+    assert seen == [(2.505, 2), (3.505, 1)]
+    assert [p["r"] for p in pair["new_peaks"]] == [2.505, 3.505]
+
+
+def test_peaks_report_takes_the_last_window_as_late() -> None:
+    # the peak is in the last window only: new against the first
+    res = _analysis()
+    res.g["In-S"] = [np.zeros(len(R)), np.zeros(len(R)), _gauss(2.505, 3.0)]
+    res.n_per_atom["In-S"] = [np.zeros(len(R)), np.zeros(len(R)), _n_at(2.505, 3.0)]
+    assert [p["r"] for p in peaks_report(res)["pairs"]["In-S"]["new_peaks"]] == [2.505]
+
+
+def test_peaks_report_times_keep_six_decimals() -> None:
+    res = _analysis()
+    res.t_start = np.array([0.0, 0.3000004, 0.6])
+    (_, w1, _) = peaks_report(res)["pairs"]["In-S"]["windows"]
+    assert w1["t_start_ps"] == 0.3

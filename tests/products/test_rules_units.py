@@ -568,3 +568,40 @@ def test_the_resamples_of_a_reactant_pair_are_held_to_its_floor() -> None:
     pairs, _, boot = pair_changes(res, spec, SimpleNamespace(phases={"LiS": 2.0}), structs, {}, win, 0.1)
     assert pairs["Li-S"]["bonds"]["rose"] is True and pairs["Li-S"]["has_new"] is False
     assert pairs["Li-S"]["bootstrap_support"] == 0.0 and not any(b.has_new for b in boot["Li-S"])
+
+
+def test_the_floor_adds_every_holder_and_weighs_by_its_a_atoms_per_unit() -> None:
+    # two holders, the CsCl InS cell and the same crystal in a 2 x 1 x 1 cell (reduced formula InS either way:
+    # 1 In per unit), 1 unit each among 4 In: a share of 1/4 each, and the two floors add up to half the crystal
+    res = _res(["In-S"], {"In": 4, "S": 4}, {}, {"In-S": np.zeros(3)})
+    structs = {"A": _cscl(), "B": _cscl() * (2, 1, 1)}
+    floor = reactant_floor(res, "In-S", ["A", "B"], SimpleNamespace(phases={"A": 1.0, "B": 1.0}), structs, {}, 0.1)
+    crystal = reference_density(_cscl(), "In-S", 5.0, DR, 0.1)
+    assert np.allclose(floor, smooth(0.5 * crystal, COMPARE_SIGMA / DR), atol=1e-9)
+
+
+def test_the_floor_counts_the_a_atoms_of_a_formula_unit() -> None:
+    # In2S: 2 In per formula unit; 1 unit among 4 In: share 2 / 4
+    s = Structure(Lattice.cubic(A), ["In", "In", "S"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0.5, 0.5]])
+    res = _res(["In-S"], {"In": 4, "S": 1}, {}, {"In-S": np.zeros(3)})
+    floor = reactant_floor(res, "In-S", ["In2S"], SimpleNamespace(phases={"In2S": 1.0}), {"In2S": s}, {}, 0.1)
+    crystal = reference_density(s, "In-S", 5.0, DR, 0.1)
+    assert np.allclose(floor, smooth(0.5 * crystal, COMPARE_SIGMA / DR), atol=1e-9)
+
+
+def test_the_minority_of_equal_counts_is_the_first_element_and_one_atom_scales() -> None:
+    n = np.array([np.zeros(250)] * 4 + [_bump(2.61, 1.0)] * 2)
+    bonds = np.array([0.0] * 30 + [8.0] * 30)
+    res = _res(["In-S"], {"In": 8, "S": 1}, {"In-S": n}, {"In-S": bonds})
+    win = Windows(np.arange(2), np.arange(4, 6), [(np.arange(2), np.arange(4, 6))], 0.1)
+    pairs, _, _ = pair_changes(res, MatchSpec(), SimpleNamespace(phases={}), {}, {}, win, 0.1)
+    # one S among 8 In: 1 new neighbour per In is 8 per S (scale 8 / max(1, 1))
+    assert pairs["In-S"]["new_per_minority_atom"] == 8.0 and pairs["In-S"]["minority"] == "S"
+    res = _res(["In-S"], {"In": 4, "S": 4}, {"In-S": n}, {"In-S": bonds})
+    pairs, _, _ = pair_changes(res, MatchSpec(), SimpleNamespace(phases={}), {}, {}, win, 0.1)
+    assert pairs["In-S"]["minority"] == "In"
+
+
+def test_a_late_shell_under_one_neighbour_still_gives_a_fraction() -> None:
+    pairs, _, _ = _changes(late_total=0.5)
+    assert pairs["In-S"]["new_fraction"] == 1.0
