@@ -220,7 +220,7 @@ def _names(pd: Any, comps: Any) -> list[str]:
 
 def _kink_dict(kink: tuple[Any, ...], pd: Any) -> dict[str, Any]:
     _, x, energy, reaction, _ = kink
-    products = _names(pd, [p.reduced_composition for p in reaction.products])
+    products = sorted(_names(pd, [p.reduced_composition for p in reaction.products]))
     return {
         # pymatgen's x is the first reactant's (the electrolyte's) atomic fraction; the metal's is stated
         "metal_fraction": round(1.0 - float(x), 4),
@@ -311,7 +311,7 @@ def mixing(
             }
         )
     if mu_li is not None:
-        out["mu_li_eV"] = round(mu_li, 4)
+        out["mu_li_eV"] = round(mu_li, 5)
     return out
 
 

@@ -31,9 +31,8 @@ def main() -> None:
         rows = model_rows(model, ELEMENTS, PAIRS[0])
         for pair in PAIRS[1:]:
             rows += [
-                r
-                for r in model_rows(model, ELEMENTS, pair)
-                if r.quantity != "formation energy" and r.quantity != "worst formation error"
+                r for r in model_rows(model, ELEMENTS, pair)
+                if r.quantity in ("interface reaction", "reaction at the Li-In potential")
             ]
         out[model.key] = {"model": model.description, "rows": [r.as_dict() for r in rows]}
         for r in rows:

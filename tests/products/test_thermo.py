@@ -69,9 +69,12 @@ def test_pbe_leads_and_the_engine_stays_beside_it(structures: dict, stored_pbe) 
     assert sorted(out["products"]) == ["Li2S", "Li3P", "LiCl"]
     assert out["engine"] == engine
     lines = thermo_lines(out)
-    assert len(lines) == 2
-    assert lines[0].startswith("PBE: Li + Li6PS5Cl: ")
+    assert len(lines) == 3
+    assert lines[0].startswith("PBE, closed: Li6PS5Cl on its own: ")
     assert lines[1].startswith("engine (chgnet test energies): ")
+    # every offline engine's value of the same reaction, stored by data/pbe/engine_thermo.py
+    assert lines[2].startswith("the most exergonic reaction with each engine's energies (0 = none exergonic; PBE ")
+    assert "chgnet " in lines[2] and "sevennet " in lines[2]
 
 
 def test_pbe_missing_leaves_the_engine_s_answer_and_says_why(structures: dict, stored_pbe) -> None:
