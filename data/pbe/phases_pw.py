@@ -13,7 +13,7 @@ a gap and 6.0 A for the metals (In, Li, LiIn; In's 1-atom cell keeps the 14^3 me
 Gamma only for the molecules in boxes. In2S3's 40 atoms are in their Niggli-reduced cell (phases_build.NIGGLI).
 
 ``--convergence`` labels the convergence set instead (``phases_pw/convergence/``): the small phases that fix
-the formation energies of the reactions at stake (Li, In, Li2S, LiCl, InS, InCl, InP, Li3P) at 350 and 550 eV
+the formation energies of the reactions at stake (Li, In, Li2S, LiCl, InS, InCl, InP, Li3P, LiIn) at 350 and 550 eV
 (beside 450), at rho x 1.5, and the metals at 0.05 eV smearing. ``cellsim.products.pbe`` reads both sets.
 """
 
@@ -32,7 +32,7 @@ MOLECULES = {"Cl2", "S8", "P4S10"}
 RHO_GAP, RHO_METAL = 3.5, 6.0
 # k-point density of the convergence set's low rows (rho x 0.57): what a coarser mesh would have cost in accuracy
 RHO_LOW = 2.0
-CONVERGENCE = ("Li", "In", "Li2S", "LiCl", "InS", "InCl", "InP", "Li3P")
+CONVERGENCE = ("Li", "In", "Li2S", "LiCl", "InS", "InCl", "InP", "Li3P", "LiIn")
 
 
 def kmesh(atoms, rho: float) -> list[int]:  # type: ignore[no-untyped-def]
