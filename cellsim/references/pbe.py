@@ -176,8 +176,13 @@ def entries(phases: dict[str, PbePhase], *, mp2020: bool = False) -> list[Comput
     if not mp2020:
         return out
     # GPAW is not VASP: the POTCAR check does not apply; the anion's bonding is checked from the structure
+    import warnings
+
     compat = MaterialsProject2020Compatibility(check_potcar=False)
-    kept = compat.process_entries(out, clean=True, inplace=False, on_error="ignore")
+    with warnings.catch_warnings():
+        # "Failed to guess oxidation states" for intermetallics (LiIn): no anion, no correction, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        kept = compat.process_entries(out, clean=True, inplace=False, on_error="ignore")
     return list(kept)
 
 

@@ -135,7 +135,10 @@ def answer_section(d: ReportData) -> Section:
                 else "the physical diagnostics raised no warning",
             ]
         )
-    bad = [r for r in d.engine_check if r.get("verdict") in ("fail", "warn")]
+    # per-phase formation rows are summed up by their "worst formation error" row
+    bad = [
+        r for r in d.engine_check if r.get("verdict") in ("fail", "warn") and r.get("quantity") != "formation energy"
+    ]
     if d.engine_check:
         engines = sorted({str(r["engine"]) for r in d.engine_check})
         rows.append(
