@@ -605,3 +605,44 @@ def test_the_minority_of_equal_counts_is_the_first_element_and_one_atom_scales()
 def test_a_late_shell_under_one_neighbour_still_gives_a_fraction() -> None:
     pairs, _, _ = _changes(late_total=0.5)
     assert pairs["In-S"]["new_fraction"] == 1.0
+
+
+def test_assign_goes_on_past_an_unchanged_atom() -> None:
+    groups = [am.Group("In", ["S6"], [np.array([0.0, 6.0, 0.0])], {"S6": 1}, {"S6": 1})]
+    shares, stats = am._assign(np.zeros((2, 3)), np.array([[0.0, 0.0, 0.0], [0.0, 6.0, 0.0]]), groups, [0])
+    assert stats == {"changed": 1, "reacted": 1, "contacts": 0, "unassigned": 0} and shares.tolist() == [[0], [1]]
+
+
+@pytest.fixture
+def fake_sites(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], list[list[float]]]:
+    table: dict[tuple[str, str], list[list[float]]] = {("In", "In"): [[0.0, 0.0, 0.0]]}
+    monkeypatch.setattr(
+        am, "_site_vectors", lambda s, el, els, cut: [np.array(v) for v in table.get((s.formula, el), [])]
+    )
+    return table
+
+
+def test_build_groups_go_on_past_an_element_and_a_candidate_they_cannot_count(fake_sites: dict) -> None:
+    """InS: In is not in the trajectory, S counts. Then LiCl (no element present) and In2S3 (In sites like the
+    metal's, within 2): both unseen, and InCl3 after them still counted."""
+    fake_sites[("InS", "S")] = [[6.0, 0.0, 0.0]]
+    fake_sites[("In2S3", "In")] = [[0.0, 1.0, 0.0]]
+    fake_sites[("InCl3", "In")] = [[0.0, 0.0, 6.0]]
+    cands = [_named("InS"), _named("LiCl"), _named("In2S3"), _named("InCl3")]
+    groups, unseen = am.build_groups(cands, {"In": _crystal("In")}, ["In", "S", "Cl"], np.zeros((3, 3)), {"S"})
+    assert [(g.element, g.members) for g in groups] == [("S", ["InS"])]
+    groups, unseen = am.build_groups(
+        cands, {"In": _crystal("In")}, ["In", "S", "Cl"], np.zeros((3, 3)), {"In", "S", "Cl"}
+    )
+    assert [(g.element, g.members) for g in groups] == [("S", ["InS"]), ("In", ["InCl3"])]
+    assert unseen == {
+        "LiCl": "no element of it can be followed to one reactant",
+        "In2S3": "its In sites have the neighbours of the reactants' In (within 1.0): not distinguishable from "
+        "the reactants by first-shell environments",
+    }
+
+
+def test_product_amounts_say_which_candidates_they_cannot_see(fake_sites: dict) -> None:
+    counts = np.zeros((2, 5, 3))
+    out = am.product_amounts(_Env(counts), [_named("LiCl")], {"In": _crystal("In")}, np.arange(1), np.arange(1, 2))
+    assert out.unseen == {"LiCl": "no element of it can be followed to one reactant"} and out.groups == []
