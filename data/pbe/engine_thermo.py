@@ -22,7 +22,7 @@ def main() -> None:
     from cellsim.config.study import load_study
     from cellsim.core.files import atomic_write_json
     from cellsim.core.resources import bundled_workflows
-    from cellsim.engines.check.formation import model_rows
+    from cellsim.engines.check.reactants import model_rows
     from cellsim.engines.registry import select
 
     study = load_study(bundled_workflows()["li6ps5cl_in_fitted"])

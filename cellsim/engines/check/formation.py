@@ -173,23 +173,3 @@ def _reaction_rows(
             )
         )
     return rows
-
-
-def model_rows(model: Any, elements: set[str], reactants: tuple[str, str] | None = None) -> list[Row]:
-    """:func:`formation_rows` for one model of the registry (``ModelInfo``), its relaxations cached as the engine
-    check's (``cellsim engines check`` computes the same rows among its others)."""
-    from cellsim.engines.check.compute import relax, structure_digest
-    from cellsim.engines.check.settings import CheckSettings
-    from cellsim.engines.check.tasks import _Tasks
-    from cellsim.engines.registry import load_calculator
-
-    settings = CheckSettings()
-    params0 = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
-    tasks = _Tasks(model, load_calculator, settings, True, None)
-
-    def energy_of(label: str, structure: Structure) -> float:
-        params = {"phase": structure_digest(structure), **params0}
-        res = tasks.run("relax", label, params, lambda c: relax(c, structure, settings))
-        return float(res["energy_per_atom"])
-
-    return formation_rows(model.key, energy_of, elements, reactants)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 from cellsim.engines.check.compute import _atoms, _langevin, _repeats, relax, structure_digest
-from cellsim.engines.check.settings import CheckSettings, Progress
+from cellsim.engines.check.settings import CheckSettings, Progress, Row
 from cellsim.engines.check.tasks import _Tasks
 
 
@@ -53,6 +53,24 @@ def relaxed_energies(
         res = tasks.run("relax", name, params, do_relax)
         out[name] = float(res["energy_per_atom"])
     return out, missing
+
+
+def model_rows(model: Any, elements: set[str], reactants: tuple[str, str] | None = None) -> list[Row]:
+    """:func:`formation_rows` for one model of the registry (``ModelInfo``), its relaxations cached as the engine
+    check's (``cellsim engines check`` computes the same rows among its others)."""
+    from cellsim.engines.check.formation import formation_rows
+    from cellsim.engines.registry import load_calculator
+
+    settings = CheckSettings()
+    params0 = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
+    tasks = _Tasks(model, load_calculator, settings, True, None)
+
+    def energy_of(label: str, structure: Structure) -> float:
+        params = {"phase": structure_digest(structure), **params0}
+        res = tasks.run("relax", label, params, lambda c: relax(c, structure, settings))
+        return float(res["energy_per_atom"])
+
+    return formation_rows(model.key, energy_of, elements, reactants)
 
 
 # short NVT of a bulk reactant for the matching baseline: long enough for Li to leave ordered sites
