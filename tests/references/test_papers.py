@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from bond_helpers import bond_record as _bonds
+
 from cellsim.references.papers import LUO_2021, PAPERS, Claim, Paper, papers_for
 from cellsim.reporting.summary import claims_section, claims_sections
 
@@ -18,18 +20,6 @@ TOY = Paper(
     claims=(Claim("bonds form", "A-B"), Claim("bonds break", "B-C", "B-C bonds break early"), Claim("product", "AB")),
     setting="toy setting.",
 )
-
-
-def _bonds(base: float, late: float, margin: float = 2.0) -> dict[str, Any]:
-    change = late - base
-    return {
-        "baseline_mean": base,
-        "late_mean": late,
-        "margin": margin,
-        "change": change,
-        "rose": change > margin,
-        "fell": -change > margin,
-    }
 
 
 def _data(elements: set[str], has_new: bool, broke: bool | None, verdict: str | None, run: Any = None) -> Any:

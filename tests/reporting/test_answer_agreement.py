@@ -7,26 +7,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from bond_helpers import bond_record as _b
+
 from cellsim.reporting.summary import answer_section
 from cellsim.reporting.tables import bonds_section
-
-
-def _b(base: float, late: float, margin: float, formation: float | None = None, brk: float | None = None) -> dict:
-    change = late - base
-    return {
-        "baseline_mean": base,
-        "late_mean": late,
-        "margin": margin,
-        "change": change,
-        "rose": change > margin,
-        "fell": -change > margin,
-        "formation_ps": formation,
-        "break_ps": brk,
-        "initial": int(base),
-        "final": int(late),
-        "min": 0,
-        "max": 9,
-    }
 
 
 def _data(pairs: dict[str, dict[str, Any]]) -> Any:
