@@ -220,13 +220,7 @@ def thermo_lines(th: dict[str, Any]) -> list[str]:
     eng = th.get("engine") or {}
     lines = []
     if ref.get("closed"):
-        text = ref["sentence"]
-        if ref.get("electrolyte_decomposes_to"):
-            above = 1000 * ref["electrolyte_e_above_hull_eV_per_atom"]
-            text += (
-                f"; {ref['closed']['electrolyte']} on its own lies {above:.0f} meV/atom above the PBE hull "
-                f"(-> {' + '.join(ref['electrolyte_decomposes_to'])})"
-            )
+        text = ref["sentence"]  # it states the electrolyte's own decomposition where there is one
         text += (
             "; MP2020 anion corrections change a sign"
             if ref.get("mp2020_changes_sign")
