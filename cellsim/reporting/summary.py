@@ -123,8 +123,10 @@ def answer_section(d: ReportData) -> Section:
         rows.append(["electrolyte", text])
     from cellsim.products.thermo import thermo_lines
 
-    for line in thermo_lines(m.thermo or {}):
-        rows.append(["phase diagram", line + "; beside what the MD shows above"])
+    # a record written before the answer carried them: the phase-diagram lines once, here (else in the evidence)
+    if not any(str(e).startswith("phase diagram: ") for e in ans.get("evidence", [])):
+        for line in thermo_lines(m.thermo or {}):
+            rows.append(["phase diagram", line])
     if d.diagnostics is not None and hasattr(d.diagnostics, "checks"):
         warns = [c for c in d.diagnostics.checks if getattr(c, "status", "ok") != "ok"]
         rows.append(
