@@ -236,29 +236,3 @@ def occupied_fraction(frac: np.ndarray) -> np.ndarray:
     wrap = z[:, 0] + 1.0 - z[:, -1]
     largest = np.maximum(gaps.max(axis=1, initial=0.0), wrap)
     return 1.0 - largest
-
-
-def structure_bond_counts(
-    frac: np.ndarray, cell: np.ndarray, species: list[str], cutoffs: dict[str, float]
-) -> dict[str, int]:
-    """Bond counts of one structure (the as-built interface) by the same kernel and rule as a trajectory's.
-
-    ``frac`` (N, 3) fractional coordinates, ``cell`` (3, 3), ``cutoffs`` pair -> bond cutoff (A); a pair whose
-    element is absent counts 0.
-    """
-    sym = np.asarray(species)
-    frames = np.ascontiguousarray(frac, dtype=np.float64)[None]
-    cells = np.ascontiguousarray(cell, dtype=np.float64)[None]
-    out: dict[str, int] = {}
-    for pair, cut in cutoffs.items():
-        a, b = pair.split("-")
-        ia, ib = np.flatnonzero(sym == a), np.flatnonzero(sym == b)
-        if len(ia) == 0 or len(ib) == 0:
-            out[pair] = 0
-            continue
-        rmax = float(cut) + 0.1
-        hist = np.zeros(max(1, int(np.ceil(rmax / 0.05))), dtype=np.int64)
-        counts = np.zeros(1, dtype=np.int64)
-        pair_histogram(frames, cells, ia, ib, a == b, rmax, 0.05, float(cut), hist, counts)
-        out[pair] = int(counts[0])
-    return out

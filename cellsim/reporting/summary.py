@@ -170,17 +170,11 @@ def answer_section(d: ReportData) -> Section:
 
 
 def as_built_bonds(d: ReportData) -> dict[str, int] | None:
-    """Bond counts of the run's interface as built (interface/POSCAR, before relaxation and MD) with the
-    analysis's cutoffs: the paper's "0 ps" model. None without a run directory or its POSCAR."""
-    if d.run is None or not d.run.interface_poscar.is_file():
-        return None
-    from ase.io import read
-
-    from cellsim.analysis.rdf import structure_bond_counts
-
-    atoms: Any = read(d.run.interface_poscar, format="vasp")
-    cutoffs = {p: float(c) for p, c in d.analysis.cutoffs.items()}
-    return structure_bond_counts(atoms.get_scaled_positions(), atoms.cell.array, atoms.get_chemical_symbols(), cutoffs)
+    """Bond counts of the run's interface as built (before relaxation and MD: the paper's "0 ps" model), as the
+    analysis counted them into peaks.json (``bonds.as_built``, run directories only); None without them."""
+    pairs = (d.peaks or {}).get("pairs", {})
+    built = {p: int(v["bonds"]["as_built"]) for p, v in pairs.items() if v.get("bonds", {}).get("as_built") is not None}
+    return built or None
 
 
 def _counts_text(pair: str, b: dict[str, Any], built: dict[str, int] | None) -> str:
@@ -223,10 +217,7 @@ def claims_section(d: ReportData, paper: Paper) -> Section | None:
     res, m = d.analysis, d.match
     if m is None or not paper.applies_to(set(res.element_counts)):
         return None
-    try:
-        built = as_built_bonds(d)
-    except Exception:  # an unreadable POSCAR: the claims are still judged, without the as-built column
-        built = None
+    built = as_built_bonds(d)
     verdict = {c.candidate: c.verdict for c in m.candidates}
     rows = []
     for claim in paper.claims:

@@ -22,7 +22,7 @@ TOY = Paper(
 )
 
 
-def _data(elements: set[str], has_new: bool, broke: bool | None, verdict: str | None, run: Any = None) -> Any:
+def _data(elements: set[str], has_new: bool, broke: bool | None, verdict: str | None) -> Any:
     candidates = [SimpleNamespace(candidate="AB", verdict=verdict)] if verdict else []
     pairs = {"A-B": {"has_new": has_new, "kind": "interfacial pair", "bonds": _bonds(3.0, 7.4 if has_new else 3.5)}}
     if broke is not None:
@@ -30,7 +30,7 @@ def _data(elements: set[str], has_new: bool, broke: bool | None, verdict: str | 
     return SimpleNamespace(
         analysis=SimpleNamespace(element_counts={e: 4 for e in elements}, cutoffs={"A-B": 3.0, "B-C": 2.3}),
         match=SimpleNamespace(pairs=pairs, candidates=candidates),
-        run=run,
+        peaks=None,
     )
 
 
@@ -77,21 +77,17 @@ def test_a_rise_inside_the_noise_is_not_reproduced_even_when_peaks_dated_it() ->
     assert got[2][0][1] == "not reproduced: A-B 3.0 in the first frames -> 7.4 in the last third (noise margin 5.2)"
 
 
-def test_contacts_against_the_as_built_model_are_named(tmp_path) -> None:
-    """As built (the paper's 0 ps model) no Na-Cl contact; the run starts with 6 and keeps them: contacts formed,
-    not grown."""
-    from ase import Atoms
-    from ase.io import write
-
-    poscar = tmp_path / "POSCAR"
-    write(poscar, Atoms("NaCl", positions=[[0, 0, 0], [5, 0, 0]], cell=[10, 10, 10], pbc=True), format="vasp")
+def test_contacts_against_the_as_built_model_are_named() -> None:
+    """As built (the paper's 0 ps model, counted by the analysis into peaks.json) no Na-Cl contact; the run starts
+    with 6 and keeps them: contacts formed, not grown."""
     paper = Paper("toy2", "Toy 2031", frozenset({"Na", "Cl"}), (Claim("bonds form", "Na-Cl"),), "toy.")
+    bonds = _bonds(6.0, 6.2)
     d = SimpleNamespace(
         analysis=SimpleNamespace(element_counts={"Na": 1, "Cl": 1}, cutoffs={"Na-Cl": 3.0}),
         match=SimpleNamespace(
-            pairs={"Na-Cl": {"has_new": False, "kind": "interfacial pair", "bonds": _bonds(6.0, 6.2)}}, candidates=[]
+            pairs={"Na-Cl": {"has_new": False, "kind": "interfacial pair", "bonds": bonds}}, candidates=[]
         ),
-        run=SimpleNamespace(interface_poscar=poscar),
+        peaks={"pairs": {"Na-Cl": {"bonds": {**bonds, "as_built": 0}}}},
     )
     got = claims_section(d, paper)  # type: ignore[arg-type]
     assert got is not None
