@@ -51,6 +51,12 @@ CONSERVED_DRIFT_WARN = 1e-3  # eV/ps/atom
 UNIT_LOSS_WARN = 0.05
 UNIT_LOSS_MIN_UNITS = 1.0
 RMSD_BLOCKS = 20
+# the committee's force deviation (largest over a frame's atoms; DP-GEN's max_devi_f): DP-GEN's active learning
+# labels frames between 0.05-0.15 (lower bound) and 0.15-0.35 eV/A (upper); above the upper bound a frame is
+# outside what the labels pinned. The engine leaves its data when more than DEVIATION_FRACTION of the checked
+# frames pass DEVIATION_WARN (one frame is a spike; a tenth is a region of the trajectory).
+DEVIATION_WARN = 0.15  # eV/A
+DEVIATION_FRACTION = 0.10
 # pair distances evaluated for the coordination series (frames x atoms^2): a few seconds of numpy
 COORDINATION_BUDGET = 5e7
 MIN_FRAMES = 4
@@ -96,6 +102,8 @@ _ARRAYS = (
     "block_times_ps",
     "rmsd_A",
     "layer_order",
+    "deviation_times_ps",
+    "deviation_max_eV_A",
 )
 
 
@@ -120,6 +128,8 @@ class Diagnostics:
     block_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
     rmsd_A: np.ndarray = field(default_factory=lambda: np.empty(0))
     layer_order: np.ndarray = field(default_factory=lambda: np.empty(0))
+    deviation_times_ps: np.ndarray = field(default_factory=lambda: np.empty(0))
+    deviation_max_eV_A: np.ndarray = field(default_factory=lambda: np.empty(0))
     unit_fractions: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -285,3 +295,36 @@ def rmsd_check(d: Diagnostics, el: str, nn: float, by_plane: list[float] | None 
         else:
             tail += f"; by plane (lowest to highest along c): {txt} A"
     return Check("metal order", "warn" if above or growing else "ok", end, "A", head + tail)
+
+
+def deviation_check(
+    times_ps: np.ndarray, max_dev: np.ndarray, elements: list[str], kind: str = "committee", members: int = 0
+) -> Check:
+    """ "engine deviation": warn when more than :data:`DEVIATION_FRACTION` of the checked frames have an atom whose
+    force the committee (or the teacher) disputes by more than :data:`DEVIATION_WARN`."""
+    n = len(max_dev)
+    who = f"the committee of {members} models" if kind == "committee" and members else f"the {kind}"
+    if n == 0:
+        return Check("engine deviation", "ok", None, "eV/A", f"engine deviation: {who} checked no frame")
+    above = max_dev > DEVIATION_WARN
+    frac = float(above.mean())
+    p95 = float(np.percentile(max_dev, 95))
+    where = ""
+    if above.any():
+        els = [e for e, a in zip(elements, above, strict=True) if a]
+        top = max(set(els), key=els.count)
+        first = float(times_ps[int(np.argmax(above))])
+        where = f"; first at {first:.3g} ps, mostly on {top} ({els.count(top)} of {len(els)})"
+    fires = frac > DEVIATION_FRACTION
+    msg = (
+        f"engine deviation: {who} disputes forces by up to {float(max_dev.max()):.3g} eV/A (95th percentile of the "
+        f"frames' largest atom {p95:.3g}); {100 * frac:.0f} % of {n} checked frames above {DEVIATION_WARN:g} eV/A"
+        + where
+        + (
+            f": the engine is outside its data (more than {100 * DEVIATION_FRACTION:g} % of frames): its forces there "
+            "are extrapolated; label such frames (`cellsim engines learn`) before trusting the products"
+            if fires
+            else f": within its data (limit {100 * DEVIATION_FRACTION:g} % of frames)"
+        )
+    )
+    return Check("engine deviation", "warn" if fires else "ok", frac, "fraction", msg)

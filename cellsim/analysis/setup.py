@@ -413,12 +413,51 @@ def finish_diagnostics(
     energy_files: list[Path] | None = None,
 ) -> Diagnostics | None:
     """Diagnostics of the trajectory, with the energies of the files' OSZICAR/vasprun.xml when there are any
-    (``energy_files``: a run directory's OSZICARs, parts of restarted segments included)."""
+    (``energy_files``: a run directory's OSZICARs, parts of restarted segments included), and the engine's
+    deviation record (``deviation.csv``) beside them when the run wrote one."""
+    if acc is None:
+        return None
+    diag = _finish(acc, files, temperature, notes, energy_files)
+    _deviation(diag, energy_files or [])
+    return diag
+
+
+def _deviation(diag: Diagnostics, energy_files: list[Path]) -> None:
+    """The "engine deviation" check and series, from the ``deviation.csv`` beside each segment's OSZICAR."""
+    import json
+
+    from cellsim.analysis.checks import deviation_check
+    from cellsim.io.deviation import DEVIATION_FILE, read_deviation
+
+    folders = list(dict.fromkeys(f.parent for f in energy_files))
+    series = read_deviation([d / DEVIATION_FILE for d in folders])
+    if series is None:
+        diag.summary["engine_deviation"] = None
+        return
+    kind, members = "committee", 0
+    for d in folders:
+        try:
+            info = json.loads((d / "engine.json").read_text()).get("deviation") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        kind, members = str(info.get("kind", kind)), len(info.get("members", [])) or members
+    diag.deviation_times_ps = series.time_ps
+    diag.deviation_max_eV_A = series.max_eV_A
+    check = deviation_check(series.time_ps, series.max_eV_A, series.element, kind, members)
+    diag.summary["engine_deviation"] = {"kind": kind, "members": members, "frames": len(series), "value": check.value}
+    diag.checks.append(check)
+
+
+def _finish(
+    acc: DiagnosticsAccumulator,
+    files: list[Path],
+    temperature: float,
+    notes: list[str],
+    energy_files: list[Path] | None,
+) -> Diagnostics:
     from cellsim.analysis.diagnostics import read_energies
     from cellsim.io.sources import detect_format
 
-    if acc is None:
-        return None
     items: list[Path] = list(energy_files or [])
     if not items:
         for f in files:

@@ -16,9 +16,11 @@ from typing import Any
 from cellsim.cli import analysis as _analysis  # noqa: F401  (registers the commands)
 from cellsim.cli import build as _build  # noqa: F401
 from cellsim.cli import cluster as _cluster  # noqa: F401
+from cellsim.cli import compare as _compare  # noqa: F401
 from cellsim.cli import demo as _demo  # noqa: F401
 from cellsim.cli import engines as _engines  # noqa: F401
 from cellsim.cli import fit as _fit  # noqa: F401
+from cellsim.cli import learn as _learn  # noqa: F401
 from cellsim.cli import md as _md  # noqa: F401
 from cellsim.cli._app import app, err_console
 

@@ -159,6 +159,12 @@ class EngineSpec(_Model):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when torch sees a GPU")
     checkpoint_every: int = Field(50, ge=1, description="MD steps between checkpoints")
     model_path: str | None = Field(None, description="optional model file for the MLIP engine")
+    committee: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when the model file has a committee beside it (committee.json, `cellsim engines "
+        "committee`), its force deviation is recorded every monitor_every steps (md/seg-*/deviation.csv)",
+    )
+    monitor_every: int = Field(20, ge=1, description="MD steps between the committee's (or teacher's) force checks")
     seed: int = Field(0, ge=0, description="seed of the initial Maxwell-Boltzmann velocities")
     relax_fmax: float = Field(0.1, gt=0, description="force threshold of the pre-relaxation, eV/A")
     tdamp_fs: float | None = Field(

@@ -48,11 +48,20 @@ if TYPE_CHECKING:
     from ase import Atoms
 
 FIT_VERSION = 1  # bump when the training recipe changes: old fit folders are not reused
+# the functional of the base model's training data (CHGNet: MPtrj, PBE; PBE+U only for oxides and fluorides of a
+# few transition metals): labels of another functional are refused unless asked for (engines.label_sources)
+BASE_FUNCTIONAL = "PBE"
 
 
 @dataclass(frozen=True)
 class Label:
-    """One DFT single point used as a training or test label."""
+    """One DFT single point used as a training or test label.
+
+    ``functional`` is what the source says (``unknown`` when it does not); ``source`` the file or job folder read,
+    ``fmt`` its format and ``frame`` the frame (ionic step) in it; ``trajectory`` names the time series the frame
+    is a step of (None: an independent configuration), ``corr_steps`` the frames over which that series' forces
+    stay correlated (:mod:`cellsim.engines.label_sources`).
+    """
 
     name: str
     job: str
@@ -60,6 +69,12 @@ class Label:
     energy_eV: float
     forces: np.ndarray
     code: str
+    functional: str = BASE_FUNCTIONAL
+    source: str = ""
+    fmt: str = ""
+    frame: int | None = None
+    trajectory: str | None = None
+    corr_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,15 @@ class FitSettings:
     batch_size: int = 8
     holdout_every: int = 5
     seed: int = 0
+    split_seed: int = 0  # salts the held-out ranking: committee members differ in seed and split
+
+
+def _settings_key(s: FitSettings) -> dict[str, Any]:
+    """The settings as hashed: fields added later leave the key of a fit made before them unchanged at their default."""
+    d = asdict(s)
+    if d.get("split_seed") == 0:
+        d.pop("split_seed")
+    return d
 
 
 @dataclass
@@ -92,6 +116,8 @@ TEST_ONLY_SETS = {
     "independent test of every fit's interface forces",
     "in_bain": "CP2K's Bain path, flat within 0.8 meV/atom where plane waves give In's tetragonal minimum "
     "(data/pbe/README.md); the plane-wave in_bain_pw trains instead",
+    "li6ps5cl_in_fit_md": "snapshots of the shipped fit's own MD of the reduced interface at 300 and 450 K: the "
+    "held-out test of a fitted model where it takes the system itself",
     "phases_pw": "the PBE phase diagram's crystals (GPAW): the engine check's formation and reaction energies "
     "are measured against them, which a fit trained on them would no longer test independently",
 }
@@ -146,6 +172,8 @@ def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
             if forces.shape != (len(atoms), 3):
                 raise CellsimError(f"{res}: forces_eV_A has shape {forces.shape}, expected ({len(atoms)}, 3)")
             code = str(data.get("code") or ("cp2k" if "cp2k_version" in data else "unknown"))
+            settings = data.get("settings")
+            xc = settings.get("xc") if isinstance(settings, dict) else None
             out.append(
                 Label(
                     str(data.get("label") or res.parent.name),
@@ -154,6 +182,9 @@ def load_labels(folders: Sequence[str | os.PathLike[str]]) -> list[Label]:
                     float(data["energy_eV"]),
                     forces,
                     code,
+                    functional=str(xc) if isinstance(xc, str) and xc.strip() else "unknown",
+                    source=str(res.parent),
+                    fmt="jobs",
                 )
             )
     return out
@@ -189,15 +220,16 @@ def labels_of_card(card_file: str | os.PathLike[str], labels: Sequence[Label]) -
     return chosen, settings
 
 
-def split(labels: Sequence[Label], every: int = 5) -> tuple[list[Label], list[Label]]:
+def split(labels: Sequence[Label], every: int = 5, salt: int = 0) -> tuple[list[Label], list[Label]]:
     """(train, held out): of the multi-atom labels ranked by the hash of their job name, every ``every``-th.
 
     Ranking by hash makes the split independent of the folders' order and holds out exactly
     ``ceil(n / every)`` of ``n`` multi-atom labels; 1-atom cells always train (they carry E(V) and the Bain path).
+    ``salt`` (a committee member's ``split_seed``) ranks by another hash: another held-out set of the same size.
     """
 
     def rank(lab: Label) -> str:
-        return hashlib.sha256(lab.job.encode()).hexdigest()
+        return hashlib.sha256((f"{salt}:" if salt else "").encode() + lab.job.encode()).hexdigest()
 
     multi = sorted((lab for lab in labels if len(lab.atoms) > 1), key=rank)
     held_jobs = {lab.job for k, lab in enumerate(multi) if k % every == 0}
@@ -206,15 +238,54 @@ def split(labels: Sequence[Label], every: int = 5) -> tuple[list[Label], list[La
     return train, held
 
 
+def split_labels(labels: Sequence[Label], every: int = 5, salt: int = 0) -> tuple[list[Label], list[Label]]:
+    """(train, held out): independent configurations as :func:`split`, each trajectory's frames by time blocks.
+
+    The frames of one trajectory (labels sharing ``trajectory``, two or more multi-atom frames) are cut into
+    ``every`` blocks of equal span in time (frame index); one block that holds frames, picked by a hash of the
+    trajectory's name (and ``salt``), is held out whole. No held-out frame then sits between two training frames
+    one step away: the held-out errors are not flattered by near-copies in training
+    (:func:`cellsim.engines.label_sources.check_split` checks it). Without trajectories this is :func:`split`.
+    """
+    series: dict[str, list[Label]] = {}
+    for lab in labels:
+        if lab.trajectory is not None and lab.frame is not None and len(lab.atoms) > 1:
+            series.setdefault(lab.trajectory, []).append(lab)
+    series = {sid: labs for sid, labs in series.items() if len(labs) >= 2}
+    rest = [lab for lab in labels if lab.trajectory not in series or len(lab.atoms) < 2]
+    held_jobs = {lab.job for lab in split(rest, every, salt)[1]} if rest else set()
+    for sid, labs in sorted(series.items()):
+        frames = [int(lab.frame or 0) for lab in labs]
+        lo, span = min(frames), max(frames) - min(frames) + 1
+        block = [min(every - 1, (f - lo) * every // span) for f in frames]
+        filled = sorted(set(block))
+        pick = filled[int(hashlib.sha256(f"{salt}:{sid}".encode()).hexdigest(), 16) % len(filled)]
+        held_jobs |= {lab.job for lab, b in zip(labs, block, strict=True) if b == pick}
+    train = [lab for lab in labels if lab.job not in held_jobs]
+    held = [lab for lab in labels if lab.job in held_jobs]
+    return train, held
+
+
+def shift_group(lab: Label) -> str:
+    """The energy reference a label shares: its code, and its functional unless that is the base model's
+    (``gpaw``, ``vasp``, ``vasp/RPBE+D3``); a label of unknown code is its own source's group (``unknown@FILE``),
+    as nothing says two such files share an energy zero."""
+    key = lab.code if lab.functional == BASE_FUNCTIONAL else f"{lab.code}/{lab.functional}"
+    if lab.code == "unknown":
+        key += f"@{Path(lab.source).name or lab.job}"
+    return key
+
+
 def _code_groups(labels: Sequence[Label]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, lab in enumerate(labels):
-        groups.setdefault(lab.code, []).append(i)
+        groups.setdefault(shift_group(lab), []).append(i)
     return groups
 
 
 def energy_shifts(labels: Sequence[Label], base_e: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per code, per element: the least-squares constant mapping the base model's energies onto the labels'.
+    """Per energy reference (:func:`shift_group`: code and functional), per element: the least-squares constant
+    mapping the base model's energies onto the labels'.
 
     ``base_e`` holds the base model's total energy of each label. E_DFT - E_base = sum_el n_el * mu_el.
     """
@@ -238,7 +309,7 @@ def shift_compositions(labels: Sequence[Label]) -> dict[str, int]:
 
 
 def _shift_of(lab: Label, shifts: dict[str, dict[str, float]]) -> float:
-    table = shifts.get(lab.code, {})
+    table = shifts.get(shift_group(lab), {})
     return float(sum(table.get(s, 0.0) for s in lab.atoms.get_chemical_symbols()))
 
 
@@ -246,7 +317,7 @@ def fit_key(labels: Sequence[Label], settings: FitSettings) -> str:
     """A 16-hex hash of the labels (job names, energies) and the settings: the fit folder's name."""
     payload = {
         "version": FIT_VERSION,
-        "settings": asdict(settings),
+        "settings": _settings_key(settings),
         "labels": sorted((lab.job, round(lab.energy_eV, 8)) for lab in labels),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -364,7 +435,7 @@ def fit_chgnet(
     say = progress or (lambda _m: None)
     if not labels:
         raise CellsimError("engines fit: no labels")
-    train, held = split(labels, s.holdout_every)
+    train, held = split_labels(labels, s.holdout_every, s.split_seed)
     if not held:
         raise CellsimError(
             f"engines fit: no held-out label among {len(labels)} (every {s.holdout_every}th multi-atom configuration "

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from cellsim.config.engines import MLIP_ENGINES, MODELS, mlip_for
 from cellsim.config.rundir import RunDir, SegmentPlan, segment_parts
 from cellsim.core.errors import CellsimError, RunDirError
 from cellsim.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cellsim.io.deviation import DEVIATION_FILE, DEVIATION_HEADER
 from cellsim.io.vaspfiles import oszicar_line, species_blocks, xdatcar_frame, xdatcar_header
 
 if TYPE_CHECKING:
@@ -248,7 +250,9 @@ def nose_hoover_nvt(atoms: Atoms, timestep: float, temperature_K: float, tdamp: 
     return dyn
 
 
-def _save_checkpoint(seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len: int, osz_len: int) -> None:
+def _save_checkpoint(
+    seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len: int, osz_len: int, dev_len: int | None = None
+) -> None:
     import io
 
     buf = io.BytesIO()
@@ -260,6 +264,8 @@ def _save_checkpoint(seg: Path, atoms: Atoms, dyn: Any, steps_done: int, xd_len:
         "xdatcar_bytes": xd_len,
         "oszicar_bytes": osz_len,
     }
+    if dev_len is not None:
+        arrays["deviation_bytes"] = dev_len
     np.savez(buf, **arrays)
     atomic_write_bytes(seg / "checkpoint.npz", buf.getvalue())
 
@@ -387,6 +393,15 @@ def run_mlip(
     else:
         set_threads(threads or eng.threads)
         calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
+    monitor = None
+    if name != "cp2k":
+        from cellsim.engines.committee import monitor_for
+
+        monitor = monitor_for(
+            name, eng.model_path, eng.monitor_every, resolve_device(device or eng.device), eng.committee
+        )
+        if monitor is not None:
+            info = {**info, "deviation": monitor.describe()}
     atoms.calc = calc
     try:
         # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
@@ -439,7 +454,7 @@ def run_mlip(
                 "status": "running",
             }
             dyn = nose_hoover_nvt(atoms, dt_fs * fs, md.temperature, tdamp)
-            xd, osz = seg / "XDATCAR", seg / "OSZICAR"
+            xd, osz, dev = seg / "XDATCAR", seg / "OSZICAR", seg / DEVIATION_FILE
             if state is not None:  # resume this segment
                 atoms.set_positions(state["positions"])
                 atoms.set_momenta(state["momenta"])
@@ -447,6 +462,11 @@ def run_mlip(
                 for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
                     with open(f, "r+b") as fh:
                         fh.truncate(n)
+                if "deviation_bytes" in state and dev.is_file():
+                    with open(dev, "r+b") as fh:
+                        fh.truncate(int(state["deviation_bytes"]))
+                if monitor is not None and not dev.is_file():
+                    atomic_write_text(dev, DEVIATION_HEADER)
                 th_state = state
             else:
                 if prev_state is not None:  # continue from the previous segment's final state
@@ -467,10 +487,12 @@ def run_mlip(
                 _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
                 atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
                 atomic_write_text(osz, "")
+                if monitor is not None:
+                    atomic_write_text(dev, DEVIATION_HEADER)
             ThermostatState.restore(dyn, atoms, th_state)
             atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
             inv = np.linalg.inv(atoms.cell.array)
-            with open(xd, "a") as fx, open(osz, "a") as fo:
+            with open(xd, "a") as fx, open(osz, "a") as fo, open(dev, "a") if monitor else nullcontext() as fd:
                 t_seg = time.perf_counter()
                 while steps_done < target:
                     t0 = time.perf_counter()
@@ -483,16 +505,24 @@ def run_mlip(
                     if steps_done % md.nblock == 0:
                         frac = (atoms.get_positions() @ inv) % 1.0
                         fx.write(xdatcar_frame(steps_done // md.nblock, frac))
+                    if monitor is not None and fd is not None and steps_done % monitor.every == 0:
+                        fd.write(monitor.line(steps_done, (done_total + steps_done) * dt_fs / 1000.0, atoms))
                     if steps_done % eng.checkpoint_every == 0 or steps_done == target:
                         fx.flush()
                         fo.flush()
-                        _save_checkpoint(seg, atoms, dyn, steps_done, fx.tell(), fo.tell())
+                        if fd is not None:
+                            fd.flush()
+                        _save_checkpoint(
+                            seg, atoms, dyn, steps_done, fx.tell(), fo.tell(), fd.tell() if fd is not None else None
+                        )
                     dt_step = time.perf_counter() - t0
                     if progress is not None:
                         progress(done_total + steps_done, total, dt_step)
                     if stop_after is not None and run_steps >= stop_after:
                         fx.flush()
                         fo.flush()
+                        if fd is not None:
+                            fd.flush()
                         raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
                 seconds += time.perf_counter() - t_seg
             _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)

@@ -264,8 +264,12 @@ def environment_plot(summary: dict[str, Any], centre: str) -> Figure:
     return fig
 
 
+DEVIATION_LABEL = "engine deviation,\nmax atom (eV/A)"
+
+
 def diagnostics_plot(d: Any) -> Figure | None:
-    """Temperature, potential energy, metal order and PS4 integrity over time (the series that exist)."""
+    """Temperature, potential energy, metal order, PS4 integrity and the engine's force deviation over time (the
+    series that exist)."""
     from matplotlib.figure import Figure
 
     series = [
@@ -274,15 +278,21 @@ def diagnostics_plot(d: Any) -> Figure | None:
         ("metal RMS displacement (A)", d.block_times_ps, d.rmsd_A),
         ("metal-metal neighbours", d.coordination_times_ps, d.metal_coordination),
         *((f"intact {k} fraction", d.frame_times_ps, v) for k, v in d.unit_fractions.items()),
+        (DEVIATION_LABEL, getattr(d, "deviation_times_ps", ()), getattr(d, "deviation_max_eV_A", ())),
     ]
     panels = [(lab, t, y) for lab, t, y in series if len(y) > 1 and len(t) == len(y)]
     if not panels:
         return None
+    from cellsim.analysis.checks import DEVIATION_WARN
+
     fig = Figure(figsize=(7.0, 1.6 * len(panels) + 0.8), layout="constrained")
     for i, (lab, t, y) in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         ax.plot(t, y, lw=1.0, color=PAIR_COLOURS[i % len(PAIR_COLOURS)])
         ax.set_ylabel(lab, fontsize=8)
+        if lab == DEVIATION_LABEL:  # the check's limit, so the panel reads the same as the table row
+            ax.axhline(DEVIATION_WARN, color="firebrick", ls="--", lw=1)
+            ax.text(t[0], DEVIATION_WARN, " limit", color="firebrick", fontsize=7, va="bottom")
         if i == len(panels) - 1:
             ax.set_xlabel("time (ps)")
     eq = d.summary.get("equilibration_ps")
