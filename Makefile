@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cellsim-installed
 export OMP_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install system-deps test lint demo bench docs clean mutate
+.PHONY: install system-deps test lint demo screen bench docs clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: lint system-deps
 
 demo: $(STAMP)
 	$(VENV)/bin/cellsim demo -o runs/demo
+
+# the bundled screen (docs/screening.md): In, LiIn and Li on Li6PS5Cl(001), 2 terminations x 3 seeds, about an hour
+screen: $(STAMP)
+	$(VENV)/bin/cellsim screen workflows/screens/li6ps5cl.yaml -o runs/screen_li6ps5cl
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,bench]"

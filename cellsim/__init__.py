@@ -12,6 +12,7 @@ The public Python API is the stage functions (:mod:`cellsim.stages`), the run-di
     res.to_dataframe()                      # the rdf.csv table
     verdict = cellsim.match("out")          # formed / possible / not seen, with intervals
     cellsim.report("out")                   # out/report/report.html
+    cellsim.compare(["run-a", "run-b"])     # several runs (or a study matrix) side by side, ranked
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ if TYPE_CHECKING:
     from cellsim.engines.mlip import RunSummary
     from cellsim.inputsets.vasp import InputsReport
     from cellsim.products.match import CandidateVerdict, MatchResult, PairMatch
-    from cellsim.stages import BuildOutcome, analyze, inputs, match, report, run
+    from cellsim.stages import BuildOutcome, analyze, compare, inputs, match, report, run, screen
 
 
 # result classes, imported on first use: they pull numpy, pandas and pymatgen, which `import cellsim` does not;
 # the stage functions too (each stage's module is loaded when its function is first looked up)
-_STAGES = ("BuildOutcome", "analyze", "inputs", "match", "report", "run")
+_STAGES = ("BuildOutcome", "analyze", "compare", "inputs", "match", "report", "run", "screen")
 _LAZY = {
     "AnalysisResult": "cellsim.analysis.analyze",
     "AnalysisSettings": "cellsim.analysis.analyze",
@@ -62,10 +63,12 @@ __all__ = [
     "SegmentPlan",
     "__version__",
     "analyze",
+    "compare",
     "inputs",
     "match",
     "report",
     "run",
+    "screen",
 ]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from cellsim.build.checks import atomic_planes, bonded_units, closest_pair, stoichiometry
 from cellsim.build.matching import LatticeMatch, best_strain_any, find_matches
-from cellsim.build.slabs import SlabTemplate, slab_templates
+from cellsim.build.slabs import SlabTemplate, slab_templates, with_both_faces
 from cellsim.config.study import InterfaceSpec, SlabSpec
 from cellsim.core.errors import BuildError
 from cellsim.core.files import atomic_write_json, atomic_write_text
@@ -213,8 +213,10 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
     e_name, e_bulk = resolve_phase(spec.electrolyte.phase, base_dir, "interface.electrolyte.phase")
     m_name, m_bulk = resolve_phase(spec.metal.phase, base_dir, "interface.metal.phase")
     bonds = _bond_dict(spec, e_bulk)
-    e_terms = slab_templates(e_bulk, spec.electrolyte.miller, e_name, bonds or None)
-    m_terms = slab_templates(m_bulk, spec.metal.miller, m_name, None)
+    # each cut with its two faces: the electrolyte meets the metal with a template's bottom face, the metal with
+    # its top face, and a cut whose faces differ is offered both ways (later indices)
+    e_terms = with_both_faces(slab_templates(e_bulk, spec.electrolyte.miller, e_name, bonds or None))
+    m_terms = with_both_faces(slab_templates(m_bulk, spec.metal.miller, m_name, None))
     elec = _pick_termination(e_terms, spec.electrolyte, "interface.electrolyte")
     metal = _pick_termination(m_terms, spec.metal, "interface.metal")
 
@@ -360,14 +362,23 @@ def _side_report(
         "min_thickness": side.min_thickness if side.layers is None else None,  # null: layers given, no floor
         "atom_extent": round(float(z.max() - z.min()), 4),
         "termination": {
-            "index": terms.index(t),
+            "index": next(k for k, x in enumerate(terms) if x is t),
             "shift": round(t.shift, 6),
             "bottom": t.bottom,
             "top": t.top,
             "facing_interface": t.bottom if facing_bottom else t.top,
+            "turned_over": t.turned_over,
         },
         "terminations_available": [
-            {"index": k, "shift": round(x.shift, 6), "bottom": x.bottom, "top": x.top} for k, x in enumerate(terms)
+            {
+                "index": k,
+                "shift": round(x.shift, 6),
+                "bottom": x.bottom,
+                "top": x.top,
+                "turned_over": x.turned_over,
+                "facing_interface": x.bottom if facing_bottom else x.top,
+            }
+            for k, x in enumerate(terms)
         ],
     }
 

@@ -8,7 +8,7 @@ so it keeps the bulk stoichiometry exactly, and a termination that SlabGenerator
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,6 +37,9 @@ class SlabTemplate:
         SlabGenerator shift (fraction of the oriented unit cell) that defines the termination.
     bottom, top
         Reduced formula of the atoms within 1 A of the bottom / top face (the termination label).
+    turned_over
+        The layer of SlabGenerator's cut turned upside down (:func:`turned_over`): its other face meets the
+        other slab.
     """
 
     phase: str
@@ -49,6 +52,7 @@ class SlabTemplate:
     bottom: str
     top: str
     broken_bonds: int
+    turned_over: bool = False
 
     @property
     def area(self) -> float:
@@ -157,3 +161,48 @@ def slab_templates(
             )
         )
     return templates
+
+
+def turned_over(t: SlabTemplate) -> SlabTemplate:
+    """The same layer upside down: a two-fold rotation about the in-plane x axis (a proper rotation, so the
+    crystal keeps its handedness), then about z so the first in-plane vector lies along x again.
+
+    The rotation maps (x, y, z) to (x, -y, -z): the old top face becomes the bottom face, the one the
+    builder puts against the metal. The in-plane basis becomes (b', a') to stay right-handed (same lengths
+    and angle, so the same lattice matches), and the layer vector is negated so that layers still stack
+    upwards: the stack is the turned stack shifted as a whole, which changes no distance in it.
+    """
+    two_fold = np.diag([1.0, -1.0, -1.0])
+    pos = t.positions @ two_fold.T
+    layer = -(two_fold @ t.layer_vector)
+    a = two_fold @ np.array([t.inplane[0, 0], t.inplane[0, 1], 0.0])
+    b = two_fold @ np.array([t.inplane[1, 0], t.inplane[1, 1], 0.0])
+    angle = -float(np.arctan2(b[1], b[0]))
+    c, s = np.cos(angle), np.sin(angle)
+    about_z = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    pos = pos @ about_z.T
+    pos[:, 2] -= pos[:, 2].min()
+    inplane = np.array([(about_z @ b)[:2], (about_z @ a)[:2]])
+    return replace(
+        t,
+        inplane=inplane,
+        layer_vector=about_z @ layer,
+        positions=pos,
+        bottom=_face_label(t.species, pos[:, 2], at_top=False),
+        top=_face_label(t.species, pos[:, 2], at_top=True),
+        turned_over=not t.turned_over,
+    )
+
+
+def with_both_faces(templates: list[SlabTemplate]) -> list[SlabTemplate]:
+    """``templates`` followed by each one turned over (:func:`turned_over`) whose faces differ from every
+    template's: a cut whose two faces differ (Li6PS5Cl(001): Li1S2 below, Li4S1 above) offers both to the
+    other slab, each keeping every bond the cut kept. The first indices stay SlabGenerator's cuts."""
+    seen = {(t.bottom, t.top) for t in templates}
+    out = list(templates)
+    for t in templates:
+        other = turned_over(t)
+        if (other.bottom, other.top) not in seen:
+            seen.add((other.bottom, other.top))
+            out.append(other)
+    return out

@@ -239,9 +239,33 @@ def answer_line(result: Any) -> str:
     return "answer: no product formed"
 
 
+def _many(targets: list[Path]) -> list[Path]:
+    """The targets, a study matrix or campaign file (or a matrix's output folder) given alone read as its runs."""
+    from cellsim.config.matrix import load_run_set, run_set_path
+    from cellsim.config.rundir import RunDir
+
+    if len(targets) == 1 and not RunDir(targets[0]).is_run:
+        found = run_set_path(targets[0])
+        if found is not None:
+            return load_run_set(found).run_dirs
+    return targets
+
+
+def _compare_hint(targets: list[Path], given: list[Path]) -> None:
+    if len(targets) > 1:
+        args = " ".join(str(t) for t in given)
+        console.print(f"one ranked answer across these runs: cellsim compare {args}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def match(
-    target: Annotated[Path, typer.Argument(help="run directory or analysis folder (from `cellsim analyze`)")],
+    targets: Annotated[
+        list[Path],
+        typer.Argument(
+            help="run directory or analysis folder (from `cellsim analyze`); several, or a matrix or campaign file: "
+            "each in turn (`cellsim compare` sets their answers side by side)"
+        ),
+    ],
     candidate: Annotated[
         list[str] | None,
         typer.Option(help="candidate phase: library name or CIF path (repeatable); default: automatic"),
@@ -268,24 +292,41 @@ def match(
 ) -> None:
     """Name the reaction products: verdicts (formed / possible / not seen) with scores and intervals."""
     try:
-        with console.status("matching candidate products"):
-            result = stages.match(
-                target, candidates=candidate, use_mp=mp, reactants=reactants, thermo=thermo, reactant_md=reactant_md
-            )
+        runs = _many(targets)
+        for target in runs:
+            if len(runs) > 1:
+                console.print(f"[bold]{target}[/]", highlight=False)
+            with console.status("matching candidate products"):
+                result = stages.match(
+                    target, candidates=candidate, use_mp=mp, reactants=reactants, thermo=thermo, reactant_md=reactant_md
+                )
+            folder = stages._analysis_folder(target)[0]
+            print_match(result, folder)
     except CellsimError as exc:
         fail(exc)
-    folder = stages._analysis_folder(target)[0]
-    print_match(result, folder)
+    _compare_hint(runs, targets)
 
 
 @app.command()
-def report(target: Annotated[Path, typer.Argument(help="run directory or analysis folder")]) -> None:
+def report(
+    targets: Annotated[
+        list[Path],
+        typer.Argument(
+            help="run directory or analysis folder; several, or a matrix or campaign file: each its own report "
+            "(`cellsim compare` makes one page across them)"
+        ),
+    ],
+) -> None:
     """Figures and report.html (self-contained) + report.md: RUN_DIR/report or ANALYSIS/report."""
     try:
-        with console.status("drawing figures"):
-            paths = stages.report(target)
+        runs = _many(targets)
+        for target in runs:
+            with console.status("drawing figures"):
+                paths = stages.report(target)
+            console.print(
+                f"report: {paths['html']}  (also {paths['md'].name} and {len(paths) - 2} figures in "
+                f"{paths['html'].parent})"
+            )
     except CellsimError as exc:
         fail(exc)
-    console.print(
-        f"report: {paths['html']}  (also {paths['md'].name} and {len(paths) - 2} figures in {paths['html'].parent})"
-    )
+    _compare_hint(runs, targets)

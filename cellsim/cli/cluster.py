@@ -33,28 +33,68 @@ def _fw_text(states: dict[str, int]) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-"
 
 
+def _answer_kind(rd: Any) -> str:
+    """The run's answer kind from its current match result ('-' before one)."""
+    from cellsim.stages.screening import match_current
+
+    if not match_current(rd):
+        return "-"
+    from cellsim.products.result import load_match
+
+    try:
+        return str((load_match(rd.analysis_dir).answer or {}).get("kind") or "-")
+    except CellsimError:
+        return "-"
+
+
 @app.command()
 def status(
-    run_dirs: Annotated[list[Path], typer.Argument(help="run directory (or several: one summary line each)")],
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="run directory (or several: one summary line each), or a matrix or campaign file (what `submit` "
+            "takes) or a matrix's output folder"
+        ),
+    ],
 ) -> None:
     """State of the MD segments (NSW, frames, parts, custodian corrections, walltime stops), the workflow
-    and the queue jobs; with several runs, one line each."""
+    and the queue jobs; with several runs (or a matrix or campaign file), one line each with its answer."""
+    from cellsim.config.matrix import load_run_set, run_set_path
     from cellsim.config.rundir import RunDir
     from cellsim.engines.vasp import status as md_status
     from cellsim.workflow.repair import run_overview
 
-    rows = []
-    for run_dir in run_dirs:
+    targets = list(run_dirs)
+    title = None
+    whole_set = False
+    if len(targets) == 1 and not RunDir(targets[0]).is_run:
         try:
-            rd = RunDir(run_dir).require()
-            rows.append((run_dir, md_status(rd.root, rd.load_study()), run_overview(rd)))
+            found = run_set_path(targets[0])
+            if found is not None:
+                rs = load_run_set(found)
+                targets, whole_set = rs.run_dirs, True
+                title = f"{rs.name} ({rs.kind} {found}): {len(targets)} runs"
         except CellsimError as exc:
             fail(exc)
-    if len(rows) > 1:
-        t = Table(title=f"{len(rows)} runs")
-        for col in ("run", "MD steps", "segments", "corrections", "Fireworks", "live jobs"):
+    rows: list[tuple[Path, Any, Any, str]] = []
+    for run_dir in targets:
+        rd = RunDir(run_dir)
+        if whole_set and not rd.is_run:
+            rows.append((run_dir, None, None, "not built"))
+            continue
+        try:
+            rd.require()
+            rows.append((run_dir, md_status(rd.root, rd.load_study()), run_overview(rd), _answer_kind(rd)))
+        except CellsimError as exc:
+            fail(exc)
+    if len(rows) > 1 or whole_set:
+        t = Table(title=title or f"{len(rows)} runs")
+        for col in ("run", "MD steps", "segments", "corrections", "Fireworks", "live jobs", "answer"):
             t.add_column(col)
-        for run_dir, st, ov in rows:
+        for run_dir, st, ov, kind in rows:
+            if st is None:
+                t.add_row(str(run_dir), "-", "not built", "-", "-", "-", "-")
+                continue
             segs = st["segments"]
             done = sum(r["state"] == "complete" for r in segs)
             fixes = sum(r["corrections"] for r in segs)
@@ -65,10 +105,13 @@ def status(
                 str(fixes),
                 _fw_text(ov["fireworks"]),
                 _job_text(ov["live"]),
+                kind,
             )
         console.print(t)
+        if whole_set:
+            console.print("the answers side by side: cellsim compare " + str(run_dirs[0]), highlight=False)
         return
-    run_dir, st, ov = rows[0]
+    run_dir, st, ov, _ = rows[0]
     console.print(f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored", soft_wrap=True)
     t = Table()
     for col in ("segment", "NSW", "frames", "parts", "state", "custodian corrections", "walltime stops"):
@@ -109,7 +152,11 @@ def stitch(
 @app.command()
 def submit(
     run_dirs: Annotated[
-        list[Path], typer.Argument(help="run directories made by `cellsim build`, or one campaign YAML listing them")
+        list[Path],
+        typer.Argument(
+            help="run directories made by `cellsim build`, or one campaign YAML listing them, or a study matrix "
+            "(its runs are built first)"
+        ),
     ],
     engine: Annotated[str, typer.Option(help="vasp (custodian) or an embedded engine (chgnet, sevennet)")] = "vasp",
     launchpad: Annotated[
@@ -132,17 +179,26 @@ def submit(
     Queue jobs stop VASP cleanly before their time limit and queue the next job themselves until the plan
     is done. Submitting a run again reruns FIZZLED Fireworks; --time extends it.
     """
-    from cellsim.workflow.campaign import load_campaign_yaml, submit_many
+    from cellsim.config.matrix import run_set_path
+    from cellsim.config.rundir import RunDir
+    from cellsim.workflow.campaign import submit_many
     from cellsim.workflow.submit import SubmitOutcome, parse_time
 
     try:
-        runs = list(run_dirs)
-        if len(runs) == 1 and runs[0].is_file():
-            runs, file_max = load_campaign_yaml(runs[0])
-            max_jobs = max_jobs if max_jobs is not None else file_max
         if max_jobs is not None and max_jobs < 1:
             raise CellsimError(f"--max-jobs {max_jobs}: expected a positive number")
         time_ps = parse_time(time_) if time_ is not None else None
+        runs = list(run_dirs)
+        found = run_set_path(runs[0]) if len(runs) == 1 and not RunDir(runs[0]).is_run else None
+        if found is None and len(runs) == 1 and runs[0].is_file():
+            found = runs[0]  # a campaign file by any name
+        if found is not None:
+            from cellsim.stages.screening import build_runs
+
+            # a matrix's runs are built here first (a finished one is reused); a campaign's must exist
+            rs = build_runs(found)
+            runs, file_max = rs.run_dirs, rs.max_jobs
+            max_jobs = max_jobs if max_jobs is not None else file_max
         t0 = time.monotonic()
 
         def line(o: SubmitOutcome) -> None:

@@ -6,6 +6,7 @@ Registered on the ``cellsim engines`` sub-app; torch, CHGNet and ASE are importe
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +24,37 @@ def engines_fit(
     labels: Annotated[
         list[Path] | None,
         typer.Option(
-            help="DFT label folders (job folders with result.json); default: the stored label sets of the "
-            "study's elements (data/pbe: every plane-wave set and the CP2K interface labels; not the parity "
-            "test snapshots)"
+            help="DFT labels, repeat for several: vasprun.xml, OUTCAR, ML_AB, extxyz, an ASE .db, a run folder "
+            "holding one of them, or folders of DFT job folders (result.json); default: the stored label sets of "
+            "the study's elements (data/pbe: every plane-wave set and the CP2K interface labels; not the parity "
+            "test snapshots). Formats, frame choice and checks: docs/labels.md"
         ),
     ] = None,
+    max_frames: Annotated[
+        int,
+        typer.Option(min=1, help="at most this many frames per label file (farthest-point sampling on structure)"),
+    ] = 200,
+    min_gap: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="smallest gap in steps between two frames of one trajectory (the stride is the larger of this and "
+            "the force autocorrelation time)",
+        ),
+    ] = 1,
+    allow_other_elements: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-elements", help="train on labels holding elements the study lacks (refused otherwise)"
+        ),
+    ] = False,
+    allow_other_functional: Annotated[
+        bool,
+        typer.Option(
+            "--allow-other-functional",
+            help="train on labels of a functional other than PBE, the base model's (refused otherwise)",
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="folder of fits (default: RUN/fits, or ./cellsim-fits)")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="training epochs")] = 300,
     learning_rate: Annotated[float, typer.Option(min=1e-7, help="Adam learning rate")] = 1e-3,
@@ -42,12 +69,33 @@ def engines_fit(
 ) -> None:
     """Fine-tune CHGNet on PBE labels and write a model file with its card (errors before/after, Bain c/a).
 
+    Labels come from vasprun.xml, OUTCAR, ML_AB, extxyz, ASE databases or DFT job folders; frames of a
+    trajectory are taken one force-autocorrelation time apart and spread in structure, and held out as whole
+    time blocks. Labels with elements the study lacks, or of a functional other than PBE, are refused unless
+    allowed; a fit worse than the base model on its held-out labels is said so, not offered (docs/labels.md).
+
     The fit is named by a hash of the labels and settings and reused when both are unchanged. Load it in a
     study with ``engine: {name: chgnet, model_path: FIT/model.pth.tar}``; ``cellsim engines check`` then
     checks it like any other model.
     """
     from cellsim.engines.cp2k import BAIN_VOLUME
-    from cellsim.engines.fit import FitSettings, fit_chgnet, labels_of_card, load_labels, training_sets
+    from cellsim.engines.fit import (
+        BASE_FUNCTIONAL,
+        FitSettings,
+        annotate_card,
+        fit_chgnet,
+        labels_of_card,
+        split_labels,
+        training_sets,
+    )
+    from cellsim.engines.label_sources import (
+        LabelWarning,
+        Selection,
+        check_elements,
+        check_functional,
+        check_split,
+        load_sources,
+    )
     from cellsim.engines.mlip import set_threads
 
     t0 = time.perf_counter()
@@ -65,18 +113,38 @@ def engines_fit(
         folders = list(labels) if labels else training_sets(elements)
         if not folders:
             raise CellsimError(
-                f"engines fit: no stored label sets for {sorted(elements)}; give --labels (DFT job folders)"
+                f"engines fit: no stored label sets for {sorted(elements)}; give --labels (vasprun.xml, OUTCAR, "
+                "ML_AB, extxyz, an ASE .db or DFT job folders)"
             )
-        data = load_labels(folders)
-        card_settings = None
-        if from_card is not None:
-            data, card_settings = labels_of_card(from_card, data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LabelWarning)
+            data, sources = load_sources(folders, Selection(min_gap=min_gap, max_frames=max_frames))
+            card_settings = None
+            if from_card is not None:
+                data, card_settings = labels_of_card(from_card, data)
+            settings = card_settings or FitSettings(
+                epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight
+            )
+            check_elements(data, elements, allow_other_elements)
+            check_functional(data, BASE_FUNCTIONAL, allow_other_functional)
+            check_split(*split_labels(data, settings.holdout_every, settings.split_seed))
+        said = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LabelWarning)))
     except CellsimError as exc:
         fail(exc)
     set_threads(threads)
     root = out or ((run_dir / "fits") if run_dir else Path("cellsim-fits"))
     err_console.print(f"[bold]{study.name}[/]: {len(data)} labels from {', '.join(str(f) for f in folders)}")
-    settings = card_settings or FitSettings(epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight)
+    for src in sources:
+        if src.format != "jobs":
+            stride = f", stride {src.stride} steps (autocorrelation {src.decorrelation_steps})" if src.stride else ""
+            err_console.print(
+                f"  {src.file}: {len(src.frames_taken)} of {src.frames_read} frames ({src.format}, {src.code}, "
+                f"{src.functional}{stride})",
+                highlight=False,
+                markup=False,
+            )
+    for msg in said:
+        err_console.print(f"warning: {msg}", style="yellow", highlight=False, markup=False, soft_wrap=True)
     el = metal_els[0] if len(metal_els) == 1 else None
     try:
         res = fit_chgnet(
@@ -89,7 +157,7 @@ def engines_fit(
         )
     except CellsimError as exc:
         fail(exc)
-    card = res.card
+    card = annotate_card(res, [src.as_dict() for src in sources], said)
     t = Table(title=f"fit {card['key']} ({'reused' if res.cached else 'new'})", title_justify="left")
     for col in ("set", "labels", "E MAE before", "after (meV/atom)", "F MAE before", "after (eV/A)"):
         t.add_column(col)
@@ -114,6 +182,18 @@ def engines_fit(
             m = "no minimum in the scan" if d["c_a_min"] is None else f"{d['c_a_min']:.3f}"
             console.print(f"  Bain path c/a at minimum, {name}: {m}")
     console.print(f"model: {res.model_path}\ncard:  {res.folder / 'card.md'}")
+    verdict = card["held_out_verdict"]
+    if verdict["worse"]:
+        err_console.print(
+            f"WARNING: this fit is WORSE than the base model on the held-out labels ({'; '.join(verdict['worse_on'])})"
+            ": do not use this model (label other frames, fit fewer epochs, or check the labels); its card says so",
+            style="bold red",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
+        return
     console.print(
         f"[dim]use it: engine: {{name: chgnet, model_path: {res.model_path}}}; total "
         f"{time.perf_counter() - t0:.0f} s[/]"

@@ -47,7 +47,13 @@ def run_md(run_dir: Path, replica: int | None = None, **kw: Any) -> Any:
 
 @app.command()
 def run(
-    run_dir: Annotated[Path, typer.Argument(help="run directory made by `cellsim build`")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="run directory made by `cellsim build`, or a study matrix or campaign file (each run in turn; a "
+            "matrix's runs are built first)"
+        ),
+    ],
     engine: Annotated[
         str | None,
         typer.Option(help="embedded engine: an offline model (`cellsim engines`) or cp2k (default: the study's)"),
@@ -65,28 +71,40 @@ def run(
 ) -> None:
     """NVT MD on the embedded machine-learned potential: md/relax, then segment folders with XDATCAR, OSZICAR, CONTCAR.
 
-    Running it again continues from the last checkpoint; a longer --time extends the run.
+    Running it again continues from the last checkpoint; a longer --time extends the run. Given a study matrix
+    (docs/screening.md), each of its runs in turn; `cellsim screen` also analyses and compares them.
     """
+    from cellsim.config.matrix import run_set_path
+    from cellsim.config.rundir import RunDir
+
     if seeds is not None and seeds < 1:
         fail(CellsimError(f"--seeds {seeds}: expected a positive number of replicas"))
-    replicas: list[int | None] = list(range(seeds)) if seeds else [None]
-    for rep in replicas:
+    targets = [run_dir]
+    found = run_set_path(run_dir) if not RunDir(run_dir).is_run else None
+    if found is not None:
         try:
-            summary = run_md(
-                run_dir,
-                rep,
-                engine=engine,
-                time=time_,
-                steps=steps,
-                threads=threads,
-                relax_steps=relax_steps,
-                device=device,
-            )
+            targets = stages.build_runs(found).run_dirs
         except CellsimError as exc:
             fail(exc)
-        rate = f", {summary.seconds_per_step:.3f} s/step" if summary.steps_run else ""
-        who = "" if rep is None else f"replica {rep}: "
-        console.print(
-            f"{who}{summary.engine}: {summary.steps_total} steps = {summary.time_ps:.3f} ps in "
-            f"{', '.join(summary.segments)} ({summary.steps_run} run now{rate})"
-        )
+    replicas: list[int | None] = list(range(seeds)) if seeds else [None]
+    for target in targets:
+        for rep in replicas:
+            try:
+                summary = run_md(
+                    target,
+                    rep,
+                    engine=engine,
+                    time=time_,
+                    steps=steps,
+                    threads=threads,
+                    relax_steps=relax_steps,
+                    device=device,
+                )
+            except CellsimError as exc:
+                fail(exc)
+            rate = f", {summary.seconds_per_step:.3f} s/step" if summary.steps_run else ""
+            who = (f"{target.name}: " if len(targets) > 1 else "") + ("" if rep is None else f"replica {rep}: ")
+            console.print(
+                f"{who}{summary.engine}: {summary.steps_total} steps = {summary.time_ps:.3f} ps in "
+                f"{', '.join(summary.segments)} ({summary.steps_run} run now{rate})"
+            )

@@ -1,7 +1,9 @@
 """Fine-tune an offline potential (CHGNet) on stored PBE labels: `cellsim engines fit`.
 
 The labels are DFT job folders (``result.json`` + ``structure.json``: :mod:`cellsim.engines.planewave`,
-:mod:`cellsim.engines.cp2k`), computed once and kept as data (``data/pbe``). A fit is reproducible from them:
+:mod:`cellsim.engines.cp2k`), computed once and kept as data (``data/pbe``), or any DFT output a group has
+(vasprun.xml, OUTCAR, ML_AB, extxyz, ASE databases: :mod:`cellsim.engines.label_sources`, docs/labels.md,
+with trajectory frames held out as whole time blocks, :func:`split_labels`). A fit is reproducible from them:
 its folder is named by a hash of the labels and the settings, holds the model file (``model.pth.tar``,
 loadable as ``engine: {name: chgnet, model_path: ...}``), the training log and a card (``card.json``,
 ``card.md``) with the data, the errors on the training and held-out labels before and after, and the
@@ -13,8 +15,9 @@ Choices, and why (measured on the In labels of data/pbe, 2 December 2026):
   +2 GPa (In at its E(V) minimum, 27.2 A^3/atom, reads +2.1 GPa); E(V), the Bain path and the strained cells'
   energies hold the same elastic information without it.
 * **One energy shift per element**, fitted by least squares to E(DFT) - E(base model) per atom before
-  training: each DFT code has its own energy zero (GPAW's PAW setups, CP2K's GTH pseudopotentials, the base
-  model's VASP-MP references), and a constant is not physics the network should spend its weights on.
+  training, per code and functional (:func:`shift_group`): each DFT code has its own energy zero (GPAW's PAW
+  setups, CP2K's GTH pseudopotentials, the base model's VASP-MP references), and a constant is not physics the
+  network should spend its weights on.
 * **Energy weight 100** (per-atom energies in eV, forces in eV/A, MSE): the Bain path is a 5 meV/atom feature;
   with CHGNet's default weight 1 the fit kept fcc (energy MAE 3-6 meV/atom), with 100 it reaches ~1 meV/atom
   and In's c/a.
@@ -552,6 +555,68 @@ def _shift_note(card: dict[str, Any]) -> str:
     )
 
 
+def held_out_verdict(card: dict[str, Any]) -> dict[str, Any]:
+    """Whether the fit is worse than its base model on the held-out labels: ``{"worse": bool, "worse_on": [...]}``
+    (force or energy MAE after above before; each entry says which, before -> after)."""
+    b = card.get("errors_before", {}).get("held_out", {})
+    a = card.get("errors_after", {}).get("held_out", {})
+    worse = [
+        f"{name} {b[k]:.3f} -> {a[k]:.3f} {unit}"
+        for k, name, unit in (
+            ("force_mae_eV_A", "force MAE", "eV/A"),
+            ("energy_mae_meV_atom", "energy MAE", "meV/atom"),
+        )
+        if a.get(k) is not None and b.get(k) is not None and a[k] > b[k]
+    ]
+    return {"worse": bool(worse), "worse_on": worse}
+
+
+def annotate_card(
+    result: FitResult, sources: Sequence[dict[str, Any]] = (), label_warnings: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Add the label sources (file, format, frames taken, code, functional), the label checks' warnings and the
+    held-out verdict (:func:`held_out_verdict`) to a fit's card; ``card.json`` and ``card.md`` are rewritten.
+    The same labels give the same fit, so a reused fit's card gets the same record again."""
+    from cellsim.core.files import atomic_write_json, atomic_write_text
+
+    card = dict(result.card)
+    card["sources"] = [dict(x) for x in sources]
+    card["label_warnings"] = list(label_warnings)
+    card["held_out_verdict"] = held_out_verdict(card)
+    atomic_write_json(result.folder / "card.json", card)
+    atomic_write_text(result.folder / "card.md", card_markdown(card))
+    result.card = card
+    return card
+
+
+def _card_sources(card: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    verdict = card.get("held_out_verdict") or {}
+    if verdict.get("worse"):
+        lines += [
+            "",
+            f"**Worse than the base model on the held-out labels** ({'; '.join(verdict['worse_on'])}): do not use "
+            "this fit.",
+        ]
+    if card.get("sources"):
+        lines += [
+            "",
+            "Label sources:",
+            "",
+            "| file | format | code | functional | frames read | taken | stride (decorrelation) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for src in card["sources"]:
+            stride = "-" if src.get("stride") is None else f"{src['stride']} ({src.get('decorrelation_steps')})"
+            lines.append(
+                f"| {src['file']} | {src['format']} | {src['code']} | {src['functional']} | {src['frames_read']} | "
+                f"{len(src.get('frames_taken', []))} | {stride} |"
+            )
+    if card.get("label_warnings"):
+        lines += ["", "Label warnings:", ""] + [f"- {w}" for w in card["label_warnings"]]
+    return lines
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """The card as a short Markdown page (what was fitted on what, and how well)."""
     b, a = card["errors_before"], card["errors_after"]
@@ -578,6 +643,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         row("train", "train"),
         row("held out", "held_out"),
+        *_card_sources(card),
     ]
     if "bain" in card:
         lines += ["", "Bain path, E - E(fcc) in meV/atom:", ""]
@@ -604,6 +670,8 @@ def describe_model(model_path: str | os.PathLike[str] | None) -> str | None:
     text = f"fine-tuned from {card.get('base_model', '?')} on {card.get('labels', {}).get('n', '?')} PBE labels"
     if "force_mae_eV_A" in a and "force_mae_eV_A" in b:
         text += f"; held-out force MAE {b['force_mae_eV_A']:.3f} -> {a['force_mae_eV_A']:.3f} eV/A"
+    if held_out_verdict(card)["worse"]:
+        text += " (WORSE than the base model on held-out labels)"
     fit_min = card.get("bain", {}).get("fit", {}).get("c_a_min")
     if fit_min is not None:
         text += f"; Bain-path c/a {fit_min:.3f}"

@@ -223,16 +223,35 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{f
 
 
 def _html(d: ReportData, sections: list[Section], figs: dict[str, tuple[str, bytes]]) -> str:
+    footer = f"Made by cellsim from the analysis in {d.folder}" + (
+        f" of run directory {d.run.root}" if d.run is not None else ""
+    )
+    return page_html(f"cellsim report: {d.name}", d.study.get("description", ""), sections, figs, footer + ".")
+
+
+def page_html(
+    title: str, intro: str, sections: list[Section], figs: dict[str, tuple[str, bytes]], footer: str = ""
+) -> str:
+    """One self-contained HTML page: the title, a paragraph, the tables in order, the figures embedded as PNG.
+
+    Parameters
+    ----------
+    title, intro, footer
+        Plain text (escaped here).
+    sections
+        ``(title, header, rows, note)`` per table; an empty header draws none.
+    figs
+        File name -> (caption, PNG bytes), in order.
+    """
     e = html.escape
-    name = d.name
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>cellsim report: {e(name)}</title>"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>cellsim report: {e(name)}</h1>",
-        f"<p>{e(d.study.get('description', ''))}</p>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>{e(intro)}</p>",
     ]
-    for title, header, rows, note in sections:
-        parts.append(f"<h2>{e(title)}</h2><table>")
+    for name, header, rows, note in sections:
+        parts.append(f"<h2>{e(name)}</h2><table>")
         if any(header):
             parts.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         for row in rows:
@@ -247,19 +266,19 @@ def _html(d: ReportData, sections: list[Section], figs: dict[str, tuple[str, byt
             f"<figure><img alt='{e(fname)}' src='data:image/png;base64,{b64}'>"
             f"<figcaption>{e(caption)}</figcaption></figure>"
         )
-    parts.append(
-        f"<p class='note'>Made by cellsim from the analysis in {e(str(d.folder))}"
-        + (f" of run directory {e(str(d.run.root))}" if d.run is not None else "")
-        + ".</p></body></html>"
-    )
+    parts.append((f"<p class='note'>{e(footer)}</p>" if footer else "") + "</body></html>")
     return "\n".join(parts)
 
 
 def _markdown(d: ReportData, sections: list[Section], figs: dict[str, tuple[str, bytes]]) -> str:
-    name = d.name
-    lines = [f"# cellsim report: {name}", "", d.study.get("description", ""), ""]
-    for title, header, rows, note in sections:
-        lines += [f"## {title}", ""]
+    return page_markdown(f"cellsim report: {d.name}", d.study.get("description", ""), sections, figs)
+
+
+def page_markdown(title: str, intro: str, sections: list[Section], figs: dict[str, tuple[str, bytes]]) -> str:
+    """The Markdown twin of :func:`page_html`: the same tables, the figures as files beside it."""
+    lines = [f"# {title}", "", intro, ""]
+    for name, header, rows, note in sections:
+        lines += [f"## {name}", ""]
         head = header if any(header) else ["", ""]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))

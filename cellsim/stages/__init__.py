@@ -3,7 +3,8 @@
 The CLI, the FireWorks tasks, the demo, the tests and notebooks all call these (as ``cellsim.stages.<name>``);
 the CLI only parses and prints. One module per stage: :mod:`~cellsim.stages.building` (build, inputs),
 :mod:`~cellsim.stages.md` (run, engine check), :mod:`~cellsim.stages.analysis` (analyze),
-:mod:`~cellsim.stages.products` (match, report). Heavy modules (pymatgen, torch, matplotlib) are imported
+:mod:`~cellsim.stages.products` (match, report), :mod:`~cellsim.stages.screening` (a study matrix's runs:
+build_runs, screen; compare across runs). Heavy modules (pymatgen, torch, matplotlib) are imported
 inside the stage that needs them, so ``import cellsim`` stays fast.
 """
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from cellsim.stages.building import BuildOutcome, build, inputs
     from cellsim.stages.md import engine_check, run
     from cellsim.stages.products import _analysis_folder, match, replica_support, report
+    from cellsim.stages.screening import build_runs, compare, screen
 
 PathLike = str | Path
 
@@ -29,6 +31,8 @@ __all__ = [
     "_study_metal",
     "analyze",
     "build",
+    "build_runs",
+    "compare",
     "count_frames",
     "default_pairs",
     "engine_check",
@@ -38,6 +42,7 @@ __all__ = [
     "replica_support",
     "report",
     "run",
+    "screen",
 ]
 
 # the analysis package's decisions, importable from here as before; on first use, since they pull numpy and
@@ -65,6 +70,9 @@ _STAGE_OF = {
     "match": "cellsim.stages.products",
     "replica_support": "cellsim.stages.products",
     "report": "cellsim.stages.products",
+    "build_runs": "cellsim.stages.screening",
+    "compare": "cellsim.stages.screening",
+    "screen": "cellsim.stages.screening",
 }
 
 

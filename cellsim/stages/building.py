@@ -26,9 +26,11 @@ class BuildOutcome:
     run_dir: RunDir
 
 
-def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildOutcome:
+def build(study_ref: PathLike | Study, run_dir: PathLike, force: bool = False) -> BuildOutcome:
     """Load a study, write ``RUN_DIR/study.yaml`` and build ``RUN_DIR/interface/``.
 
+    ``study_ref`` is a study file, a bundled study's name, or a :class:`~cellsim.config.study.Study` (a run of
+    a study matrix; its relative paths are taken from the current folder).
     A finished interface of the same study is reused unless ``force``; one of a different study is an error.
     A build that fails leaves no ``study.yaml`` behind, so a corrected study can use the same folder.
     """
@@ -36,12 +38,15 @@ def build(study_ref: PathLike, run_dir: PathLike, force: bool = False) -> BuildO
 
     from cellsim.build import build_interface, write_interface
     from cellsim.config.rundir import save_resolved
-    from cellsim.config.study import load_study, resolve_study_paths
+    from cellsim.config.study import Study, load_study, resolve_study_paths
 
     rd = RunDir(run_dir)
-    study = load_study(study_ref)
-    src = Path(study_ref)
-    base_dir = src.parent.resolve() if src.is_file() else None
+    if isinstance(study_ref, Study):
+        study, base_dir = study_ref.model_copy(deep=True), None
+    else:
+        study = load_study(study_ref)
+        src = Path(study_ref)
+        base_dir = src.parent.resolve() if src.is_file() else None
     # structure files by absolute path, so the resolved study works from any folder
     resolve_study_paths(study, base_dir)
     if rd.interface_json.exists() and not force:

@@ -1,6 +1,6 @@
-"""Campaigns: ``cellsim submit RUN1 RUN2 ... --max-jobs N`` (or a campaign YAML listing run directories)
-submits at most N runs at once; when a run's job chain ends, its last job submits the next waiting run
-(state in ``.cellsim-campaign-*.json`` beside the runs, under a lock)."""
+"""Campaigns: ``cellsim submit RUN1 RUN2 ... --max-jobs N`` (or a campaign YAML listing run directories, or a
+study matrix: :mod:`cellsim.config.matrix`) submits at most N runs at once; when a run's job chain ends, its last
+job submits the next waiting run (state in ``.cellsim-campaign-*.json`` beside the runs, under a lock)."""
 
 from __future__ import annotations
 
@@ -18,25 +18,12 @@ from cellsim.workflow.submit import SubmitOutcome, submit_run
 
 
 def load_campaign_yaml(path: Path) -> tuple[list[Path], int | None]:
-    """Run directories (relative to the file) and ``max_jobs`` of a campaign YAML file."""
-    import yaml
+    """Run directories and ``max_jobs`` of a campaign file, or of a study matrix (its runs' directories, which
+    :func:`cellsim.stages.screening.build_runs` builds); :func:`cellsim.config.matrix.load_run_set` reads both."""
+    from cellsim.config.matrix import load_run_set
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CellsimError(f"{path}: cannot read the campaign file ({str(exc).splitlines()[0]})") from None
-    if isinstance(data, list):
-        data = {"runs": data}
-    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
-        raise CellsimError(f"{path}: expected `runs:` with a list of run directories (and optionally `max_jobs:`)")
-    unknown = sorted(set(data) - {"runs", "max_jobs"})
-    if unknown:
-        raise CellsimError(f"{path}: unknown field {unknown[0]!r} (expected runs, max_jobs)")
-    runs = [(path.parent / str(r)).resolve() for r in data["runs"]]
-    mj = data.get("max_jobs")
-    if mj is not None and (not isinstance(mj, int) or mj < 1):
-        raise CellsimError(f"{path}: max_jobs: expected a positive whole number, got {mj!r}")
-    return runs, mj
+    rs = load_run_set(path)
+    return rs.run_dirs, rs.max_jobs
 
 
 def submit_many(

@@ -178,7 +178,7 @@ def test_refuses_close_contacts() -> None:
 
 def test_termination_index_out_of_range() -> None:
     spec = InterfaceSpec(electrolyte=SlabSpec(phase="Li6PS5Cl", termination=5, min_thickness=10))
-    with pytest.raises(BuildError, match=r"interface\.electrolyte\.termination: 5 is out of range.*1 allowed"):
+    with pytest.raises(BuildError, match=r"interface\.electrolyte\.termination: 5 is out of range.*2 allowed"):
         build_interface(spec)
 
 

@@ -17,7 +17,7 @@ from cellsim.engines import fit
 def _label(folder: Path, atoms: Atoms, energy: float, forces: np.ndarray, name: str, code: str = "gpaw") -> None:
     folder.mkdir(parents=True)
     write(folder / "structure.json", atoms, format="json")
-    data = {"energy_eV": energy, "forces_eV_A": forces.tolist(), "label": name, "code": code}
+    data = {"energy_eV": energy, "forces_eV_A": forces.tolist(), "label": name, "code": code, "settings": {"xc": "PBE"}}
     (folder / "result.json").write_text(json.dumps(data))
 
 
