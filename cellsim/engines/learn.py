@@ -3,7 +3,8 @@
 `cellsim engines learn` runs one or more iterations of:
 
 1. **Explore.** Langevin NVT of the study's fitted model on the reduced interface (the study's builder at the
-   largest size CP2K labels within ``label_budget_min`` here, the 46-atom cell for Li6PS5Cl/In), at the study's
+   largest size whose CP2K label is estimated within ``label_budget_min`` here: the 46-atom cell of the stored
+   interface labels for Li6PS5Cl/In), at the study's
    temperature and hotter (``temperatures``, default T and 1.5 T), one seed per iteration and temperature. Every
    ``every`` steps the committee's per-atom force deviation (:mod:`cellsim.engines.committee`) is recorded.
 2. **Select.** Frames whose largest atom deviation lies between ``lo`` and ``hi`` (DP-GEN's trust bounds: below
@@ -57,7 +58,7 @@ class LearnSettings:
     committee: int = 4
     target: float = 0.10
     target_in: float = 0.12
-    label_budget_min: float = 20.0
+    label_budget_min: float = 12.0
 
 
 @dataclass
@@ -108,6 +109,11 @@ def explore(
     from ase.optimize import FIRE
     from ase.units import fs
 
+    import warnings
+
+    # CHGNet's calculator converts to pymatgen, which drops FixCom with a warning per call: the centre of mass is
+    # held by the integrator's constraint, not by the forces
+    warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian", category=UserWarning)
     work = atoms.copy()
     work.calc = calc
     FIRE(work, logfile=None).run(fmax=0.1, steps=30)
@@ -214,7 +220,7 @@ def learn(
         state.iterations = list(old.get("iterations", []))
     atoms = labelable_interface(study, cp2k, 60 * s.label_budget_min)
     current = Path(model_path)
-    if not state.iterations:
+    if not state.iterations and not explore_only:
         state.iterations.append(
             {
                 "iteration": 0,
@@ -225,8 +231,8 @@ def learn(
             }
         )
         state.save(state_file)
-    else:
-        current = Path(state.iterations[-1]["model"])
+    elif state.iterations:
+        current = Path(next(r["model"] for r in reversed(state.iterations) if "model" in r))
     for it in range(len(state.iterations), len(state.iterations) + s.iterations):
         members = members_of(current)
         if not members:
@@ -347,10 +353,10 @@ def interface_test_sets(elements: set[str]) -> list[Path]:
     for jobs in stored_labels():
         if jobs.parent.name not in TEST_ONLY_SETS:
             continue
-        first = next(iter(sorted(jobs.glob("*/structure.json"))), None)
-        if first is None:
+        done = next(iter(sorted(jobs.glob("*/result.json"))), None)  # a set still being labelled may have none yet
+        if done is None:
             continue
-        atoms = read(first)
+        atoms = read(done.parent / "structure.json")
         assert not isinstance(atoms, list)
         if set(atoms.get_chemical_symbols()) == elements:
             out.append(jobs)
