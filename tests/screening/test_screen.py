@@ -65,3 +65,10 @@ def test_status_takes_the_matrix_output_folder(screened: tuple[Path, str]) -> No
     root, _ = screened
     r = runner.invoke(app, ["status", str(root / "out")], env={"COLUMNS": "400"})
     assert (r.exit_code, "25 / 25" in r.output) == (0, True), r.output
+
+
+@pytest.mark.slow
+def test_run_takes_the_matrix_output_folder(screened: tuple[Path, str]) -> None:
+    root, _ = screened
+    r = runner.invoke(app, ["run", str(root / "out")])
+    assert (r.exit_code, "(0 run now)" in r.output) == (0, True), r.output
