@@ -110,6 +110,9 @@ def engines_learn(
     explore_only: Annotated[
         bool, typer.Option(help="explore and select only: print what would be labelled (no CP2K, no fit)")
     ] = False,
+    committee: Annotated[
+        int, typer.Option(min=1, help="models in each new fit's committee (1: none; grow it later with `committee`)")
+    ] = 4,
     threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
 ) -> None:
     """Active learning: MD on the committee (study T and 1.5 T) on the reduced interface, CP2K labels of the frames
@@ -148,7 +151,7 @@ def engines_learn(
         fail(exc)
     set_threads(threads)
     el = metal_els[0] if len(metal_els) == 1 else None
-    settings = LearnSettings(steps=steps, frames=frames, iterations=iterations)
+    settings = LearnSettings(steps=steps, frames=frames, iterations=iterations, committee=committee)
     try:
         state = learn(
             study,

@@ -103,13 +103,13 @@ def explore(
 ) -> list[Candidate]:
     """Langevin NVT of ``atoms`` on ``calc``; every ``every`` steps a :class:`Candidate` with the committee's
     deviation."""
+    import warnings
+
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.optimize import FIRE
     from ase.units import fs
-
-    import warnings
 
     # CHGNet's calculator converts to pymatgen, which drops FixCom with a warning per call: the centre of mass is
     # held by the integrator's constraint, not by the forces
@@ -240,37 +240,45 @@ def learn(
         calc = make_calculator("chgnet", str(current), forces_only=True)[0]
         others = [make_calculator("chgnet", str(p), forces_only=True)[0] for p in members]
         monitor = DeviationMonitor(others, s.every)
-        cands: list[Candidate] = []
-        t0 = time.perf_counter()
-        for k, temp in enumerate(temps):
-            seed = 100 * it + k
-            say(f"iteration {it}: exploring {len(atoms)} atoms at {temp:g} K (seed {seed}, {s.steps} steps)")
-            cands += explore(atoms, calc, monitor, temp, s.steps, s.every, seed, study.md.timestep_fs, say)
-        chosen = select(cands, s.frames, s.lo, s.hi, s.min_gap)
-        devs = np.array([c.max_dev for c in cands])
-        record: dict[str, Any] = {
-            "iteration": it,
-            "explored_frames": len(cands),
-            "explore_s": round(time.perf_counter() - t0, 1),
-            "deviation_p50_p95_max": [
-                float(np.percentile(devs, 50)),
-                float(np.percentile(devs, 95)),
-                float(devs.max()),
-            ],
-            "fraction_above_lo": float((devs > s.lo).mean()),
-            "fraction_above_hi": float((devs > s.hi).mean()),
-            "selected": [
-                {
-                    "T": c.temperature,
-                    "seed": c.seed,
-                    "step": c.step,
-                    "max_dev": c.max_dev,
-                    "element": c.element,
-                    "z_A": c.z_A,
-                }
-                for c in chosen
-            ],
-        }
+        round_file = labels_dir / f"round-{it}.json"
+        if round_file.is_file() and not explore_only:  # a killed campaign: the same frames, not a new exploration
+            record, chosen = _load_round(round_file)
+            say(f"iteration {it}: {len(chosen)} frames chosen before ({round_file})")
+        else:
+            cands: list[Candidate] = []
+            t0 = time.perf_counter()
+            for k, temp in enumerate(temps):
+                seed = 100 * it + k
+                say(f"iteration {it}: exploring {len(atoms)} atoms at {temp:g} K (seed {seed}, {s.steps} steps)")
+                cands += explore(atoms, calc, monitor, temp, s.steps, s.every, seed, study.md.timestep_fs, say)
+            chosen = select(cands, s.frames, s.lo, s.hi, s.min_gap)
+            devs = np.array([c.max_dev for c in cands])
+            record = {
+                "iteration": it,
+                "model_explored": str(current),
+                "explored_frames": len(cands),
+                "explore_s": round(time.perf_counter() - t0, 1),
+                "deviation_p50_p95_max": [
+                    float(np.percentile(devs, 50)),
+                    float(np.percentile(devs, 95)),
+                    float(devs.max()),
+                ],
+                "fraction_above_lo": float((devs > s.lo).mean()),
+                "fraction_above_hi": float((devs > s.hi).mean()),
+                "selected": [
+                    {
+                        "T": c.temperature,
+                        "seed": c.seed,
+                        "step": c.step,
+                        "max_dev": c.max_dev,
+                        "element": c.element,
+                        "z_A": c.z_A,
+                    }
+                    for c in chosen
+                ],
+            }
+            if not explore_only:
+                _save_round(round_file, record, chosen)
         if explore_only:
             state.iterations.append({**record, "explore_only": True})
             state.save(state_file)
@@ -297,7 +305,10 @@ def learn(
         data = [lab for lab in load_labels([str(p) for p in training]) if lab.job not in seen] + new
         base = FitSettings(**json.loads((current.parent / "card.json").read_text())["settings"])
         fit = fit_chgnet(data, fits_dir, base, element=element, volume=volume, progress=say)
-        grow_committee(fit.model_path, data, s.committee, settings=base, element=element, volume=volume, progress=say)
+        if s.committee > 1:
+            grow_committee(
+                fit.model_path, data, s.committee, settings=base, element=element, volume=volume, progress=say
+            )
         held = held_out_errors(fit.model_path, test_sets)
         record.update(
             {
@@ -316,7 +327,50 @@ def learn(
         if f_all <= s.target and f_in <= s.target_in:
             say(f"iteration {it}: held-out force MAE {f_all:.3f} eV/A (metal {f_in:.3f}): passes")
             break
+    rejudge(state, test_sets)
+    state.save(state_file)
     return state
+
+
+def rejudge(state: LearnState, test_sets: Sequence[Path]) -> None:
+    """Every round's model judged again on the held-out sets as they stand now (sets still being labelled grow
+    between rounds; one curve must compare the models on the same labels)."""
+    from cellsim.engines.fit import load_labels
+
+    n = len(load_labels([str(p) for p in test_sets]))
+    for r in state.iterations:
+        if "model" in r and Path(r["model"]).is_file():
+            r["held_out"] = held_out_errors(Path(r["model"]), test_sets)
+            r["held_out_sets"] = {"sets": [str(p) for p in test_sets], "labels": n}
+
+
+def _save_round(path: Path, record: dict[str, Any], chosen: Sequence[Candidate]) -> None:
+    """The round's record and its chosen frames (extxyz beside it): what a resumed campaign labels."""
+    from ase.io import write
+
+    from cellsim.core.files import atomic_write_json
+
+    frames = path.with_suffix(".extxyz")
+    tmp = frames.with_name(frames.name + ".tmp")
+    write(tmp, [c.atoms for c in chosen], format="extxyz")
+    tmp.replace(frames)
+    atomic_write_json(path, record)
+
+
+def _load_round(path: Path) -> tuple[dict[str, Any], list[Candidate]]:
+    from ase.io import read
+
+    record = json.loads(path.read_text())
+    sel = record.get("selected", [])
+    frames = read(path.with_suffix(".extxyz"), index=":") if sel else []
+    frames = frames if isinstance(frames, list) else [frames]
+    chosen = [
+        Candidate(
+            a, float(r["T"]), int(r["seed"]), int(r["step"]), float(r["max_dev"]), str(r["element"]), float(r["z_A"])
+        )
+        for a, r in zip(frames, sel, strict=True)
+    ]
+    return record, chosen
 
 
 def curve_plot(state: dict[str, Any]) -> Any:
