@@ -13,6 +13,7 @@ from pydantic import Field
 
 from cellsim.analysis.defaults import default_cutoff
 from cellsim.analysis.environments import Environments
+from cellsim.analysis.info import AnalysisInfo
 from cellsim.analysis.rdf import normalise
 from cellsim.config.study import AnalysisSpec
 
@@ -83,8 +84,40 @@ class AnalysisData:
         return (np.arange(self.n_frames) + 1) * self.settings.dt_fs / 1000.0
 
     @property
+    def meta(self) -> AnalysisInfo:
+        """The typed view of :attr:`info` (what other layers read: time step and temperature sources, reactants,
+        run directory, replicas, notes, the analysis id)."""
+        return AnalysisInfo.from_dict(self.info)
+
+    @property
     def temperature_K(self) -> float:
-        return float(self.info.get("temperature_K", 300.0))
+        t = self.meta.temperature_K
+        return 300.0 if t is None else t
+
+    def __repr__(self) -> str:
+        """A few lines, not the arrays: where the frames came from, how many, the pairs and the folder."""
+        m = self.meta
+        s = self.settings
+        names = m.source_names or [Path(x).name for x in self.sources]
+        src = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        where = m.run_dir or src or "frames in memory"
+        if m.replica is not None:
+            where += f" (replica {m.replica})"
+        elif m.replica_ids:
+            where += f" ({len(m.replica_ids)} replicas pooled)"
+        atoms = " ".join(f"{k}{v}" for k, v in self.element_counts.items())
+        pairs = s.pairs if len(s.pairs) <= 8 else [*s.pairs[:8], f"... {len(s.pairs) - 8} more"]
+        lines = [
+            f"{type(self).__name__}({where}",
+            f"  {self.n_frames} frames x {s.dt_fs:g} fs = {self.n_frames * s.dt_fs / 1000.0:.3f} ps, "
+            f"{len(self.window_frames)} windows of {s.window_ps:g} ps; {sum(self.element_counts.values())} atoms "
+            f"({atoms})",
+            f"  pairs {', '.join(pairs)}; T {self.temperature_K:g} K ({m.temperature_source or '?'}), "
+            f"dt from {m.dt_source or '?'}",
+        ]
+        if self.out_dir is not None:
+            lines.append(f"  folder {self.out_dir}")
+        return "\n".join(lines) + ")"
 
     def to_dataframe(self) -> Any:
         """The rdf.csv table (pair, window, t_start_ps, t_end_ps, r, g, n_per_atom, cn) as a pandas DataFrame."""

@@ -19,20 +19,29 @@ from typing import Any
 import numpy as np
 
 from cellsim.analysis.environments import Environments
+from cellsim.analysis.info import AnalysisInfo
 from cellsim.analysis.peaks import peaks_report
 from cellsim.analysis.result import AnalysisData, AnalysisSettings
 from cellsim.core.errors import AnalysisError
 from cellsim.core.files import atomic_write_json, atomic_write_text
+from cellsim.core.records import Upgrade, read_versioned
 
 ANALYSIS_FILE = "analysis.json"
 REPLICA_PREFIX = "replica-"
 FORMAT_TAG = "cellsim-analysis"
 FORMAT_VERSION = 2
+# analysis.json upgrades, version v -> v + 1 (cellsim.core.records.read_versioned); format 2 is the first
+# written, so there is none yet: a change to the manifest bumps FORMAT_VERSION and adds the old one's upgrade here
+UPGRADES: dict[int, Upgrade] = {}
+_RERUN = "re-run `cellsim analyze`"
 
 
-@dataclass
+@dataclass(repr=False)
 class AnalysisResult(AnalysisData):
-    """Everything the analysis stage computed; :meth:`save` and :meth:`load` round-trip it through a folder."""
+    """Everything the analysis stage computed; :meth:`save` and :meth:`load` round-trip it through a folder.
+
+    ``repr`` is a few lines (:meth:`AnalysisData.__repr__`); the typed facts are :attr:`meta`.
+    """
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write the analysis folder (all files, swapped in at once; see :func:`write_outputs`)."""
@@ -247,16 +256,50 @@ def load_analysis(folder: Path) -> AnalysisResult:
         raise AnalysisError(
             f"{folder}: damaged analysis files ({type(exc).__name__}: {exc}); run `cellsim analyze` again"
         ) from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT_TAG:
-        raise AnalysisError(f"{man}: not a cellsim analysis manifest")
-    if info.get("version") != FORMAT_VERSION:
-        from cellsim.core.version import __version__
+    info = read_manifest(man, info)
+    try:
+        return _result_of(folder, npz, info, arrays)
+    except (KeyError, ValueError, TypeError) as exc:
+        what = f"no {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise AnalysisError(f"{folder}: damaged analysis files ({what}); {_RERUN}") from None
 
-        raise AnalysisError(
-            f"{man}: written by cellsim {info.get('cellsim_version', '?')} in analysis format "
-            f"{info.get('version', '(none)')}; this cellsim ({__version__}) reads format {FORMAT_VERSION}; "
-            "re-run `cellsim analyze`"
-        )
+
+def read_manifest(path: Path, doc: Any) -> dict[str, Any]:
+    """The parsed ``analysis.json`` at ``path`` at :data:`FORMAT_VERSION` (older known versions upgraded by
+    :data:`UPGRADES`), or an :class:`AnalysisError` naming the file, the version found and the one expected."""
+    return read_versioned(
+        path,
+        doc,
+        tag=FORMAT_TAG,
+        current=FORMAT_VERSION,
+        rerun=_RERUN,
+        upgrades=UPGRADES,
+        error=AnalysisError,
+    )
+
+
+def read_info(folder: Path) -> AnalysisInfo:
+    """The typed facts of an analysis folder's ``analysis.json`` alone (no arrays read), version checked."""
+    import json
+
+    man = Path(folder) / ANALYSIS_FILE
+    try:
+        doc = json.loads(man.read_text())
+    except (OSError, ValueError) as exc:
+        raise AnalysisError(f"{man}: cannot be read ({type(exc).__name__}: {exc}); {_RERUN}") from None
+    info = read_manifest(man, doc)
+    try:
+        return AnalysisInfo.from_dict(_kept(info))
+    except (ValueError, TypeError) as exc:
+        raise AnalysisError(f"{man}: damaged ({type(exc).__name__}: {exc}); {_RERUN}") from None
+
+
+def _kept(info: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's keys that ``AnalysisResult.info`` holds (the format tag and version are written anew)."""
+    return {k: v for k, v in info.items() if k not in ("settings", "baseline_bonds", "format", "version")}
+
+
+def _result_of(folder: Path, npz: Path, info: dict[str, Any], arrays: dict[str, np.ndarray]) -> AnalysisResult:
     pairs = [str(p) for p in arrays["pairs"]]
 
     def by_pair(kind: str) -> dict[str, np.ndarray]:
@@ -268,7 +311,8 @@ def load_analysis(folder: Path) -> AnalysisResult:
         for n in ("first", "last")
         if f"frame/{n}_frac" in arrays
     }
-    keep = {k: v for k, v in info.items() if k not in ("settings", "baseline_bonds")}
+    keep = _kept(info)
+    AnalysisInfo.from_dict(keep)  # every typed fact readable, or the folder is damaged
     diagnostics = None
     if (folder / "diagnostics.json").is_file():
         from cellsim.analysis.diagnostics import Diagnostics

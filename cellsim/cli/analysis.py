@@ -122,11 +122,11 @@ def print_analysis(result: Any, seconds: float) -> None:
 
     peaks = json.loads((result.out_dir / "peaks.json").read_text())
     s = result.settings
-    info = result.info
+    info = result.meta
     console.print(
-        f"{result.n_frames} frames, dt {s.dt_fs:g} fs ({info.get('dt_source')}), T {info.get('temperature_K'):g} K "
-        f"({info.get('temperature_source')}); reactants: "
-        + (", ".join(f"{k} x{v:g}" for k, v in (info.get("reactants") or {}).get("phases", {}).items()) or "unknown"),
+        f"{result.n_frames} frames, dt {s.dt_fs:g} fs ({info.dt_source}), T {result.temperature_K:g} K "
+        f"({info.temperature_source}); reactants: "
+        + (", ".join(f"{k} x{v:g}" for k, v in info.reactant_phases.items()) or "unknown"),
         highlight=False,
     )
     t = Table(
@@ -157,7 +157,7 @@ def print_analysis(result: Any, seconds: float) -> None:
             new,
         )
     console.print(t)
-    for note in info.get("notes", []):
+    for note in info.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if result.diagnostics is not None:
         for line in result.diagnostics.summary_lines():

@@ -51,9 +51,10 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
     """
     run_ps = res.n_frames * res.settings.dt_fs / 1000.0
     assumptions: list[str] = []
-    if res.info.get("dt_source") == "default":
+    meta = res.meta
+    if meta.dt_source == "default":
         assumptions.append(f"time step assumed {res.settings.dt_fs:g} fs between frames (none given or found)")
-    check = res.info.get("dt_check") or {}
+    check = meta.dt_check
     implausible = check.get("status") == "implausible"
     if implausible:
         lo, hi = ([*(check.get("implied_dt_fs") or []), None, None])[:2]
@@ -66,7 +67,7 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
         )
         dt_flag = f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
         assumptions.append(dt_flag)
-    if res.info.get("temperature_source") == "default":
+    if meta.temperature_source == "default":
         assumptions.append(f"temperature assumed {res.temperature_K:g} K (none given or found)")
     evidence: list[str] = []
     formed_bonds, broken_bonds, times = [], [], []

@@ -160,7 +160,7 @@ def match_analysis(
         reactants.to_dict(),
         env_info,
         electrolyte_motifs(env),
-        res.info.get("id"),
+        res.meta.id,
         amounts=amounts.to_dict() if amounts is not None else {},
     )
     if thermo is not None and react_structs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+from cellsim.core.records import read_versioned
 from cellsim.products.scores import PairMatch
 from cellsim.products.verdicts import RULES, CandidateVerdict
 
@@ -22,9 +24,37 @@ class MatchError(CellsimError):
     """Matching cannot run on this analysis, or its results cannot be read."""
 
 
-@dataclass
+MATCH_FILE = "match.json"
+FORMAT_TAG = "cellsim-match"
+# 1: match.json without a "version" (cellsim up to 0.2.0; keys added over its life may be absent)
+# 2: "version" and "cellsim_version" written, every key of write_products present
+FORMAT_VERSION = 2
+_OPTIONAL_V1: dict[str, Any] = {
+    "reactants": {},
+    "environments": {},
+    "electrolyte": {},
+    "analysis_id": None,
+    "replicas": {},
+    "amounts": {},
+    "answer": {},
+    "thermo": {},
+}
+
+
+def _upgrade_1(d: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: the keys a format-1 file may lack, with the values that meant "none"."""
+    import copy
+
+    return {**{k: copy.deepcopy(v) for k, v in _OPTIONAL_V1.items() if k not in d}, **d}
+
+
+# the one place older match.json files are brought forward: version v -> v + 1
+UPGRADES = {1: _upgrade_1}
+
+
+@dataclass(repr=False)
 class MatchResult:
-    """The answer of the matching stage; :meth:`save` / :meth:`load` round-trip it."""
+    """The answer of the matching stage; :meth:`save` / :meth:`load` round-trip it; ``repr`` is a few lines."""
 
     pairs: dict[str, dict[str, Any]]
     rows: list[PairMatch]
@@ -44,6 +74,28 @@ class MatchResult:
     answer: dict[str, Any] = field(default_factory=dict)
     # what the phase diagram of the engine's energies expects (:mod:`cellsim.products.thermo`)
     thermo: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        a = self.answer
+        sentence = str(a.get("sentence") or "(no answer)")
+        if len(sentence) > 400:
+            sentence = sentence[:397] + "..."
+        pairs = list(self.pairs)
+        shown = ", ".join(pairs[:8]) + (f" and {len(pairs) - 8} more" if len(pairs) > 8 else "")
+        by: dict[str, list[str]] = {}
+        for c in self.candidates:
+            by.setdefault(c.verdict, []).append(c.candidate)
+
+        def names(xs: list[str]) -> str:
+            return ", ".join(xs[:5]) + (f" +{len(xs) - 5}" if len(xs) > 5 else "")
+
+        verdicts = "; ".join(f"{v} {names(xs)}" for v, xs in by.items()) or "none"
+        lines = [
+            f"MatchResult(analysis {self.analysis_id or '?'}: {len(pairs)} pairs ({shown or 'none'})",
+            f"  {len(self.candidates)} candidates: {verdicts}",
+            f"  answer {a.get('kind', '?')}: {sentence})",
+        ]
+        return "\n".join(lines)
 
     @property
     def formed(self) -> list[CandidateVerdict]:
@@ -137,8 +189,12 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
     arrays: dict[str, Any] = {f"{c}|{p}": v for c, d in result.references.items() for p, v in d.items()}
     npz = io.BytesIO()
     np.savez(npz, **arrays)
+    from cellsim.core.version import __version__
+
     doc = {
-        "format": "cellsim-match",
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "cellsim_version": __version__,
         "analysis_id": result.analysis_id,
         "threshold": result.threshold,
         "reactants": result.reactants,
@@ -159,10 +215,31 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
         {
             "products.csv": products_csv(result).encode(),
             "ref_rdf.npz": npz.getvalue(),
-            "match.json": (json.dumps(doc, indent=2) + "\n").encode(),
+            MATCH_FILE: (json.dumps(doc, indent=2) + "\n").encode(),
         },
     )
-    return {"products_csv": paths["products.csv"], "ref_rdf": paths["ref_rdf.npz"], "match_json": paths["match.json"]}
+    return {"products_csv": paths["products.csv"], "ref_rdf": paths["ref_rdf.npz"], "match_json": paths[MATCH_FILE]}
+
+
+def read_match_doc(path: Path) -> dict[str, Any]:
+    """The parsed ``match.json`` at ``path``, at :data:`FORMAT_VERSION` (format 1 upgraded by :data:`UPGRADES`);
+    anything else a :class:`MatchError` naming the file, the version found and the one expected."""
+    if not path.is_file():
+        raise MatchError(f"{path}: no match yet; run `cellsim match {path.parent}`")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MatchError(f"{path}: damaged ({exc}); run `cellsim match` again") from None
+    return read_versioned(
+        path,
+        d,
+        tag=FORMAT_TAG,
+        current=FORMAT_VERSION,
+        rerun="run `cellsim match` again",
+        upgrades=UPGRADES,
+        missing=1,
+        error=MatchError,
+    )
 
 
 def load_match(folder: Path) -> MatchResult:
@@ -170,34 +247,32 @@ def load_match(folder: Path) -> MatchResult:
     from cellsim.core.files import recover_files
 
     recover_files(folder)
-    p = folder / "match.json"
-    if not p.is_file():
-        raise MatchError(f"{p}: no match yet; run `cellsim match {folder}`")
-    try:
-        d = json.loads(p.read_text())
-    except ValueError as exc:
-        raise MatchError(f"{p}: damaged ({exc}); run `cellsim match` again") from None
-    if d.get("format") != "cellsim-match":
-        raise MatchError(f"{p}: written by an older cellsim; run `cellsim match` again")
+    p = folder / MATCH_FILE
+    d = read_match_doc(p)
     refs: dict[str, dict[str, np.ndarray]] = {}
-    if (folder / "ref_rdf.npz").is_file():
-        with np.load(folder / "ref_rdf.npz") as z:
-            for k in z.files:
-                c, pair = k.split("|", 1)
-                refs.setdefault(c, {})[pair] = z[k]
-    return MatchResult(
-        d["pairs"],
-        [PairMatch(**m) for m in d["rows"]],
-        [CandidateVerdict(**c) for c in d["candidates"]],
-        refs,
-        d["notes"],
-        d["threshold"],
-        d.get("reactants", {}),
-        d.get("environments", {}),
-        d.get("electrolyte", {}),
-        d.get("analysis_id"),
-        d.get("replicas", {}),
-        d.get("amounts", {}),
-        d.get("answer", {}),
-        d.get("thermo", {}),
-    )
+    try:
+        if (folder / "ref_rdf.npz").is_file():
+            with np.load(folder / "ref_rdf.npz") as z:
+                for k in z.files:
+                    c, pair = k.split("|", 1)
+                    refs.setdefault(c, {})[pair] = z[k]
+        return MatchResult(
+            d["pairs"],
+            [PairMatch(**m) for m in d["rows"]],
+            [CandidateVerdict(**c) for c in d["candidates"]],
+            refs,
+            d["notes"],
+            d["threshold"],
+            d["reactants"],
+            d["environments"],
+            d["electrolyte"],
+            d["analysis_id"],
+            d["replicas"],
+            d["amounts"],
+            d["answer"],
+            d["thermo"],
+        )
+    except KeyError as exc:
+        raise MatchError(f"{p}: damaged (no {exc}); run `cellsim match` again") from None
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise MatchError(f"{p}: damaged ({type(exc).__name__}: {exc}); run `cellsim match` again") from None

@@ -438,7 +438,7 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
             f"{verdicts[v]} {v}" for v in ("fail", "warn", "ok") if verdicts.get(v)
         )
     row.parity = list(d.parity)
-    if run is not None and res.info.get("replica") is None and run.report_dir.joinpath("report.html").is_file():
+    if run is not None and res.meta.replica is None and run.report_dir.joinpath("report.html").is_file():
         row.report = str(run.report_dir / "report.html")
     elif (folder / "report" / "report.html").is_file():
         row.report = str(folder / "report" / "report.html")
@@ -502,7 +502,7 @@ def _rows_of(path: Path, labels: dict[str, str]) -> tuple[list[RunRow], str]:
     """The rows of one target (its replicas' rows when its analysis pooled replicas) and its group key."""
     import yaml
 
-    from cellsim.analysis.store import ANALYSIS_FILE
+    from cellsim.analysis.store import ANALYSIS_FILE, read_info
 
     rd = RunDir(path)
     if rd.is_run:
@@ -529,10 +529,10 @@ def _rows_of(path: Path, labels: dict[str, str]) -> tuple[list[RunRow], str]:
     replicas = []
     if (folder / ANALYSIS_FILE).is_file():
         try:
-            info = json.loads((folder / ANALYSIS_FILE).read_text())
-        except ValueError:
-            info = {}
-        replicas = [Path(p) for p in info.get("replica_folders") or [] if Path(p).is_dir()]
+            folders = read_info(folder).replica_folders
+        except CellsimError:
+            folders = ()
+        replicas = [Path(p) for p in folders if Path(p).is_dir()]
     if not replicas:
         return [pooled], key
     rows = []

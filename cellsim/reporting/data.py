@@ -37,7 +37,7 @@ class ReportData:
     def name(self) -> str:
         if self.study.get("name"):
             return str(self.study["name"])
-        srcs = [Path(x["path"]).name for x in self.analysis.info.get("segments", [])]
+        srcs = self.analysis.meta.source_names
         return ", ".join(srcs) or self.folder.name
 
 
@@ -50,7 +50,7 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
 
     res = AnalysisResult.load(folder)
     d = ReportData(folder=folder, analysis=res, run=run, peaks=_json(folder / "peaks.json"))
-    if run is not None and res.info.get("run_dir"):
+    if run is not None and res.meta.run_dir:
         d.study = yaml.safe_load(run.study_file.read_text()) or {}
         d.interface = _json(run.interface_json)
         if run.engine_check_file.is_file():
@@ -61,7 +61,7 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
         from cellsim.engines.check import parity_trust
 
         d.parity = parity_trust(run.root, str(run.root))
-        replica = res.info.get("replica")
+        replica = res.meta.replica
         for seg in run.segments(replica):
             info = _json(seg / "engine.json")
             if info:
@@ -72,7 +72,7 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
         except MatchError as exc:
             d.notes.append(str(exc))
         else:
-            if m.analysis_id == res.info.get("id"):
+            if m.analysis_id == res.meta.id:
                 d.match = m
             else:
                 d.notes.append("the match results belong to an earlier analysis: run `cellsim match` again")

@@ -48,11 +48,7 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     """Write the figures, report.html and report.md of an analysis folder into ``RUN/report`` or ``folder/report``."""
     d = load_report_data(folder, run)
     res = d.analysis
-    out = (
-        run.report_dir
-        if (run is not None and res.info.get("run_dir") and res.info.get("replica") is None)
-        else (folder / "report")
-    )
+    out = run.report_dir if (run is not None and res.meta.run_dir and res.meta.replica is None) else (folder / "report")
     figs: dict[str, tuple[str, bytes]] = {}  # file -> (caption, png)
     r = res.r
     t_edges = (float(res.t_start[0]), float(res.t_end[-1]))
@@ -146,7 +142,7 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
         }
         before = _atoms(res.species, res.first_frame)
         titles = ("first frame", "last frame")
-        if run is not None and res.info.get("run_dir") and run.interface_poscar.is_file():
+        if run is not None and res.meta.run_dir and run.interface_poscar.is_file():
             from ase.io import read
 
             built = read(run.interface_poscar, format="vasp")
@@ -194,7 +190,7 @@ def _reactant_shapes(d: ReportData, r: np.ndarray, dr: float) -> dict[str, list[
     from cellsim.references.reactants import Reactants, reactant_structures
 
     res = d.analysis
-    react = Reactants.from_dict(res.info.get("reactants") or {})
+    react = Reactants.from_dict(res.meta.reactants)
     if not react.phases:
         return {}
     try:

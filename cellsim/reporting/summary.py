@@ -15,7 +15,7 @@ from cellsim.reporting.data import ReportData, Section, ps_text
 
 def replicas_section(d: ReportData) -> Section | None:
     """Formation times and late bond counts of each replica, with mean and spread."""
-    ev = d.analysis.info.get("replica_events")
+    ev = d.analysis.meta.replica_events
     if not ev:
         return None
 
@@ -32,7 +32,7 @@ def replicas_section(d: ReportData) -> Section | None:
         fb = [x for x in e["final_bonds"] if x is not None]
         sd = float(np.std(fb, ddof=1)) if len(fb) > 1 else 0.0
         rows.append([pair, stats(e["formation_ps"]), stats(e["break_ps"]), f"{np.mean(fb):.1f} +/- {sd:.1f}"])
-    n = len(d.analysis.info.get("replica_ids", []))
+    n = len(d.analysis.meta.replica_ids)
     return (
         f"Replicas ({n})",
         ["pair", "bonds formed from", "bonds broke from", "late bond count"],

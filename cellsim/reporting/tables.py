@@ -75,21 +75,21 @@ def diagnostics_section(d: ReportData) -> Section | None:
 def trajectory_section(d: ReportData) -> Section | None:
     """What was read: sources, atoms, frames, time step and temperature with where they came from."""
     res = d.analysis
-    info = res.info
-    segs = info.get("segments", [])
+    info = res.meta
+    segs = info.segments
     rows = [
-        ["source", "; ".join(f"{Path(x['path']).name} ({x['fmt']}, {x['frames']} frames)" for x in segs)],
+        ["source", "; ".join(f"{Path(x.path).name} ({x.fmt}, {x.frames} frames)" for x in segs)],
         [
             "atoms",
             f"{sum(res.element_counts.values())} ({', '.join(f'{k} {v}' for k, v in res.element_counts.items())})",
         ],
         ["frames", f"{res.n_frames} x {res.settings.dt_fs:g} fs = {res.n_frames * res.settings.dt_fs / 1000:.3f} ps"],
-        ["time step", f"{res.settings.dt_fs:g} fs ({info.get('dt_source')})"],
-        ["temperature", f"{info.get('temperature_K')} K ({info.get('temperature_source')})"],
+        ["time step", f"{res.settings.dt_fs:g} fs ({info.dt_source})"],
+        ["temperature", f"{res.temperature_K:g} K ({info.temperature_source})"],
     ]
     for x in segs:
-        rows += [[f"note ({Path(x['path']).name})", n] for n in x.get("notes", [])]
-    rows += [["note", n] for n in info.get("notes", [])]
+        rows += [[f"note ({Path(x.path).name})", n] for n in x.notes]
+    rows += [["note", n] for n in info.notes]
     return ("Trajectory", ["", ""], rows, "")
 
 

@@ -226,7 +226,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
         "replica_events": formation,
         "notes": [
             f"pooled over {len(reps)} replicas (seeds engine.seed + k); bond counts are replica means",
-            *pooled.info.get("notes", []),  # what pool_replicas cut or pooled, said there
+            *pooled.meta.notes,  # what pool_replicas cut or pooled, said there
         ],
     }
     # pool_replicas pooled the diagnostics of every replica (latest equilibration, worst checks)
@@ -234,7 +234,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
         pooled.diagnostics.summary.get("equilibration_ps") if pooled.diagnostics is not None else None
     )
     if pooled.diagnostics is not None and warns:
-        pooled.info["notes"].append(f"diagnostics of the replicas warned: {'; '.join(warns)}")
+        pooled.info["notes"] = [*pooled.meta.notes, f"diagnostics of the replicas warned: {'; '.join(warns)}"]
     out_dir = Path(out) if out else rd.analysis_dir
     try:
         with WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir)):

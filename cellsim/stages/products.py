@@ -76,7 +76,7 @@ def match(
 
     folder, rd = _analysis_folder(analysis)
     res = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(folder)
-    if rd is not None and res.info.get("run_dir") is not None:
+    if rd is not None and res.meta.run_dir is not None:
         spec = rd.load_study().match.model_copy()
     else:
         spec = MatchSpec()
@@ -89,9 +89,9 @@ def match(
         names = [x.strip() for x in (reactants.split(",") if isinstance(reactants, str) else reactants) if x.strip()]
         react = given_reactants(names, res.element_counts)
     else:
-        react = Reactants.from_dict(res.info.get("reactants") or {})
+        react = Reactants.from_dict(res.meta.reactants)
     per_replica = []
-    for sub in res.info.get("replica_folders") or []:
+    for sub in res.meta.replica_folders:
         per_replica.append(
             match(sub, candidates=candidates, use_mp=use_mp, reactants=reactants, thermo=False, reactant_md=reactant_md)
         )

@@ -114,16 +114,15 @@ def analysis_current(rd: RunDir) -> bool:
 
 def match_current(rd: RunDir) -> bool:
     """The run's match result belongs to its current analysis (``match.json: analysis_id``)."""
-    import json
-
-    from cellsim.analysis.store import ANALYSIS_FILE
+    from cellsim.analysis.store import read_info
+    from cellsim.products.result import MATCH_FILE, read_match_doc
 
     try:
-        info = json.loads((rd.analysis_dir / ANALYSIS_FILE).read_text())
-        doc = json.loads((rd.analysis_dir / "match.json").read_text())
-    except (OSError, ValueError):
+        info = read_info(rd.analysis_dir)
+        doc = read_match_doc(rd.analysis_dir / MATCH_FILE)
+    except CellsimError:
         return False
-    return bool(doc.get("answer")) and doc.get("analysis_id") == info.get("id")
+    return bool(doc["answer"]) and doc["analysis_id"] == info.id
 
 
 def report_current(rd: RunDir) -> bool:
