@@ -32,8 +32,8 @@ def engines_committee(
     """Fit the other members of a fitted model's committee (same labels and settings; seed and held-out split 1..N-1).
 
     The members go to FIT/committee/ and are listed in FIT/committee.json; from then on every embedded run of a
-    study using that model writes the committee's force deviation beside its trajectory (md/seg-*/deviation.csv)
-    and the analysis judges it ("engine deviation"). Members already fitted are reused.
+    study using that model writes the committee's force deviation beside its trajectory (deviation.csv in each
+    segment folder) and the analysis judges it ("engine deviation"). Members already fitted are reused.
     """
     from cellsim.engines.committee import grow_committee
     from cellsim.engines.cp2k import BAIN_VOLUME

@@ -1,4 +1,4 @@
-"""The engine-deviation record an embedded run writes beside its trajectory (``md/seg-*/deviation.csv``).
+"""The engine-deviation record an embedded run writes beside its trajectory (``deviation.csv`` in each MD segment).
 
 One line every ``engine.monitor_every`` MD steps (:mod:`cellsim.engines.committee` writes it): the step, its time,
 the largest and the mean per-atom force deviation of the committee (or of the student from its teacher), and the

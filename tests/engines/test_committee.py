@@ -183,3 +183,50 @@ def test_analysis_and_report_carry_the_deviation(tmp_path: Path) -> None:
     stages.match(run)
     stages.report(run)
     assert "engine deviation: the committee of 2 models" in (run / "report" / "report.md").read_text()
+
+
+def _bundled_fit() -> Path:
+    from cellsim.core.resources import shipped_dir
+
+    return shipped_dir("workflows") / "fits" / "chgnet-in-pbe" / "model.pth.tar"
+
+
+def _in_run(tmp_path: Path, name: str, scale: float) -> Path:
+    """Bulk In (18 atoms, bct at the experimental lattice x ``scale``): the fit's own ground (30 In labels)."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("In", "bct", a=3.25, c=4.95) * (3, 3, 2)
+    atoms.set_cell(atoms.cell * scale, scale_atoms=True)
+    run = tmp_path / name
+    (run / "interface").mkdir(parents=True)
+    write(run / "interface" / "POSCAR", atoms, format="vasp", direct=True)
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scale", "temperature", "steps", "fires"), [(1.0, 300, 40, False), (0.85, 300, 40, True), (1.0, 3000, 150, True)]
+)
+def test_the_bundled_committee_fires_off_its_data_and_not_on_it(
+    tmp_path: Path, scale: float, temperature: int, steps: int, fires: bool
+) -> None:
+    """Bulk In at 300 K is what the fit learned (the committee agrees within ~0.03 eV/A); compressed by 15 % or at
+    3000 K it is not (0.5 eV/A and more once the atoms have left their sites): the check must say so, and only
+    there."""
+    from cellsim.config.study import parse_study
+    from cellsim.engines.mlip import run_mlip
+
+    study = parse_study(
+        f"""
+name: in-bulk
+md: {{temperature: {temperature}, timestep_fs: 2.0, segment_time_ps: 1.0, total_time_ps: 1.0, relax_steps: 0}}
+engine: {{name: chgnet, seed: 3, model_path: {_bundled_fit()}, monitor_every: 4}}
+"""
+    )
+    run = _in_run(tmp_path, "run", scale)
+    run_mlip(run, study, total_steps=steps)
+    s = read_deviation([run / "md" / "seg-000" / "deviation.csv"])
+    assert s is not None
+    check = deviation_check(s.time_ps, s.max_eV_A, s.element, "committee", 4)
+    assert (check.status == "warn") is fires
