@@ -170,14 +170,17 @@ def labelable_interface(study: Study, settings: Any, budget_s: float) -> Atoms:
 
 def held_out_errors(model_path: Path, test_sets: Sequence[Path]) -> dict[str, Any]:
     """Force errors (eV/A, all atoms and per element) of a model file on stored held-out label sets."""
+    import contextlib
+    import io
+    import warnings
+
     from chgnet.model import CHGNet
 
     from cellsim.engines.fit import errors, load_labels
 
+    # CHGNet 0.3 converts a grad-tracking tensor once per call: harmless, and not cellsim's message to print
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
     labels = load_labels([str(p) for p in test_sets])
-    import contextlib
-    import io
-
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.from_file(str(model_path), verbose=False)
     return errors(model, labels, {})
