@@ -29,3 +29,22 @@ def test_every_test_folder_and_module_is_collected() -> None:
     assert not missing_folders, f"test folders never collected: {missing_folders}"
     missing = sorted(modules - collected)
     assert not missing, f"test modules that collect nothing: {missing}"
+
+
+def test_every_pytest_raises_names_its_message() -> None:
+    """A bare ``pytest.raises(SomeError)`` passes on any error of that type, the wrong one included: each names
+    its message with ``match=`` (or reads ``err.value`` right after, in the lines that follow)."""
+    import re
+
+    tests = Path(__file__).resolve().parents[1]
+    bare = []
+    for path in sorted(tests.rglob("test_*.py")):
+        lines = path.read_text().splitlines()
+        for k, line in enumerate(lines):
+            if "pytest.raises(" not in line or "match=" in line:
+                continue
+            block = "\n".join(lines[k : k + 6])
+            if "match=" in block or re.search(r"as \w+:", block):
+                continue
+            bare.append(f"{path.relative_to(tests)}:{k + 1}: {line.strip()}")
+    assert not bare, "\n".join(bare)

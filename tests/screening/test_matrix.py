@@ -180,7 +180,7 @@ def test_base_pairs_on_another_metal_are_refused_by_name(tmp_path: Path) -> None
 
 
 def test_matrix_error_is_a_study_error(tmp_path: Path) -> None:
-    with pytest.raises(StudyError):
+    with pytest.raises(StudyError, match="matrix"):
         load_run_set(write(tmp_path, "name: x\nstudy: li6ps5cl_li\nmatrix: 3\n"))
 
 
