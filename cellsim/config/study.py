@@ -165,6 +165,11 @@ class EngineSpec(_Model):
         "committee`), its force deviation is recorded every monitor_every steps (md/seg-*/deviation.csv)",
     )
     monitor_every: int = Field(20, ge=1, description="MD steps between the committee's (or teacher's) force checks")
+    student: str | None = Field(
+        None,
+        description="opt-in: a student folder distilled from model_path (`cellsim.engines.student`, docs/student.md) "
+        "drives the MD, and the teacher (model_path) checks its forces every monitor_every steps",
+    )
     seed: int = Field(0, ge=0, description="seed of the initial Maxwell-Boltzmann velocities")
     relax_fmax: float = Field(0.1, gt=0, description="force threshold of the pre-relaxation, eV/A")
     tdamp_fs: float | None = Field(
@@ -479,8 +484,12 @@ def resolve_study_paths(study: Study, base_dir: Path | None) -> Study:
 
 
 def _model_beside(study: Study, base_dir: Path) -> None:
-    """A relative ``engine.model_path`` that names a file beside the study file (a bundled fit) -> absolute."""
+    """A relative ``engine.model_path`` (``engine.student``) naming a file (folder) beside the study file: absolute."""
     if study.engine.model_path:
         m = Path(study.engine.model_path).expanduser()
         if not m.is_absolute() and (base_dir / m).is_file():
             study.engine.model_path = str((base_dir / m).resolve())
+    if study.engine.student:
+        st = Path(study.engine.student).expanduser()
+        if not st.is_absolute() and (base_dir / st).is_dir():
+            study.engine.student = str((base_dir / st).resolve())

@@ -114,20 +114,34 @@ class DeviationMonitor:
 
 
 def monitor_for(
-    engine: str, model_path: str | None, every: int, device: str = "cpu", committee: str = "auto"
+    engine: str,
+    model_path: str | None,
+    every: int,
+    device: str = "cpu",
+    committee: str = "auto",
+    student: str | None = None,
+    *,
+    factory: Callable[[str, str | None, str], Calculator],
 ) -> DeviationMonitor | None:
     """The monitor of an embedded run: the committee beside the study's model file, when it has one.
 
-    ``committee`` is ``auto`` (use it when present) or ``off``.
+    ``factory(engine, model_path, device)`` makes a model's calculator (the embedded engine's own loader: passed
+    in, so this module never imports the engine that imports it).
+
+    ``committee`` is ``auto`` (use it when present) or ``off``. When a ``student`` folder drives the MD, the
+    monitor is its teacher (``engine`` with ``model_path``), kind ``teacher``, whatever ``committee`` says.
     """
-    if committee == "off" or every < 1:
+    if every < 1:
+        return None
+    if student:
+        teacher = factory(engine, model_path, device)
+        return DeviationMonitor([teacher], every, "teacher", (str(model_path or engine),))
+    if committee == "off":
         return None
     paths = members_of(model_path)
     if not paths:
         return None
-    from cellsim.engines.mlip import make_calculator
-
-    calcs = [make_calculator(engine, str(p), device, forces_only=True)[0] for p in paths]
+    calcs = [factory(engine, str(p), device) for p in paths]
     return DeviationMonitor(calcs, every, "committee", (str(model_path), *map(str, paths)))
 
 

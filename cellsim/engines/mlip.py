@@ -369,6 +369,10 @@ def run_mlip(
     name = engine or (eng.name if eng.name == "cp2k" else mlip_for(eng.name))
     if name not in ENGINES:
         raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+    # opt-in: a student distilled from the study's model drives the MD (cellsim.engines.student); its segments are
+    # its own ("<engine>+student" in engine.json), and the teacher checks its forces every monitor_every steps
+    student = eng.student if name == eng.name and name != "cp2k" else None
+    owner = f"{name}+student" if student else name
     rd = RunDir(run_dir)
     dt_fs = md.timestep_fs
     plan = SegmentPlan.from_study(study, total_steps)
@@ -384,7 +388,7 @@ def run_mlip(
     for k, target in enumerate(plan.nsw):  # before any model is loaded: refuse early
         seg = rd.segment_dir(k, replica)
         if not _segment_done(seg, target):
-            _check_own_segment(seg, name)
+            _check_own_segment(seg, owner)
 
     if name == "cp2k":
         from cellsim.engines.cp2k_md import md_calculator
@@ -392,13 +396,25 @@ def run_mlip(
         calc, info = md_calculator(atoms, study, rd.md_root(replica) / "cp2k")
     else:
         set_threads(threads or eng.threads)
-        calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
+        if student:
+            from cellsim.engines.student import student_calculator
+
+            calc, info = student_calculator(student, resolve_device(device or eng.device), teacher=eng.model_path)
+            info = {**info, "engine": owner}
+        else:
+            calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
     monitor = None
     if name != "cp2k":
         from cellsim.engines.committee import monitor_for
 
         monitor = monitor_for(
-            name, eng.model_path, eng.monitor_every, resolve_device(device or eng.device), eng.committee
+            name,
+            eng.model_path,
+            eng.monitor_every,
+            resolve_device(device or eng.device),
+            eng.committee,
+            student,
+            factory=lambda e, m, d: make_calculator(e, m, d, forces_only=True)[0],
         )
         if monitor is not None:
             info = {**info, "deviation": monitor.describe()}
@@ -532,7 +548,7 @@ def run_mlip(
     finally:
         if hasattr(calc, "close"):  # CP2K's shell process: ended on a kill too
             calc.close()
-    return RunSummary(name, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
+    return RunSummary(owner, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
 
 
 def _write_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> None:
