@@ -322,7 +322,12 @@ def deviation_check(
         + where
         + (
             f": the engine is outside its data (more than {100 * DEVIATION_FRACTION:g} % of frames): its forces there "
-            "are extrapolated; label such frames (`cellsim engines learn`) before trusting the products"
+            + (
+                "are not its teacher's; distil the student again with this run's frames (docs/student.md) or run the "
+                "teacher before trusting the products"
+                if kind == "teacher"
+                else "are extrapolated; label such frames (`cellsim engines learn`) before trusting the products"
+            )
             if fires
             else f": within its data (limit {100 * DEVIATION_FRACTION:g} % of frames)"
         )

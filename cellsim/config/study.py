@@ -162,7 +162,8 @@ class EngineSpec(_Model):
     committee: Literal["auto", "off"] = Field(
         "auto",
         description="auto: when the model file has a committee beside it (committee.json, `cellsim engines "
-        "committee`), its force deviation is recorded every monitor_every steps (md/seg-*/deviation.csv)",
+        "committee`), its force deviation is recorded every monitor_every steps (deviation.csv in each MD "
+        "segment folder)",
     )
     monitor_every: int = Field(20, ge=1, description="MD steps between the committee's (or teacher's) force checks")
     student: str | None = Field(

@@ -61,6 +61,13 @@ def test_fired_check_says_where_and_when() -> None:
     assert "outside its data" in msg
 
 
+def test_a_student_is_sent_back_to_its_teacher() -> None:
+    t, dev, _ = _frames(0.5)
+    msg = deviation_check(t, dev, ["S"] * 100, kind="teacher").message
+    assert "the teacher disputes forces" in msg
+    assert "distil the student again" in msg
+
+
 def test_record_reads_to_the_last_whole_line(tmp_path: Path) -> None:
     a = tmp_path / "seg-000"
     b = tmp_path / "seg-001"
