@@ -5,6 +5,7 @@ Registered on the ``cellsim engines`` sub-app; torch and CHGNet are imported ins
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -110,6 +111,17 @@ def engines_learn(
     explore_only: Annotated[
         bool, typer.Option(help="explore and select only: print what would be labelled (no CP2K, no fit)")
     ] = False,
+    judge_only: Annotated[
+        bool,
+        typer.Option(help="judge every round's model again on the held-out sets as they stand now, redraw the curve"),
+    ] = False,
+    control: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="with --judge-only: another fit's model file judged beside the rounds (e.g. the same training sets "
+            "without the new labels), shown as a control on the curve"
+        ),
+    ] = None,
     committee: Annotated[
         int, typer.Option(min=1, help="models in each new fit's committee (1: none; grow it later with `committee`)")
     ] = 4,
@@ -153,19 +165,35 @@ def engines_learn(
     el = metal_els[0] if len(metal_els) == 1 else None
     settings = LearnSettings(steps=steps, frames=frames, iterations=iterations, committee=committee)
     try:
-        state = learn(
-            study,
-            model,
-            out,
-            out / "fits",
-            training,
-            tests,
-            settings,
-            element=el,
-            volume=BAIN_VOLUME.get(el or "", None),
-            explore_only=explore_only,
-            progress=lambda m: err_console.print(f"[dim]  {m}[/]", highlight=False),
-        )
+        if judge_only:
+            from cellsim.engines.learn import LearnState, rejudge
+
+            f = out / "learn.json"
+            if not f.is_file():
+                raise CellsimError(f"--judge-only: {f} missing (no campaign in {out} yet)")
+            old = json.loads(f.read_text())
+            state = LearnState(old.get("settings", {}), list(old.get("iterations", [])), list(old.get("controls", [])))
+            for c in control or []:
+                if not c.is_file():
+                    raise CellsimError(f"--control {c}: no such model file")
+                state.controls = [x for x in state.controls if x.get("model") != str(c)]
+                state.controls.append({"label": c.parent.name, "model": str(c)})
+            rejudge(state, tests)
+            state.save(f)
+        else:
+            state = learn(
+                study,
+                model,
+                out,
+                out / "fits",
+                training,
+                tests,
+                settings,
+                element=el,
+                volume=BAIN_VOLUME.get(el or "", None),
+                explore_only=explore_only,
+                progress=lambda m: err_console.print(f"[dim]  {m}[/]", highlight=False),
+            )
     except CellsimError as exc:
         fail(exc)
     t = Table(title=f"active learning, {study.name}", title_justify="left")
@@ -184,5 +212,8 @@ def engines_learn(
         )
     console.print(t)
     png = out / "learn.png"
-    atomic_write_bytes(png, to_png(curve_plot({"settings": state.settings, "iterations": state.iterations})))
+    atomic_write_bytes(
+        png,
+        to_png(curve_plot({"settings": state.settings, "iterations": state.iterations, "controls": state.controls})),
+    )
     console.print(f"[dim]curve: {out / 'learn.json'}, {png}; total {time.perf_counter() - t0:.0f} s[/]")

@@ -80,11 +80,14 @@ class LearnState:
 
     settings: dict[str, Any]
     iterations: list[dict[str, Any]] = field(default_factory=list)
+    # other fits judged on the same held-out sets (e.g. the same training sets without the new labels): what the
+    # curve's gain owes to the active-learning labels and what to labels that were there anyway
+    controls: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         from cellsim.core.files import atomic_write_json
 
-        atomic_write_json(path, {"settings": self.settings, "iterations": self.iterations})
+        atomic_write_json(path, {"settings": self.settings, "iterations": self.iterations, "controls": self.controls})
 
 
 # --------------------------------------------------------------------------- explore and select
@@ -169,7 +172,8 @@ def labelable_interface(study: Study, settings: Any, budget_s: float) -> Atoms:
 
 
 def held_out_errors(model_path: Path, test_sets: Sequence[Path]) -> dict[str, Any]:
-    """Force errors (eV/A, all atoms and per element) of a model file on stored held-out label sets."""
+    """Force errors (eV/A, all atoms and per element) of a model file on stored held-out label sets, and the energy
+    error with the energy shifts of the model's card (without a card the energies are on another zero: dropped)."""
     import contextlib
     import io
     import warnings
@@ -183,7 +187,22 @@ def held_out_errors(model_path: Path, test_sets: Sequence[Path]) -> dict[str, An
     labels = load_labels([str(p) for p in test_sets])
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.from_file(str(model_path), verbose=False)
-    return errors(model, labels, {})
+    try:
+        shifts = json.loads((Path(model_path).parent / "card.json").read_text())["energy_shifts_eV_atom"]
+    except (OSError, ValueError, KeyError):
+        shifts = None
+    out = errors(model, labels, shifts or {})
+    if shifts is None:
+        out.pop("energy_mae_meV_atom", None)
+    return out
+
+
+def _labels_of(model_path: Path, default: int) -> int:
+    """The number of labels a model was fitted on (its card), else ``default``."""
+    try:
+        return int(json.loads((Path(model_path).parent / "card.json").read_text())["labels"]["n"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
 
 
 def learn(
@@ -229,7 +248,7 @@ def learn(
                 "iteration": 0,
                 "model": str(current),
                 "new_labels": 0,
-                "labels_total": len(load_labels([str(p) for p in training])),
+                "labels_total": _labels_of(current, len(load_labels([str(p) for p in training]))),
                 "held_out": held_out_errors(current, test_sets),
             }
         )
@@ -341,8 +360,9 @@ def rejudge(state: LearnState, test_sets: Sequence[Path]) -> None:
     from cellsim.engines.fit import load_labels
 
     n = len(load_labels([str(p) for p in test_sets]))
-    for r in state.iterations:
+    for r in [*state.iterations, *state.controls]:
         if "model" in r and Path(r["model"]).is_file():
+            r["labels_total"] = _labels_of(Path(r["model"]), int(r.get("labels_total", 0)))
             r["held_out"] = held_out_errors(Path(r["model"]), test_sets)
             r["held_out_sets"] = {"sets": [str(p) for p in test_sets], "labels": n}
 
@@ -388,6 +408,17 @@ def curve_plot(state: dict[str, Any]) -> Any:
     els = sorted({e for r in rows for e in r["held_out"].get("force_mae_by_element", {})})
     for e in els:
         ax.plot(n, [r["held_out"]["force_mae_by_element"].get(e) for r in rows], ".--", lw=1, label=e)
+    for c in state.get("controls", []):
+        if "held_out" in c:
+            ax.plot(
+                [c["labels_total"]],
+                [c["held_out"].get("force_mae_eV_A")],
+                "s",
+                mfc="none",
+                color="grey",
+                ms=8,
+                label=f"control: {c.get('label', 'fit')}",
+            )
     target = state.get("settings", {}).get("target")
     if target:
         ax.axhline(target, color="firebrick", ls=":", lw=1, label=f"target {target:g}")
