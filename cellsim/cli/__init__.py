@@ -27,7 +27,7 @@ from cellsim.cli._app import app, err_console
 __all__ = ["app", "console_main", "main"]
 
 # options that may be given more than once (their values are merged); any other repeated option is refused
-REPEATABLE = {"--pairs", "--cutoff", "--candidate", "--engine", "--labels"}
+REPEATABLE = {"--pairs", "--cutoff", "--candidate", "--engine", "--labels", "--control"}
 
 
 def _log_dir() -> Path:

@@ -225,7 +225,7 @@ def test_demo_refuses_an_unknown_study_naming_the_closest(capsys: pytest.Capture
     assert code == 2
     assert err.strip().splitlines() == [
         "error: --study 'li6ps5cl-li': not a bundled study or a study file; did you mean li6ps5cl_li? "
-        "(bundled: li3ps4_in, li6ps5cl_in, li6ps5cl_in_fitted, li6ps5cl_li, li6ps5cl_liin)"
+        "(bundled: li3ps4_in, li6ps5cl_in, li6ps5cl_in_fitted, li6ps5cl_in_student, li6ps5cl_li, li6ps5cl_liin)"
     ]
     assert not (tmp_path / "d").exists()
 

@@ -439,4 +439,4 @@ def test_campaign_file_bounds_the_runs_at_once(paper_run: Path, tmp_path: Path, 
     bad = tmp_path / "bad.yaml"
     bad.write_text("runs: [a]\nmax_job: 2\n")
     r = cellsim(["submit", str(bad)], env)
-    assert r.returncode == 2 and "unknown field 'max_job'" in r.stderr
+    assert r.returncode == 2 and "max_job: unknown field" in r.stderr
