@@ -217,3 +217,50 @@ def engines_learn(
         to_png(curve_plot({"settings": state.settings, "iterations": state.iterations, "controls": state.controls})),
     )
     console.print(f"[dim]curve: {out / 'learn.json'}, {png}; total {time.perf_counter() - t0:.0f} s[/]")
+
+
+@engines_app.command("distill")
+def engines_distill(
+    run_dir: Annotated[
+        Path, typer.Argument(help="a built run directory whose study's engine.model_path is the teacher")
+    ],
+    out: Annotated[Path, typer.Option(help="folder of students (one sub-folder per teacher + data + settings)")] = Path(
+        "cellsim-students"
+    ),
+    from_run: Annotated[
+        Path | None,
+        typer.Option(
+            help="a run the student drove: its frames are labelled by the teacher and trained on too (one round of "
+            "learning where the teacher disagreed)"
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+) -> None:
+    """Distil a fast student (a small MACE) from the study's fitted model, its teacher (docs/student.md).
+
+    Teacher-labelled frames of the run's interface and the reduced interface (300/450/600 K MD, rattled and strained
+    cells) and of the stored DFT sets' structures; held out by trajectory; a card with the teacher's sha256, the
+    errors and the speed. Cached: the same call reuses the folder. Use it with
+    ``engine: {name: chgnet, model_path: TEACHER, student: FOLDER}``; the teacher then checks its forces in every run.
+    """
+    from cellsim.engines.distill import distill, student_run_frames
+    from cellsim.engines.mlip import set_threads
+
+    t0 = time.perf_counter()
+    set_threads(threads)
+    try:
+        extra = student_run_frames(from_run) if from_run is not None else []
+        res = distill(
+            run_dir,
+            out,
+            extra_atoms=extra,
+            extra_source=f"frames of the student's run {from_run}" if from_run is not None else "",
+            progress=lambda m: err_console.print(f"[dim]  {m}[/]", highlight=False),
+        )
+    except CellsimError as exc:
+        fail(exc)
+    console.print(f"student: {res.folder} ({'reused' if res.cached else 'new'})\ncard:    {res.folder / 'card.md'}")
+    console.print(
+        f"[dim]use it: engine: {{name: chgnet, model_path: TEACHER, student: {res.folder}}}; total "
+        f"{time.perf_counter() - t0:.0f} s[/]"
+    )

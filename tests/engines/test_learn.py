@@ -81,3 +81,16 @@ def test_exploration_records_the_committee_on_real_models(tmp_path: Path) -> Non
     cands = explore(atoms, calc, DeviationMonitor(others, 5), 300.0, 20, 5, seed=0)
     assert [c.step for c in cands] == [5, 10, 15, 20]
     assert min(c.max_dev for c in cands) > 0.0
+
+
+def test_distill_without_a_teacher_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cellsim.cli import app
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "study.yaml").write_text("name: t\n")
+    r = CliRunner().invoke(app, ["engines", "distill", str(run)])
+    assert r.exit_code != 0
+    assert "engine.model_path names no teacher model file" in r.output
