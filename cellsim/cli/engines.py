@@ -48,6 +48,15 @@ def load_study_or_run(ref: str) -> tuple[Study, Path | None, Path | None]:
     return study, (p.parent.resolve() if p.is_file() else None), None
 
 
+def study_elements(study: Study, base_dir: Path | None, run_dir: Path | None) -> tuple[list[str], set[str]]:
+    """The study's metal elements (sorted) and every element of its metal and electrolyte: what its labels must hold."""
+    from cellsim.engines.check import prepare
+
+    inp = prepare(study, base_dir, run_dir)
+    metal_els = sorted({str(x.specie) for x in inp.metal.structure})
+    return metal_els, set(metal_els) | {str(x.specie) for x in inp.electrolyte.structure}
+
+
 @engines_app.callback()
 def engines_list(
     ctx: typer.Context,

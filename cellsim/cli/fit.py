@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from cellsim.cli._app import console, err_console, fail
-from cellsim.cli.engines import engines_app, load_study_or_run
+from cellsim.cli.engines import engines_app, load_study_or_run, study_elements
 from cellsim.core.errors import CellsimError
 
 
@@ -105,11 +105,7 @@ def engines_fit(
             raise CellsimError(
                 f"engines fit: engine.name is '{study.engine.name}'; only CHGNet (chgnet) is fine-tuned for now"
             )
-        from cellsim.engines.check import prepare
-
-        inp = prepare(study, base_dir, run_dir)
-        metal_els = sorted({str(x.specie) for x in inp.metal.structure})
-        elements = set(metal_els) | {str(x.specie) for x in inp.electrolyte.structure}
+        metal_els, elements = study_elements(study, base_dir, run_dir)
         folders = list(labels) if labels else training_sets(elements)
         if not folders:
             raise CellsimError(

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from cellsim.cli._app import console, err_console, fail
-from cellsim.cli.engines import engines_app, load_study_or_run
+from cellsim.cli.engines import engines_app, load_study_or_run, study_elements
 from cellsim.core.errors import CellsimError
 
 
@@ -56,11 +56,7 @@ def engines_committee(
         card = model.parent / "card.json"
         if not card.is_file():
             raise CellsimError(f"engines committee: {card} missing; the committee refits the labels a fit's card names")
-        from cellsim.engines.check import prepare
-
-        inp = prepare(study, base_dir, run_dir)
-        metal_els = sorted({str(x.specie) for x in inp.metal.structure})
-        elements = set(metal_els) | {str(x.specie) for x in inp.electrolyte.structure}
+        metal_els, elements = study_elements(study, base_dir, run_dir)
         folders = list(labels) if labels else training_sets(elements)
         data, settings = labels_of_card(card, load_labels(folders))
     except CellsimError as exc:
@@ -147,11 +143,7 @@ def engines_learn(
             raise CellsimError(f"engines learn: {study_or_run} names no fitted model (engine.model_path)")
         model = Path(study.engine.model_path)
         out = labels_dir or ((run_dir / "learn") if run_dir else Path("cellsim-learn"))
-        from cellsim.engines.check import prepare
-
-        inp = prepare(study, base_dir, run_dir)
-        metal_els = sorted({str(x.specie) for x in inp.metal.structure})
-        elements = set(metal_els) | {str(x.specie) for x in inp.electrolyte.structure}
+        metal_els, elements = study_elements(study, base_dir, run_dir)
         training = [p for p in training_sets(elements) if p.resolve() != (out / "jobs").resolve()]
         tests = interface_test_sets(elements)
         if not tests and not explore_only:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ase import Atoms
 
     from cellsim.config.study import Study
+    from cellsim.engines.fit import Label
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,12 @@ def explore(
     deviation."""
     import warnings
 
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from ase.optimize import FIRE
-    from ase.units import fs
+    from cellsim.engines.snapshots import langevin
 
     # CHGNet's calculator converts to pymatgen, which drops FixCom with a warning per call: the centre of mass is
     # held by the integrator's constraint, not by the forces
     warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian", category=UserWarning)
-    work = atoms.copy()
-    work.calc = calc
-    FIRE(work, logfile=None).run(fmax=0.1, steps=30)
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
-    Stationary(work)
-    work.set_constraint([*work.constraints, FixCom()])
-    dyn = Langevin(work, timestep=dt_fs * fs, temperature_K=temperature, friction=0.01 / fs, fixcm=False, rng=rng)
+    work, dyn = langevin(atoms, calc, temperature, dt_fs, seed)
     out: list[Candidate] = []
     symbols = work.get_chemical_symbols()
     for step in range(every, steps + 1, every):
@@ -171,20 +161,20 @@ def labelable_interface(study: Study, settings: Any, budget_s: float) -> Atoms:
     return AseAtomsAdaptor.get_atoms(cands[-1][1])
 
 
-def held_out_errors(model_path: Path, test_sets: Sequence[Path]) -> dict[str, Any]:
-    """Force errors (eV/A, all atoms and per element) of a model file on stored held-out label sets, and the energy
-    error with the energy shifts of the model's card (without a card the energies are on another zero: dropped)."""
+def held_out_errors(model_path: Path, labels: Sequence[Label]) -> dict[str, Any]:
+    """Force errors (eV/A, all atoms and per element) of a model file on held-out labels (loaded once by the caller
+    for every model it judges), and the energy error with the energy shifts of the model's card (without a card the
+    energies are on another zero: dropped)."""
     import contextlib
     import io
     import warnings
 
     from chgnet.model import CHGNet
 
-    from cellsim.engines.fit import errors, load_labels
+    from cellsim.engines.fit import errors
 
     # CHGNet 0.3 converts a grad-tracking tensor once per call: harmless, and not cellsim's message to print
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad", category=UserWarning)
-    labels = load_labels([str(p) for p in test_sets])
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.from_file(str(model_path), verbose=False)
     try:
@@ -197,12 +187,12 @@ def held_out_errors(model_path: Path, test_sets: Sequence[Path]) -> dict[str, An
     return out
 
 
-def _labels_of(model_path: Path, default: int) -> int:
-    """The number of labels a model was fitted on (its card), else ``default``."""
+def _labels_of(model_path: Path) -> int | None:
+    """The number of labels a model was fitted on (its card), or None without a readable card."""
     try:
         return int(json.loads((Path(model_path).parent / "card.json").read_text())["labels"]["n"])
     except (OSError, ValueError, KeyError, TypeError):
-        return default
+        return None
 
 
 def learn(
@@ -241,15 +231,17 @@ def learn(
         old = json.loads(state_file.read_text())
         state.iterations = list(old.get("iterations", []))
     atoms = labelable_interface(study, cp2k, 60 * s.label_budget_min)
+    held_labels = [] if explore_only else load_labels([str(p) for p in test_sets])
     current = Path(model_path)
     if not state.iterations and not explore_only:
+        n_fit = _labels_of(current)
         state.iterations.append(
             {
                 "iteration": 0,
                 "model": str(current),
                 "new_labels": 0,
-                "labels_total": _labels_of(current, len(load_labels([str(p) for p in training]))),
-                "held_out": held_out_errors(current, test_sets),
+                "labels_total": n_fit if n_fit is not None else len(load_labels([str(p) for p in training])),
+                "held_out": held_out_errors(current, held_labels),
             }
         )
         state.save(state_file)
@@ -331,7 +323,7 @@ def learn(
             grow_committee(
                 fit.model_path, data, s.committee, settings=base, element=element, volume=volume, progress=say
             )
-        held = held_out_errors(fit.model_path, test_sets)
+        held = held_out_errors(fit.model_path, held_labels)
         record.update(
             {
                 "model": str(fit.model_path),
@@ -359,12 +351,14 @@ def rejudge(state: LearnState, test_sets: Sequence[Path]) -> None:
     between rounds; one curve must compare the models on the same labels)."""
     from cellsim.engines.fit import load_labels
 
-    n = len(load_labels([str(p) for p in test_sets]))
+    labels = load_labels([str(p) for p in test_sets])
     for r in [*state.iterations, *state.controls]:
         if "model" in r and Path(r["model"]).is_file():
-            r["labels_total"] = _labels_of(Path(r["model"]), int(r.get("labels_total", 0)))
-            r["held_out"] = held_out_errors(Path(r["model"]), test_sets)
-            r["held_out_sets"] = {"sets": [str(p) for p in test_sets], "labels": n}
+            n_fit = _labels_of(Path(r["model"]))
+            if n_fit is not None:
+                r["labels_total"] = n_fit
+            r["held_out"] = held_out_errors(Path(r["model"]), labels)
+            r["held_out_sets"] = {"sets": [str(p) for p in test_sets], "labels": len(labels)}
 
 
 def _save_round(path: Path, record: dict[str, Any], chosen: Sequence[Candidate]) -> None:

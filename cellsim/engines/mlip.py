@@ -390,28 +390,28 @@ def run_mlip(
         if not _segment_done(seg, target):
             _check_own_segment(seg, owner)
 
+    monitor = None
     if name == "cp2k":
         from cellsim.engines.cp2k_md import md_calculator
 
         calc, info = md_calculator(atoms, study, rd.md_root(replica) / "cp2k")
     else:
+        from cellsim.engines.committee import monitor_for
+
         set_threads(threads or eng.threads)
+        torch_device = resolve_device(device or eng.device)
         if student:
             from cellsim.engines.student import student_calculator
 
-            calc, info = student_calculator(student, resolve_device(device or eng.device), teacher=eng.model_path)
+            calc, info = student_calculator(student, torch_device, teacher=eng.model_path)
             info = {**info, "engine": owner}
         else:
-            calc, info = make_calculator(name, eng.model_path, resolve_device(device or eng.device), forces_only=True)
-    monitor = None
-    if name != "cp2k":
-        from cellsim.engines.committee import monitor_for
-
+            calc, info = make_calculator(name, eng.model_path, torch_device, forces_only=True)
         monitor = monitor_for(
             name,
             eng.model_path,
             eng.monitor_every,
-            resolve_device(device or eng.device),
+            torch_device,
             eng.committee,
             student,
             factory=lambda e, m, d: make_calculator(e, m, d, forces_only=True)[0],

@@ -115,6 +115,30 @@ def _digest(atoms: Atoms) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
+def langevin(
+    atoms: Atoms, calc: Any, temperature: float, dt_fs: float, seed: int, relax_steps: int = 30
+) -> tuple[Atoms, Any]:
+    """A copy of ``atoms`` on ``calc``, relaxed by ``relax_steps`` of FIRE (fmax 0.1 eV/A), with seeded
+    Maxwell-Boltzmann velocities, and ASE's Langevin NVT on it (friction 0.01/fs, centre of mass fixed): the short
+    MD of the snapshot and active-learning explorations."""
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.optimize import FIRE
+    from ase.units import fs
+
+    work = atoms.copy()
+    work.calc = calc
+    if relax_steps > 0:
+        FIRE(work, logfile=None).run(fmax=0.1, steps=relax_steps)
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
+    Stationary(work)
+    work.set_constraint([*work.constraints, FixCom()])  # ASE >= 3.28: FixCom, not Langevin(fixcm=True)
+    dyn = Langevin(work, timestep=dt_fs * fs, temperature_K=temperature, friction=0.01 / fs, fixcm=False, rng=rng)
+    return work, dyn
+
+
 def engine_md_snapshots(
     atoms: Atoms,
     model: ModelInfo,
@@ -130,12 +154,7 @@ def engine_md_snapshots(
 
     Cached by the start structure, engine, and MD settings, so the same snapshots are labelled on a rerun.
     """
-    from ase.constraints import FixCom
     from ase.io import read, write
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from ase.optimize import FIRE
-    from ase.units import fs
 
     from cellsim.engines.registry import load_calculator
 
@@ -148,16 +167,8 @@ def engine_md_snapshots(
         if found.is_file():
             frames = read(found, index=":")
             return list(frames) if isinstance(frames, list) else [frames]
-    work = atoms.copy()
-    work.calc = load_calculator(model)
-    if relax_steps > 0:
-        FIRE(work, logfile=None).run(fmax=0.1, steps=relax_steps)
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
-    Stationary(work)
-    constraints = list(work.constraints)
-    work.set_constraint([*constraints, FixCom()])  # ASE >= 3.28: FixCom, not Langevin(fixcm=True)
-    dyn = Langevin(work, timestep=dt_fs * fs, temperature_K=temperature, friction=0.01 / fs, fixcm=False, rng=rng)
+    constraints = list(atoms.constraints)
+    work, dyn = langevin(atoms, load_calculator(model), temperature, dt_fs, seed, relax_steps)
     half = steps // 2
     picks = {half + round(i * (steps - half) / k) for i in range(1, k + 1)}
     frames = []
