@@ -28,9 +28,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -815,3 +817,23 @@ def check(case: Case, directory: Path) -> Outcome:
     out = judge(case, path, frac, cells, list(caught))
     out.seconds = time.perf_counter() - t0
     return out
+
+
+class Hang(Exception):
+    """A reader still running after the fuzz tests' time limit."""
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Raise Hang when the block runs longer than ``seconds`` (SIGALRM: the readers' loops are Python)."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Hang(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

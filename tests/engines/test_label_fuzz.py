@@ -5,14 +5,12 @@ CellsimError line that names the file; never another exception, a hang or a NaN 
 from __future__ import annotations
 
 import shutil
-import signal
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzgen import Hang, time_limit
 from label_files import emt_md, ml_ab_text, write_db, write_extxyz, write_vasprun
 
 from cellsim.core.errors import CellsimError
@@ -22,24 +20,6 @@ ASE_OUTCAR = Path(__import__("ase").__path__[0]) / "test" / "testdata" / "vasp" 
 NAMES = {"vasprun": "vasprun.xml", "outcar": "OUTCAR", "ml_ab": "ML_AB", "extxyz": "data.extxyz", "ase-db": "set.db"}
 FRAMES = {"vasprun": 6, "outcar": 1, "ml_ab": 6, "extxyz": 6, "ase-db": 6}
 N_CASES, LIMIT_S = 40, 20
-
-
-class Hang(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hang(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(scope="module")

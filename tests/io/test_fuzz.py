@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import gzip
 import re
-import signal
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fuzzgen
+from fuzzgen import time_limit
 
 from cellsim.analysis.rdf import PeriodicImageError, block_images
 from cellsim.core import _native
@@ -37,26 +35,6 @@ from cellsim.io.xdatcar import (
 SEED, N_CASES = 16, 420
 CASES = fuzzgen.generate(SEED, N_CASES)
 LIMIT_S = 5
-
-
-class Hang(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Raise Hang when the block runs longer than ``seconds`` (SIGALRM: the reader's loops are Python)."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hang(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
