@@ -126,22 +126,29 @@ TEST_ONLY_SETS = {
 }
 
 
+def set_elements(jobs: Path, finished: bool = False) -> set[str] | None:
+    """The elements of a stored label set, read from its first job (its first finished job when ``finished``: a
+    set still being labelled may have none yet); None when it has no such job."""
+    from ase.io import read
+
+    first = next(iter(sorted(jobs.glob("*/result.json" if finished else "*/structure.json"))), None)
+    if first is None:
+        return None
+    atoms = read(first.parent / "structure.json")
+    assert not isinstance(atoms, list)
+    return set(atoms.get_chemical_symbols())
+
+
 def training_sets(elements: set[str] | None = None) -> list[Path]:
     """The stored label sets a fit trains on by default: every plane-wave and CP2K set not in
     :data:`TEST_ONLY_SETS`, whose structures use only ``elements`` (all, when None)."""
-    from ase.io import read
-
     from cellsim.engines.cp2k import stored_labels as cp2k_sets
     from cellsim.engines.planewave import stored_labels as pw_sets
 
     out = []
     for jobs in sorted({j for j in (*pw_sets(), *cp2k_sets()) if j.parent.name not in TEST_ONLY_SETS}):
-        first = next(iter(sorted(jobs.glob("*/structure.json"))), None)
-        if first is None:
-            continue
-        atoms = read(first)
-        assert not isinstance(atoms, list)
-        if elements is None or set(atoms.get_chemical_symbols()) <= elements:
+        found = set_elements(jobs)
+        if found is not None and (elements is None or found <= elements):
             out.append(jobs)
     return out
 

@@ -426,20 +426,11 @@ def curve_plot(state: dict[str, Any]) -> Any:
 def interface_test_sets(elements: set[str]) -> list[Path]:
     """The stored held-out label sets of interfaces with exactly ``elements`` (``TEST_ONLY_SETS`` with the study's
     metal and electrolyte in one cell): where a fit's interface forces are judged."""
-    from ase.io import read
-
     from cellsim.engines.cp2k import stored_labels
-    from cellsim.engines.fit import TEST_ONLY_SETS
+    from cellsim.engines.fit import TEST_ONLY_SETS, set_elements
 
-    out = []
-    for jobs in stored_labels():
-        if jobs.parent.name not in TEST_ONLY_SETS:
-            continue
-        done = next(iter(sorted(jobs.glob("*/result.json"))), None)  # a set still being labelled may have none yet
-        if done is None:
-            continue
-        atoms = read(done.parent / "structure.json")
-        assert not isinstance(atoms, list)
-        if set(atoms.get_chemical_symbols()) == elements:
-            out.append(jobs)
-    return out
+    return [
+        jobs
+        for jobs in stored_labels()
+        if jobs.parent.name in TEST_ONLY_SETS and set_elements(jobs, finished=True) == elements
+    ]
