@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +17,11 @@ from cellsim.core.errors import AnalysisError, CellsimError, RunDirError
 
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.analysis.diagnostics import DiagnosticsAccumulator
+    from cellsim.analysis.result import AnalysisSettings
+    from cellsim.analysis.setup import PairPlan
     from cellsim.config.study import Study
-    from cellsim.io.sources import TrajectorySource
+    from cellsim.io.sources import MDConditions, TrajectorySource
 
 PathLike = str | Path
 
@@ -81,120 +84,201 @@ def analyze(
     AnalysisResult
         With ``.to_dataframe()`` (the rdf.csv table); also written to ``out``.
     """
-    from cellsim.analysis import setup
-    from cellsim.analysis.analyze import add_baseline, analyze_pass
-    from cellsim.config.study import AnalysisSpec
-    from cellsim.core.files import BusyError, WriterLock
-    from cellsim.io.sources import resolve_md_conditions
-
+    options = _Options(
+        dt_fs=dt_fs,
+        pairs=pairs,
+        window_ps=window_ps,
+        rmax=rmax,
+        bin_width=bin_width,
+        normalisation=normalisation,
+        cutoffs=cutoffs,
+        species=species,
+        temperature_K=temperature_K,
+        reactants=reactants,
+    )
     given = _Targets.of(trajectory_or_run_dir, species, replica)
-    rd, files, out_dir, poscars = given.rd, given.files, given.out_dir(out), given.poscars
     if given.replicas_only:
-        assert rd is not None
-        return _analyze_replicas(
-            rd,
-            out,
-            progress,
-            dt_fs=dt_fs,
-            pairs=pairs,
-            window_ps=window_ps,
-            rmax=rmax,
-            bin_width=bin_width,
-            normalisation=normalisation,
-            cutoffs=cutoffs,
-            species=species,
-            temperature_K=temperature_K,
-            reactants=reactants,
-        )
+        assert given.rd is not None
+        return _analyze_replicas(given.rd, out, progress, **options.as_kwargs())
+    return _analyze_targets(given, options, out, replica, progress)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The analysis options :func:`analyze` was given (None: not given), as it names them."""
+
+    dt_fs: float | None
+    pairs: str | Sequence[str] | None
+    window_ps: float | None
+    rmax: float | None
+    bin_width: float | None
+    normalisation: str | None
+    cutoffs: dict[str, float] | None
+    species: Sequence[str] | None
+    temperature_K: float | None
+    reactants: str | Sequence[str] | None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as :func:`analyze`'s keyword arguments (for each replica's own analysis)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class _Plan:
+    """What :func:`analyze` settles before reading the trajectory: species, conditions, pairs, settings, notes."""
+
+    study: Study | None
+    paths: list[Path]  # the files among the sources (not objects in memory)
+    species: list[str] | None
+    cond: MDConditions
+    pairs: PairPlan
+    settings: AnalysisSettings
+    cutoff_source: dict[str, str]
+    notes: list[str]
+    n_index: int | None  # frames by the readers' index, None where a file has none
+    base_window: float  # the settings' window before it was fitted to the run's length
+    window_note: str | None
+
+
+def _analyze_targets(
+    given: _Targets, o: _Options, out: PathLike | None, replica: int | None, progress: Callable[[int], None] | None
+) -> AnalysisResult:
+    """:func:`analyze` of one run directory's segments, trajectory files or objects: planned, read, saved."""
+    from cellsim.core.files import BusyError, WriterLock
+
+    rd, out_dir = given.rd, given.out_dir(out)
     study: Study | None = rd.load_study() if rd is not None and rd.is_run else None
     if rd is None and (owner := find_run_dir(out_dir)) is not None and out_dir == owner.analysis_dir:
         raise CellsimError(
             f"-o {out_dir}: that is the analysis folder of run directory {owner.root}, whose own trajectory it "
             "must describe; analyse into another folder"
         )
+    plan = _plan(given, o, study)
+    lock = WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir))
+    try:
+        with lock:
+            res, diag = _read(given.files, plan, o.window_ps, rd, progress)
+            _record(res, diag, plan, o.reactants, rd, replica)
+            res.save(out_dir)
+    except BusyError as exc:
+        raise CellsimError(str(exc)) from None
+    return res
+
+
+def _plan(given: _Targets, o: _Options, study: Study | None) -> _Plan:
+    """Species, time step and temperature, pairs, settings, bond cutoffs and the window, with their notes."""
+    from cellsim.analysis import setup
+    from cellsim.config.study import AnalysisSpec
+    from cellsim.io.sources import resolve_md_conditions
+
+    files = given.files
     paths = [f for f in files if isinstance(f, Path)]  # files, not objects in memory
-    sp = setup.resolve_species(paths, poscars, list(species) if species else None) if paths else None
-    cond = resolve_md_conditions(files[0], dt_fs, temperature_K, study)
+    sp = setup.resolve_species(paths, given.poscars, list(o.species) if o.species else None) if paths else None
+    cond = resolve_md_conditions(files[0], o.dt_fs, o.temperature_K, study)
     for note in cond.warnings:
-        warnings.warn(note, UserWarning, stacklevel=2)
+        # attributed to analyze's caller: _plan <- _analyze_targets <- analyze <- caller
+        warnings.warn(note, UserWarning, stacklevel=4)
     spec = study.analysis if study is not None else AnalysisSpec()
-    plan = setup.choose_pairs(setup.parse_pairs(pairs), spec, files[0], sp, study)
-    notes = list(cond.warnings) + plan.notes
+    pairs = setup.choose_pairs(setup.parse_pairs(o.pairs), spec, files[0], sp, study)
+    notes = list(cond.warnings) + pairs.notes
     settings = setup.make_settings(
         spec,
-        plan.pairs,
+        pairs.pairs,
         cond.dt_fs,
-        window_ps=window_ps,
-        rmax=rmax,
-        bin_width=bin_width,
-        normalisation=normalisation,
-        cutoffs=cutoffs,
+        window_ps=o.window_ps,
+        rmax=o.rmax,
+        bin_width=o.bin_width,
+        normalisation=o.normalisation,
+        cutoffs=o.cutoffs,
     )
-    cutoff_source = setup.cutoff_sources(settings.pairs, cutoffs or {}, spec.bond_cutoffs)
+    cutoff_source = setup.cutoff_sources(settings.pairs, o.cutoffs or {}, spec.bond_cutoffs)
     if (cut_note := setup.cutoff_note(cutoff_source)) is not None:
         notes.append(cut_note)
     # without --window the window fits the run's length: the frame count from the readers' index, so the
     # trajectory is read once (counted by a first read only where a file has no index)
     # (the index also lets the diagnostics' thinning start on its final stride)
     n_index, base_window, window_note = setup.indexed_frames(files, sp), settings.window_ps, None
-    if window_ps is None:
+    if o.window_ps is None:
         n_total = n_index if n_index is not None else setup.count_frames(files, sp)
         settings.window_ps, window_note = setup.auto_window(n_total, settings)
-    lock = WriterLock(out_dir.parent / f".{out_dir.name}.lock", str(out_dir))
-    try:
-        with lock:
-            diag_options = setup.diagnostics_options(study, cond.dt_source == "default", n_index, len(files))
+    return _Plan(study, paths, sp, cond, pairs, settings, cutoff_source, notes, n_index, base_window, window_note)
+
+
+def _read(
+    files: list[TrajectorySource],
+    plan: _Plan,
+    window_ps: float | None,
+    rd: RunDir | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[AnalysisResult, DiagnosticsAccumulator | None]:
+    """The pass over the trajectory (a second one only where the index miscounted and the window changes)."""
+    from cellsim.analysis import setup
+    from cellsim.analysis.analyze import add_baseline, analyze_pass
+
+    settings, sp = plan.settings, plan.species
+    diag_options = setup.diagnostics_options(plan.study, plan.cond.dt_source == "default", plan.n_index, len(files))
+    res, diag = analyze_pass(files, settings, sp, progress, diag_options)
+    if window_ps is None and plan.n_index is not None and plan.n_index != res.n_frames:
+        # the index was off (a cut-off last frame, a dropped repeated frame): the window of the real
+        # count, and a second pass only if that window differs
+        fpw = settings.frames_per_window
+        settings.window_ps = plan.base_window
+        settings.window_ps, plan.window_note = setup.auto_window(res.n_frames, settings)
+        if settings.frames_per_window != fpw:
             res, diag = analyze_pass(files, settings, sp, progress, diag_options)
-            if window_ps is None and n_index is not None and n_index != res.n_frames:
-                # the index was off (a cut-off last frame, a dropped repeated frame): the window of the real
-                # count, and a second pass only if that window differs
-                fpw = settings.frames_per_window
-                settings.window_ps = base_window
-                settings.window_ps, window_note = setup.auto_window(res.n_frames, settings)
-                if settings.frames_per_window != fpw:
-                    res, diag = analyze_pass(files, settings, sp, progress, diag_options)
-            if window_note:
-                notes.append(window_note)
-            if rd is not None and rd.interface_poscar.is_file():
-                setup.check_interface_atoms(rd, res.species)
-                add_baseline(res, rd.interface_poscar)
-            duration = res.n_frames * settings.dt_fs / 1000.0
-            if window_ps is not None and window_ps > duration:
-                raise AnalysisError(
-                    f"--window {window_ps} ps is longer than the trajectory ({res.n_frames} frames = {duration:.3f} ps)"
-                )
-            if len(res.window_frames) < 2:
-                notes.append(
-                    f"one time window only ({settings.window_ps} ps over {duration:.3f} ps): nothing can be compared "
-                    "over time; use a shorter --window"
-                )
-            react = setup.choose_reactants(reactants, study, res.element_counts)
-            res.info.update(
-                {
-                    "dt_fs": settings.dt_fs,
-                    "dt_source": cond.dt_source,
-                    "temperature_K": cond.temperature_K,
-                    "temperature_source": cond.temperature_source,
-                    "run_dir": str(rd.root.resolve()) if rd is not None else None,
-                    "replica": replica,
-                    "study": study.name if study is not None else None,
-                    "reactants": react.to_dict(),
-                    "pairs_source": plan.source,
-                    "pair_rule": plan.rule,
-                    "bond_cutoff_sources": cutoff_source,
-                    "notes": notes + react.notes,
-                }
-            )
-            res.diagnostics = setup.finish_diagnostics(
-                diag, paths, cond.temperature_K, notes, rd.energy_files(replica) if rd is not None else None
-            )
-            if res.diagnostics is not None:
-                res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
-                res.info["dt_check"] = res.diagnostics.summary.get("dt_check")
-            res.save(out_dir)
-    except BusyError as exc:
-        raise CellsimError(str(exc)) from None
-    return res
+    if plan.window_note:
+        plan.notes.append(plan.window_note)
+    if rd is not None and rd.interface_poscar.is_file():
+        setup.check_interface_atoms(rd, res.species)
+        add_baseline(res, rd.interface_poscar)
+    duration = res.n_frames * settings.dt_fs / 1000.0
+    if window_ps is not None and window_ps > duration:
+        raise AnalysisError(
+            f"--window {window_ps} ps is longer than the trajectory ({res.n_frames} frames = {duration:.3f} ps)"
+        )
+    if len(res.window_frames) < 2:
+        plan.notes.append(
+            f"one time window only ({settings.window_ps} ps over {duration:.3f} ps): nothing can be compared "
+            "over time; use a shorter --window"
+        )
+    return res, diag
+
+
+def _record(
+    res: AnalysisResult,
+    diag: DiagnosticsAccumulator | None,
+    plan: _Plan,
+    reactants: str | Sequence[str] | None,
+    rd: RunDir | None,
+    replica: int | None,
+) -> None:
+    """The analysis's record of where its inputs came from (``res.info``), and its finished diagnostics."""
+    from cellsim.analysis import setup
+
+    study, cond, notes = plan.study, plan.cond, plan.notes
+    react = setup.choose_reactants(reactants, study, res.element_counts)
+    res.info.update(
+        {
+            "dt_fs": plan.settings.dt_fs,
+            "dt_source": cond.dt_source,
+            "temperature_K": cond.temperature_K,
+            "temperature_source": cond.temperature_source,
+            "run_dir": str(rd.root.resolve()) if rd is not None else None,
+            "replica": replica,
+            "study": study.name if study is not None else None,
+            "reactants": react.to_dict(),
+            "pairs_source": plan.pairs.source,
+            "pair_rule": plan.pairs.rule,
+            "bond_cutoff_sources": plan.cutoff_source,
+            "notes": notes + react.notes,
+        }
+    )
+    res.diagnostics = setup.finish_diagnostics(
+        diag, plan.paths, cond.temperature_K, notes, rd.energy_files(replica) if rd is not None else None
+    )
+    if res.diagnostics is not None:
+        res.info["equilibration_ps"] = res.diagnostics.summary.get("equilibration_ps")
+        res.info["dt_check"] = res.diagnostics.summary.get("dt_check")
 
 
 def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any) -> AnalysisResult:

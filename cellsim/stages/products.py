@@ -12,7 +12,9 @@ from cellsim.core.errors import CellsimError
 
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.config.study import MatchSpec
     from cellsim.products.match import MatchResult
+    from cellsim.references.reactants import Reactants
 
 PathLike = str | Path
 
@@ -69,27 +71,16 @@ def match(
         ``.to_dataframe()`` gives the products.csv table. Also written into the analysis folder.
     """
     from cellsim.analysis.analyze import AnalysisResult
-    from cellsim.config.study import MatchSpec
     from cellsim.core.files import BusyError, WriterLock
     from cellsim.products.match import match_analysis, named_candidates
-    from cellsim.references.reactants import Reactants, given_reactants
 
     folder, rd = _analysis_folder(analysis)
     res = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(folder)
-    if rd is not None and res.meta.run_dir is not None:
-        spec = rd.load_study().match.model_copy()
-    else:
-        spec = MatchSpec()
-    if use_mp is not None:
-        spec.use_mp = use_mp
+    spec = _match_spec(rd, res, use_mp)
     cands = None
     if candidates:
         cands = named_candidates(list(candidates), Path.cwd())
-    if reactants:
-        names = [x.strip() for x in (reactants.split(",") if isinstance(reactants, str) else reactants) if x.strip()]
-        react = given_reactants(names, res.element_counts)
-    else:
-        react = Reactants.from_dict(res.meta.reactants)
+    react = _match_reactants(res, reactants)
     per_replica = []
     for sub in res.meta.replica_folders:
         per_replica.append(
@@ -97,17 +88,7 @@ def match(
         )
     try:
         with WriterLock(folder.parent / f".{folder.name}.lock", str(folder)):
-            study_engine = rd.load_study().engine.name if rd is not None and rd.study_file.is_file() else "chgnet"
-            # DFT runs and trajectories from elsewhere are cross-checked with the default offline model
-            engine = mlip_for(study_engine)
-            thermo_fn = None
-            if thermo is not False:
-                from cellsim.products.thermo import engine_energies_check
-
-                thermo_fn = engine_energies_check(engine, bool(thermo))
-            md_fn = None
-            if reactant_md is not False:
-                md_fn = _reactant_md_fn(engine, res.temperature_K, res.settings.dt_fs, bool(reactant_md))
+            thermo_fn, md_fn = _cross_checks(rd, res, thermo, reactant_md)
             result = match_analysis(
                 res, spec, react, cands, base_dir=rd.root if rd else None, thermo=thermo_fn, reactant_md=md_fn
             )
@@ -117,6 +98,47 @@ def match(
     except BusyError as exc:
         raise CellsimError(str(exc)) from None
     return result
+
+
+def _match_spec(rd: RunDir | None, res: AnalysisResult, use_mp: bool | None) -> MatchSpec:
+    """The run's ``match:`` settings (defaults for a trajectory from elsewhere), ``use_mp`` overriding its own."""
+    from cellsim.config.study import MatchSpec
+
+    if rd is not None and res.meta.run_dir is not None:
+        spec = rd.load_study().match.model_copy()
+    else:
+        spec = MatchSpec()
+    if use_mp is not None:
+        spec.use_mp = use_mp
+    return spec
+
+
+def _match_reactants(res: AnalysisResult, reactants: str | Sequence[str] | None) -> Reactants:
+    """The reactants given (``"Li6PS5Cl,In"`` or a list), else those the analysis recorded."""
+    from cellsim.references.reactants import Reactants, given_reactants
+
+    if reactants:
+        names = [x.strip() for x in (reactants.split(",") if isinstance(reactants, str) else reactants) if x.strip()]
+        return given_reactants(names, res.element_counts)
+    return Reactants.from_dict(res.meta.reactants)
+
+
+def _cross_checks(
+    rd: RunDir | None, res: AnalysisResult, thermo: bool | None, reactant_md: bool | None
+) -> tuple[Any, Any]:
+    """The phase-diagram cross-check and the reactant-NVT baseline of :func:`match` (None where turned off)."""
+    study_engine = rd.load_study().engine.name if rd is not None and rd.study_file.is_file() else "chgnet"
+    # DFT runs and trajectories from elsewhere are cross-checked with the default offline model
+    engine = mlip_for(study_engine)
+    thermo_fn = None
+    if thermo is not False:
+        from cellsim.products.thermo import engine_energies_check
+
+        thermo_fn = engine_energies_check(engine, bool(thermo))
+    md_fn = None
+    if reactant_md is not False:
+        md_fn = _reactant_md_fn(engine, res.temperature_K, res.settings.dt_fs, bool(reactant_md))
+    return thermo_fn, md_fn
 
 
 def _reactant_md_fn(engine: str, temperature: float, dt_fs: float, compute: bool) -> Any:
