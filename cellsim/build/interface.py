@@ -26,7 +26,7 @@ from cellsim.core.version import __version__
 from cellsim.references.library import resolve_phase
 
 if TYPE_CHECKING:
-    from pymatgen.core import Structure
+    from pymatgen.core import Lattice, Structure
 
 
 @dataclass
@@ -208,8 +208,6 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
     InterfaceModel
         The structure (POSCAR order: electrolyte elements, then metal elements) and a JSON-able report.
     """
-    from pymatgen.core import Lattice, Structure
-
     e_name, e_bulk = resolve_phase(spec.electrolyte.phase, base_dir, "interface.electrolyte.phase")
     m_name, m_bulk = resolve_phase(spec.metal.phase, base_dir, "interface.metal.phase")
     bonds = _bond_dict(spec, e_bulk)
@@ -217,14 +215,77 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
     # its top face, and a cut whose faces differ is offered both ways (later indices)
     e_terms = with_both_faces(slab_templates(e_bulk, spec.electrolyte.miller, e_name, bonds or None))
     m_terms = with_both_faces(slab_templates(m_bulk, spec.metal.miller, m_name, None))
-    elec = _pick_termination(e_terms, spec.electrolyte, "interface.electrolyte")
-    metal = _pick_termination(m_terms, spec.metal, "interface.metal")
+    elec = _Side(
+        e_name, spec.electrolyte, _pick_termination(e_terms, spec.electrolyte, "interface.electrolyte"), e_terms
+    )
+    metal = _Side(m_name, spec.metal, _pick_termination(m_terms, spec.metal, "interface.metal"), m_terms)
 
-    layouts, host_is_electrolyte = plan_layouts(spec, elec, metal)
+    layouts, host_is_electrolyte = plan_layouts(spec, elec.template, metal.template)
     lay = choose_layout(spec, layouts)
+    stack = _stack(spec, lay, elec.template, metal.template, host_is_electrolyte)
+    order = _element_order(e_bulk, m_bulk)
+    structure, fixed = _ordered_structure(spec, stack, order)
+
+    pair = closest_pair(structure)
+    if pair is not None and pair["distance"] < spec.min_distance:
+        a, b = pair["species"]
+        raise BuildError(
+            f"interface: atoms {pair['i']} ({a}) and {pair['j']} ({b}) are {pair['distance']:.3f} A apart, "
+            f"closer than interface.min_distance = {spec.min_distance} A; increase interface.gap or choose "
+            "another termination"
+        )
+    e_mask = np.array([s.properties["region"] == "electrolyte" for s in structure])
+    e_idx = [int(k) for k in np.flatnonzero(e_mask)]
+    units = bonded_units(structure, e_bulk, bonds, e_idx) if bonds else {}
+    stoich = stoichiometry([structure[k].specie.symbol for k in e_idx], e_bulk)
+    report = _report(spec, structure, order, stack, lay, elec, metal, host_is_electrolyte)
+    report.update(
+        {
+            "fixed_atoms": int(fixed.sum()),
+            "closest_pair": pair,
+            "closest_interface_pair": closest_pair(structure, spec.gap + 3.0, between=e_mask),
+            "bonded_units": units,
+            "ps4": _ps4_summary(units),
+            "electrolyte_stoichiometry": stoich,
+            "candidates_considered": len(layouts),
+        }
+    )
+    return InterfaceModel(structure, report)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One slab of the interface: its phase's name, its part of the study, the termination used and those offered."""
+
+    name: str
+    spec: SlabSpec
+    template: SlabTemplate
+    terms: list[SlabTemplate]
+
+
+@dataclass
+class _Stack:
+    """The metal slab (bottom) and the electrolyte slab stacked in one cell, metal atoms first."""
+
+    lattice: Lattice
+    c: float
+    species: list[str]
+    frac: np.ndarray  # fractional coordinates, centred in the vacuum
+    is_metal: np.ndarray
+    T_e: np.ndarray  # each slab's super-cell of its template
+    T_m: np.ndarray
+    e_z: np.ndarray  # heights before centring (metal bottom at 0)
+    m_z: np.ndarray
+
+
+def _stack(
+    spec: InterfaceSpec, lay: Layout, elec: SlabTemplate, metal: SlabTemplate, host_is_electrolyte: bool
+) -> _Stack:
+    """Both slabs expanded to the layout's super-cell, the electrolyte ``gap`` above the metal, then vacuum."""
+    from pymatgen.core import Lattice
+
     match = lay.match
     T_e, T_m = (match.host_T, match.guest_T) if host_is_electrolyte else (match.guest_T, match.host_T)
-
     m_sp, m_f, m_z = _supercell_positions(metal, lay.metal_layers, T_m)
     e_sp, e_f, e_z = _supercell_positions(elec, lay.electrolyte_layers, T_e)
     m_z = m_z - m_z.min()
@@ -239,11 +300,18 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
         offset = 0.0
     vecs = match.host_vectors
     lattice = Lattice([[vecs[0, 0], vecs[0, 1], 0.0], [vecs[1, 0], vecs[1, 1], 0.0], [0.0, 0.0, c]])
-    species = m_sp + e_sp
     frac = np.column_stack([np.vstack([m_f, e_f]), (np.concatenate([m_z, e_z]) + offset) / c])
     is_metal = np.array([True] * len(m_sp) + [False] * len(e_sp))
+    return _Stack(lattice, c, m_sp + e_sp, frac, is_metal, T_e, T_m, e_z, m_z)
 
-    planes = atomic_planes(m_z)
+
+def _ordered_structure(spec: InterfaceSpec, stack: _Stack, order: list[str]) -> tuple[Structure, np.ndarray]:
+    """The structure in POSCAR order (by element, then height), with its regions and fixed bottom metal planes;
+    and which atoms (in the stack's order) are fixed."""
+    from pymatgen.core import Structure
+
+    species, frac, is_metal = stack.species, stack.frac, stack.is_metal
+    planes = atomic_planes(stack.m_z)
     if spec.fixed_metal_layers >= len(planes):
         raise BuildError(
             f"interface.fixed_metal_layers: {spec.fixed_metal_layers} would fix the whole metal slab "
@@ -252,29 +320,29 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
     fixed = np.zeros(len(species), dtype=bool)
     for p in planes[: spec.fixed_metal_layers]:
         fixed[p] = True
-
-    order = _element_order(e_bulk, m_bulk)
     rank = np.array([order.index(s) for s in species])
     perm = np.lexsort((frac[:, 2], rank))
     props: dict[str, Any] = {"region": ["metal" if is_metal[k] else "electrolyte" for k in perm]}
     if spec.fixed_metal_layers:
         props["selective_dynamics"] = [[not fixed[k]] * 3 for k in perm]
-    structure = Structure(lattice, [species[k] for k in perm], frac[perm], site_properties=props, to_unit_cell=True)
+    structure = Structure(
+        stack.lattice, [species[k] for k in perm], frac[perm], site_properties=props, to_unit_cell=True
+    )
+    return structure, fixed
 
-    pair = closest_pair(structure)
-    if pair is not None and pair["distance"] < spec.min_distance:
-        a, b = pair["species"]
-        raise BuildError(
-            f"interface: atoms {pair['i']} ({a}) and {pair['j']} ({b}) are {pair['distance']:.3f} A apart, "
-            f"closer than interface.min_distance = {spec.min_distance} A; increase interface.gap or choose "
-            "another termination"
-        )
-    e_mask = np.array([s.properties["region"] == "electrolyte" for s in structure])
-    e_idx = [int(k) for k in np.flatnonzero(e_mask)]
-    units = bonded_units(structure, e_bulk, bonds, e_idx) if bonds else {}
-    stoich = stoichiometry([structure[k].specie.symbol for k in e_idx], e_bulk)
 
-    strained_name = "metal" if host_is_electrolyte else "electrolyte"
+def _report(
+    spec: InterfaceSpec,
+    structure: Structure,
+    order: list[str],
+    stack: _Stack,
+    lay: Layout,
+    elec: _Side,
+    metal: _Side,
+    host_is_electrolyte: bool,
+) -> dict[str, Any]:
+    """The report's cell, slabs and strain (the checks of the built structure are added by the caller)."""
+    match = lay.match
     zero = {"principal": [0.0, 0.0], "max_abs": 0.0, "area": 0.0, "rotation_deg": 0.0}
     guest_strain = {
         "principal": [round(s, 6) for s in match.principal_strains],
@@ -283,43 +351,43 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
         "rotation_deg": round(match.rotation_deg, 3),
     }
     a_len, b_len = match.lengths
-    report: dict[str, Any] = {
+    return {
         "cellsim_version": __version__,
         "n_atoms": len(structure),
         "formula": structure.composition.formula.replace(" ", ""),
         "composition": {el.symbol: int(n) for el, n in structure.composition.items()},
         "species_order": [el for el in order if el in structure.composition],
         "cell": {
-            "matrix": np.round(lattice.matrix, 6).tolist(),
+            "matrix": np.round(stack.lattice.matrix, 6).tolist(),
             "a": round(a_len, 4),
             "b": round(b_len, 4),
-            "c": round(c, 4),
+            "c": round(stack.c, 4),
             "gamma_deg": round(match.gamma_deg, 4),
         },
         "area": round(match.area, 4),
         "electrolyte": _side_report(
-            e_name,
-            spec.electrolyte,
-            elec,
-            e_terms,
-            T_e,
+            elec.name,
+            elec.spec,
+            elec.template,
+            elec.terms,
+            stack.T_e,
             lay.electrolyte_layers,
             lay.electrolyte_atoms,
-            e_z,
+            stack.e_z,
             facing_bottom=True,
         ),
         "metal": _side_report(
-            m_name,
-            spec.metal,
-            metal,
-            m_terms,
-            T_m,
+            metal.name,
+            metal.spec,
+            metal.template,
+            metal.terms,
+            stack.T_m,
             lay.metal_layers,
             lay.metal_atoms,
-            m_z,
+            stack.m_z,
             facing_bottom=False,
         ),
-        "strained": strained_name,
+        "strained": "metal" if host_is_electrolyte else "electrolyte",
         "strain": {
             "metal": guest_strain if host_is_electrolyte else zero,
             "electrolyte": zero if host_is_electrolyte else guest_strain,
@@ -327,15 +395,7 @@ def build_interface(spec: InterfaceSpec, base_dir: Path | None = None) -> Interf
         "gap": spec.gap,
         "vacuum": spec.vacuum,
         "periodic_sandwich": spec.vacuum == 0,
-        "fixed_atoms": int(fixed.sum()),
-        "closest_pair": pair,
-        "closest_interface_pair": closest_pair(structure, spec.gap + 3.0, between=e_mask),
-        "bonded_units": units,
-        "ps4": _ps4_summary(units),
-        "electrolyte_stoichiometry": stoich,
-        "candidates_considered": len(layouts),
     }
-    return InterfaceModel(structure, report)
 
 
 def _side_report(
