@@ -171,6 +171,8 @@ def print_analysis(result: Any, seconds: float) -> None:
 def print_match(result: Any, folder: Path) -> None:
     from rich.table import Table
 
+    from cellsim.products.answer import Answer
+
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     react = result.reactants or {}
@@ -221,15 +223,18 @@ def print_match(result: Any, folder: Path) -> None:
         )
     console.print(t)
     console.print(answer_line(result), highlight=False, markup=False)
-    for line in (result.answer or {}).get("assumptions", []):
+    for line in Answer.coerce(result.answer).assumptions:
         console.print(f"[yellow]assumed:[/] {line}", highlight=False)
     console.print(f"wrote {folder}/{{products.csv, match.json, ref_rdf.npz}}")
 
 
 def answer_line(result: Any) -> str:
     """The match's one answer (products.answer_of); older match files fall back to the verdicts alone."""
-    if getattr(result, "answer", None):
-        return "answer: " + result.answer["sentence"]
+    from cellsim.products.answer import Answer
+
+    answer = Answer.coerce(getattr(result, "answer", None))
+    if answer:
+        return "answer: " + str(answer.sentence)
     formed = [v.candidate for v in result.candidates if v.verdict == "formed"]
     possible = [v.candidate for v in result.candidates if v.verdict == "possible"]
     if formed:

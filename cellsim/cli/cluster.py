@@ -42,7 +42,7 @@ def _answer_kind(rd: Any) -> str:
     from cellsim.products.result import load_match
 
     try:
-        return str((load_match(rd.analysis_dir).answer or {}).get("kind") or "-")
+        return str(load_match(rd.analysis_dir).answer.kind or "-")
     except CellsimError:
         return "-"
 

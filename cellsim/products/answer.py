@@ -1,9 +1,12 @@
 """The one answer of a run from all the evidence: products formed, bonds formed or broken beyond the start's
 noise, electrolyte units lost, the energy, the phase diagram, and what was assumed (``match.json: answer``,
-the first line of ``cellsim match`` and of the report)."""
+the first line of ``cellsim match`` and of the report), as the typed record :class:`Answer`."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,11 +22,126 @@ JUDGE_MIN_WINDOWS = 3
 # ions that hop between sites at room temperature: their bond counts to the anions change without a reaction
 MOBILE_IONS = frozenset({"Li", "Na", "K", "Ag", "Cu"})
 MOTIF_LOSS = 0.05  # fraction of PS4 units lost: decomposition rather than a bond flickering past the cutoff
+# match.json's answer keys, in the order answer_of writes them
+ANSWER_KEYS = ("kind", "sentence", "evidence", "assumptions", "run_ps", "formed", "possible")
+_LISTS = frozenset({"evidence", "assumptions", "formed", "possible"})
+
+
+def _text(d: Mapping[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    if v is not None and not isinstance(v, str):
+        raise TypeError(f"answer {key}: {v!r} is not text")
+    return v
+
+
+def _texts(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    v = d.get(key) or ()
+    if isinstance(v, str | bytes) or not isinstance(v, list | tuple):
+        raise TypeError(f"answer {key}: {v!r} is not a list")
+    return tuple(str(x) for x in v)
+
+
+@dataclass(frozen=True, eq=False)
+class Answer:
+    """The one answer of a run (``match.json: answer``), made by :func:`answer_of` and read by attribute.
+
+    ``kind`` is ``products``, ``reaction``, ``none`` or ``too short`` (:func:`answer_of`); ``sentence`` the
+    ``answer:`` line; ``evidence`` and ``assumptions`` its supporting lines; ``run_ps`` the run's length;
+    ``formed`` / ``possible`` the candidates named. A record without an answer (a format-1 match.json) is
+    :meth:`absent`: falsy, every attribute at its default. :meth:`to_dict` gives back exactly the keys read
+    (``recorded``), so a match.json read and saved again is unchanged; keys of another writer are kept in
+    ``extra``. ``answer["kind"]`` still reads (the dict it was, for scripts written against it); cellsim
+    outside products/ reads the attributes.
+    """
+
+    kind: str | None = None
+    sentence: str | None = None
+    evidence: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    run_ps: float | None = None
+    formed: tuple[str, ...] = ()
+    possible: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    # the keys of the record as read, in order (None: made here, every key of ANSWER_KEYS, then extra's)
+    recorded: tuple[str, ...] | None = field(default=None, repr=False)
+
+    @classmethod
+    def absent(cls) -> Answer:
+        """No answer recorded (``match.json: answer`` empty)."""
+        return cls(recorded=())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Answer:
+        """The record of a ``match.json: answer`` dict; TypeError on a value of the wrong kind."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"answer: {d!r} is not a mapping")
+        run_ps = d.get("run_ps")
+        return cls(
+            kind=_text(d, "kind"),
+            sentence=_text(d, "sentence"),
+            evidence=_texts(d, "evidence"),
+            assumptions=_texts(d, "assumptions"),
+            run_ps=None if run_ps is None else float(run_ps),
+            formed=_texts(d, "formed"),
+            possible=_texts(d, "possible"),
+            extra={k: copy.deepcopy(v) for k, v in d.items() if k not in ANSWER_KEYS},
+            recorded=tuple(d),
+        )
+
+    @classmethod
+    def coerce(cls, x: Answer | Mapping[str, Any] | None) -> Answer:
+        """``x`` as an :class:`Answer`: itself, the record of a dict, or :meth:`absent` for None."""
+        if isinstance(x, Answer):
+            return x
+        return cls.absent() if x is None else cls.from_dict(x)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``match.json: answer`` dict: the keys read, in their order (or all, for an answer made here)."""
+        keys = self.recorded if self.recorded is not None else (*ANSWER_KEYS, *self.extra)
+        out: dict[str, Any] = {}
+        for k in keys:
+            if k in ANSWER_KEYS:
+                v = getattr(self, k)
+                out[k] = list(v) if k in _LISTS else v
+            else:
+                out[k] = copy.deepcopy(self.extra[k])
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __bool__(self) -> bool:
+        return self.recorded is None or bool(self.recorded)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Answer):
+            return self.to_dict() == other.to_dict()
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if not self:
+            return "Answer(none recorded)"
+        s = self.sentence or ""
+        s = s if len(s) <= 200 else s[:197] + "..."
+        return (
+            f"Answer({self.kind}: {s!r}; {len(self.evidence)} evidence, {len(self.assumptions)} assumptions, "
+            f"{len(self.formed)} formed, {len(self.possible)} possible)"
+        )
 
 
 def _bond_text(pair: str, d: dict[str, Any]) -> str:
     b = d["bonds"]
     return f"{pair} {b['baseline_mean']:.1f} -> {b['late_mean']:.1f}"
+
+
+def _framework(pair: str, d: dict[str, Any]) -> bool:
+    """A pair bonded in a reactant that is neither a mobile ion's nor the metal's own: its fall is a break."""
+    a, c = pair.split("-")
+    return d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
 
 
 def bond_event(pair: str, d: dict[str, Any]) -> str | None:
@@ -32,56 +150,37 @@ def bond_event(pair: str, d: dict[str, Any]) -> str | None:
     framework pair of a reactant, neither mobile ion nor metal-metal, fallen beyond that noise) or None. The
     answer, the evidence and the paper-claims table all use it."""
     b = d.get("bonds") or {}
-    a, c = pair.split("-")
     if d.get("has_new") or (b.get("rose") and d.get("kind") != "reactant pair"):
         return "formed"
-    framework = d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
-    if b.get("fell") and framework:
+    if b.get("fell") and _framework(pair, d):
         return "broken"
     return None
 
 
-def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
-    """One answer from all the evidence: products, new and broken bonds, lost motifs, energy, assumptions.
+@dataclass
+class _Bonds:
+    """What the bond counts say: the pairs formed and broken, their departure times, the evidence lines."""
 
-    Kinds: ``products`` (a candidate formed), ``reaction`` (bonds formed or broke beyond the start's noise or
-    PS4 units were lost, no product formed yet), ``none`` (nothing left its noise), ``too short``. The
-    sentence never says "no product formed" while the bond table shows a change: both come from the same
-    bond counts (:func:`cellsim.products.baseline.bond_change`).
-    """
-    run_ps = res.n_frames * res.settings.dt_fs / 1000.0
-    assumptions: list[str] = []
-    meta = res.meta
-    if meta.dt_source == "default":
-        assumptions.append(f"time step assumed {res.settings.dt_fs:g} fs between frames (none given or found)")
-    check = meta.dt_check
-    implausible = check.get("status") == "implausible"
-    if implausible:
-        lo, hi = ([*(check.get("implied_dt_fs") or []), None, None])[:2]
-        implied = (
-            f" (the atoms' moves between frames imply {lo:.3g}-{hi:.3g} fs)"
-            if lo and hi
-            else f" (the atoms' moves between frames imply at least {lo:.3g} fs)"
-            if lo
-            else ""
-        )
-        dt_flag = f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
-        assumptions.append(dt_flag)
-    if meta.temperature_source == "default":
-        assumptions.append(f"temperature assumed {res.temperature_K:g} K (none given or found)")
-    evidence: list[str] = []
-    formed_bonds, broken_bonds, times = [], [], []
-    for pair, d in result.pairs.items():
+    formed: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+
+def _bond_evidence(pairs: dict[str, dict[str, Any]]) -> _Bonds:
+    """Each pair by the answer's rule, with a line for every count that left its noise (and why a fall that
+    is no break is none)."""
+    out = _Bonds()
+    for pair, d in pairs.items():
         b = d.get("bonds") or {}
         a, c = pair.split("-")
         event = bond_event(pair, d)
         if event == "formed":
-            formed_bonds.append(pair)
-            evidence.append(f"{_bond_text(pair, d)} bonds (+{b['change']:.1f}, noise margin {b['margin']:.1f})")
+            out.formed.append(pair)
+            out.evidence.append(f"{_bond_text(pair, d)} bonds (+{b['change']:.1f}, noise margin {b['margin']:.1f})")
             if b.get("formation_ps") is not None:
-                times.append(b["formation_ps"])
-        framework = d.get("kind") == "reactant pair" and not ({a, c} & MOBILE_IONS) and a != c
-        if b.get("fell") and not framework:
+                out.times.append(b["formation_ps"])
+        if b.get("fell") and not _framework(pair, d):
             why = (
                 "Li/Na hopping between sites"
                 if {a, c} & MOBILE_IONS
@@ -89,100 +188,177 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> dict[str, Any]:
                 if a == c
                 else "contacts of the interface lost, not a reaction"
             )
-            evidence.append(f"{_bond_text(pair, d)} bonds fewer ({b['change']:.1f}): {why}")
+            out.evidence.append(f"{_bond_text(pair, d)} bonds fewer ({b['change']:.1f}): {why}")
         if event == "broken":
-            broken_bonds.append(pair)
-            evidence.append(f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})")
+            out.broken.append(pair)
+            out.evidence.append(
+                f"{_bond_text(pair, d)} bonds broken ({b['change']:.1f}, noise margin {b['margin']:.1f})"
+            )
             if b.get("break_ps") is not None:
-                times.append(b["break_ps"])
+                out.times.append(b["break_ps"])
+    return out
+
+
+def _time_step_flag(res: AnalysisResult) -> str | None:
+    """Why the time step cannot be right, when the atoms' moves say so (None: plausible or not judged)."""
+    check = res.meta.dt_check
+    if check.get("status") != "implausible":
+        return None
+    lo, hi = ([*(check.get("implied_dt_fs") or []), None, None])[:2]
+    implied = (
+        f" (the atoms' moves between frames imply {lo:.3g}-{hi:.3g} fs)"
+        if lo and hi
+        else f" (the atoms' moves between frames imply at least {lo:.3g} fs)"
+        if lo
+        else ""
+    )
+    return f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
+
+
+def _assumptions(res: AnalysisResult, dt_flag: str | None) -> list[str]:
+    """What the answer assumed: a default time step or temperature, a time step the atoms contradict."""
+    out: list[str] = []
+    if res.meta.dt_source == "default":
+        out.append(f"time step assumed {res.settings.dt_fs:g} fs between frames (none given or found)")
+    if dt_flag is not None:
+        out.append(dt_flag)
+    if res.meta.temperature_source == "default":
+        out.append(f"temperature assumed {res.temperature_K:g} K (none given or found)")
+    return out
+
+
+def _motifs(result: MatchResult, res: AnalysisResult) -> tuple[bool, dict[str, float]]:
+    """Whether PS4 units were lost, and the intact fractions early and late: the diagnostics' verdict where
+    they judged the units (the answer agrees with what is printed beside it), else the match's count."""
     ps4: dict[str, float] = (result.electrolyte or {}).get("PS4_intact_fraction") or {}
     motif_lost = bool(ps4 and ps4["early"] - ps4["late"] > MOTIF_LOSS)
     diag = res.diagnostics
     unit = diag.check("PS4 integrity") if diag is not None and hasattr(diag, "check") else None
     if unit is not None:
-        # the diagnostics printed beside the answer judged the same units: their verdict is the answer's
         start = diag.summary.get("PS4_intact_start")
         end = diag.summary.get("PS4_intact_end")
         motif_lost = unit.status != "ok"
         if start is not None and end is not None:
             ps4 = {"early": float(start), "late": float(end)}
-    if motif_lost:
-        evidence.append(f"PS4 intact {100 * ps4['early']:.0f} % -> {100 * ps4['late']:.0f} %")
+    return motif_lost, ps4
+
+
+def _energy_evidence(res: AnalysisResult) -> list[str]:
+    """A falling potential energy the diagnostics flagged: energy released, or a run still relaxing."""
+    diag = res.diagnostics
     drift = getattr(diag, "summary", {}).get("potential_drift_eV_per_ps") if diag is not None else None
     drift_check = diag.check("potential energy drift") if diag is not None and hasattr(diag, "check") else None
     if drift is not None and drift < 0 and drift_check is not None and drift_check.status != "ok":
-        evidence.append(f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)")
-    from cellsim.products.thermo import thermo_lines
+        return [f"potential energy falling {drift:+.3g} eV/ps (energy released or still relaxing)"]
+    return []
 
-    evidence.extend(f"phase diagram: {line}" for line in thermo_lines(result.thermo or {}))
-    formed = [c for c in result.candidates if c.verdict == "formed"]
-    possible = [c for c in result.candidates if c.verdict == "possible"]
-    unseen = [c.candidate for c in result.candidates if c.verdict == "not seen"]
-    start = f" from {min(times):.3g} ps" if times else ""
 
-    def amount_text(c: CandidateVerdict) -> str:
-        a = c.amount or {}
-        if not a:
-            return c.candidate
-        others = [m for m in a["members"] if m != c.candidate]
-        group = f"; environments alike in {' / '.join(others)}" if others else ""
-        return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
+def _amount_text(c: CandidateVerdict) -> str:
+    """A candidate with its amount of atoms and interval, and the candidates its environments cannot tell apart."""
+    a = c.amount or {}
+    if not a:
+        return c.candidate
+    others = [m for m in a["members"] if m != c.candidate]
+    group = f"; environments alike in {' / '.join(others)}" if others else ""
+    return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
 
-    if res.n_frames < JUDGE_MIN_FRAMES or len(res.window_frames) < JUDGE_MIN_WINDOWS:
-        kind = "too short"
-        sentence = (
-            f"Too short to judge: {res.n_frames} frames ({run_ps:.3g} ps) in {len(res.window_frames)} window(s); "
-            f"at least {JUDGE_MIN_FRAMES} frames in {JUDGE_MIN_WINDOWS} windows are needed to tell a change from "
-            "noise, and reactions at these interfaces take 0.1-several ps"
-        )
-    elif formed:
-        kind = "products"
-        sentence = f"Reaction{start}: " + "; ".join(amount_text(c) + " formed" for c in formed)
-        if possible:
-            sentence += "; possible " + ", ".join(amount_text(c) for c in possible)
-    elif formed_bonds or broken_bonds or motif_lost:
-        kind = "reaction"
-        parts = [f"{p} breaking" for p in broken_bonds] + [f"{p} forming" for p in formed_bonds]
-        if motif_lost and ps4:
-            parts.append(f"PS4 units lost ({100 * ps4['early']:.0f} -> {100 * ps4['late']:.0f} % intact)")
-        sentence = f"Reaction in progress{start}: " + ", ".join(parts) + "; "
-        sentence += (
-            "products not identified yet (possible: " + ", ".join(amount_text(c) for c in possible) + ")"
-            if possible
-            else "products not identified yet"
-        )
-    else:
-        kind = "none"
-        sentence = (
-            "No reaction seen: no bonds formed beyond the noise of the first frames, no framework bond broke and no "
-            "electrolyte unit was lost"
-        )
-        if possible:
-            sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
-    if unseen and kind in ("products", "reaction"):
-        sentence += "; not seen: " + ", ".join(unseen)
-    if implausible:
-        # a verdict on times that cannot be right is no verdict: the flag leads
-        sentence = f"Time step implausible: {dt_flag}. As read: " + sentence
-    for group in {tuple(c.amount["members"]): c.amount for c in formed + possible if c.amount}.values():
+
+def _group_evidence(named: list[CandidateVerdict]) -> list[str]:
+    """One line per group of candidates the first-shell environments cannot tell apart."""
+    out = []
+    for group in {tuple(c.amount["members"]): c.amount for c in named if c.amount}.values():
         if len(group["members"]) > 1:
-            evidence.append(
+            out.append(
                 f"{' / '.join(group['members'])}: not distinguishable by first-shell environments "
                 f"({group.get('sites', '')}); their shared amount is {group['atoms']:g} {group['element']} atoms and "
                 "the distances rank them"
             )
-    bare = [p for p, d in result.pairs.items() if d.get("no_candidates") and p in formed_bonds + broken_bonds]
+    return out
+
+
+def _kind_and_sentence(
+    res: AnalysisResult,
+    candidates: list[CandidateVerdict],
+    bonds: _Bonds,
+    motif_lost: bool,
+    ps4: dict[str, float],
+) -> tuple[str, str]:
+    """The answer's kind and its sentence before the lines every kind may gain (not seen, time step, bare)."""
+    run_ps = res.n_frames * res.settings.dt_fs / 1000.0
+    formed = [c for c in candidates if c.verdict == "formed"]
+    possible = [c for c in candidates if c.verdict == "possible"]
+    start = f" from {min(bonds.times):.3g} ps" if bonds.times else ""
+    if res.n_frames < JUDGE_MIN_FRAMES or len(res.window_frames) < JUDGE_MIN_WINDOWS:
+        return "too short", (
+            f"Too short to judge: {res.n_frames} frames ({run_ps:.3g} ps) in {len(res.window_frames)} window(s); "
+            f"at least {JUDGE_MIN_FRAMES} frames in {JUDGE_MIN_WINDOWS} windows are needed to tell a change from "
+            "noise, and reactions at these interfaces take 0.1-several ps"
+        )
+    if formed:
+        sentence = f"Reaction{start}: " + "; ".join(_amount_text(c) + " formed" for c in formed)
+        if possible:
+            sentence += "; possible " + ", ".join(_amount_text(c) for c in possible)
+        return "products", sentence
+    if bonds.formed or bonds.broken or motif_lost:
+        parts = [f"{p} breaking" for p in bonds.broken] + [f"{p} forming" for p in bonds.formed]
+        if motif_lost and ps4:
+            parts.append(f"PS4 units lost ({100 * ps4['early']:.0f} -> {100 * ps4['late']:.0f} % intact)")
+        sentence = f"Reaction in progress{start}: " + ", ".join(parts) + "; "
+        sentence += (
+            "products not identified yet (possible: " + ", ".join(_amount_text(c) for c in possible) + ")"
+            if possible
+            else "products not identified yet"
+        )
+        return "reaction", sentence
+    sentence = (
+        "No reaction seen: no bonds formed beyond the noise of the first frames, no framework bond broke and no "
+        "electrolyte unit was lost"
+    )
+    if possible:
+        sentence += "; weak, unconfirmed matches: " + ", ".join(c.candidate for c in possible)
+    return "none", sentence
+
+
+def answer_of(result: MatchResult, res: AnalysisResult) -> Answer:
+    """One answer from all the evidence: products, new and broken bonds, lost motifs, energy, assumptions.
+
+    Kinds: ``products`` (a candidate formed), ``reaction`` (bonds formed or broke beyond the start's noise or
+    PS4 units were lost, no product formed yet), ``none`` (nothing left its noise), ``too short``. The
+    sentence never says "no product formed" while the bond table shows a change: both come from the same
+    bond counts (:func:`cellsim.products.baseline.bond_change`).
+    """
+    from cellsim.products.thermo import thermo_lines
+
+    dt_flag = _time_step_flag(res)
+    bonds = _bond_evidence(result.pairs)
+    motif_lost, ps4 = _motifs(result, res)
+    evidence = list(bonds.evidence)
+    if motif_lost:
+        evidence.append(f"PS4 intact {100 * ps4['early']:.0f} % -> {100 * ps4['late']:.0f} %")
+    evidence += _energy_evidence(res)
+    evidence.extend(f"phase diagram: {line}" for line in thermo_lines(result.thermo or {}))
+    kind, sentence = _kind_and_sentence(res, result.candidates, bonds, motif_lost, ps4)
+    formed = [c for c in result.candidates if c.verdict == "formed"]
+    possible = [c for c in result.candidates if c.verdict == "possible"]
+    unseen = [c.candidate for c in result.candidates if c.verdict == "not seen"]
+    if unseen and kind in ("products", "reaction"):
+        sentence += "; not seen: " + ", ".join(unseen)
+    if dt_flag is not None:
+        # a verdict on times that cannot be right is no verdict: the flag leads
+        sentence = f"Time step implausible: {dt_flag}. As read: " + sentence
+    evidence += _group_evidence(formed + possible)
+    bare = [p for p, d in result.pairs.items() if d.get("no_candidates") and p in bonds.formed + bonds.broken]
     if bare and kind in ("products", "reaction"):
         sentence += "; no candidate phase holds " + ", ".join(bare) + " (none looked for: see notes)"
-    return {
-        "kind": kind,
-        "sentence": sentence,
-        "evidence": evidence,
-        "assumptions": assumptions,
-        "run_ps": round(run_ps, 4),
-        "formed": [c.candidate for c in formed],
-        "possible": [c.candidate for c in possible],
-    }
+    return Answer(
+        kind=kind,
+        sentence=sentence,
+        evidence=tuple(evidence),
+        assumptions=tuple(_assumptions(res, dt_flag)),
+        run_ps=round(res.n_frames * res.settings.dt_fs / 1000.0, 4),
+        formed=tuple(c.candidate for c in formed),
+        possible=tuple(c.candidate for c in possible),
+    )
 
 
 def electrolyte_motifs(env: Any) -> dict[str, Any]:

@@ -166,6 +166,6 @@ def match_analysis(
     if thermo is not None and react_structs:
         result.thermo = thermo(react_structs, {c.name: c.structure for c in candidates})
     result.answer = answer_of(result, res)
-    if result.answer["kind"] == "none":
+    if result.answer.kind == "none":
         notes.append("nothing reacted")
     return result

@@ -16,6 +16,7 @@ import numpy as np
 
 from cellsim.core.errors import CellsimError
 from cellsim.core.records import read_versioned
+from cellsim.products.answer import Answer
 from cellsim.products.scores import PairMatch
 from cellsim.products.verdicts import RULES, CandidateVerdict
 
@@ -70,14 +71,17 @@ class MatchResult:
     replicas: dict[str, dict[str, Any]] = field(default_factory=dict)
     # per-atom assignment of the changed atoms (amounts.Amounts.to_dict)
     amounts: dict[str, Any] = field(default_factory=dict)
-    # the one answer from all the evidence (:func:`cellsim.products.answer.answer_of`)
-    answer: dict[str, Any] = field(default_factory=dict)
+    # the one answer from all the evidence (:func:`cellsim.products.answer.answer_of`); a dict is read as one
+    answer: Answer = field(default_factory=Answer.absent)
     # what the phase diagram of the engine's energies expects (:mod:`cellsim.products.thermo`)
     thermo: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.answer = Answer.coerce(self.answer)
+
     def __repr__(self) -> str:
         a = self.answer
-        sentence = str(a.get("sentence") or "(no answer)")
+        sentence = str(a.sentence or "(no answer)")
         if len(sentence) > 400:
             sentence = sentence[:397] + "..."
         pairs = list(self.pairs)
@@ -93,7 +97,7 @@ class MatchResult:
         lines = [
             f"MatchResult(analysis {self.analysis_id or '?'}: {len(pairs)} pairs ({shown or 'none'})",
             f"  {len(self.candidates)} candidates: {verdicts}",
-            f"  answer {a.get('kind', '?')}: {sentence})",
+            f"  answer {a.kind if a.kind is not None else '?'}: {sentence})",
         ]
         return "\n".join(lines)
 
@@ -206,7 +210,7 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
         "electrolyte": result.electrolyte,
         "replicas": result.replicas,
         "amounts": result.amounts,
-        "answer": result.answer,
+        "answer": result.answer.to_dict(),
         "thermo": result.thermo,
         "rules": dict(RULES),
     }
@@ -269,7 +273,7 @@ def load_match(folder: Path) -> MatchResult:
             d["analysis_id"],
             d["replicas"],
             d["amounts"],
-            d["answer"],
+            Answer.from_dict(d["answer"]),
             d["thermo"],
         )
     except KeyError as exc:

@@ -28,6 +28,7 @@ from cellsim.core.errors import CellsimError
 from cellsim.reporting.data import Section
 
 if TYPE_CHECKING:
+    from cellsim.products.result import MatchResult
     from cellsim.reporting.data import ReportData
 
 # the answer kinds (cellsim.products.answer.answer_of) as a reactivity score; other kinds are not judged
@@ -399,7 +400,6 @@ def _num(x: Any) -> float | None:
 
 def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str] | None = None) -> RunRow:
     """One row from an analysis folder (of run directory ``run``, if any), read as its report reads it."""
-    from cellsim.products.answer import bond_event
     from cellsim.reporting.data import load_report_data
 
     row = RunRow(name=name, folder=str(folder), run_dir=str(run.root) if run else None, labels=dict(labels or {}))
@@ -418,8 +418,22 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
     if row.units is not None and row.unit_intact_start is not None and row.unit_intact_end is not None:
         row.units_lost = round((row.unit_intact_start - row.unit_intact_end) * row.units, 3)
     row.engine = _engine_text(d.study, d)
-    diag = d.diagnostics
-    for c in getattr(diag, "checks", None) or []:
+    _read_checks(row, d)
+    if run is not None and res.meta.replica is None and run.report_dir.joinpath("report.html").is_file():
+        row.report = str(run.report_dir / "report.html")
+    elif (folder / "report" / "report.html").is_file():
+        row.report = str(folder / "report" / "report.html")
+    m = d.match
+    if m is None:
+        row.sentence = "; ".join(d.notes) or "no match result"
+        return row
+    _read_match(row, m)
+    return row
+
+
+def _read_checks(row: RunRow, d: ReportData) -> None:
+    """The diagnostics' checks (the deviation check by name), the engine check and the force parity into ``row``."""
+    for c in getattr(d.diagnostics, "checks", None) or []:
         entry = {
             "name": getattr(c, "name", str(c)),
             "status": getattr(c, "status", "ok"),
@@ -438,20 +452,19 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
             f"{verdicts[v]} {v}" for v in ("fail", "warn", "ok") if verdicts.get(v)
         )
     row.parity = list(d.parity)
-    if run is not None and res.meta.replica is None and run.report_dir.joinpath("report.html").is_file():
-        row.report = str(run.report_dir / "report.html")
-    elif (folder / "report" / "report.html").is_file():
-        row.report = str(folder / "report" / "report.html")
-    m = d.match
-    if m is None:
-        row.sentence = "; ".join(d.notes) or "no match result"
-        return row
-    ans = m.answer or {}
-    row.kind = str(ans.get("kind") or "unknown")
-    row.sentence = str(ans.get("sentence") or "")
-    row.formed = list(ans.get("formed") or [])
-    row.possible = list(ans.get("possible") or [])
-    onset = ans.get("onset_ps", None) if "onset_ps" in ans else onset_of(m.pairs)
+
+
+def _read_match(row: RunRow, m: MatchResult) -> None:
+    """The run's own answer, its onset, the bonds its rule counts, the products with amounts and PBE's reaction."""
+    from cellsim.products.answer import bond_event
+
+    ans = m.answer
+    row.kind = str(ans.kind or "unknown")
+    row.sentence = str(ans.sentence or "")
+    row.formed = list(ans.formed)
+    row.possible = list(ans.possible)
+    # an onset the answer states itself (no cellsim writes one) is taken as it is
+    onset = ans.extra["onset_ps"] if "onset_ps" in ans.extra else onset_of(m.pairs)
     row.onset_ps = _num(onset)
     total = 0.0
     for pair, pd in m.pairs.items():
@@ -486,7 +499,6 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
         row.pbe_open_li_eV_per_atom = _num((pbe.get("open_li") or {}).get("energy_eV_per_atom"))
     elif pbe.get("skipped"):
         row.notes.append(f"PBE: {pbe['skipped']}")
-    return row
 
 
 def _study_key(row: RunRow, study: dict[str, Any]) -> str:
@@ -626,19 +638,32 @@ def _pbe_text(r: RunRow) -> str:
 def comparison_sections(c: Comparison) -> list[Section]:
     """Ranking (one row per group), runs (one per seed), engines, notes."""
     unit = next((r.unit for r in c.rows if r.unit), None) or "units"
+    sections = [_ranking_section(c, unit), _runs_section(c, unit), _engines_section(c)]
+    if c.notes:
+        sections.append(("Notes", ["", ""], [["note", n] for n in c.notes], ""))
+    return sections
+
+
+def _trust_of(g: RunGroup) -> str:
+    """A group's trust in a few words: the seeds' diagnostic warnings and deviation checks."""
+    warns = Counter(w for r in g.rows for w in r.warnings)
+    trust = (
+        "warn (seeds): " + ", ".join(f"{w} {n}/{len(g.rows)}" for w, n in warns.items())
+        if warns
+        else ("diagnostics ok in every seed" if any(r.checks for r in g.rows) else "no diagnostics")
+    )
+    devs = [r.deviation for r in g.rows if r.deviation]
+    if devs:
+        trust += "; " + "; ".join(dict.fromkeys(devs))
+    return trust
+
+
+def _ranking_section(c: Comparison, unit: str) -> Section:
+    """One row per group, most reactive first."""
     ranking_rows = []
     for g in c.groups:
         pbe = next((r for r in g.rows if r.pbe_eV_per_atom is not None), None)
         engines = sorted({r.engine for r in g.rows})
-        warns = Counter(w for r in g.rows for w in r.warnings)
-        trust = (
-            "warn (seeds): " + ", ".join(f"{w} {n}/{len(g.rows)}" for w, n in warns.items())
-            if warns
-            else ("diagnostics ok in every seed" if any(r.checks for r in g.rows) else "no diagnostics")
-        )
-        devs = [r.deviation for r in g.rows if r.deviation]
-        if devs:
-            trust += "; " + "; ".join(dict.fromkeys(devs))
         pooled = [r.pooled for r in g.rows if r.pooled]
         ranking_rows.append(
             [
@@ -652,31 +677,33 @@ def comparison_sections(c: Comparison) -> list[Section]:
                 g.stat("new_bonds_per_nm2").text(".3g"),
                 g.products_text(),
                 ", ".join(engines),
-                trust,
+                _trust_of(g),
                 _pbe_text(pbe) if pbe is not None else "-",
             ]
         )
-    sections: list[Section] = [
-        (
-            "Ranking (most reactive first)",
-            [
-                "rank",
-                "interface (levels)",
-                "seeds",
-                "answers",
-                "onset",
-                f"{unit} lost / nm^2",
-                f"{unit} lost / nm^2 / ps",
-                "new bonds / nm^2",
-                "products (seeds; atoms)",
-                "engine",
-                "trust (diagnostics)",
-                "PBE reaction energy (stored)",
-            ],
-            ranking_rows,
-            RANKING + " Values: mean +/- sd over the seeds that measured it ('n of m' when some did not).",
-        )
-    ]
+    return (
+        "Ranking (most reactive first)",
+        [
+            "rank",
+            "interface (levels)",
+            "seeds",
+            "answers",
+            "onset",
+            f"{unit} lost / nm^2",
+            f"{unit} lost / nm^2 / ps",
+            "new bonds / nm^2",
+            "products (seeds; atoms)",
+            "engine",
+            "trust (diagnostics)",
+            "PBE reaction energy (stored)",
+        ],
+        ranking_rows,
+        RANKING + " Values: mean +/- sd over the seeds that measured it ('n of m' when some did not).",
+    )
+
+
+def _runs_section(c: Comparison, unit: str) -> Section:
+    """One row per run (seed), each with its own answer."""
     run_rows = []
     for g in c.groups:
         for r in g.rows:
@@ -708,52 +735,49 @@ def comparison_sections(c: Comparison) -> list[Section]:
                     + (f"; {r.deviation}" if r.deviation else ""),
                 ]
             )
-    sections.append(
-        (
-            "Runs (each answer is the run's own, from its match result)",
-            [
-                "rank",
-                "run",
-                "answer",
-                "answer sentence",
-                "onset",
-                "MD",
-                f"{unit} lost",
-                "new bonds",
-                "products with amounts",
-                "trust (diagnostics)",
-            ],
-            run_rows,
-            "Onset: the earliest time a pair's bonds left the first frames' noise, for the pairs the answer counts "
-            "as formed or broken. New bonds: the rise of those pairs' bond counts (last third against the first "
-            "frames). Units lost: intact units at the start minus at the end (the diagnostics' count). Each run's "
-            "own report: RUN/report/report.html (paths in compare.csv). Areas: "
-            + "; ".join(sorted({r.area_source for r in c.rows if r.area_source}) or ["not known"])
-            + ".",
-        )
+    return (
+        "Runs (each answer is the run's own, from its match result)",
+        [
+            "rank",
+            "run",
+            "answer",
+            "answer sentence",
+            "onset",
+            "MD",
+            f"{unit} lost",
+            "new bonds",
+            "products with amounts",
+            "trust (diagnostics)",
+        ],
+        run_rows,
+        "Onset: the earliest time a pair's bonds left the first frames' noise, for the pairs the answer counts "
+        "as formed or broken. New bonds: the rise of those pairs' bond counts (last third against the first "
+        "frames). Units lost: intact units at the start minus at the end (the diagnostics' count). Each run's "
+        "own report: RUN/report/report.html (paths in compare.csv). Areas: "
+        + "; ".join(sorted({r.area_source for r in c.rows if r.area_source}) or ["not known"])
+        + ".",
     )
+
+
+def _engines_section(c: Comparison) -> Section:
+    """Each engine's check and force parity, from its first run."""
     # each engine's record from its first run (the parity sentences name that run's folder)
     by_engine: dict[str, list[str]] = {}
     for r in c.rows:
         if r.engine not in by_engine:
             by_engine[r.engine] = [x for x in [r.engine_check and f"engine check: {r.engine_check}", *r.parity] if x]
-    sections.append(
-        (
-            "Engines",
-            ["engine", "checks against references"],
-            [
-                [e, " ".join(lines) or "no engine check or force parity stored with these runs"]
-                for e, lines in by_engine.items()
-            ],
-            "From the first run of each engine: RUN/engine-check.json (`cellsim engines check RUN`) and the forces "
-            "against PBE "
-            "(`--reference cp2k`); every diagnostic check is read by name, so an engine's own deviation check "
-            "(committee, teacher) shows in the trust columns where the analysis holds one.",
-        )
+    return (
+        "Engines",
+        ["engine", "checks against references"],
+        [
+            [e, " ".join(lines) or "no engine check or force parity stored with these runs"]
+            for e, lines in by_engine.items()
+        ],
+        "From the first run of each engine: RUN/engine-check.json (`cellsim engines check RUN`) and the forces "
+        "against PBE "
+        "(`--reference cp2k`); every diagnostic check is read by name, so an engine's own deviation check "
+        "(committee, teacher) shows in the trust columns where the analysis holds one.",
     )
-    if c.notes:
-        sections.append(("Notes", ["", ""], [["note", n] for n in c.notes], ""))
-    return sections
 
 
 def comparison_figures(c: Comparison) -> dict[str, tuple[str, bytes]]:

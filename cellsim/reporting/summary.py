@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cellsim.products.amounts import MIN_ATOMS
+from cellsim.products.answer import Answer
 from cellsim.products.verdicts import FORMED_LOWER, POSSIBLE_FRACTION
 from cellsim.references.papers import Paper, papers_for
 from cellsim.reporting.data import ReportData, Section, ps_text
@@ -50,18 +51,28 @@ def _n(x: Any) -> str:
 def answer_section(d: ReportData) -> Section:
     """The answer first: what reacted, when, into what, how sure, what was not seen."""
     m = d.match
-    rows: list[list[str]] = []
     if m is None:
         return ("Answer", ["", ""], [["products", "not matched yet"]], "; ".join(d.notes))
-    ans = m.answer or {}
-    if ans:
-        rows.append(["answer", ans["sentence"]])
-        for line in ans.get("assumptions", []):
-            rows.append(["assumed", line])
-        for line in ans.get("evidence", []):
-            rows.append(["evidence", line])
+    ans = Answer.coerce(m.answer)
+    rows = _answer_rows(ans) + _bond_rows(m) + _product_rows(m) + _trust_rows(d, m, ans)
+    return ("Answer", ["", ""], rows, _answer_note(m))
+
+
+def _answer_rows(ans: Answer) -> list[list[str]]:
+    """The answer's sentence, what it assumed and its evidence (nothing for a record without an answer)."""
+    if not ans:
+        return []
+    rows = [["answer", ans.sentence or ""]]
+    rows += [["assumed", line] for line in ans.assumptions]
+    rows += [["evidence", line] for line in ans.evidence]
+    return rows
+
+
+def _bond_rows(m: Any) -> list[list[str]]:
+    """The pairs whose bonds formed or broke by the answer's rule, with their counts against the noise."""
     from cellsim.products.answer import bond_event
 
+    rows: list[list[str]] = []
     # the answer's rule decides what formed or broke here, as in the answer, the claims and bonds.png
     reacted = [p for p, v in m.pairs.items() if bond_event(p, v) == "formed"]
     for p in reacted:
@@ -90,25 +101,29 @@ def answer_section(d: ReportData) -> Section:
                 f"from {ps_text(b.get('break_ps'))}",
             ]
         )
+    return rows
+
+
+def _candidate_text(c: Any) -> str:
+    """A candidate with its best pair score, interval and pair, and its amount of atoms where counted."""
+    return (
+        f"{c.candidate} ({c.spacegroup}) {c.best_score:.2f} [{c.best_lo:.2f}-{c.best_hi:.2f}]"
+        + (f" on {c.best_pair}" if c.best_pair else "")
+        + (
+            f", ~{c.amount['atoms']:g} {c.amount['element']} atoms [{c.amount['atoms_lo']:g}-{c.amount['atoms_hi']:g}]"
+            if c.amount
+            else ""
+        )
+    )
+
+
+def _product_rows(m: Any) -> list[list[str]]:
+    """Products formed and possible, the replicas' support, the candidates not seen, the electrolyte's breakdown."""
+    rows: list[list[str]] = []
     for verdict in ("formed", "possible"):
         got = [c for c in m.candidates if c.verdict == verdict]
         if got:
-            rows.append(
-                [
-                    f"products {verdict}",
-                    "; ".join(
-                        f"{c.candidate} ({c.spacegroup}) {c.best_score:.2f} [{c.best_lo:.2f}-{c.best_hi:.2f}]"
-                        + (f" on {c.best_pair}" if c.best_pair else "")
-                        + (
-                            f", ~{c.amount['atoms']:g} {c.amount['element']} atoms "
-                            f"[{c.amount['atoms_lo']:g}-{c.amount['atoms_hi']:g}]"
-                            if c.amount
-                            else ""
-                        )
-                        for c in got
-                    ),
-                ]
-            )
+            rows.append([f"products {verdict}", "; ".join(_candidate_text(c) for c in got)])
     if m.replicas:
         sup = [
             f"{c.candidate} formed in {m.replicas[c.candidate]['formed']} of {m.replicas[c.candidate]['n']}"
@@ -121,10 +136,17 @@ def answer_section(d: ReportData) -> Section:
         rows.append(["not seen", ", ".join(not_seen)])
     for text in (m.electrolyte or {}).get("points_to", []):
         rows.append(["electrolyte", text])
+    return rows
+
+
+def _trust_rows(d: ReportData, m: Any, ans: Answer) -> list[list[str]]:
+    """The phase diagram (when the answer's evidence lacks it), the diagnostics' warnings, the engine check and
+    the engines' forces against PBE."""
     from cellsim.products.thermo import thermo_lines
 
+    rows: list[list[str]] = []
     # a record written before the answer carried them: the phase-diagram lines once, here (else in the evidence)
-    if not any(str(e).startswith("phase diagram: ") for e in ans.get("evidence", [])):
+    if not any(str(e).startswith("phase diagram: ") for e in ans.evidence):
         for line in thermo_lines(m.thermo or {}):
             rows.append(["phase diagram", line])
     if d.diagnostics is not None and hasattr(d.diagnostics, "checks"):
@@ -156,8 +178,13 @@ def answer_section(d: ReportData) -> Section:
         )
     if d.parity:
         rows.append(["forces vs PBE", " ".join(d.parity)])
+    return rows
+
+
+def _answer_note(m: Any) -> str:
+    """The answer table's note: the reactants and the verdicts' rules."""
     react = m.reactants or {}
-    note = (
+    return (
         f"Reactants: {', '.join(react.get('phases', {})) or 'unknown'} ({react.get('source', '')}). Verdicts: "
         f"formed = score >= {m.threshold} with the 90 % interval's low end >= {FORMED_LOWER:g} x {m.threshold} and, "
         f"where the environments can see the candidate, a firm amount (>= {MIN_ATOMS:g} atoms at the interval's low "
@@ -166,7 +193,6 @@ def answer_section(d: ReportData) -> Section:
         "seen = otherwise. The answer weighs every line above: bonds formed or broken beyond the first frames' noise "
         "and lost PS4 units are a reaction even when no candidate fits. Rules: docs/matching.md."
     )
-    return ("Answer", ["", ""], rows, note)
 
 
 def as_built_bonds(d: ReportData) -> dict[str, int] | None:

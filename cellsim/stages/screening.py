@@ -249,8 +249,8 @@ def screen(
                 rec.stages.append("report")
             from cellsim.products.result import load_match
 
-            ans = load_match(rd.analysis_dir).answer or {}
-            rec.kind, rec.answer = ans.get("kind"), ans.get("sentence")
+            ans = load_match(rd.analysis_dir).answer
+            rec.kind, rec.answer = ans.kind, ans.sentence
             tell(f"{head}: {rec.kind}: {rec.answer}")
         except CellsimError as exc:
             rec.error = str(exc)
