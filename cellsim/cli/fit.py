@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +17,11 @@ from rich.table import Table
 from cellsim.cli._app import console, err_console, fail
 from cellsim.cli.engines import engines_app, load_study_or_run, study_elements
 from cellsim.core.errors import CellsimError
+
+if TYPE_CHECKING:
+    from cellsim.config.study import Study
+    from cellsim.engines.fit import FitResult, FitSettings
+    from cellsim.engines.label_sources import Label, SourceRecord
 
 
 @engines_app.command("fit")
@@ -78,16 +84,55 @@ def engines_fit(
     study with ``engine: {name: chgnet, model_path: FIT/model.pth.tar}``; ``cellsim engines check`` then
     checks it like any other model.
     """
-    from cellsim.engines.cp2k import BAIN_VOLUME
-    from cellsim.engines.fit import (
-        BASE_FUNCTIONAL,
-        FitSettings,
-        annotate_card,
-        fit_chgnet,
-        labels_of_card,
-        split_labels,
-        training_sets,
-    )
+    from cellsim.engines.mlip import set_threads
+
+    t0 = time.perf_counter()
+    try:
+        got = _load_labels(
+            study_or_run,
+            labels,
+            max_frames,
+            min_gap,
+            from_card,
+            (epochs, learning_rate, energy_weight),
+            allow_other_elements,
+            allow_other_functional,
+        )
+    except CellsimError as exc:
+        fail(exc)
+    set_threads(threads)
+    _print_labels(got)
+    res, card = _fit(got, out or ((got.run_dir / "fits") if got.run_dir else Path("cellsim-fits")))
+    _print_fit(res, card, t0)
+
+
+@dataclass
+class _Labels:
+    """What ``engines fit`` trains on: the labels, where they came from, the settings and what loading warned."""
+
+    study: Study
+    run_dir: Path | None
+    metal_els: list[str]
+    folders: list[Path]
+    data: list[Label]
+    sources: list[SourceRecord]
+    settings: FitSettings
+    said: list[str]  # the label warnings, each once
+
+
+def _load_labels(
+    study_or_run: str,
+    labels: list[Path] | None,
+    max_frames: int,
+    min_gap: int,
+    from_card: Path | None,
+    training: tuple[int, float, float],
+    allow_other_elements: bool,
+    allow_other_functional: bool,
+) -> _Labels:
+    """The study, its labels (given, the card's or the stored sets) and their checks; ``training`` is (epochs,
+    learning rate, energy weight) where no card gives the settings."""
+    from cellsim.engines.fit import BASE_FUNCTIONAL, FitSettings, labels_of_card, split_labels, training_sets
     from cellsim.engines.label_sources import (
         LabelWarning,
         Selection,
@@ -96,41 +141,40 @@ def engines_fit(
         check_split,
         load_sources,
     )
-    from cellsim.engines.mlip import set_threads
 
-    t0 = time.perf_counter()
-    try:
-        study, base_dir, run_dir = load_study_or_run(study_or_run)
-        if study.engine.name not in ("chgnet", "chgnet-0.3.0"):
-            raise CellsimError(
-                f"engines fit: engine.name is '{study.engine.name}'; only CHGNet (chgnet) is fine-tuned for now"
-            )
-        metal_els, elements = study_elements(study, base_dir, run_dir)
-        folders = list(labels) if labels else training_sets(elements)
-        if not folders:
-            raise CellsimError(
-                f"engines fit: no stored label sets for {sorted(elements)}; give --labels (vasprun.xml, OUTCAR, "
-                "ML_AB, extxyz, an ASE .db or DFT job folders)"
-            )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LabelWarning)
-            data, sources = load_sources(folders, Selection(min_gap=min_gap, max_frames=max_frames))
-            card_settings = None
-            if from_card is not None:
-                data, card_settings = labels_of_card(from_card, data)
-            settings = card_settings or FitSettings(
-                epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight
-            )
-            check_elements(data, elements, allow_other_elements)
-            check_functional(data, BASE_FUNCTIONAL, allow_other_functional)
-            check_split(*split_labels(data, settings.holdout_every, settings.split_seed))
-        said = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LabelWarning)))
-    except CellsimError as exc:
-        fail(exc)
-    set_threads(threads)
-    root = out or ((run_dir / "fits") if run_dir else Path("cellsim-fits"))
-    err_console.print(f"[bold]{study.name}[/]: {len(data)} labels from {', '.join(str(f) for f in folders)}")
-    for src in sources:
+    study, base_dir, run_dir = load_study_or_run(study_or_run)
+    if study.engine.name not in ("chgnet", "chgnet-0.3.0"):
+        raise CellsimError(
+            f"engines fit: engine.name is '{study.engine.name}'; only CHGNet (chgnet) is fine-tuned for now"
+        )
+    metal_els, elements = study_elements(study, base_dir, run_dir)
+    folders = list(labels) if labels else training_sets(elements)
+    if not folders:
+        raise CellsimError(
+            f"engines fit: no stored label sets for {sorted(elements)}; give --labels (vasprun.xml, OUTCAR, "
+            "ML_AB, extxyz, an ASE .db or DFT job folders)"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LabelWarning)
+        data, sources = load_sources(folders, Selection(min_gap=min_gap, max_frames=max_frames))
+        card_settings = None
+        if from_card is not None:
+            data, card_settings = labels_of_card(from_card, data)
+        epochs, learning_rate, energy_weight = training
+        settings = card_settings or FitSettings(epochs=epochs, learning_rate=learning_rate, energy_weight=energy_weight)
+        check_elements(data, elements, allow_other_elements)
+        check_functional(data, BASE_FUNCTIONAL, allow_other_functional)
+        check_split(*split_labels(data, settings.holdout_every, settings.split_seed))
+    said = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, LabelWarning)))
+    return _Labels(study, run_dir, metal_els, folders, data, sources, settings, said)
+
+
+def _print_labels(got: _Labels) -> None:
+    """Where the labels came from, file by file (frames taken of those read, stride), and what loading warned."""
+    err_console.print(
+        f"[bold]{got.study.name}[/]: {len(got.data)} labels from {', '.join(str(f) for f in got.folders)}"
+    )
+    for src in got.sources:
         if src.format != "jobs":
             stride = f", stride {src.stride} steps (autocorrelation {src.decorrelation_steps})" if src.stride else ""
             err_console.print(
@@ -139,21 +183,32 @@ def engines_fit(
                 highlight=False,
                 markup=False,
             )
-    for msg in said:
+    for msg in got.said:
         err_console.print(f"warning: {msg}", style="yellow", highlight=False, markup=False, soft_wrap=True)
-    el = metal_els[0] if len(metal_els) == 1 else None
+
+
+def _fit(got: _Labels, root: Path) -> tuple[FitResult, dict[str, Any]]:
+    """The fit (reused when its labels and settings are unchanged) and its card with the held-out verdict."""
+    from cellsim.engines.cp2k import BAIN_VOLUME
+    from cellsim.engines.fit import annotate_card, fit_chgnet
+
+    el = got.metal_els[0] if len(got.metal_els) == 1 else None
     try:
         res = fit_chgnet(
-            data,
+            got.data,
             root,
-            settings,
+            got.settings,
             element=el,
             volume=BAIN_VOLUME.get(el or "", None),
             progress=lambda m: err_console.print(f"[dim]  {m}[/]", highlight=False),
         )
     except CellsimError as exc:
         fail(exc)
-    card = annotate_card(res, [src.as_dict() for src in sources], said)
+    return res, annotate_card(res, [src.as_dict() for src in got.sources], got.said)
+
+
+def _print_fit(res: FitResult, card: dict[str, Any], t0: float) -> None:
+    """The errors before and after, the Bain c/a, where the model is, and whether to use it."""
     t = Table(title=f"fit {card['key']} ({'reused' if res.cached else 'new'})", title_justify="left")
     for col in ("set", "labels", "E MAE before", "after (meV/atom)", "F MAE before", "after (eV/A)"):
         t.add_column(col)
