@@ -24,7 +24,8 @@ from cellsim.core.errors import CellsimError
 
 if TYPE_CHECKING:
     from cellsim.config.study import Study
-    from cellsim.engines.check import EngineReport
+    from cellsim.engines.check import BainReference, CheckInput, CheckSettings, EngineReport, Progress
+    from cellsim.engines.registry import ModelInfo
 
 engines_app = typer.Typer(
     help="Machine-learned potentials available offline, and checks of their fitness for a study.",
@@ -350,17 +351,12 @@ def engines_check(
     when the run's would not fit ``--budget``); each snapshot is one cached CP2K job, so Ctrl-C and rerun
     continues.
     """
-    from cellsim.engines.check import CheckSettings, check_engines, prepare, recommend, write_json
+    from cellsim.engines.check import CheckSettings
     from cellsim.engines.mlip import set_threads
-    from cellsim.engines.registry import select
 
     t0 = time.perf_counter()
     try:
-        if reference not in (None, "cp2k"):
-            raise CellsimError(f"--reference: expected 'cp2k', got {reference!r}")
-        study, base_dir, run_dir = load_study_or_run(study_or_run)
-        chosen = select(engine, study)
-        inp = prepare(study, base_dir, run_dir)
+        study, base_dir, run_dir, chosen, inp = _check_target(study_or_run, engine, reference)
     except CellsimError as exc:
         fail(exc)
     set_threads(threads)
@@ -369,9 +365,37 @@ def engines_check(
         f"[bold]{study.name}[/]: metal {inp.metal.label}, electrolyte {inp.electrolyte.label}, "
         f"{inp.temperature:g} K; engines: {', '.join(m.key for m in chosen)}"
     )
+    progress, parity_result = _task_progress(), None
+    if reference is not None:
+        bain = _bain(inp.metal, chosen, progress, plot or _bain_plot(run_dir, json_file))
+        if parity > 0:
+            parity_result = _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
+        if reference_only:
+            _write_bain_json(json_file, bain)
+            console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
+            return
+    _check_and_recommend(inp, chosen, settings, cache, progress, parity_result, json_file)
+    console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
 
+
+def _check_target(
+    study_or_run: str, engine: list[str] | None, reference: str | None
+) -> tuple[Study, Path | None, Path | None, list[ModelInfo], CheckInput]:
+    """``engines check``'s study, base folder, run directory, chosen models and prepared reactants."""
+    from cellsim.engines.check import prepare
+    from cellsim.engines.registry import select
+
+    if reference not in (None, "cp2k"):
+        raise CellsimError(f"--reference: expected 'cp2k', got {reference!r}")
+    study, base_dir, run_dir = load_study_or_run(study_or_run)
+    chosen = select(engine, study)
+    inp = prepare(study, base_dir, run_dir)
+    return study, base_dir, run_dir, chosen, inp
+
+
+def _task_progress() -> Progress:
+    """A progress line per (engine, task), each said once: reactions reuse relaxations."""
     seen: set[tuple[str, str]] = set()
-    parity_result = None
 
     def progress(eng: str, task: str, seconds: float, cached: bool) -> None:
         if (eng, task) in seen:  # reactions reuse relaxations: say it once
@@ -380,33 +404,50 @@ def engines_check(
         how = "cached" if cached else f"{seconds:.1f} s"
         err_console.print(f"[dim]  {eng:22s} {task:34s} {how}[/]", highlight=False)
 
-    if reference is not None:
-        # the figure beside the run or the --json file, never silently into the current directory
-        where = run_dir if run_dir is not None else json_file.parent if json_file is not None else None
-        bain = _bain(inp.metal, chosen, progress, plot or (where / "engines-bain.png" if where is not None else None))
-        if parity > 0:
-            parity_result = _parity(study, chosen, parity, budget, reduced, run_dir, base_dir)
-        if reference_only:
-            if json_file is not None:  # what the table printed, as data
-                from cellsim.core.files import atomic_write_json
+    return progress
 
-                atomic_write_json(
-                    json_file,
-                    {
-                        "bain": {
-                            "element": bain.element,
-                            "volume_A3_per_atom": bain.volume,
-                            "c_a": list(bain.c_a),
-                            "curves_meV_per_atom": {k: list(v) for k, v in bain.curves.items()},
-                            "minima": {k: {"c_a": x, "bracketed": inside} for k, (x, inside) in bain.minima.items()},
-                            "lattice_reference": bain.lattice_reference,
-                            "errors": dict(bain.errors),
-                        }
-                    },
-                )
-                console.print(f"[dim]rows written to {json_file}[/]")
-            console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")
-            return
+
+def _bain_plot(run_dir: Path | None, json_file: Path | None) -> Path | None:
+    """The default E(c/a) figure: beside the run or the --json file, never silently into the current directory."""
+    where = run_dir if run_dir is not None else json_file.parent if json_file is not None else None
+    return where / "engines-bain.png" if where is not None else None
+
+
+def _write_bain_json(json_file: Path | None, bain: BainReference) -> None:
+    """``--reference-only --json FILE``: the Bain-path rows the table printed, as data (nothing without --json)."""
+    from cellsim.core.files import atomic_write_json
+
+    if json_file is None:
+        return
+    atomic_write_json(
+        json_file,
+        {
+            "bain": {
+                "element": bain.element,
+                "volume_A3_per_atom": bain.volume,
+                "c_a": list(bain.c_a),
+                "curves_meV_per_atom": {k: list(v) for k, v in bain.curves.items()},
+                "minima": {k: {"c_a": x, "bracketed": inside} for k, (x, inside) in bain.minima.items()},
+                "lattice_reference": bain.lattice_reference,
+                "errors": dict(bain.errors),
+            }
+        },
+    )
+    console.print(f"[dim]rows written to {json_file}[/]")
+
+
+def _check_and_recommend(
+    inp: CheckInput,
+    chosen: list[ModelInfo],
+    settings: CheckSettings,
+    cache: bool,
+    progress: Progress,
+    parity_result: Any,
+    json_file: Path | None,
+) -> None:
+    """The engines' own checks (a table each, then the summary), the recommendation, and the --json rows."""
+    from cellsim.engines.check import check_engines, recommend, write_json
+
     reports = check_engines(inp, chosen, settings, use_cache=cache, progress=progress)
     for rep in reports:
         _print_report(rep)
@@ -419,4 +460,3 @@ def engines_check(
     if json_file is not None:
         write_json(json_file, reports)
         console.print(f"[dim]rows written to {json_file}[/]")
-    console.print(f"[dim]total {time.perf_counter() - t0:.0f} s[/]")

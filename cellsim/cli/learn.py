@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,6 +16,10 @@ from rich.table import Table
 from cellsim.cli._app import console, err_console, fail
 from cellsim.cli.engines import engines_app, load_study_or_run, study_elements
 from cellsim.core.errors import CellsimError
+
+if TYPE_CHECKING:
+    from cellsim.config.study import Study
+    from cellsim.engines.learn import LearnState
 
 
 @engines_app.command("committee")
@@ -129,28 +133,13 @@ def engines_learn(
     One CP2K job at a time, each cached by structure and settings: a killed campaign resumes where it stopped.
     The learning curve is LABELS_DIR/learn.json and learn.png. Rules and bounds: docs/engines.md.
     """
-    from cellsim.core.files import atomic_write_bytes
     from cellsim.engines.cp2k import BAIN_VOLUME
-    from cellsim.engines.fit import training_sets
-    from cellsim.engines.learn import LearnSettings, curve_plot, interface_test_sets, learn
+    from cellsim.engines.learn import LearnSettings, learn
     from cellsim.engines.mlip import set_threads
-    from cellsim.reporting.figures import to_png
 
     t0 = time.perf_counter()
     try:
-        study, base_dir, run_dir = load_study_or_run(study_or_run)
-        if not study.engine.model_path:
-            raise CellsimError(f"engines learn: {study_or_run} names no fitted model (engine.model_path)")
-        model = Path(study.engine.model_path)
-        out = labels_dir or ((run_dir / "learn") if run_dir else Path("cellsim-learn"))
-        metal_els, elements = study_elements(study, base_dir, run_dir)
-        training = [p for p in training_sets(elements) if p.resolve() != (out / "jobs").resolve()]
-        tests = interface_test_sets(elements)
-        if not tests and not explore_only:
-            raise CellsimError(
-                f"engines learn: no held-out interface labels of {sorted(elements)} are stored; the campaign needs "
-                "them to know when to stop (label some with data/pbe/li6ps5cl_in_fit_md.py's recipe)"
-            )
+        study, model, out, metal_els, training, tests = _learn_inputs(study_or_run, labels_dir, explore_only)
     except CellsimError as exc:
         fail(exc)
     set_threads(threads)
@@ -158,20 +147,7 @@ def engines_learn(
     settings = LearnSettings(steps=steps, frames=frames, iterations=iterations, committee=committee)
     try:
         if judge_only:
-            from cellsim.engines.learn import LearnState, rejudge
-
-            f = out / "learn.json"
-            if not f.is_file():
-                raise CellsimError(f"--judge-only: {f} missing (no campaign in {out} yet)")
-            old = json.loads(f.read_text())
-            state = LearnState(old.get("settings", {}), list(old.get("iterations", [])), list(old.get("controls", [])))
-            for c in control or []:
-                if not c.is_file():
-                    raise CellsimError(f"--control {c}: no such model file")
-                state.controls = [x for x in state.controls if x.get("model") != str(c)]
-                state.controls.append({"label": c.parent.name, "model": str(c)})
-            rejudge(state, tests)
-            state.save(f)
+            state = _rejudge(out, control, tests)
         else:
             state = learn(
                 study,
@@ -188,7 +164,59 @@ def engines_learn(
             )
     except CellsimError as exc:
         fail(exc)
-    t = Table(title=f"active learning, {study.name}", title_justify="left")
+    _print_curve(study.name, state, el, out)
+    console.print(f"[dim]curve: {out / 'learn.json'}, {out / 'learn.png'}; total {time.perf_counter() - t0:.0f} s[/]")
+
+
+def _learn_inputs(
+    study_or_run: str, labels_dir: Path | None, explore_only: bool
+) -> tuple[Study, Path, Path, list[str], list[Path], list[Path]]:
+    """``engines learn``'s study, fitted model, campaign folder, metal elements, training and held-out sets."""
+    from cellsim.engines.fit import training_sets
+    from cellsim.engines.learn import interface_test_sets
+
+    study, base_dir, run_dir = load_study_or_run(study_or_run)
+    if not study.engine.model_path:
+        raise CellsimError(f"engines learn: {study_or_run} names no fitted model (engine.model_path)")
+    model = Path(study.engine.model_path)
+    out = labels_dir or ((run_dir / "learn") if run_dir else Path("cellsim-learn"))
+    metal_els, elements = study_elements(study, base_dir, run_dir)
+    training = [p for p in training_sets(elements) if p.resolve() != (out / "jobs").resolve()]
+    tests = interface_test_sets(elements)
+    if not tests and not explore_only:
+        raise CellsimError(
+            f"engines learn: no held-out interface labels of {sorted(elements)} are stored; the campaign needs "
+            "them to know when to stop (label some with data/pbe/li6ps5cl_in_fit_md.py's recipe)"
+        )
+    return study, model, out, metal_els, training, tests
+
+
+def _rejudge(out: Path, control: list[Path] | None, tests: list[Path]) -> LearnState:
+    """``--judge-only``: every round's model (and each --control model) judged again on the held-out sets."""
+    from cellsim.engines.learn import LearnState, rejudge
+
+    f = out / "learn.json"
+    if not f.is_file():
+        raise CellsimError(f"--judge-only: {f} missing (no campaign in {out} yet)")
+    old = json.loads(f.read_text())
+    state = LearnState(old.get("settings", {}), list(old.get("iterations", [])), list(old.get("controls", [])))
+    for c in control or []:
+        if not c.is_file():
+            raise CellsimError(f"--control {c}: no such model file")
+        state.controls = [x for x in state.controls if x.get("model") != str(c)]
+        state.controls.append({"label": c.parent.name, "model": str(c)})
+    rejudge(state, tests)
+    state.save(f)
+    return state
+
+
+def _print_curve(name: str, state: LearnState, el: str | None, out: Path) -> None:
+    """The rounds as a table, and the learning curve drawn to OUT/learn.png."""
+    from cellsim.core.files import atomic_write_bytes
+    from cellsim.engines.learn import curve_plot
+    from cellsim.reporting.figures import to_png
+
+    t = Table(title=f"active learning, {name}", title_justify="left")
     for col in ("round", "labels", "held-out F MAE (eV/A)", "metal", "deviation p95 (eV/A)", "selected"):
         t.add_column(col)
     for r in state.iterations:
@@ -203,12 +231,10 @@ def engines_learn(
             str(len(r.get("selected", []))) if "selected" in r else "-",
         )
     console.print(t)
-    png = out / "learn.png"
     atomic_write_bytes(
-        png,
+        out / "learn.png",
         to_png(curve_plot({"settings": state.settings, "iterations": state.iterations, "controls": state.controls})),
     )
-    console.print(f"[dim]curve: {out / 'learn.json'}, {png}; total {time.perf_counter() - t0:.0f} s[/]")
 
 
 @engines_app.command("distill")

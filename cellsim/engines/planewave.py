@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 from cellsim.core.errors import CellsimError
 from cellsim.core.resources import cache_root
+from cellsim.engines.singlepoint import Cp2kResult, cached_single_point, job_dir
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -158,6 +158,64 @@ os.replace("raw.json.tmp", "raw.json")
 """
 
 
+class GpawCode:
+    """GPAW's parts of a cached single point (:class:`cellsim.engines.singlepoint.SinglePointCode`).
+
+    ``python job.py`` (:data:`_SCRIPT`) under the Python that imports GPAW, reading ``structure.json`` and
+    ``params.json`` and writing ``raw.json``, which becomes ``result.json``.
+    """
+
+    name = "GPAW"
+    error = GpawError
+    log = "job.txt"
+    stale = ("raw.json", "job.txt")
+
+    def __init__(self, atoms: Atoms, settings: Mapping[str, Any], stress: bool) -> None:
+        self.atoms = atoms
+        self.full = dict(settings)
+        self.stress = stress
+        self.threads = self.full["threads"]
+        self.timeout = self.full.get("timeout")
+        self.settings = _physics(self.full)
+        self._python = ""
+        self._version = ""
+
+    def nearby(self, folders: Sequence[Path]) -> Cp2kResult | None:
+        return None  # jobs are found by name only
+
+    def prepare(self) -> tuple[list[str], dict[str, str]]:
+        self._python, self._version = find_gpaw_python()
+        threads = str(self.threads)
+        return [self._python, "job.py"], dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+
+    def write_inputs(self, folder: Path) -> None:
+        from cellsim.core.files import atomic_write_json, atomic_write_text
+
+        atomic_write_json(folder / "params.json", {**self.settings, "stress": bool(self.stress)})
+        atomic_write_text(folder / "job.py", _SCRIPT)
+
+    def parse(self, folder: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+        raw = folder / "raw.json"
+        if proc.returncode != 0 or not raw.is_file():
+            raise GpawError(f"{folder}: GPAW exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        data: dict[str, Any] = json.loads(raw.read_text())
+        forces = np.asarray(data["forces_eV_A"], dtype=float)
+        if forces.shape != (len(self.atoms), 3) or not np.isfinite(forces).all():
+            raise GpawError(f"{raw}: no finite forces for {len(self.atoms)} atoms")
+        return data
+
+    def record(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "code": "gpaw",
+            "kpoints": list(self.full["kpts"]),
+            "command": f"{self._python} job.py",
+            "gpaw_version": data.get("gpaw_version", self._version),
+        }
+
+    def cleanup(self, folder: Path) -> None:
+        (folder / "raw.json").unlink(missing_ok=True)
+
+
 def single_point(
     atoms: Atoms,
     cache: str | os.PathLike[str] | None = None,
@@ -193,74 +251,9 @@ def single_point(
     GpawError
         GPAW failed or timed out (the message names the job's log).
     """
-    from ase.io import write
-
-    from cellsim.core.files import BusyError, WriterLock, atomic_write_json, atomic_write_text
-    from cellsim.engines.cp2k.jobs import _result, job_dir, load_result
-
     settings = resolve_settings(settings)
     folder = job_dir(Path(cache) if cache is not None else cache_dir(), atoms, _physics(settings), stress)
-    for where in (folder, *(Path(d) / folder.name for d in labels)):
-        done = load_result(where)
-        if done is not None:
-            return done
-    python, version = find_gpaw_python()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with WriterLock(folder / ".lock", f"GPAW job {folder}"):
-            done = load_result(folder)
-            if done is not None:
-                return done
-            write(folder / "structure.json", atoms, format="json")
-            atomic_write_json(folder / "params.json", {**_physics(settings), "stress": bool(stress)})
-            atomic_write_text(folder / "job.py", _SCRIPT)
-            for stale in ("raw.json", "job.txt"):
-                (folder / stale).unlink(missing_ok=True)
-            threads = str(settings["threads"])
-            env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
-            t0 = time.time()
-            try:
-                proc = subprocess.run(
-                    [python, "job.py"],
-                    cwd=folder,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=settings.get("timeout"),
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise GpawError(f"{folder / 'job.txt'}: GPAW ran past the timeout of {settings['timeout']} s") from None
-            raw = folder / "raw.json"
-            if proc.returncode != 0 or not raw.is_file():
-                raise GpawError(f"{folder}: GPAW exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
-            data = json.loads(raw.read_text())
-            forces = np.asarray(data["forces_eV_A"], dtype=float)
-            if forces.shape != (len(atoms), 3) or not np.isfinite(forces).all():
-                raise GpawError(f"{raw}: no finite forces for {len(atoms)} atoms")
-            data.update(
-                {
-                    "key": folder.name.rsplit("-", 1)[1],
-                    "code": "gpaw",
-                    "label": label,
-                    "formula": atoms.get_chemical_formula(mode="metal"),
-                    "natoms": len(atoms),
-                    "kpoints": list(settings["kpts"]),
-                    "wall_s": round(time.time() - t0, 2),
-                    "threads": settings["threads"],
-                    "command": f"{python} job.py",
-                    "gpaw_version": data.get("gpaw_version", version),
-                    "settings": _physics(settings),
-                    "meta": dict(meta or {}),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-            )
-            atomic_write_json(folder / "result.json", data)
-            raw.unlink(missing_ok=True)
-            (folder / ".lock").unlink(missing_ok=True)
-    except BusyError as exc:
-        raise GpawError(str(exc)) from None
-    return _result(folder, data, cached=False)
+    return cached_single_point(GpawCode(atoms, settings, stress), atoms, folder, label=label, meta=meta, labels=labels)
 
 
 def primitive_bct_cell(element: str, c_a: float, volume: float) -> Atoms:
@@ -289,7 +282,6 @@ def label_set(
 
     ``configs``: (name, atoms, settings overrides, meta) in labelling order. Returns the index.
     """
-    from cellsim.engines.cp2k.jobs import job_dir
     from cellsim.engines.labelling import label_set as label_loop
 
     version = None if list_only else find_gpaw_python()[1]

@@ -49,6 +49,22 @@ def _upgrade_1(d: dict[str, Any]) -> dict[str, Any]:
     return {**{k: copy.deepcopy(v) for k, v in _OPTIONAL_V1.items() if k not in d}, **d}
 
 
+# MatchResult.pairs_dataframe's columns (the pairs table of `cellsim match`)
+_PAIR_COLUMNS = (
+    "pair",
+    "kind",
+    "bonds_baseline",
+    "bonds_late",
+    "bonds_change",
+    "noise_margin",
+    "new_per_atom",
+    "new_per_minority_atom",
+    "minority",
+    "new_bonds",
+    "md_peak_r",
+    "support",
+)
+
 # the one place older match.json files are brought forward: version v -> v + 1
 UPGRADES = {1: _upgrade_1}
 
@@ -110,10 +126,52 @@ class MatchResult:
         return [asdict(c) for c in self.candidates]
 
     def to_dataframe(self) -> Any:
-        """The products.csv table as a pandas DataFrame."""
+        """The products.csv table as a pandas DataFrame, with what ``cellsim match`` prints per candidate beside
+        it on the ``overall`` rows: ``best_pair``, ``best_score`` (``score_lo``/``score_hi`` its interval) and the
+        amount, ``atoms`` [``atoms_lo``-``atoms_hi``] of ``element``, ``alike`` the candidates its environments
+        cannot tell apart (empty on the pair rows and where the environments cannot see the candidate)."""
         import pandas as pd
 
-        return pd.read_csv(io.StringIO(products_csv(self)))
+        df = pd.read_csv(io.StringIO(products_csv(self)))
+        blank: list[Any] = [None] * len(self.rows)
+        amounts = [c.amount or {} for c in self.candidates]
+        df["best_pair"] = blank + [c.best_pair for c in self.candidates]
+        df["best_score"] = blank + [c.best_score for c in self.candidates]
+        for col, key in (("atoms", "atoms"), ("atoms_lo", "atoms_lo"), ("atoms_hi", "atoms_hi")):
+            df[col] = pd.array(blank + [a.get(key) for a in amounts], dtype="Float64")
+        df["element"] = blank + [a.get("element") for a in amounts]
+        df["alike"] = blank + [
+            " / ".join(m for m in a.get("members", []) if m != c.candidate) or None
+            for c, a in zip(self.candidates, amounts, strict=True)
+        ]
+        return df
+
+    def pairs_dataframe(self) -> Any:
+        """The pairs table of ``cellsim match`` as a pandas DataFrame: one row per pair, its kind, its bond count
+        (first frames -> last third, change and noise margin), new neighbours per A atom and per minority atom,
+        the new peak and its bootstrap support."""
+        import pandas as pd
+
+        rows = []
+        for pair, d in self.pairs.items():
+            b = d.get("bonds") or {}
+            rows.append(
+                {
+                    "pair": pair,
+                    "kind": d.get("kind"),
+                    "bonds_baseline": b.get("baseline_mean"),
+                    "bonds_late": b.get("late_mean"),
+                    "bonds_change": b.get("change"),
+                    "noise_margin": b.get("margin"),
+                    "new_per_atom": d.get("new"),
+                    "new_per_minority_atom": d.get("new_per_minority_atom"),
+                    "minority": d.get("minority"),
+                    "new_bonds": d.get("has_new"),
+                    "md_peak_r": d.get("md_peak_r"),
+                    "support": d.get("bootstrap_support"),
+                }
+            )
+        return pd.DataFrame(rows, columns=list(_PAIR_COLUMNS))
 
     def save(self, folder: str | Path) -> dict[str, Path]:
         return write_products(self, Path(folder))

@@ -1,15 +1,17 @@
-"""CP2K jobs: one folder per structure + settings hash, run once, parsed, stored atomically and reused."""
+"""CP2K jobs: one folder per structure + settings hash, run once, parsed, stored atomically and reused.
+
+The job loop is :func:`cellsim.engines.singlepoint.cached_single_point` (shared with GPAW); CP2K's parts of it
+are :class:`Cp2kCode`. The result record and the job names (``Cp2kResult``, ``job_key``, ``job_dir``,
+``load_result``) live there and are importable from here as before.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,17 @@ if TYPE_CHECKING:
     from ase import Atoms
     from pymatgen.core import Structure
 
+from cellsim.engines.singlepoint import (
+    Cp2kResult,
+    _physics,
+    _result,
+    cached_single_point,
+    job_dir,
+    load_result,
+)
+from cellsim.engines.singlepoint import (
+    job_key as job_key,  # re-exported: cellsim.engines.cp2k.job_key
+)
 from cellsim.inputsets.cp2k_input import kpoint_mesh, write_input
 from cellsim.inputsets.cp2k_settings import (
     _BOHR_A,
@@ -33,38 +46,6 @@ from cellsim.inputsets.cp2k_settings import (
 # --------------------------------------------------------------------------- jobs and cache
 
 
-@dataclass(frozen=True)
-class Cp2kResult:
-    """One CP2K single point.
-
-    Attributes
-    ----------
-    energy
-        Total energy in eV (with smearing: CP2K's free energy, E - TS, which the forces belong to;
-        ``data["energy_sigma0_eV"]`` is the zero-smearing estimate E - TS/2).
-    forces
-        (N, 3) forces in eV/A, atoms in the input order.
-    stress
-        (3, 3) stress in eV/A^3 with ASE's sign (tensile positive), or ``None`` when not computed.
-    job_dir
-        The job's folder (``job.inp``, ``job.out``, ``result.json``).
-    key
-        The hash naming the job (structure + settings).
-    data
-        The whole ``result.json``.
-    cached
-        True when the result was read from disk and CP2K did not run.
-    """
-
-    energy: float
-    forces: np.ndarray
-    stress: np.ndarray | None
-    job_dir: Path
-    key: str
-    data: dict[str, Any]
-    cached: bool
-
-
 def as_atoms(structure: Structure | Atoms) -> Atoms:
     """An ASE Atoms copy of a pymatgen Structure or ASE Atoms."""
     from ase import Atoms
@@ -74,53 +55,6 @@ def as_atoms(structure: Structure | Atoms) -> Atoms:
     from pymatgen.io.ase import AseAtomsAdaptor
 
     return AseAtomsAdaptor.get_atoms(structure)
-
-
-def _physics(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that change the numbers (not how or where CP2K runs)."""
-    return {k: v for k, v in settings.items() if k not in ("command", "threads", "timeout", "data_dir")}
-
-
-def job_key(atoms: Atoms, settings: Mapping[str, Any], stress: bool = False) -> str:
-    """A 16-hex hash of the structure (positions to 1e-6 A) and the settings that change the result."""
-    payload = {
-        "symbols": atoms.get_chemical_symbols(),
-        "cell": np.round(np.asarray(atoms.cell), 6).tolist(),
-        "positions": np.round(atoms.positions, 6).tolist(),
-        "settings": _physics(settings),
-        "stress": bool(stress),
-    }
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).replace("-0.0,", "0.0,")
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def job_dir(cache: Path, atoms: Atoms, settings: Mapping[str, Any], stress: bool = False) -> Path:
-    """The job folder of ``atoms`` under ``cache``: ``<formula>-<hash>``."""
-    return Path(cache) / f"{atoms.get_chemical_formula(mode='metal')}-{job_key(atoms, settings, stress)}"
-
-
-def _result(folder: Path, data: dict[str, Any], cached: bool) -> Cp2kResult:
-    stress = data.get("stress_eV_A3")
-    return Cp2kResult(
-        energy=float(data["energy_eV"]),
-        forces=np.asarray(data["forces_eV_A"], dtype=float),
-        stress=None if stress is None else np.asarray(stress, dtype=float),
-        job_dir=folder,
-        key=str(data["key"]),
-        data=data,
-        cached=cached,
-    )
-
-
-def load_result(folder: str | os.PathLike[str]) -> Cp2kResult | None:
-    """The finished result stored in a job folder, or ``None`` when it has none."""
-    path = Path(folder) / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        return _result(Path(folder), json.loads(path.read_text()), cached=True)
-    except (ValueError, KeyError) as exc:
-        raise Cp2kError(f"{path}: unreadable CP2K result ({exc}); delete it to recompute") from None
 
 
 def refresh_result(folder: str | os.PathLike[str]) -> Cp2kResult | None:
@@ -212,6 +146,71 @@ def find_matching(
     return None
 
 
+class Cp2kCode:
+    """CP2K's parts of a cached single point (:class:`cellsim.engines.singlepoint.SinglePointCode`).
+
+    ``cp2k.psmp -i job.inp -o job.out`` in the job folder; the input comes from :func:`write_input`, the
+    output is read by :func:`parse_output`, and a job of the same settings whose structure matches within
+    1e-5 A is reused (:func:`find_matching`).
+    """
+
+    name = "CP2K"
+    error = Cp2kError
+    log = "job.out"
+    stale = ("job.out", "job-RESTART.kp", "job-RESTART.wfn")
+
+    def __init__(self, atoms: Atoms, settings: Mapping[str, Any], stress: bool) -> None:
+        self.atoms = atoms
+        self.full = dict(settings)
+        self.stress = stress
+        self.threads = self.full["threads"]
+        self.timeout = self.full.get("timeout")
+        self.settings = _physics(self.full)
+        self._exe: Path | None = None
+        self._text = ""
+
+    def nearby(self, folders: Sequence[Path]) -> Cp2kResult | None:
+        # the same structure read back from a file can round to another hash (positions within 1e-8 A of a
+        # rounding boundary): a finished job of the same settings whose structure matches within 1e-5 A is it
+        return find_matching(self.atoms, self.full, self.stress, folders)
+
+    def prepare(self) -> tuple[list[str], dict[str, str]]:
+        self._exe = find_cp2k(self.full["command"])
+        self._text = write_input(self.atoms, self.full, self.stress)
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.full["threads"]))
+        return [str(self._exe), "-i", "job.inp", "-o", "job.out"], env
+
+    def write_inputs(self, folder: Path) -> None:
+        from cellsim.core.files import atomic_write_text
+
+        atomic_write_text(folder / "job.inp", self._text)
+
+    def parse(self, folder: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+        out = folder / "job.out"
+        if proc.returncode != 0 and not out.is_file():
+            raise Cp2kError(f"{folder}: CP2K exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        data = parse_output(out, len(self.atoms), self.stress)
+        scf = self.full["scf"]
+        if not data["scf_converged"] and scf.get("require_converged", True):
+            raise Cp2kError(
+                f"{out}: the SCF did not converge in {scf['max_scf']} steps "
+                f"(raise scf.max_scf, lower scf.mixing.alpha, or set scf.require_converged: false)"
+            )
+        return data
+
+    def record(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        mesh = kpoint_mesh(self.atoms, self.full)
+        used = kinds(sorted(set(self.atoms.get_chemical_symbols())), self.full)
+        return {
+            "kpoints": list(mesh) if mesh else "gamma",
+            "kinds": {el: list(v) for el, v in used.items()},
+            "command": str(self._exe),
+        }
+
+    def cleanup(self, folder: Path) -> None:
+        return None
+
+
 def single_point(
     structure: Structure | Atoms,
     cache: str | os.PathLike[str],
@@ -251,82 +250,10 @@ def single_point(
     Cp2kError
         CP2K failed, timed out or did not converge (the message names the job's output file).
     """
-    from ase.io import write
-
-    from cellsim.core.files import BusyError, WriterLock, atomic_write_json, atomic_write_text
-
     settings = dict(settings) if settings is not None else resolve_settings()
     atoms = as_atoms(structure)
     folder = job_dir(Path(cache), atoms, settings, stress)
-    for where in (folder, *(Path(d) / folder.name for d in labels)):
-        done = load_result(where)
-        if done is not None:
-            return done
-    # the same structure read back from a file can round to another hash (positions within 1e-8 A of a
-    # rounding boundary): a finished job of the same settings whose structure matches within 1e-5 A is it
-    done = find_matching(atoms, settings, stress, [Path(cache), *map(Path, labels)])
-    if done is not None:
-        return done
-    exe = find_cp2k(settings["command"])
-    text = write_input(atoms, settings, stress)
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with WriterLock(folder / ".lock", f"CP2K job {folder}"):
-            done = load_result(folder)  # another process may have finished it while we waited
-            if done is not None:
-                return done
-            atomic_write_text(folder / "job.inp", text)
-            write(folder / "structure.json", atoms, format="json")
-            for stale in ("job.out", "job-RESTART.kp", "job-RESTART.wfn"):
-                (folder / stale).unlink(missing_ok=True)
-            env = dict(os.environ, OMP_NUM_THREADS=str(settings["threads"]))
-            t0 = time.time()
-            try:
-                proc = subprocess.run(
-                    [str(exe), "-i", "job.inp", "-o", "job.out"],
-                    cwd=folder,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=settings.get("timeout"),
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise Cp2kError(f"{folder / 'job.out'}: CP2K ran past the timeout of {settings['timeout']} s") from None
-            wall = time.time() - t0
-            out = folder / "job.out"
-            if proc.returncode != 0 and not out.is_file():
-                raise Cp2kError(f"{folder}: CP2K exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
-            data = parse_output(out, len(atoms), stress)
-            if not data["scf_converged"] and settings["scf"].get("require_converged", True):
-                raise Cp2kError(
-                    f"{out}: the SCF did not converge in {settings['scf']['max_scf']} steps "
-                    f"(raise scf.max_scf, lower scf.mixing.alpha, or set scf.require_converged: false)"
-                )
-            mesh = kpoint_mesh(atoms, settings)
-            used = kinds(sorted(set(atoms.get_chemical_symbols())), settings)
-            data.update(
-                {
-                    "key": folder.name.rsplit("-", 1)[1],
-                    "label": label,
-                    "formula": atoms.get_chemical_formula(mode="metal"),
-                    "natoms": len(atoms),
-                    "kpoints": list(mesh) if mesh else "gamma",
-                    "kinds": {el: list(v) for el, v in used.items()},
-                    "wall_s": round(wall, 2),
-                    "threads": settings["threads"],
-                    "command": str(exe),
-                    "settings": _physics(settings),
-                    "meta": dict(meta or {}),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-            )
-            atomic_write_json(folder / "result.json", data)
-            # a finished job is never rerun (result.json is read first), so its lock file is no longer needed
-            (folder / ".lock").unlink(missing_ok=True)
-    except BusyError as exc:
-        raise Cp2kError(str(exc)) from None
-    return _result(folder, data, cached=False)
+    return cached_single_point(Cp2kCode(atoms, settings, stress), atoms, folder, label=label, meta=meta, labels=labels)
 
 
 def single_points(
