@@ -1,10 +1,12 @@
 """POSCAR / CONTCAR: the species line (:func:`poscar_species`) and the whole structure (:func:`read_poscar`), read
-without ASE or pymatgen (importing either costs the analysis ~1 s of start-up).
+without ASE or pymatgen (importing either costs the analysis ~1 s of start-up), and the structure written
+(:func:`poscar_text`, :func:`write_poscar`: the header of an XDATCAR, then ``Direct`` and ``%.8f`` coordinates).
 
 Layout (VASP 5): title, scale (a negative one is the cell volume in A^3), three lattice vectors, species, counts,
 an optional ``Selective dynamics`` line, ``Direct`` or ``Cartesian``, then one line per atom (three numbers,
 then perhaps flags or a species label, as pymatgen writes them). A VASP 4 file has no species line:
-:func:`read_poscar` then refuses it (the caller knows the species from elsewhere).
+:func:`read_poscar` then refuses it (the caller knows the species from elsewhere). A species name may carry
+the POTCAR's suffix and hash as VASP 6 writes them (``Li_sv/7a3b...``): the element is the part before them.
 """
 
 from __future__ import annotations
@@ -20,16 +22,39 @@ class PoscarError(CellsimError):
     """A POSCAR cannot be read; the message names the file and the line."""
 
 
+def _species_names(line: str) -> list[str] | None:
+    """The element names of a species line (``Li_sv/7a3b`` is Li), None when the line is none (VASP 4 counts)."""
+    names = [t.split("/")[0].split("_")[0] for t in line.split()]
+    return names if names and all(n.isalpha() for n in names) else None
+
+
 def poscar_species(poscar: Path) -> tuple[list[str], list[int]] | None:
     """Element symbols and atom counts from a VASP 5 POSCAR's species and counts lines, None when it has none."""
     lines = poscar.read_text(errors="replace").splitlines()
     if len(lines) < 7:
         return None
-    names, counts = lines[5].split(), lines[6].split()
-    if not names or not all(n.isalpha() for n in names):
+    names = _species_names(lines[5])
+    if names is None:
         return None
     try:
-        return names, [int(c) for c in counts[: len(names)]]
+        return names, [int(c) for c in lines[6].split()[: len(names)]]
+    except ValueError:
+        return None
+
+
+def poscar_counts(poscar: Path, head_bytes: int = 1 << 16) -> list[int] | None:
+    """Atom counts of a POSCAR in the VASP 4 (no species line) or 5 layout, from its first ``head_bytes``; None
+    when it cannot tell (unreadable, too short, no integer counts)."""
+    try:
+        with open(poscar, "rb") as fh:
+            lines = fh.read(head_bytes).replace(b"\r\n", b"\n").split(b"\n")
+    except OSError:
+        return None
+    if len(lines) < 7:
+        return None
+    has_species = _species_names(lines[5].decode(errors="replace")) is not None
+    try:
+        return [int(t) for t in lines[6 if has_species else 5].split()] or None
     except ValueError:
         return None
 
@@ -86,3 +111,22 @@ def read_poscar(poscar: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     frac = frac % 1.0
     frac[frac >= 1.0] = 0.0
     return species, frac, cell
+
+
+def poscar_text(species: list[str], frac: np.ndarray, cell: np.ndarray, title: str) -> str:
+    """A VASP 5 POSCAR of one structure: per-atom ``species`` (grouped by element in order of first
+    appearance), fractional coordinates ``frac`` (N, 3) and the cell (rows a, b, c), under ``title``."""
+    from cellsim.io.vaspfiles import species_blocks, xdatcar_header
+
+    names, counts = species_blocks(species)
+    order = np.argsort([names.index(x) for x in species], kind="stable")
+    head = xdatcar_header(names, counts, cell, title).rstrip("\n").split("\n")
+    body = "".join(f"  {x:.8f}  {y:.8f}  {z:.8f}\n" for x, y, z in frac[order])
+    return "\n".join(head) + "\nDirect\n" + body
+
+
+def write_poscar(path: Path, species: list[str], frac: np.ndarray, cell: np.ndarray, title: str) -> Path:
+    """Write :func:`poscar_text` to ``path`` atomically; returns ``path``."""
+    from cellsim.core.files import atomic_write_text
+
+    return atomic_write_text(Path(path), poscar_text(species, frac, cell, title))

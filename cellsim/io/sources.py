@@ -116,15 +116,10 @@ def _file_blocks(
     if isinstance(path, MemorySource):
         return path.blocks()
     refuse_structure_file(path)
-    if fmt == "vasprun":
-        from cellsim.io.vasprun import _vasprun_blocks
+    from cellsim.io.registry import reader_for
 
-        return _vasprun_blocks(path)
-    if fmt == "ase":
-        from cellsim.io.ase_files import _ase_blocks
-
-        return _ase_blocks(path)
-    return _xdatcar_blocks(path, species, on_digest)
+    blocks: Iterator[tuple[SourceHeader, FrameBlock]] = reader_for(fmt)(path, species, on_digest)
+    return blocks
 
 
 def iter_trajectory(

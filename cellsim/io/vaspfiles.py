@@ -8,6 +8,8 @@ Cartesian velocity block in A/fs, as VASP writes it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -45,3 +47,24 @@ def species_blocks(symbols: list[str]) -> tuple[list[str], list[int]]:
             names.append(s)
             counts.append(1)
     return names, counts
+
+
+def xdatcar_text(species: list[str], frac: np.ndarray, cells: np.ndarray, title: str) -> str:
+    """An XDATCAR of ``frac`` (frames, atoms, 3) in ``cells`` (frames, 3, 3): one header when the cell stays
+    the same, else a cell block before every frame (VASP's layout for a changing cell)."""
+    names, counts = species_blocks(species)
+    cells = np.asarray(cells, dtype=float)
+    constant = bool(len(cells) == 0 or np.all(cells == cells[0]))
+    parts = [xdatcar_header(names, counts, cells[0], title)] if constant and len(cells) else []
+    for k, (f, cell) in enumerate(zip(frac, cells, strict=True), 1):
+        if not constant:
+            parts.append(xdatcar_header(names, counts, cell, title))
+        parts.append(xdatcar_frame(k, np.asarray(f)))
+    return "".join(parts)
+
+
+def write_xdatcar(path: Path, species: list[str], frac: np.ndarray, cells: np.ndarray, title: str) -> Path:
+    """Write :func:`xdatcar_text` to ``path`` atomically (the trajectory writer of :mod:`cellsim.io.registry`)."""
+    from cellsim.core.files import atomic_write_text
+
+    return atomic_write_text(Path(path), xdatcar_text(species, frac, cells, title))

@@ -91,6 +91,8 @@ __all__ = [
     "TruncatedTrajectoryWarning",
     "WrappedCoordinatesWarning",
     "XdatcarHeader",
+    "cut_frames",
+    "frames_line_count",
     "indexed_frame_count",
     "iter_frames",
     "open_maybe_compressed",
@@ -497,3 +499,32 @@ def read_trajectory(path: str | Path, species: list[str] | None = None) -> tuple
     if not blocks:
         return hdr, np.empty((0, hdr.natoms, 3)), np.empty((0, 3, 3))
     return hdr, np.concatenate([b.frac for b in blocks]), np.concatenate([b.cells for b in blocks])
+
+
+def frames_line_count(hdr: XdatcarHeader, frames: int) -> int:
+    """Lines from the start of the XDATCAR of ``hdr`` to the end of its first ``frames`` frames: the header, then
+    per frame its configuration line and atom lines (and, for a cell per frame, the cell block before each frame
+    after the first), the layout :func:`iter_frames` reads."""
+    frames = max(0, frames)
+    per_frame = hdr.natoms + 1
+    if hdr.variable_cell and frames:
+        return frames * (hdr.header_lines + per_frame)
+    return hdr.header_lines + frames * per_frame
+
+
+def cut_frames(text: str, hdr: XdatcarHeader, frames: int) -> str:
+    """The XDATCAR ``text`` (its header read as ``hdr``) cut after its first ``frames`` whole frames; the whole
+    text when it holds no more lines than those."""
+    n = frames_line_count(hdr, frames)
+    pos, step = 0, 1 << 20
+    while n > 0:  # count line ends a megabyte at a time, then step line by line
+        c = text.count("\n", pos, pos + step)
+        if c >= n:
+            break
+        if pos + step >= len(text):
+            return text
+        n -= c
+        pos += step
+    for _ in range(n):
+        pos = text.index("\n", pos) + 1
+    return text[:pos]

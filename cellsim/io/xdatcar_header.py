@@ -284,20 +284,11 @@ def _atom_limit(path: Path, kind: str | None) -> Callable[[int], str | None]:
 
 
 def _poscar_counts(poscar: Path) -> list[int] | None:
-    """Atom counts of a POSCAR (VASP 4 or 5 layout), or None when it cannot tell."""
-    try:
-        with open(poscar, "rb") as fh:
-            lines = fh.read(HEAD_BYTES).replace(b"\r\n", b"\n").split(b"\n")
-    except OSError:
-        return None
-    if len(lines) < 7:
-        return None
-    tokens = lines[5].decode(errors="replace").split()
-    has_species = bool(tokens) and all(_ELEMENT.match(t.split("/")[0].split("_")[0]) for t in tokens)
-    try:
-        return [int(t) for t in lines[6 if has_species else 5].split()] or None
-    except ValueError:
-        return None
+    """Atom counts of a POSCAR (VASP 4 or 5 layout), or None when it cannot tell (the one POSCAR reader,
+    :func:`cellsim.io.poscar.poscar_counts`)."""
+    from cellsim.io.poscar import poscar_counts
+
+    return poscar_counts(poscar, HEAD_BYTES)
 
 
 def _two_lines(data: bytes, n: int) -> tuple[bytes, bytes] | None:
@@ -336,74 +327,20 @@ def read_header(path: str | Path, species: list[str] | None = None) -> XdatcarHe
     path = Path(path)
     if not path.is_file():
         raise TrajectoryError(f"{path}: no such trajectory file")
-    with _open_source(path, hashed=False) as src:  # the header only: no hash
-        head = src.read(HEAD_BYTES)
-        lines = head.split(b"\n", 9)[:9]  # the header has at most 8 lines; the frames stay unsplit
-        if len(lines) < 7:
-            if src.error:
-                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})")
-            raise TrajectoryError(
-                f"{path}:1: expected an XDATCAR header of at least 7 lines, "
-                + ("the file is shorter" if src.eof else f"got lines longer than {HEAD_BYTES} bytes")
-            )
-        title = lines[0].decode(errors="replace").strip()
-        try:
-            _lone_cr(path, b"\n".join(lines[:8]), 1)
-            cell = _parse_cell_block(lines[1:], 2, path, _atom_limit(path, src.kind))
-        except TrajectoryError:
-            if src.error:  # the header itself was cut by the damage
-                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})") from None
-            raise
-        counts, symbols, used = cell.counts, cell.symbols, cell.used
-        natoms = sum(counts)
-        sep_idx = 1 + used
-        # the two lines after the first frame tell a per-frame cell block (VASP 5 NPT / ML output): read up
-        # to them (bounded by the first frame, whose size the atom count limit bounds)
-        after = sep_idx + 1 + natoms
-        next_two = _two_lines(head, after)
-        while next_two is None and not src.eof:
-            head += src.read(max(len(head), HEAD_BYTES))
-            next_two = _two_lines(head, after)
+    head, lines, cell, next_two = _read_head(path)
+    title = lines[0].decode(errors="replace").strip()
+    counts, symbols = cell.counts, cell.symbols
+    sep_idx = 1 + cell.used
     vasp5 = bool(symbols)
     if not symbols:
-        cand = title.split()
-        if species:
-            symbols = list(species)
-        elif len(cand) == len(counts) and all(_ELEMENT.match(t) for t in cand):
-            symbols = cand
-        else:
-            raise TrajectoryError(
-                f"{path}:1: VASP 4 XDATCAR (no species line): cannot tell the elements; expected the title "
-                f"line to list {len(counts)} element symbols, or pass species (e.g. from the POSCAR)"
-            )
-        if len(symbols) != len(counts):
-            raise TrajectoryError(
-                f"{path}:{sep_idx}: expected {len(symbols)} atom counts, one per species given "
-                f"({' '.join(symbols)}), got {len(counts)}"
-            )
-        poscar = path.parent / "POSCAR"
-        beside = _poscar_counts(poscar) if poscar.is_file() else None
-        if beside is not None and beside != counts:
-            raise TrajectoryError(
-                f"{path}:{sep_idx}: expected the atom counts of {poscar} ({' '.join(map(str, beside))}), got "
-                f"{' '.join(map(str, counts))}: this VASP 4 XDATCAR has no species line, so its atoms cannot be "
-                "labelled from that POSCAR"
-            )
-    sep = lines[sep_idx] if sep_idx < len(lines) else b""
-    text = sep.decode(errors="replace").strip()
-    if not text or text[0] in "0123456789+-.":
-        raise TrajectoryError(
-            f"{path}:{sep_idx + 1}: expected a configuration line such as 'Direct configuration=     1', "
-            f"got {_excerpt(sep) if sep_idx < len(lines) else 'end of file'}"
-        )
-    cartesian = text.lower().startswith(("c", "k")) and not text.lower().startswith("konfig")
+        symbols = _vasp4_symbols(path, title, counts, species, sep_idx)
     hdr = XdatcarHeader(
         path=path,
         title=title,
         symbols=symbols,
         counts=counts,
         lattice=cell.lattice,
-        cartesian=cartesian,
+        cartesian=_cartesian(path, lines, sep_idx),
         header_lines=sep_idx,
         vasp5=vasp5,
         species=[s for s, c in zip(symbols, counts, strict=True) for _ in range(c)],
@@ -414,3 +351,75 @@ def read_header(path: str | Path, species: list[str] | None = None) -> XdatcarHe
     if next_two is not None:
         hdr.variable_cell = next_two[0].strip() == lines[0].strip() and _one_number(next_two[1]) is not None
     return hdr
+
+
+def _read_head(path: Path) -> tuple[bytes, list[bytes], _Cell, tuple[bytes, bytes] | None]:
+    """The file's first bytes (through the two lines after the first frame when the file has them), its first
+    header lines, the validated cell block, and those two lines (None when the file ends before them)."""
+    with _open_source(path, hashed=False) as src:  # the header only: no hash
+        head = src.read(HEAD_BYTES)
+        lines = head.split(b"\n", 9)[:9]  # the header has at most 8 lines; the frames stay unsplit
+        if len(lines) < 7:
+            if src.error:
+                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})")
+            raise TrajectoryError(
+                f"{path}:1: expected an XDATCAR header of at least 7 lines, "
+                + ("the file is shorter" if src.eof else f"got lines longer than {HEAD_BYTES} bytes")
+            )
+        try:
+            _lone_cr(path, b"\n".join(lines[:8]), 1)
+            cell = _parse_cell_block(lines[1:], 2, path, _atom_limit(path, src.kind))
+        except TrajectoryError:
+            if src.error:  # the header itself was cut by the damage
+                raise TrajectoryError(f"{path}: {src.describe()} in the header ({src.error})") from None
+            raise
+        # the two lines after the first frame tell a per-frame cell block (VASP 5 NPT / ML output): read up
+        # to them (bounded by the first frame, whose size the atom count limit bounds)
+        after = 2 + cell.used + sum(cell.counts)
+        next_two = _two_lines(head, after)
+        while next_two is None and not src.eof:
+            head += src.read(max(len(head), HEAD_BYTES))
+            next_two = _two_lines(head, after)
+    return head, lines, cell, next_two
+
+
+def _vasp4_symbols(path: Path, title: str, counts: list[int], species: list[str] | None, sep_idx: int) -> list[str]:
+    """The element symbols of a VASP 4 XDATCAR (no species line): ``species`` when given, else its title's;
+    checked against the counts, and against those of a POSCAR beside it."""
+    cand = title.split()
+    if species:
+        symbols = list(species)
+    elif len(cand) == len(counts) and all(_ELEMENT.match(t) for t in cand):
+        symbols = cand
+    else:
+        raise TrajectoryError(
+            f"{path}:1: VASP 4 XDATCAR (no species line): cannot tell the elements; expected the title "
+            f"line to list {len(counts)} element symbols, or pass species (e.g. from the POSCAR)"
+        )
+    if len(symbols) != len(counts):
+        raise TrajectoryError(
+            f"{path}:{sep_idx}: expected {len(symbols)} atom counts, one per species given "
+            f"({' '.join(symbols)}), got {len(counts)}"
+        )
+    poscar = path.parent / "POSCAR"
+    beside = _poscar_counts(poscar) if poscar.is_file() else None
+    if beside is not None and beside != counts:
+        raise TrajectoryError(
+            f"{path}:{sep_idx}: expected the atom counts of {poscar} ({' '.join(map(str, beside))}), got "
+            f"{' '.join(map(str, counts))}: this VASP 4 XDATCAR has no species line, so its atoms cannot be "
+            "labelled from that POSCAR"
+        )
+    return symbols
+
+
+def _cartesian(path: Path, lines: list[bytes], sep_idx: int) -> bool:
+    """Whether the first configuration line (``lines[sep_idx]``) says Cartesian coordinates; an error when the
+    line is none."""
+    sep = lines[sep_idx] if sep_idx < len(lines) else b""
+    text = sep.decode(errors="replace").strip()
+    if not text or text[0] in "0123456789+-.":
+        raise TrajectoryError(
+            f"{path}:{sep_idx + 1}: expected a configuration line such as 'Direct configuration=     1', "
+            f"got {_excerpt(sep) if sep_idx < len(lines) else 'end of file'}"
+        )
+    return text.lower().startswith(("c", "k")) and not text.lower().startswith("konfig")
