@@ -132,42 +132,52 @@ def reconcile(seg: Path, strict: bool = True) -> int:
     """Cut a segment's XDATCAR/OSZICAR to the whole frames that end at CONTCAR; return that count.
 
     With ``strict`` a XDATCAR whose frames all differ from CONTCAR is an error; without, 0 is returned
-    and nothing is cut.
+    and nothing is cut. The XDATCAR is read, and cut, by the one XDATCAR reader (:mod:`cellsim.io.xdatcar`),
+    the CONTCAR by the one POSCAR reader (:mod:`cellsim.io.poscar`).
     """
     import warnings
 
-    from pymatgen.io.vasp import Poscar
-
-    from cellsim.io.xdatcar import TruncatedTrajectoryWarning, iter_frames
+    from cellsim.io.xdatcar import TruncatedTrajectoryWarning, cut_frames, iter_frames, read_header
 
     xd = seg / "XDATCAR"
     if not xd.is_file() or not (seg / "CONTCAR").is_file():
         return 0
+    hdr = read_header(xd)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncatedTrajectoryWarning)
-        frames = [b.frac for b in iter_frames(xd)]
+        frames = [b.frac for b in iter_frames(xd, header=hdr)]
     if not frames:
         return 0
-    frac = np.concatenate(frames)
-    try:
-        cont = Poscar.from_file(seg / "CONTCAR").structure.frac_coords % 1.0
-    except (ValueError, IndexError, OSError):  # a CONTCAR cut off mid-write
-        cont = None
-    keep = 0
-    if cont is not None and cont.shape == frac.shape[1:]:
-        for k in range(len(frac) - 1, -1, -1):
-            d = np.abs(frac[k] - cont)
-            if np.all(np.minimum(d, 1 - d) < 1e-6):
-                keep = k + 1
-                break
+    keep = _last_match(np.concatenate(frames), _contcar_frac(seg / "CONTCAR"))
     if keep == 0:
         if strict:
             raise RunDirError(f"{seg}: CONTCAR matches no frame of XDATCAR; cannot continue this segment exactly")
         return 0
-    _cut_file(xd, lambda text: _cut_xdatcar(text, keep))
+    _cut_file(xd, lambda text: cut_frames(text, hdr, keep))
     if (seg / "OSZICAR").is_file():
         _cut_file(seg / "OSZICAR", lambda text: _cut_oszicar(text, keep))
     return keep
+
+
+def _contcar_frac(contcar: Path) -> np.ndarray | None:
+    """CONTCAR's fractional coordinates in [0, 1); None when it cannot be read (cut off mid-write)."""
+    from cellsim.io.poscar import PoscarError, read_poscar
+
+    try:
+        return read_poscar(contcar)[1]
+    except (PoscarError, OSError):
+        return None
+
+
+def _last_match(frac: np.ndarray, cont: np.ndarray | None) -> int:
+    """1 + the index of the last frame of ``frac`` at ``cont`` (within 1e-6, periodic); 0 when none is."""
+    if cont is None or cont.shape != frac.shape[1:]:
+        return 0
+    for k in range(len(frac) - 1, -1, -1):
+        d = np.abs(frac[k] - cont)
+        if np.all(np.minimum(d, 1 - d) < 1e-6):
+            return k + 1
+    return 0
 
 
 def _cut_file(path: Path, cut: Any) -> None:
@@ -175,18 +185,6 @@ def _cut_file(path: Path, cut: Any) -> None:
     new = cut(text)
     if new != text:
         atomic_write_text(path, new)
-
-
-def _cut_xdatcar(text: str, keep: int) -> str:
-    pos, seen = 0, 0
-    while True:
-        nxt = text.find("Direct configuration=", pos + 1 if seen else 0)
-        if nxt < 0:
-            return text
-        if seen == keep:
-            return text[:nxt]
-        seen += 1
-        pos = nxt
 
 
 def _cut_oszicar(text: str, keep: int) -> str:
