@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ase.calculators.calculator import Calculator
     from pymatgen.core import Structure
 
-from cellsim.engines.check.compute import _atoms, _langevin, _repeats, relax, structure_digest
+from cellsim.engines.check.compute import _atoms, _langevin, _repeats, structure_digest
 from cellsim.engines.check.settings import CheckSettings, Progress, Row
 from cellsim.engines.check.tasks import _Tasks
 
@@ -33,25 +33,18 @@ def relaxed_energies(
 
     settings = settings or CheckSettings()
     model = select([engine])[0]
-    relax_params = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
     tasks = _Tasks(model, load_calculator, settings, True, progress)
     out: dict[str, float] = {}
     missing: list[str] = []
     for name, s in structures.items():
-        params = {"phase": structure_digest(s), **relax_params}
-        if cached_only:
-            hit = tasks.cached("relax", name, params)
-            if hit is None:
-                missing.append(name)
-            else:
-                out[name] = float(hit["energy_per_atom"])
+        if not cached_only:
+            out[name] = tasks.relaxed_energy(name, s)
             continue
-
-        def do_relax(c: Calculator, s: Structure = s) -> dict[str, Any]:
-            return relax(c, s, settings)
-
-        res = tasks.run("relax", name, params, do_relax)
-        out[name] = float(res["energy_per_atom"])
+        hit = tasks.cached("relax", name, {"phase": structure_digest(s), **tasks.relax_params})
+        if hit is None:
+            missing.append(name)
+        else:
+            out[name] = float(hit["energy_per_atom"])
     return out, missing
 
 
@@ -61,16 +54,8 @@ def model_rows(model: Any, elements: set[str], reactants: tuple[str, str] | None
     from cellsim.engines.check.formation import formation_rows
     from cellsim.engines.registry import load_calculator
 
-    settings = CheckSettings()
-    params0 = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
-    tasks = _Tasks(model, load_calculator, settings, True, None)
-
-    def energy_of(label: str, structure: Structure) -> float:
-        params = {"phase": structure_digest(structure), **params0}
-        res = tasks.run("relax", label, params, lambda c: relax(c, structure, settings))
-        return float(res["energy_per_atom"])
-
-    return formation_rows(model.key, energy_of, elements, reactants)
+    tasks = _Tasks(model, load_calculator, CheckSettings(), True, None)
+    return formation_rows(model.key, tasks.relaxed_energy, elements, reactants)
 
 
 # short NVT of a bulk reactant for the matching baseline: long enough for Li to leave ordered sites

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,10 +144,20 @@ class _Tasks:
                 raise _LoadError(f"{type(exc).__name__}: {exc}") from exc
         return self.calc
 
+    @property
+    def relax_params(self) -> dict[str, Any]:
+        """The relaxation settings a cached relaxation is keyed by."""
+        s = self.settings
+        return {"fmax": s.relax_fmax, "stress": s.relax_stress_gpa, "steps": s.relax_steps}
+
+    def _entry(self, task: str, label: str, params: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+        """A task's cache key and the file it is stored in."""
+        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
+        return key, cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+
     def cached(self, task: str, label: str, params: dict[str, Any]) -> Any:
         """The cached result of a task, or None (never computes)."""
-        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
-        path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+        key, path = self._entry(task, label, params)
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -154,8 +165,7 @@ class _Tasks:
         return data["result"] if data.get("key") == key else None
 
     def run(self, task: str, label: str, params: dict[str, Any], fn: Callable[[Calculator], dict[str, Any]]) -> Any:
-        key = {"version": CHECK_VERSION, "task": task, "model": self.identity, **params}
-        path = cache_dir() / _safe(self.model.key) / f"{task}-{_safe(label)}-{_key_hash(key)}.json"
+        key, path = self._entry(task, label, params)
         if self.use_cache and path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -175,6 +185,16 @@ class _Tasks:
         if self.progress:
             self.progress(self.model.key, f"{task} {label}", dt, False)
         return result
+
+    def relaxed(self, label: str, structure: Structure, digest: str | None = None) -> dict[str, Any]:
+        """The engine's relaxation of ``structure`` (cached under its digest and :attr:`relax_params`)."""
+        params = {"phase": digest or structure_digest(structure), **self.relax_params}
+        res: dict[str, Any] = self.run("relax", label, params, lambda c: relax(c, structure, self.settings))
+        return res
+
+    def relaxed_energy(self, label: str, structure: Structure) -> float:
+        """Energy per atom (eV) of the engine's relaxed ``structure``."""
+        return float(self.relaxed(label, structure)["energy_per_atom"])
 
 
 def _lattice_rows(engine: str, phase: Phase, res: dict[str, Any]) -> list[Row]:
@@ -279,6 +299,207 @@ def _metal_rows(
     return rows
 
 
+class _EngineCheck:
+    """One engine's checks on a study in progress: its cached tasks, the study's input, the report's rows."""
+
+    def __init__(self, tasks: _Tasks, inp: CheckInput, report: EngineReport) -> None:
+        self.tasks = tasks
+        self.inp = inp
+        self.report = report
+        self.name = report.engine
+        self.rows = report.rows
+        self.settings = tasks.settings
+        self.temperature = inp.temperature
+        self.study_dt = float(inp.study.md.timestep_fs)
+
+    def guarded(self, what: str, phase: str, fn: Callable[[], None]) -> None:
+        """Run one check; an exception other than the model not loading becomes a ``fail`` row of that check."""
+        try:
+            fn()
+        except _LoadError:
+            raise  # the model itself does not load: no point in trying the other checks
+        except Exception as exc:  # an engine that crashes on a structure fails that check, not the whole run
+            self.rows.append(Row(self.name, phase, what, None, None, "fail", "", f"{type(exc).__name__}: {exc}"[:200]))
+
+    def relaxed(self, phase: Phase) -> dict[str, Any]:
+        return self.tasks.relaxed(phase.label, phase.structure, phase.digest)
+
+
+def _check_lattices(chk: _EngineCheck) -> None:
+    """1. Lattices of the study's reactants."""
+    for ph in (chk.inp.metal, chk.inp.electrolyte):
+
+        def lattice(ph: Phase = ph) -> None:
+            chk.rows.extend(_lattice_rows(chk.name, ph, chk.relaxed(ph)))
+
+        chk.guarded("lattice", ph.label, lattice)
+
+
+def _metal_md_rows(chk: _EngineCheck) -> None:
+    """Bulk metal MD at the study temperature, at the reference lattice and at the engine's own."""
+    metal, temperature, settings = chk.inp.metal, chk.temperature, chk.settings
+    symbols = [str(e) for e in metal.structure.composition.elements]
+    dt = metal_timestep(symbols, chk.study_dt)
+    start = expected_rms(metal.structure, temperature)
+    params = {
+        "start_rms": start,
+        "phase": metal.digest,
+        "T": temperature,
+        "dt": dt,
+        "ps": settings.metal_md_ps,
+        "min_atoms": settings.metal_min_atoms,
+        "friction": settings.friction_per_fs,
+        "seed": settings.seed,
+    }
+    res = chk.tasks.run(
+        "md-metal", metal.label, params, lambda c: metal_md(c, metal.structure, temperature, dt, settings, start)
+    )
+    chk.rows.extend(_metal_rows(chk.name, metal, res, temperature))
+    # the same MD at the engine's own relaxed lattice: a PBE-like model is compressed at the experimental one
+    # (the bundled fit: 27.24 vs 26.17 A^3/atom; 2 ps, 96 atoms: RMS 0.262 A there, 0.286 A at its own,
+    # Debye 0.313 A), and a thermal amplitude is a property of the model at its own zero pressure
+    rel = chk.relaxed(metal)
+    if rel.get("converged") and rel.get("cell"):
+        from pymatgen.core import Lattice, Structure
+
+        st = metal.structure
+        own = Structure(Lattice(rel["cell"]), st.species, st.frac_coords)
+        own_params = {**params, "cell": np.round(np.asarray(rel["cell"]), 5).tolist()}
+        res_own = chk.tasks.run(
+            "md-metal-own", metal.label, own_params, lambda c: metal_md(c, own, temperature, dt, settings, start)
+        )
+        chk.rows.extend(_metal_rows(chk.name, metal, res_own, temperature, own_volume=float(rel["volume_per_atom"])))
+
+
+def _check_metal(chk: _EngineCheck) -> None:
+    """2. Bulk metal at the study temperature."""
+    chk.guarded(f"RMS displacement {chk.temperature:g} K", chk.inp.metal.label, lambda: _metal_md_rows(chk))
+
+
+def _electrolyte_rows(chk: _EngineCheck, units: list[tuple[str, str, float]]) -> None:
+    """Electrolyte MD at the study temperature and time step: the fraction of each kind of anion unit intact."""
+    el, temperature, study_dt, settings = chk.inp.electrolyte, chk.temperature, chk.study_dt, chk.settings
+    params = {
+        "phase": el.digest,
+        "T": temperature,
+        "dt": study_dt,
+        "ps": settings.electrolyte_md_ps,
+        "min_atoms": settings.electrolyte_min_atoms,
+        "friction": settings.friction_per_fs,
+        "seed": settings.seed,
+        "units": [list(u) for u in units],
+    }
+    res = chk.tasks.run(
+        "md-electrolyte",
+        el.label,
+        params,
+        lambda c: electrolyte_md(c, el.structure, temperature, study_dt, units, settings),
+    )
+    for u in res["units"]:
+        unit = f"{u['centre']}{u['ligand']}{u['coordination']}"
+        chk.rows.append(
+            Row(
+                chk.name,
+                el.label,
+                f"{unit} intact {temperature:g} K",
+                u["intact_mean"],
+                1.0,
+                intact_verdict(u["intact_mean"]),
+                "fraction",
+                f"{u['n_units']} {unit} units, {u['centre']}-{u['ligand']} <= {u['cutoff']:g} A; "
+                f"{res['natoms']} atoms, {res['steps']} x {res['dt_fs']:g} fs NVT (study time step); "
+                f"final frame {u['intact_final']:.2f}",
+            )
+        )
+
+
+def _check_electrolyte(chk: _EngineCheck) -> None:
+    """3. Electrolyte anion units at the study temperature (when the electrolyte has any)."""
+    el = chk.inp.electrolyte
+    bonds = chk.inp.study.interface.intact_bonds or DEFAULT_UNIT_BONDS
+    units = unit_centres(el.structure, bonds)
+    if units:
+        chk.guarded("anion units intact", el.label, lambda: _electrolyte_rows(chk, units))
+
+
+def _reaction_row(
+    chk: _EngineCheck,
+    reac: tuple[str, ...],
+    prod: tuple[str, ...],
+    coeffs: tuple[list[int], list[int]],
+    label: str,
+    sign: str | None,
+    why: str,
+) -> None:
+    """The engine's energy of one balanced reaction among library phases, against its sign where one is known."""
+    # library phases by name: the study's own metal/electrolyte hit the same cache entries
+    energies = {n: float(chk.relaxed(chk.inp.library[n])["energy_per_atom"]) for n in (*reac, *prod)}
+    de = reaction_energy(reac, prod, coeffs, energies)
+    ref = f"{sign} 0" if sign else None
+    note = why if sign else f"{why}; {MP_NOTE}"
+    chk.rows.append(Row(chk.name, label, "reaction energy", de, ref, sign_verdict(de, sign), "eV/atom", note))
+
+
+def _check_reactions(chk: _EngineCheck, elements: set[str]) -> None:
+    """4. Reaction energies among library phases of the study's elements."""
+    for reac, prod, sign, why in pick_reactions(elements, set(chk.inp.library), chk.settings.max_reactions):
+        coeffs = balance(reac, prod)
+        label = reaction_label(reac, prod, coeffs)
+        chk.guarded("reaction energy", label, partial(_reaction_row, chk, reac, prod, coeffs, label, sign, why))
+
+
+def _check_pbe(chk: _EngineCheck, elements: set[str]) -> None:
+    """4b. Formation and reaction energies against the stored PBE phase diagram (cellsim.references.pbe)."""
+
+    def pbe_rows() -> None:
+        from cellsim.engines.check.formation import formation_rows
+
+        el, metal = chk.inp.electrolyte, chk.inp.metal
+        pair = (el.structure.composition.reduced_formula, metal.structure.composition.reduced_formula)
+        chk.rows.extend(formation_rows(chk.name, chk.tasks.relaxed_energy, elements, pair))
+
+    chk.guarded("formation energy vs PBE", "PBE phases", pbe_rows)
+
+
+def _speed_rows(chk: _EngineCheck) -> None:
+    """Seconds per MD step on a cell of interface size (or the electrolyte's supercell), scaled to the interface."""
+    inp, settings, study_dt, report = chk.inp, chk.settings, chk.study_dt, chk.report
+    if inp.interface is not None:
+        cell, what = inp.interface, "study's interface"
+        n_target = len(inp.interface)
+    else:
+        el = inp.electrolyte
+        cell, what = speed_cell(el.structure, settings.speed_max_atoms), f"{el.label} supercell"
+        n_target = (inp.study.interface.min_atoms + inp.study.interface.max_atoms) // 2
+    digest = hashlib.sha256(
+        np.round(cell.get_positions(), 4).tobytes() + np.round(cell.cell.array, 4).tobytes()
+    ).hexdigest()[:16]
+    res = chk.tasks.run(
+        "speed",
+        f"{len(cell)}atoms",
+        {"cell": digest, "steps": settings.speed_steps},
+        lambda c: speed(c, cell, chk.temperature, study_dt, settings),
+    )
+    measured = float(res["s_per_step"])
+    est = measured * n_target / res["natoms"]  # message passing on a fixed cutoff: cost ~ number of atoms
+    report.s_per_step = est
+    report.ps_per_day = 86400.0 / est * study_dt / 1000.0
+    chk.rows.append(Row(chk.name, f"{what} ({res['natoms']} atoms)", "time per MD step", measured, None, "n/a", "s"))
+    scaled = "" if n_target == res["natoms"] else f"scaled linearly from {res['natoms']} atoms; "
+    chk.rows.append(
+        Row(
+            chk.name,
+            f"interface ({n_target} atoms)",
+            "MD speed",
+            report.ps_per_day,
+            None,
+            "n/a",
+            "ps/day",
+            f"{scaled}{est:.3g} s/step at {study_dt:g} fs, 1 thread",
+        )
+    )
+
+
 def _engine_rows(
     model: ModelInfo,
     inp: CheckInput,
@@ -287,188 +508,15 @@ def _engine_rows(
     use_cache: bool,
     progress: Progress | None,
 ) -> EngineReport:
-    name = model.key
-    report = EngineReport(engine=name, model=model.description, loaded=True)
-    tasks = _Tasks(model, factory, settings, use_cache, progress)
-    temperature = inp.temperature
-    study_dt = float(inp.study.md.timestep_fs)
-    relax_params = {"fmax": settings.relax_fmax, "stress": settings.relax_stress_gpa, "steps": settings.relax_steps}
-    rows = report.rows
-
-    def guarded(what: str, phase: str, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except _LoadError:
-            raise  # the model itself does not load: no point in trying the other checks
-        except Exception as exc:  # an engine that crashes on a structure fails that check, not the whole run
-            rows.append(Row(name, phase, what, None, None, "fail", "", f"{type(exc).__name__}: {exc}"[:200]))
-
-    def relaxed(phase: Phase) -> dict[str, Any]:
-        res: dict[str, Any] = tasks.run(
-            "relax", phase.label, {"phase": phase.digest, **relax_params}, lambda c: relax(c, phase.structure, settings)
-        )
-        return res
-
-    # 1. lattices of the study's reactants
-    for ph in (inp.metal, inp.electrolyte):
-
-        def lattice(ph: Phase = ph) -> None:
-            rows.extend(_lattice_rows(name, ph, relaxed(ph)))
-
-        guarded("lattice", ph.label, lattice)
-
-    # 2. bulk metal at the study temperature
-    metal = inp.metal
-
-    def metal_check() -> None:
-        symbols = [str(e) for e in metal.structure.composition.elements]
-        dt = metal_timestep(symbols, study_dt)
-        start = expected_rms(metal.structure, temperature)
-        params = {
-            "start_rms": start,
-            "phase": metal.digest,
-            "T": temperature,
-            "dt": dt,
-            "ps": settings.metal_md_ps,
-            "min_atoms": settings.metal_min_atoms,
-            "friction": settings.friction_per_fs,
-            "seed": settings.seed,
-        }
-        res = tasks.run(
-            "md-metal", metal.label, params, lambda c: metal_md(c, metal.structure, temperature, dt, settings, start)
-        )
-        rows.extend(_metal_rows(name, metal, res, temperature))
-        # the same MD at the engine's own relaxed lattice: a PBE-like model is compressed at the experimental one
-        # (the bundled fit: 27.24 vs 26.17 A^3/atom; 2 ps, 96 atoms: RMS 0.262 A there, 0.286 A at its own,
-        # Debye 0.313 A), and a thermal amplitude is a property of the model at its own zero pressure
-        rel = relaxed(metal)
-        if rel.get("converged") and rel.get("cell"):
-            from pymatgen.core import Lattice, Structure
-
-            st = metal.structure
-            own = Structure(Lattice(rel["cell"]), st.species, st.frac_coords)
-            own_params = {**params, "cell": np.round(np.asarray(rel["cell"]), 5).tolist()}
-            res_own = tasks.run(
-                "md-metal-own", metal.label, own_params, lambda c: metal_md(c, own, temperature, dt, settings, start)
-            )
-            rows.extend(_metal_rows(name, metal, res_own, temperature, own_volume=float(rel["volume_per_atom"])))
-
-    guarded(f"RMS displacement {temperature:g} K", metal.label, metal_check)
-
-    # 3. electrolyte anion units at the study temperature
-    el = inp.electrolyte
-    bonds = inp.study.interface.intact_bonds or DEFAULT_UNIT_BONDS
-    units = unit_centres(el.structure, bonds)
-
-    def electrolyte_check() -> None:
-        params = {
-            "phase": el.digest,
-            "T": temperature,
-            "dt": study_dt,
-            "ps": settings.electrolyte_md_ps,
-            "min_atoms": settings.electrolyte_min_atoms,
-            "friction": settings.friction_per_fs,
-            "seed": settings.seed,
-            "units": [list(u) for u in units],
-        }
-        res = tasks.run(
-            "md-electrolyte",
-            el.label,
-            params,
-            lambda c: electrolyte_md(c, el.structure, temperature, study_dt, units, settings),
-        )
-        for u in res["units"]:
-            unit = f"{u['centre']}{u['ligand']}{u['coordination']}"
-            rows.append(
-                Row(
-                    name,
-                    el.label,
-                    f"{unit} intact {temperature:g} K",
-                    u["intact_mean"],
-                    1.0,
-                    intact_verdict(u["intact_mean"]),
-                    "fraction",
-                    f"{u['n_units']} {unit} units, {u['centre']}-{u['ligand']} <= {u['cutoff']:g} A; "
-                    f"{res['natoms']} atoms, {res['steps']} x {res['dt_fs']:g} fs NVT (study time step); "
-                    f"final frame {u['intact_final']:.2f}",
-                )
-            )
-
-    if units:
-        guarded("anion units intact", el.label, electrolyte_check)
-
-    # 4. reaction energies among library phases of the study's elements
+    """Every check of one engine, in the report's order; a check that crashes is a ``fail`` row of its own."""
+    report = EngineReport(engine=model.key, model=model.description, loaded=True)
+    chk = _EngineCheck(_Tasks(model, factory, settings, use_cache, progress), inp, report)
+    _check_lattices(chk)
+    _check_metal(chk)
+    _check_electrolyte(chk)
     elements = {str(e) for p in (inp.metal, inp.electrolyte) for e in p.structure.composition.elements}
-    for reac, prod, sign, why in pick_reactions(elements, set(inp.library), settings.max_reactions):
-        coeffs = balance(reac, prod)
-        label = reaction_label(reac, prod, coeffs)
-
-        def reaction(
-            reac: tuple[str, ...] = reac,
-            prod: tuple[str, ...] = prod,
-            rx: tuple[str | None, str] = (sign, why),
-            coeffs: tuple[list[int], list[int]] = coeffs,
-            label: str = label,
-        ) -> None:
-            # library phases by name: the study's own metal/electrolyte hit the same cache entries
-            energies = {n: float(relaxed(inp.library[n])["energy_per_atom"]) for n in (*reac, *prod)}
-            de = reaction_energy(reac, prod, coeffs, energies)
-            sign, why = rx
-            ref = f"{sign} 0" if sign else None
-            note = why if sign else f"{why}; {MP_NOTE}"
-            rows.append(Row(name, label, "reaction energy", de, ref, sign_verdict(de, sign), "eV/atom", note))
-
-        guarded("reaction energy", label, reaction)
-
-    # 4b. formation and reaction energies against the stored PBE phase diagram (cellsim.references.pbe)
-    def pbe_check() -> None:
-        from cellsim.engines.check.compute import structure_digest
-        from cellsim.engines.check.formation import formation_rows
-
-        def energy_of(label: str, structure: Any) -> float:
-            params = {"phase": structure_digest(structure), **relax_params}
-            return float(tasks.run("relax", label, params, lambda c: relax(c, structure, settings))["energy_per_atom"])
-
-        pair = (el.structure.composition.reduced_formula, metal.structure.composition.reduced_formula)
-        rows.extend(formation_rows(name, energy_of, elements, pair))
-
-    guarded("formation energy vs PBE", "PBE phases", pbe_check)
-
+    _check_reactions(chk, elements)
+    _check_pbe(chk, elements)
     # 5. speed at the size of the study's interface
-    def speed_check() -> None:
-        if inp.interface is not None:
-            cell, what = inp.interface, "study's interface"
-            n_target = len(inp.interface)
-        else:
-            cell, what = speed_cell(el.structure, settings.speed_max_atoms), f"{el.label} supercell"
-            n_target = (inp.study.interface.min_atoms + inp.study.interface.max_atoms) // 2
-        digest = hashlib.sha256(
-            np.round(cell.get_positions(), 4).tobytes() + np.round(cell.cell.array, 4).tobytes()
-        ).hexdigest()[:16]
-        res = tasks.run(
-            "speed",
-            f"{len(cell)}atoms",
-            {"cell": digest, "steps": settings.speed_steps},
-            lambda c: speed(c, cell, temperature, study_dt, settings),
-        )
-        measured = float(res["s_per_step"])
-        est = measured * n_target / res["natoms"]  # message passing on a fixed cutoff: cost ~ number of atoms
-        report.s_per_step = est
-        report.ps_per_day = 86400.0 / est * study_dt / 1000.0
-        rows.append(Row(name, f"{what} ({res['natoms']} atoms)", "time per MD step", measured, None, "n/a", "s"))
-        scaled = "" if n_target == res["natoms"] else f"scaled linearly from {res['natoms']} atoms; "
-        rows.append(
-            Row(
-                name,
-                f"interface ({n_target} atoms)",
-                "MD speed",
-                report.ps_per_day,
-                None,
-                "n/a",
-                "ps/day",
-                f"{scaled}{est:.3g} s/step at {study_dt:g} fs, 1 thread",
-            )
-        )
-
-    guarded("time per MD step", "speed", speed_check)
+    chk.guarded("time per MD step", "speed", lambda: _speed_rows(chk))
     return report
