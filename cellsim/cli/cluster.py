@@ -59,24 +59,43 @@ def status(
 ) -> None:
     """State of the MD segments (NSW, frames, parts, custodian corrections, walltime stops), the workflow
     and the queue jobs; with several runs (or a matrix or campaign file), one line each with its answer."""
+    targets, title, whole_set = _status_targets(list(run_dirs))
+    rows = _status_rows(targets, whole_set)
+    if len(rows) > 1 or whole_set:
+        _print_overview(rows, title)
+        if whole_set:
+            console.print("the answers side by side: cellsim compare " + str(run_dirs[0]), highlight=False)
+        return
+    _print_run_status(*rows[0][:3])
+
+
+_StatusRow = tuple[Path, Any, Any, str]  # run, its MD status, its workflow overview, its answer kind
+
+
+def _status_targets(targets: list[Path]) -> tuple[list[Path], str | None, bool]:
+    """The runs to show: one matrix or campaign file (or a matrix's output folder) given alone read as its
+    runs, with its title, and whether it was."""
     from cellsim.config.matrix import load_run_set, run_set_path
     from cellsim.config.rundir import RunDir
-    from cellsim.engines.vasp import status as md_status
-    from cellsim.workflow.repair import run_overview
 
-    targets = list(run_dirs)
-    title = None
-    whole_set = False
     if len(targets) == 1 and not RunDir(targets[0]).is_run:
         try:
             found = run_set_path(targets[0])
             if found is not None:
                 rs = load_run_set(found)
-                targets, whole_set = rs.run_dirs, True
-                title = f"{rs.name} ({rs.kind} {found}): {len(targets)} runs"
+                return rs.run_dirs, f"{rs.name} ({rs.kind} {found}): {len(rs.run_dirs)} runs", True
         except CellsimError as exc:
             fail(exc)
-    rows: list[tuple[Path, Any, Any, str]] = []
+    return targets, None, False
+
+
+def _status_rows(targets: list[Path], whole_set: bool) -> list[_StatusRow]:
+    """Each run's MD status, workflow overview and answer kind (a run of a set not built yet: none)."""
+    from cellsim.config.rundir import RunDir
+    from cellsim.engines.vasp import status as md_status
+    from cellsim.workflow.repair import run_overview
+
+    rows: list[_StatusRow] = []
     for run_dir in targets:
         rd = RunDir(run_dir)
         if whole_set and not rd.is_run:
@@ -87,31 +106,35 @@ def status(
             rows.append((run_dir, md_status(rd.root, rd.load_study()), run_overview(rd), _answer_kind(rd)))
         except CellsimError as exc:
             fail(exc)
-    if len(rows) > 1 or whole_set:
-        t = Table(title=title or f"{len(rows)} runs")
-        for col in ("run", "MD steps", "segments", "corrections", "Fireworks", "live jobs", "answer"):
-            t.add_column(col)
-        for run_dir, st, ov, kind in rows:
-            if st is None:
-                t.add_row(str(run_dir), "-", "not built", "-", "-", "-", "-")
-                continue
-            segs = st["segments"]
-            done = sum(r["state"] == "complete" for r in segs)
-            fixes = sum(r["corrections"] for r in segs)
-            t.add_row(
-                str(run_dir),
-                f"{st['frames']} / {st['planned_steps']}",
-                f"{done} of {len(segs)} complete",
-                str(fixes),
-                _fw_text(ov["fireworks"]),
-                _job_text(ov["live"]),
-                kind,
-            )
-        console.print(t)
-        if whole_set:
-            console.print("the answers side by side: cellsim compare " + str(run_dirs[0]), highlight=False)
-        return
-    run_dir, st, ov, _ = rows[0]
+    return rows
+
+
+def _print_overview(rows: list[_StatusRow], title: str | None) -> None:
+    """One line per run: MD steps, segments, corrections, Fireworks, live jobs and its answer."""
+    t = Table(title=title or f"{len(rows)} runs")
+    for col in ("run", "MD steps", "segments", "corrections", "Fireworks", "live jobs", "answer"):
+        t.add_column(col)
+    for run_dir, st, ov, kind in rows:
+        if st is None:
+            t.add_row(str(run_dir), "-", "not built", "-", "-", "-", "-")
+            continue
+        segs = st["segments"]
+        done = sum(r["state"] == "complete" for r in segs)
+        fixes = sum(r["corrections"] for r in segs)
+        t.add_row(
+            str(run_dir),
+            f"{st['frames']} / {st['planned_steps']}",
+            f"{done} of {len(segs)} complete",
+            str(fixes),
+            _fw_text(ov["fireworks"]),
+            _job_text(ov["live"]),
+            kind,
+        )
+    console.print(t)
+
+
+def _print_run_status(run_dir: Path, st: Any, ov: Any) -> None:
+    """One run: its segments in a table, then its Fireworks and jobs."""
     console.print(f"{run_dir}: {st['frames']} of {st['planned_steps']} planned MD steps stored", soft_wrap=True)
     t = Table()
     for col in ("segment", "NSW", "frames", "parts", "state", "custodian corrections", "walltime stops"):

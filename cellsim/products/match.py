@@ -49,7 +49,7 @@ from cellsim.products.answer import answer_of, electrolyte_motifs
 from cellsim.products.baseline import pair_changes, sample_windows, time_windows
 from cellsim.products.candidates import Candidate, candidate_pool, named_candidates, uncovered_pairs
 from cellsim.products.result import MatchError, MatchResult
-from cellsim.products.scores import PairMatch, radial_grid, score_candidate
+from cellsim.products.scores import PairMatch, PairNew, radial_grid, score_candidate
 from cellsim.products.verdicts import CandidateVerdict, judge_candidate, one_verdict_per_group, rank_verdicts
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from cellsim.analysis.analyze import AnalysisResult
     from cellsim.config.study import MatchSpec
+    from cellsim.products.amounts import Amounts
     from cellsim.references.reactants import Reactants
 
 # the names other modules and the package root read from here
@@ -93,10 +94,8 @@ def match_analysis(
     """
     from cellsim.references.reactants import reactant_structures
 
-    r = res.r
-    dr, rmax = radial_grid(r)
-    temperature = res.temperature_K
-    sigma = spec.sigma or 0.08 * math.sqrt(temperature / 300.0)
+    dr, rmax = radial_grid(res.r)
+    sigma = spec.sigma or 0.08 * math.sqrt(res.temperature_K / 300.0)
     notes: list[str] = []
     if len(res.window_frames) < 2:
         raise MatchError(
@@ -120,24 +119,64 @@ def match_analysis(
         )
     uncovered_pairs(pairs, candidates, spec, notes)
 
-    # environments of the reacting centres
     env = res.environments
-    env_info: dict[str, Any] = {}
-    if env is not None:
-        for centre in dict.fromkeys([p.split("-")[0] for p in res.settings.pairs]):
-            env_info[centre] = env.summary(centre, spec.late_fraction)
     amounts = None
     if env is not None and len(env.times_ps) >= 2:
         from cellsim.products.amounts import product_amounts
 
         e_idx, l_idx = sample_windows(env.times_ps, win.early_ps, spec.late_fraction)
         amounts = product_amounts(env, candidates, react_structs, e_idx, l_idx, seed)
+    rows, refs, verdicts = _judge(res, spec, candidates, pair_new, boot_new, amounts, sigma)
+    result = MatchResult(
+        pairs,
+        rows,
+        verdicts,
+        refs,
+        notes,
+        spec.threshold,
+        reactants.to_dict(),
+        _centre_environments(res, spec),
+        electrolyte_motifs(env),
+        res.meta.id,
+        amounts=amounts.to_dict() if amounts is not None else {},
+    )
+    if thermo is not None and react_structs:
+        result.thermo = thermo(react_structs, {c.name: c.structure for c in candidates})
+    result.answer = answer_of(result, res)
+    if result.answer.kind == "none":
+        notes.append("nothing reacted")
+    return result
 
+
+def _centre_environments(res: AnalysisResult, spec: MatchSpec) -> dict[str, Any]:
+    """The late environments of each analysed pair's centre element (``match.json: environments``)."""
+    env = res.environments
+    if env is None:
+        return {}
+    return {
+        centre: env.summary(centre, spec.late_fraction)
+        for centre in dict.fromkeys([p.split("-")[0] for p in res.settings.pairs])
+    }
+
+
+def _judge(
+    res: AnalysisResult,
+    spec: MatchSpec,
+    candidates: list[Candidate],
+    pair_new: dict[str, PairNew],
+    boot_new: dict[str, list[PairNew]],
+    amounts: Amounts | None,
+    sigma: float,
+) -> tuple[list[PairMatch], dict[str, dict[str, np.ndarray]], list[CandidateVerdict]]:
+    """Every candidate scored on every pair and judged: the rows ranked within each pair (pairs in the analysis'
+    order), the candidates' reference densities, and the verdicts, one per group of look-alikes, ranked."""
     rows: list[PairMatch] = []
     refs: dict[str, dict[str, np.ndarray]] = {}
     verdicts: list[CandidateVerdict] = []
     for c in candidates:
-        cand_rows, cand_refs = score_candidate(c, pair_new, boot_new, res.cutoffs, r, sigma, spec.position_tolerance)
+        cand_rows, cand_refs = score_candidate(
+            c, pair_new, boot_new, res.cutoffs, res.r, sigma, spec.position_tolerance
+        )
         if cand_refs:
             refs[c.name] = cand_refs
         rows += cand_rows
@@ -150,22 +189,4 @@ def match_analysis(
             m.rank = i
     rows.sort(key=lambda m: (res.settings.pairs.index(m.pair), m.rank))
     rank_verdicts(verdicts)
-    result = MatchResult(
-        pairs,
-        rows,
-        verdicts,
-        refs,
-        notes,
-        spec.threshold,
-        reactants.to_dict(),
-        env_info,
-        electrolyte_motifs(env),
-        res.meta.id,
-        amounts=amounts.to_dict() if amounts is not None else {},
-    )
-    if thermo is not None and react_structs:
-        result.thermo = thermo(react_structs, {c.name: c.structure for c in candidates})
-    result.answer = answer_of(result, res)
-    if result.answer.kind == "none":
-        notes.append("nothing reacted")
-    return result
+    return rows, refs, verdicts

@@ -44,63 +44,83 @@ def _atoms(species: list[str], frame: tuple[np.ndarray, np.ndarray]) -> Any:
     return Atoms(symbols=species, scaled_positions=frac, cell=cell, pbc=True)
 
 
+Figures = dict[str, tuple[str, bytes]]  # file -> (caption, png)
+
+
 def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     """Write the figures, report.html and report.md of an analysis folder into ``RUN/report`` or ``folder/report``."""
     d = load_report_data(folder, run)
     res = d.analysis
     out = run.report_dir if (run is not None and res.meta.run_dir and res.meta.replica is None) else (folder / "report")
-    figs: dict[str, tuple[str, bytes]] = {}  # file -> (caption, png)
+    figs: Figures = {}
     r = res.r
-    t_edges = (float(res.t_start[0]), float(res.t_end[-1]))
-    cutoffs = res.cutoffs
-    norm = res.settings.normalisation
-    m = d.match
-    dr = float(r[1] - r[0])
-    reactant_g = _reactant_shapes(d, r, dr)
-
-    def refs_g(pair: str) -> list[tuple[str, np.ndarray]]:
-        if m is None:
-            return []
-        ranked = [x.candidate for x in m.rows if x.pair == pair and x.score > 0][:2]
-        return [(c, m.references[c][pair]) for c in ranked if pair in m.references.get(c, {})]
-
+    reactant_g = _reactant_shapes(d, r, float(r[1] - r[0]))
     for pair in res.settings.pairs:
-        key = pair.replace("-", "")
-        figs[f"rdf_{key}.png"] = (
-            f"{pair} partial RDF per {res.settings.window_ps:g} ps window (heat map, time x r).",
-            to_png(rdf_heatmap(r, t_edges, res.g[pair], pair, cutoffs.get(pair), norm=norm)),
-        )
-        n = res.n_per_atom[pair] / dr
-        nw = len(n)
-        picks = sorted({0, nw // 2, nw - 1})
-        curves = [(f"{res.t_start[w]:.2f}-{res.t_end[w]:.2f} ps", n[w]) for w in picks]
-        refs: list[tuple[str, np.ndarray]] = []
-        md_peak = None
-        if m is not None:
-            ranked = [x.candidate for x in m.rows if x.pair == pair][:3]
-            refs = [(c, m.references[c][pair] / dr) for c in ranked if pair in m.references.get(c, {})]
-            md_peak = m.pairs.get(pair, {}).get("md_peak_r")
-        figs[f"match_{key}.png"] = (
-            f"{pair}: neighbour density at the start, middle and end of the MD, over the broadened reference "
-            "densities of the best candidates.",
-            to_png(stacked_curves(r, curves, refs, pair, md_peak)),
-        )
-        both = [("reactant", name, g) for name, g in reactant_g.get(pair, [])]
-        both += [("candidate", c, _ref_g(n_ref, r, dr)) for c, n_ref in refs_g(pair)]
-        figs[f"first_last_{key}.png"] = (
-            f"{pair}: g(r) of the first and the last window with their running coordination n(r), over the "
-            "reactant and candidate crystals' g(r) shapes (broadened to the run's temperature).",
-            to_png(
-                first_last_plot(
-                    r,
-                    (f"{res.t_start[0]:.2f}-{res.t_end[0]:.2f} ps", res.g[pair][0], res.cn[pair][0]),
-                    (f"{res.t_start[-1]:.2f}-{res.t_end[-1]:.2f} ps", res.g[pair][-1], res.cn[pair][-1]),
-                    both,
-                    pair,
-                    cutoffs.get(pair),
-                )
-            ),
-        )
+        figs.update(_pair_figures(d, pair, reactant_g.get(pair, [])))
+    figs.update(_bond_figure(d))
+    figs.update(_state_figures(d))
+    figs.update(_structure_figure(d, run))
+    _write_report(d, out, figs)
+    paths = {"html": out / "report.html", "md": out / "report.md"}
+    paths.update({name: out / name for name in figs})
+    return paths
+
+
+def _pair_figures(d: ReportData, pair: str, reactant_g: list[tuple[str, np.ndarray]]) -> Figures:
+    """One pair's RDF heat map, its neighbour density over the best candidates', and its first and last window
+    over the reactant (``reactant_g``: :func:`_reactant_shapes` of the pair) and candidate shapes."""
+    res, m = d.analysis, d.match
+    r = res.r
+    dr = float(r[1] - r[0])
+    cutoffs = res.cutoffs
+    key = pair.replace("-", "")
+    figs: Figures = {}
+    t_edges = (float(res.t_start[0]), float(res.t_end[-1]))
+    figs[f"rdf_{key}.png"] = (
+        f"{pair} partial RDF per {res.settings.window_ps:g} ps window (heat map, time x r).",
+        to_png(rdf_heatmap(r, t_edges, res.g[pair], pair, cutoffs.get(pair), norm=res.settings.normalisation)),
+    )
+    n = res.n_per_atom[pair] / dr
+    nw = len(n)
+    picks = sorted({0, nw // 2, nw - 1})
+    curves = [(f"{res.t_start[w]:.2f}-{res.t_end[w]:.2f} ps", n[w]) for w in picks]
+    refs: list[tuple[str, np.ndarray]] = []
+    md_peak = None
+    if m is not None:
+        ranked = [x.candidate for x in m.rows if x.pair == pair][:3]
+        refs = [(c, m.references[c][pair] / dr) for c in ranked if pair in m.references.get(c, {})]
+        md_peak = m.pairs.get(pair, {}).get("md_peak_r")
+    figs[f"match_{key}.png"] = (
+        f"{pair}: neighbour density at the start, middle and end of the MD, over the broadened reference "
+        "densities of the best candidates.",
+        to_png(stacked_curves(r, curves, refs, pair, md_peak)),
+    )
+    both = [("reactant", name, g) for name, g in reactant_g]
+    if m is not None:
+        best = [x.candidate for x in m.rows if x.pair == pair and x.score > 0][:2]
+        both += [
+            ("candidate", c, _ref_g(m.references[c][pair], r, dr)) for c in best if pair in m.references.get(c, {})
+        ]
+    figs[f"first_last_{key}.png"] = (
+        f"{pair}: g(r) of the first and the last window with their running coordination n(r), over the "
+        "reactant and candidate crystals' g(r) shapes (broadened to the run's temperature).",
+        to_png(
+            first_last_plot(
+                r,
+                (f"{res.t_start[0]:.2f}-{res.t_end[0]:.2f} ps", res.g[pair][0], res.cn[pair][0]),
+                (f"{res.t_start[-1]:.2f}-{res.t_end[-1]:.2f} ps", res.g[pair][-1], res.cn[pair][-1]),
+                both,
+                pair,
+                cutoffs.get(pair),
+            )
+        ),
+    )
+    return figs
+
+
+def _bond_figure(d: ReportData) -> Figures:
+    """Bond counts per frame, marked where they left their starting noise."""
+    res, m = d.analysis, d.match
     times = res.frame_times
     bonds = {p: (times, res.bonds[p]) for p in res.settings.pairs}
 
@@ -118,11 +138,18 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
 
     form = {p: event(p, "formation_ps") for p in bonds}
     broke = {p: event(p, "break_ps") for p in bonds}
-    figs["bonds.png"] = (
-        "Bond counts per frame; dashed lines: when the count rose out of its starting noise (bonds formed), "
-        "dotted: when it fell out of it (bonds broke).",
-        to_png(bond_plot(bonds, form, cutoffs, res.replica_bonds or None, broke)),
-    )
+    return {
+        "bonds.png": (
+            "Bond counts per frame; dashed lines: when the count rose out of its starting noise (bonds formed), "
+            "dotted: when it fell out of it (bonds broke).",
+            to_png(bond_plot(bonds, form, res.cutoffs, res.replica_bonds or None, broke)),
+        )
+    }
+
+
+def _state_figures(d: ReportData) -> Figures:
+    """The local environments of each analysed centre and the physical diagnostics over time."""
+    figs: Figures = {}
     env = (d.peaks or {}).get("environments") or {}
     for centre, summ in env.items():
         if summ:
@@ -135,25 +162,38 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
         fig = diagnostics_plot(d.diagnostics)
         if fig is not None:
             figs["diagnostics.png"] = ("Temperature, energy and order of the metal over time.", to_png(fig))
-    if res.first_frame is not None and res.last_frame is not None and res.species:
-        new = [p for p, v in (m.pairs.items() if m else []) if v.get("has_new")]
-        shown = {
-            p: float(cutoffs.get(p, 3.0)) for p in (new or [p for p in res.settings.pairs if not p.startswith("P-")])
-        }
-        before = _atoms(res.species, res.first_frame)
-        titles = ("first frame", "last frame")
-        if run is not None and res.meta.run_dir and run.interface_poscar.is_file():
-            from ase.io import read
+    return figs
 
-            built = read(run.interface_poscar, format="vasp")
-            if not isinstance(built, list) and built.get_chemical_symbols() == res.species:
-                before, titles = built, ("as built", "after MD")
-        figs["structure.png"] = (
+
+def _structure_figure(d: ReportData, run: RunDir | None) -> Figures:
+    """Side views before (as built, where the run directory has it) and after the MD, with the new bonds."""
+    res, m = d.analysis, d.match
+    if res.first_frame is None or res.last_frame is None or not res.species:
+        return {}
+    new = [p for p, v in (m.pairs.items() if m else []) if v.get("has_new")]
+    shown = {
+        p: float(res.cutoffs.get(p, 3.0)) for p in (new or [p for p in res.settings.pairs if not p.startswith("P-")])
+    }
+    before = _atoms(res.species, res.first_frame)
+    titles = ("first frame", "last frame")
+    if run is not None and res.meta.run_dir and run.interface_poscar.is_file():
+        from ase.io import read
+
+        built = read(run.interface_poscar, format="vasp")
+        if not isinstance(built, list) and built.get_chemical_symbols() == res.species:
+            before, titles = built, ("as built", "after MD")
+    return {
+        "structure.png": (
             f"Side view (x-z), {titles[0]} and {titles[1]}; coloured lines: bonds of the pairs that gained "
             "neighbours (or the analysed metal pairs).",
             to_png(interface_views(before, _atoms(res.species, res.last_frame), shown, titles)),
         )
-    # the whole report is staged and swapped in: a kill leaves the previous report or the new one
+    }
+
+
+def _write_report(d: ReportData, out: Path, figs: Figures) -> None:
+    """The figures, report.html and report.md into ``out``, staged and swapped in: a kill leaves the previous
+    report or the new one."""
     from cellsim.core.files import recover_dir, replace_dir, staging_dir
 
     recover_dir(out)
@@ -170,9 +210,6 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
 
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    paths = {"html": out / "report.html", "md": out / "report.md"}
-    paths.update({name: out / name for name in figs})
-    return paths
 
 
 def _ref_g(n: np.ndarray, r: np.ndarray, dr: float) -> np.ndarray:
