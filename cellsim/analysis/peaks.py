@@ -106,7 +106,9 @@ def bond_events(times: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
     """
     if len(counts) == 0:
         return {"frames": 0}
-    c0 = int(counts[0])
+    # pooled replicas give mean counts (2.5 bonds): compare with the first count itself, never its integer part,
+    # which dated "more bonds than the first frame" at the first frame
+    c0 = float(counts[0])
     above = counts > c0
     first_inc = float(times[np.argmax(above)]) if above.any() else None
     need = max(10, int(0.05 * len(counts)))
@@ -119,15 +121,21 @@ def bond_events(times: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
             break
     return {
         "frames": len(counts),
-        "initial": c0,
-        "final": int(counts[-1]),
-        "min": int(counts.min()),
-        "max": int(counts.max()),
+        "initial": _count(c0),
+        "final": _count(counts[-1]),
+        "min": _count(counts.min()),
+        "max": _count(counts.max()),
         "present_at_start": c0 > 0,
         "first_formation_ps": (float(times[np.argmax(counts > 0)]) if (c0 == 0 and (counts > 0).any()) else None),
         "first_increase_ps": first_inc,
         "sustained_increase_ps": sustained,
     }
+
+
+def _count(x: float) -> int | float:
+    """A bond count as written: whole for one trajectory, the replica mean to 3 decimals when pooled."""
+    v = float(x)
+    return int(v) if v.is_integer() else round(v, 3)
 
 
 def departure_time(
@@ -152,6 +160,9 @@ def departure_time(
     # run_mean[k] = mean(k..k+w-1), as a sum divided once: summing the w-ths rounds, and a count that sits
     # exactly on the margin (10 -> 8 bonds, margin 2) then read as outside it for some counts and not others
     run_mean = np.convolve(counts.astype(float), np.ones(w), mode="valid") / w
+    # pooled replicas give fractional counts (7/3 -> 13/3), whose sums round either side of an exact margin: the
+    # edge is "more than the margin" by a relative 1e-9, far below a bond and far above the rounding
+    edge = margin + 1e-9 * max(1.0, abs(mu) + margin)
 
     def first(mask: np.ndarray, frame_out: np.ndarray) -> float | None:
         # the first stretch (after the baseline) where the running mean stays outside for w starts; the time is
@@ -172,8 +183,8 @@ def departure_time(
         "baseline_sd": round(sd, 3),
         "margin": round(margin, 3),
         "late_mean": round(float(late.mean()), 3),
-        "formation_ps": first(run_mean > mu + margin, counts > mu + margin),
-        "break_ps": first(run_mean < mu - margin, counts < mu - margin),
+        "formation_ps": first(run_mean > mu + edge, counts > mu + edge),
+        "break_ps": first(run_mean < mu - edge, counts < mu - edge),
     }
 
 

@@ -215,3 +215,31 @@ def test_an_isolated_frame_before_the_step_is_not_the_formation_time() -> None:
 def test_a_break_is_dated_at_the_first_count_strictly_below_the_margin() -> None:
     counts = [10.0] * 40 + [8.0] * 3 + [7.0] * 57  # 8 = mean - margin: not yet outside
     assert _dep(counts)["break_ps"] == pytest.approx(43 * DT, abs=1e-12)
+
+
+# pooled replicas: the per-frame count is the mean over replicas, so fractional (found by mutation testing)
+
+
+def test_a_pooled_fractional_count_that_never_changes_has_no_increase() -> None:
+    e = bond_events(_t(30), np.full(30, 2.5))
+    assert (e["first_increase_ps"], e["sustained_increase_ps"]) == (None, None)
+
+
+def test_a_pooled_half_bond_at_the_start_is_present_at_start() -> None:
+    e = bond_events(_t(30), np.full(30, 0.5))
+    assert (e["present_at_start"], e["first_formation_ps"]) == (True, None)
+
+
+def test_a_pooled_count_is_written_to_three_decimals_and_a_whole_one_as_an_integer() -> None:
+    e = bond_events(_t(3), np.array([7 / 3, 3.0, 2.0]))
+    assert (e["initial"], e["final"], e["max"]) == (2.333, 2, 3)
+
+
+@pytest.mark.parametrize("replicas", [2, 3, 4, 6, 7])
+@pytest.mark.parametrize("step", [2, -2])
+def test_a_pooled_plateau_exactly_on_the_margin_is_inside_it(replicas: int, step: int) -> None:
+    # e.g. 3 replicas of 2, 2, 3 bonds all gaining 2: the mean goes 7/3 -> 13/3, exactly the 2-bond margin
+    for extra in range(1, replicas):
+        before = 5 + extra / replicas
+        d = _dep(_step(before, before + step))
+        assert (d["formation_ps"], d["break_ps"]) == (None, None), (replicas, extra)
