@@ -8,6 +8,7 @@ so it keeps the bulk stoichiometry exactly, and a termination that SlabGenerator
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -111,17 +112,22 @@ def slab_templates(
     from pymatgen.core.surface import SlabGenerator
 
     try:
-        gen = SlabGenerator(
-            bulk,
-            miller,
-            min_slab_size=1,
-            min_vacuum_size=1,
-            in_unit_planes=True,
-            center_slab=False,
-            primitive=True,
-            reorient_lattice=True,
-        )
-        slabs = gen.get_slabs(bonds=intact_bonds, max_broken_bonds=0)  # type: ignore[arg-type]
+        with warnings.catch_warnings():
+            # spglib (>= 2.5) deprecates the old error handling that pymatgen's SpacegroupAnalyzer still switches
+            # on for every symmetry search of the cut; harmless (the symmetry found is the same), and under
+            # `-W error` it would even refuse the cut
+            warnings.filterwarnings("ignore", message="Set OLD_ERROR_HANDLING to false", category=DeprecationWarning)
+            gen = SlabGenerator(
+                bulk,
+                miller,
+                min_slab_size=1,
+                min_vacuum_size=1,
+                in_unit_planes=True,
+                center_slab=False,
+                primitive=True,
+                reorient_lattice=True,
+            )
+            slabs = gen.get_slabs(bonds=intact_bonds, max_broken_bonds=0)  # type: ignore[arg-type]
     except Exception as exc:  # SlabGenerator raises ValueError/IndexError for odd inputs
         raise BuildError(f"{phase}{list(miller)}: pymatgen could not cut this surface: {exc}") from exc
     if not slabs:
