@@ -22,12 +22,25 @@ from cellsim.analysis.environments import Environments
 from cellsim.analysis.info import AnalysisInfo
 from cellsim.analysis.peaks import peaks_report
 from cellsim.analysis.result import AnalysisData, AnalysisSettings
+from cellsim.config.rundir import ANALYSIS_FILE, REPLICA_PREFIX, AnalysisFiles
 from cellsim.core.errors import AnalysisError
-from cellsim.core.files import atomic_write_json, atomic_write_text
+from cellsim.core.files import atomic_write_json
 from cellsim.core.records import Upgrade, read_versioned
 
-ANALYSIS_FILE = "analysis.json"
-REPLICA_PREFIX = "replica-"
+__all__ = [
+    "ANALYSIS_FILE",
+    "FORMAT_TAG",
+    "FORMAT_VERSION",
+    "REPLICA_PREFIX",
+    "UPGRADES",
+    "AnalysisResult",
+    "load_analysis",
+    "load_rdf",
+    "read_info",
+    "read_manifest",
+    "write_outputs",
+]
+
 FORMAT_TAG = "cellsim-analysis"
 FORMAT_VERSION = 2
 # analysis.json upgrades, version v -> v + 1 (cellsim.core.records.read_versioned); format 2 is the first
@@ -62,16 +75,6 @@ _RDF_HEADER = """# cellsim partial RDFs, one row per pair, time window and r bin
 """
 
 
-def _poscar_text(species: list[str], frac: np.ndarray, cell: np.ndarray, title: str) -> str:
-    from cellsim.io.vaspfiles import species_blocks, xdatcar_header
-
-    names, counts = species_blocks(species)
-    order = np.argsort([names.index(x) for x in species], kind="stable")
-    head = xdatcar_header(names, counts, cell, title).rstrip("\n").split("\n")
-    body = "".join(f"  {x:.8f}  {y:.8f}  {z:.8f}\n" for x, y, z in frac[order])
-    return "\n".join(head) + "\nDirect\n" + body
-
-
 def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
     """Write the analysis folder: rdf.csv, rdf.npz, bonds.csv, peaks.json, analysis.json, first/last frames.
 
@@ -90,7 +93,8 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
         if not out_dir.is_dir():
             raise AnalysisError(f"{out_dir}: exists and is not a folder; give another -o")
         others = [p for p in out_dir.iterdir() if not p.name.startswith(".") and not p.name.startswith(REPLICA_PREFIX)]
-        if others and not ((out_dir / ANALYSIS_FILE).is_file() or (out_dir / "rdf.npz").is_file()):
+        files = AnalysisFiles(out_dir)
+        if others and not (files.manifest.is_file() or files.rdf_npz.is_file()):
             raise AnalysisError(
                 f"{out_dir}: exists and holds files that are not a cellsim analysis; give a new or empty -o folder"
             )
@@ -116,7 +120,7 @@ def write_outputs(res: AnalysisResult, out_dir: Path) -> dict[str, Path]:
             "cell_last": res.last_frame[1].tolist() if res.last_frame else None,
             "files": sorted(p.name for p in paths.values()),
         }
-        paths["analysis_json"] = atomic_write_json(stage / ANALYSIS_FILE, manifest)
+        paths["analysis_json"] = atomic_write_json(AnalysisFiles(stage).manifest, manifest)
         if out_dir.is_dir():
             # the replicas' own analyses live inside the pooled one; they are not part of this set
             for sub in out_dir.glob(f"{REPLICA_PREFIX}*"):
@@ -144,6 +148,25 @@ def _stream(path: Path, binary: bool = False) -> Iterator[Any]:
 
 
 def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
+    """Every file of the analysis folder but the manifest, written into the staging folder ``out``."""
+    files = AnalysisFiles(out)
+    paths = {
+        "rdf_csv": _write_rdf_csv(res, files.rdf_csv),
+        "rdf_npz": _write_rdf_npz(res, files.rdf_npz),
+        "bonds_csv": _write_bonds_csv(res, files.bonds_csv),
+        "peaks_json": atomic_write_json(files.peaks, _peaks_document(res)),
+    }
+    from cellsim.io.poscar import write_poscar
+
+    for name, fr in (("first", res.first_frame), ("last", res.last_frame)):
+        if fr is not None:
+            paths[f"{name}_frame"] = write_poscar(files.frame(name), res.species, fr[0], fr[1], f"cellsim {name} frame")
+    if res.diagnostics is not None:
+        paths["diagnostics_json"] = res.diagnostics.to_json(files.diagnostics)
+    return paths
+
+
+def _write_rdf_csv(res: AnalysisResult, path: Path) -> Path:
     s = res.settings
     vol_desc = (
         "mean occupied volume of the window (cell area x extent of the atoms along c)"
@@ -152,8 +175,7 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
     )
     # the tables are written as they are formatted, a window (or 10,000 frames) at a time: the text never sits
     # in memory whole (rdf.csv of 100,000 frames is ~25 MB); the staging folder is swapped in as a whole
-    paths: dict[str, Path] = {}
-    with _stream(out / "rdf.csv") as fh:
+    with _stream(path) as fh:
         fh.write(_RDF_HEADER.format(fpw=s.frames_per_window, dt=s.dt_fs, window=s.window_ps, vol_desc=vol_desc))
         fh.write("pair,window,t_start_ps,t_end_ps,r,g,n_per_atom,cn\n")
         r_txt = [f"{x:.4f}" for x in res.r]
@@ -172,8 +194,11 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
                         for rt, gv, nv, cv, z in zip(r_txt, g, n, cn, zero, strict=True)
                     )
                 )
-    paths["rdf_csv"] = out / "rdf.csv"
+    return path
 
+
+def _write_rdf_npz(res: AnalysisResult, path: Path) -> Path:
+    s = res.settings
     arrays: dict[str, Any] = {
         "r": res.r,
         "t_start_ps": res.t_start,
@@ -199,39 +224,36 @@ def _write_files(res: AnalysisResult, out: Path) -> dict[str, Path]:
         arrays.update(res.environments.to_arrays())
     for p, rb in res.replica_bonds.items():
         arrays[f"replica_bonds/{p}"] = rb
-    with _stream(out / "rdf.npz", binary=True) as bfh:
+    with _stream(path, binary=True) as bfh:
         np.savez(bfh, **arrays)
-    paths["rdf_npz"] = out / "rdf.npz"
+    return path
 
+
+def _write_bonds_csv(res: AnalysisResult, path: Path) -> Path:
     times = res.frame_times
-    with _stream(out / "bonds.csv") as fh:
+    with _stream(path) as fh:
         fh.write("# bonds: pairs closer than the cutoff in each frame; cutoffs (A): ")
         fh.write(", ".join(f"{p} {c}" for p, c in res.cutoffs.items()) + "\n")
         fh.write("time_ps,pair,count\n")
         for k0 in range(0, len(times), 10_000):
             t_txt = [f"{t:.6g}" for t in times[k0 : k0 + 10_000].tolist()]
-            for p in s.pairs:
+            for p in res.settings.pairs:
                 counts = res.bonds[p][k0 : k0 + 10_000].tolist()
                 fh.write("".join(f"{t},{p},{c}\n" for t, c in zip(t_txt, counts, strict=True)))
-    paths["bonds_csv"] = out / "bonds.csv"
+    return path
 
+
+def _peaks_document(res: AnalysisResult) -> dict[str, Any]:
+    """The content of peaks.json: the peaks report, the sources, the counts and the environments."""
     report = peaks_report(res)
     report["sources"] = res.sources
     report["element_counts"] = res.element_counts
     if res.environments is not None:
         report["environments"] = {
-            c: res.environments.summary(c) for c in dict.fromkeys(p.split("-")[0] for p in s.pairs)
+            c: res.environments.summary(c) for c in dict.fromkeys(p.split("-")[0] for p in res.settings.pairs)
         }
         report["motifs"] = res.environments.motifs()
-    paths["peaks_json"] = atomic_write_json(out / "peaks.json", report)
-    for name, fr in (("first", res.first_frame), ("last", res.last_frame)):
-        if fr is not None:
-            paths[f"{name}_frame"] = atomic_write_text(
-                out / f"{name}_frame.vasp", _poscar_text(res.species, fr[0], fr[1], f"cellsim {name} frame")
-            )
-    if res.diagnostics is not None:
-        paths["diagnostics_json"] = res.diagnostics.to_json(out / "diagnostics.json")
-    return paths
+    return report
 
 
 def load_analysis(folder: Path) -> AnalysisResult:
@@ -243,7 +265,8 @@ def load_analysis(folder: Path) -> AnalysisResult:
     from cellsim.core.files import recover_dir
 
     recover_dir(folder)
-    npz, man = folder / "rdf.npz", folder / ANALYSIS_FILE
+    files = AnalysisFiles(folder)
+    npz, man = files.rdf_npz, files.manifest
     if not npz.is_file():
         raise AnalysisError(f"{npz}: no analysis here; run `cellsim analyze TRAJECTORY -o {folder}` first")
     if not man.is_file():
@@ -282,7 +305,7 @@ def read_info(folder: Path) -> AnalysisInfo:
     """The typed facts of an analysis folder's ``analysis.json`` alone (no arrays read), version checked."""
     import json
 
-    man = Path(folder) / ANALYSIS_FILE
+    man = AnalysisFiles(Path(folder)).manifest
     try:
         doc = json.loads(man.read_text())
     except (OSError, ValueError) as exc:
@@ -314,15 +337,14 @@ def _result_of(folder: Path, npz: Path, info: dict[str, Any], arrays: dict[str, 
     keep = _kept(info)
     AnalysisInfo.from_dict(keep)  # every typed fact readable, or the folder is damaged
     diagnostics = None
-    if (folder / "diagnostics.json").is_file():
+    diag = AnalysisFiles(folder).diagnostics
+    if diag.is_file():
         from cellsim.analysis.diagnostics import Diagnostics
 
         try:
-            diagnostics = Diagnostics.from_json(folder / "diagnostics.json")
+            diagnostics = Diagnostics.from_json(diag)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise AnalysisError(
-                f"{folder / 'diagnostics.json'}: damaged ({type(exc).__name__}: {exc}); run `cellsim analyze` again"
-            ) from None
+            raise AnalysisError(f"{diag}: damaged ({type(exc).__name__}: {exc}); run `cellsim analyze` again") from None
     res = AnalysisResult(
         settings=settings,
         sources=[s["path"] for s in info.get("segments", [])],

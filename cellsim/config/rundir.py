@@ -45,6 +45,22 @@ REPLICA_RE = re.compile(r"^replica-(\d{2,})$")
 TRAJECTORY_NAMES = ("XDATCAR", "XDATCAR.gz", "XDATCAR.bz2", "XDATCAR.xz")
 PART_RE = re.compile(r"^XDATCAR\.part-(\d+)$")
 
+# the files of an analysis folder (cellsim analyze, then cellsim match) and of a report folder (cellsim report):
+# spelled here only, used through :class:`AnalysisFiles` or these names
+ANALYSIS_FILE = "analysis.json"  # the manifest
+RDF_CSV = "rdf.csv"
+RDF_NPZ = "rdf.npz"
+BONDS_CSV = "bonds.csv"
+PEAKS_FILE = "peaks.json"
+DIAGNOSTICS_FILE = "diagnostics.json"
+MATCH_FILE = "match.json"
+PRODUCTS_CSV = "products.csv"
+REF_RDF_NPZ = "ref_rdf.npz"
+REPORT_DIR = "report"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+REPLICA_PREFIX = "replica-"  # a replica's own analysis inside the pooled one (replica_name)
+
 
 def segment_name(k: int) -> str:
     """Folder name of segment ``k`` (``seg-000``)."""
@@ -53,7 +69,80 @@ def segment_name(k: int) -> str:
 
 def replica_name(k: int) -> str:
     """Folder name of replica ``k`` (``replica-00``)."""
-    return f"replica-{k:02d}"
+    return f"{REPLICA_PREFIX}{k:02d}"
+
+
+def frame_file(name: str) -> str:
+    """The analysis folder's POSCAR of its ``name`` ("first", "last") frame: ``first_frame.vasp``."""
+    return f"{name}_frame.vasp"
+
+
+@dataclass(frozen=True)
+class AnalysisFiles:
+    """The paths of one analysis folder's files (``RUN/analysis``, ``RUN/analysis/replica-NN`` or an ``-o`` folder).
+
+    Parameters
+    ----------
+    folder
+        The analysis folder.
+    """
+
+    folder: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / ANALYSIS_FILE
+
+    @property
+    def rdf_csv(self) -> Path:
+        return self.folder / RDF_CSV
+
+    @property
+    def rdf_npz(self) -> Path:
+        return self.folder / RDF_NPZ
+
+    @property
+    def bonds_csv(self) -> Path:
+        return self.folder / BONDS_CSV
+
+    @property
+    def peaks(self) -> Path:
+        return self.folder / PEAKS_FILE
+
+    @property
+    def diagnostics(self) -> Path:
+        return self.folder / DIAGNOSTICS_FILE
+
+    @property
+    def match(self) -> Path:
+        return self.folder / MATCH_FILE
+
+    @property
+    def products_csv(self) -> Path:
+        return self.folder / PRODUCTS_CSV
+
+    @property
+    def ref_rdf(self) -> Path:
+        return self.folder / REF_RDF_NPZ
+
+    def frame(self, name: str) -> Path:
+        """The POSCAR of the ``name`` ("first", "last") frame."""
+        return self.folder / frame_file(name)
+
+    @property
+    def report_dir(self) -> Path:
+        """Where ``cellsim report`` writes for an analysis folder outside a run directory."""
+        return self.folder / REPORT_DIR
+
+
+def report_html(report_dir: Path) -> Path:
+    """The self-contained report page of a report folder."""
+    return report_dir / REPORT_HTML
+
+
+def report_md(report_dir: Path) -> Path:
+    """The Markdown report of a report folder (its figures beside it)."""
+    return report_dir / REPORT_MD
 
 
 @dataclass(frozen=True)
@@ -227,8 +316,13 @@ class RunDir:
         return self.analysis_dir / replica_name(replica)
 
     @property
+    def analysis_files(self) -> AnalysisFiles:
+        """The files of the run's (pooled) analysis folder."""
+        return AnalysisFiles(self.analysis_dir)
+
+    @property
     def report_dir(self) -> Path:
-        return self.root / "report"
+        return self.root / REPORT_DIR
 
     @property
     def engine_check_file(self) -> Path:
