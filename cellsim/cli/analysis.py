@@ -172,6 +172,7 @@ def print_match(result: Any, folder: Path) -> None:
     from rich.table import Table
 
     from cellsim.products.answer import Answer
+    from cellsim.products.result import pair_records
 
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -181,24 +182,24 @@ def print_match(result: Any, folder: Path) -> None:
     t = Table(title="pairs (bonds: mean of the first frames -> last third; change against its noise margin)")
     for col in ("pair", "kind", "bonds", "new neighbours", "new peak (A)", "support"):
         t.add_column(col)
-    for pair, d in result.pairs.items():
-        b = d.get("bonds") or {}
+    for pair, rec in pair_records(result.pairs).items():
+        b = rec.bonds
         bonds = (
-            f"{b['baseline_mean']:.1f} -> {b['late_mean']:.1f} ({b['change']:+.1f}, margin {b['margin']:.1f})"
-            if "baseline_mean" in b
+            f"{b.baseline_mean:.1f} -> {b.late_mean:.1f} ({b.change:+.1f}, margin {b.margin:.1f})"
+            if b.baseline_mean is not None
             else "-"
         )
-        per = d.get("new_per_minority_atom")
-        new = f"{d['new']:.2f} / {pair.split('-')[0]}" + (
-            f" = {per:.2f} / {d['minority']}" if per is not None and d.get("minority") != pair.split("-")[0] else ""
+        per = rec.new_per_minority_atom
+        new = f"{rec.new:.2f} / {pair.split('-')[0]}" + (
+            f" = {per:.2f} / {rec.minority}" if per is not None and rec.minority != pair.split("-")[0] else ""
         )
         t.add_row(
             pair,
-            d["kind"],
+            str(rec.kind),
             bonds,
-            new + (" (new bonds)" if d["has_new"] else ""),
-            f"{d['md_peak_r']:.2f}" if d["md_peak_r"] is not None else "-",
-            f"{100 * d['bootstrap_support']:.0f} %",
+            new + (" (new bonds)" if rec.has_new else ""),
+            f"{rec.md_peak_r:.2f}" if rec.md_peak_r is not None else "-",
+            f"{100 * (rec.bootstrap_support or 0.0):.0f} %",
         )
     console.print(t)
     t = Table(title=f"candidate products (pair score 0-1, 90 % interval; match at >= {result.threshold})")

@@ -16,7 +16,7 @@ import numpy as np
 
 from cellsim.core.errors import CellsimError
 from cellsim.core.records import read_versioned
-from cellsim.products.answer import Answer
+from cellsim.products.answer import Answer, bond_event
 from cellsim.products.scores import PairMatch
 from cellsim.products.verdicts import RULES, CandidateVerdict
 
@@ -69,6 +69,85 @@ _PAIR_COLUMNS = (
 UPGRADES = {1: _upgrade_1}
 
 
+def _opt(d: dict[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    return None if v is None else float(v)
+
+
+@dataclass(frozen=True)
+class BondChange:
+    """A pair's bond count at the start against the end (``match.json: pairs[pair].bonds``,
+    :func:`cellsim.products.baseline.bond_change`): the first frames' mean and noise margin, the last third's
+    mean, whether it rose or fell beyond the margin, and when it first left it (None: not measured)."""
+
+    baseline_mean: float | None = None
+    late_mean: float | None = None
+    margin: float | None = None
+    change: float = 0.0
+    rose: bool = False
+    fell: bool = False
+    formation_ps: float | None = None
+    break_ps: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BondChange:
+        return cls(
+            baseline_mean=_opt(d, "baseline_mean"),
+            late_mean=_opt(d, "late_mean"),
+            margin=_opt(d, "margin"),
+            change=float(d.get("change") or 0.0),
+            rose=bool(d.get("rose")),
+            fell=bool(d.get("fell")),
+            formation_ps=_opt(d, "formation_ps"),
+            break_ps=_opt(d, "break_ps"),
+        )
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One analysed pair of a match (``match.json: pairs[pair]``, :func:`cellsim.products.baseline.pair_changes`)
+    as a typed, read-only view: how it relates to the reactants, its new neighbours and peak with their bootstrap
+    support, its bond change, and ``event``, what the answer's rule (:func:`cellsim.products.answer.bond_event`)
+    calls it: ``"formed"``, ``"broken"`` or None. ``MatchResult.pairs`` stays the dict match.json spells out."""
+
+    pair: str
+    kind: str | None = None
+    reactants_with_pair: tuple[str, ...] = ()
+    md_peak_r: float | None = None
+    new: float | None = None  # new neighbours per A atom
+    new_per_minority_atom: float | None = None
+    minority: str | None = None
+    has_new: bool = False
+    bootstrap_support: float | None = None
+    bond_cutoff: float | None = None
+    bonds: BondChange = field(default_factory=BondChange)
+    no_candidates: str | None = None  # why no candidate was looked for (none holds the pair)
+    event: str | None = None
+
+    @classmethod
+    def from_dict(cls, pair: str, d: dict[str, Any]) -> PairRecord:
+        return cls(
+            pair=pair,
+            kind=d.get("kind"),
+            reactants_with_pair=tuple(d.get("reactants_with_pair") or ()),
+            md_peak_r=_opt(d, "md_peak_r"),
+            new=_opt(d, "new"),
+            new_per_minority_atom=_opt(d, "new_per_minority_atom"),
+            minority=d.get("minority"),
+            has_new=bool(d.get("has_new")),
+            bootstrap_support=_opt(d, "bootstrap_support"),
+            bond_cutoff=_opt(d, "bond_cutoff"),
+            bonds=BondChange.from_dict(d.get("bonds") or {}),
+            no_candidates=d.get("no_candidates"),
+            event=bond_event(pair, d),
+        )
+
+
+def pair_records(pairs: dict[str, dict[str, Any]]) -> dict[str, PairRecord]:
+    """The typed view of a match's ``pairs`` table, in its order."""
+    return {p: PairRecord.from_dict(p, d) for p, d in pairs.items()}
+
+
 @dataclass(repr=False)
 class MatchResult:
     """The answer of the matching stage; :meth:`save` / :meth:`load` round-trip it; ``repr`` is a few lines."""
@@ -116,6 +195,11 @@ class MatchResult:
             f"  answer {a.kind if a.kind is not None else '?'}: {sentence})",
         ]
         return "\n".join(lines)
+
+    @property
+    def pair_records(self) -> dict[str, PairRecord]:
+        """The ``pairs`` table as typed records (:class:`PairRecord`), in the analysis' order."""
+        return pair_records(self.pairs)
 
     @property
     def formed(self) -> list[CandidateVerdict]:

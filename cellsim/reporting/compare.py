@@ -365,15 +365,13 @@ def _area(d: ReportData) -> tuple[float | None, str]:
 def onset_of(pairs: dict[str, dict[str, Any]]) -> float | None:
     """The answer's onset: the earliest departure of a pair the answer's rule calls formed or broken (the time
     its sentence states after "from")."""
-    from cellsim.products.answer import bond_event
+    from cellsim.products.result import pair_records
 
     times = []
-    for pair, d in pairs.items():
-        b = d.get("bonds") or {}
-        event = bond_event(pair, d)
-        key = {"formed": "formation_ps", "broken": "break_ps"}.get(event or "")
-        if key and b.get(key) is not None:
-            times.append(float(b[key]))
+    for rec in pair_records(pairs).values():
+        t = {"formed": rec.bonds.formation_ps, "broken": rec.bonds.break_ps}.get(rec.event or "")
+        if t is not None:
+            times.append(t)
     return min(times) if times else None
 
 
@@ -456,8 +454,6 @@ def _read_checks(row: RunRow, d: ReportData) -> None:
 
 def _read_match(row: RunRow, m: MatchResult) -> None:
     """The run's own answer, its onset, the bonds its rule counts, the products with amounts and PBE's reaction."""
-    from cellsim.products.answer import bond_event
-
     ans = m.answer
     row.kind = str(ans.kind or "unknown")
     row.sentence = str(ans.sentence or "")
@@ -467,14 +463,12 @@ def _read_match(row: RunRow, m: MatchResult) -> None:
     onset = ans.extra["onset_ps"] if "onset_ps" in ans.extra else onset_of(m.pairs)
     row.onset_ps = _num(onset)
     total = 0.0
-    for pair, pd in m.pairs.items():
-        b = pd.get("bonds") or {}
-        event = bond_event(pair, pd)
-        change = _num(b.get("change"))
-        if event == "formed":
+    for pair, rec in m.pair_records.items():
+        change = _num(rec.bonds.change)
+        if rec.event == "formed":
             row.bonds_formed[pair] = round(change or 0.0, 2)
             total += max(change or 0.0, 0.0)
-        elif event == "broken":
+        elif rec.event == "broken":
             row.bonds_broken[pair] = round(change or 0.0, 2)
     row.new_bonds = round(total, 2)
     for c in m.candidates:

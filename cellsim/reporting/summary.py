@@ -70,37 +70,37 @@ def _answer_rows(ans: Answer) -> list[list[str]]:
 
 def _bond_rows(m: Any) -> list[list[str]]:
     """The pairs whose bonds formed or broke by the answer's rule, with their counts against the noise."""
-    from cellsim.products.answer import bond_event
+    from cellsim.products.result import pair_records
 
     rows: list[list[str]] = []
+    records = pair_records(m.pairs)
     # the answer's rule decides what formed or broke here, as in the answer, the claims and bonds.png
-    reacted = [p for p, v in m.pairs.items() if bond_event(p, v) == "formed"]
-    for p in reacted:
-        v = m.pairs[p]
-        b = v.get("bonds") or {}
+    reacted = [v for v in records.values() if v.event == "formed"]
+    for v in reacted:
+        b = v.bonds
         counts = (
-            f"bonds {_n(b.get('baseline_mean'))} -> {_n(b.get('late_mean'))} (noise margin {_n(b.get('margin'))}), "
-            f"leaving the baseline from {ps_text(b.get('formation_ps'))}"
+            f"bonds {_n(b.baseline_mean)} -> {_n(b.late_mean)} (noise margin {_n(b.margin)}), "
+            f"leaving the baseline from {ps_text(b.formation_ps)}"
         )
         shell = (
-            f"+{v['new']:.2f} neighbours per {p.split('-')[0]} at {v['md_peak_r']:.2f} A; "
-            if v.get("has_new") and v.get("md_peak_r") is not None
+            f"+{v.new:.2f} neighbours per {v.pair.split('-')[0]} at {v.md_peak_r:.2f} A; "
+            if v.has_new and v.md_peak_r is not None
             else ""
         )
-        support = f"; seen in {100 * v['bootstrap_support']:.0f} % of resamples" if v.get("has_new") else ""
-        rows.append([f"{p} bonds formed", shell + counts + support])
+        support = f"; seen in {100 * (v.bootstrap_support or 0.0):.0f} % of resamples" if v.has_new else ""
+        rows.append([f"{v.pair} bonds formed", shell + counts + support])
     if not reacted:
         rows.append(["reaction", "no pair gained neighbours beyond the reactants' and the early MD's"])
-    broke = [p for p, v in m.pairs.items() if bond_event(p, v) == "broken"]
-    for p in broke:
-        b = m.pairs[p].get("bonds") or {}
-        rows.append(
-            [
-                f"{p} bonds broke",
-                f"{_n(b.get('baseline_mean'))} -> {_n(b.get('late_mean'))} (noise margin {_n(b.get('margin'))}) "
-                f"from {ps_text(b.get('break_ps'))}",
-            ]
-        )
+    for v in records.values():
+        if v.event == "broken":
+            b = v.bonds
+            rows.append(
+                [
+                    f"{v.pair} bonds broke",
+                    f"{_n(b.baseline_mean)} -> {_n(b.late_mean)} (noise margin {_n(b.margin)}) "
+                    f"from {ps_text(b.break_ps)}",
+                ]
+            )
     return rows
 
 

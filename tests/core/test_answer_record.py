@@ -224,3 +224,31 @@ def test_dataframes_carry_what_cellsim_match_prints() -> None:
     row = pairs.loc["In-Cl"]
     assert (row["bonds_baseline"], row["bonds_late"], row["bonds_change"], row["noise_margin"]) == (0, 15.9, 15.9, 2)
     assert row["new_bonds"] and row["md_peak_r"] == 2.97 and row["support"] == 1.0 and row["kind"] == "interfacial pair"
+
+
+def test_pair_records_are_the_pairs_table_typed() -> None:
+    from bond_helpers import bond_record
+
+    from cellsim.products.answer import bond_event
+    from cellsim.products.result import BondChange, PairRecord, pair_records
+
+    m = _result(FULL)
+    rec = m.pair_records["In-Cl"]
+    assert rec.event == "formed" and rec.has_new and rec.md_peak_r == 2.97 and rec.minority == "In"
+    assert rec.bonds.late_mean == 15.9 and rec.bonds.formation_ps is None and rec.no_candidates is None
+    pairs = {
+        "P-S": {"kind": "reactant pair", "has_new": False, "bonds": bond_record(64.0, 50.0, 6.4, brk=0.9)},
+        "Li-S": {"kind": "reactant pair", "has_new": False, "bonds": bond_record(65.9, 62.8, 6.6, brk=6.38)},
+        "In-S": {"kind": "interfacial pair", "has_new": False, "bonds": bond_record(3.0, 7.4, 5.2, formation=0.7)},
+    }
+    recs = pair_records(pairs)
+    assert list(recs) == list(pairs)
+    # the answer's rule, once, on the record: a framework break, Li hopping and a rise inside the noise are not events
+    assert {p: r.event for p, r in recs.items()} == {p: bond_event(p, d) for p, d in pairs.items()}
+    assert recs["P-S"].event == "broken" and recs["P-S"].bonds.break_ps == 0.9 and recs["Li-S"].event is None
+    # a pair without counts (an empty trajectory): no change, no event
+    bare = PairRecord.from_dict(
+        "In-In", {"kind": "reactant pair", "bonds": {"rose": False, "fell": False, "change": 0.0}}
+    )
+    assert bare.bonds == BondChange() and bare.event is None and bare.md_peak_r is None
+    assert len(repr(recs["P-S"])) < 1000
