@@ -7,15 +7,33 @@ an optional ``Selective dynamics`` line, ``Direct`` or ``Cartesian``, then one l
 then perhaps flags or a species label, as pymatgen writes them). A VASP 4 file has no species line:
 :func:`read_poscar` then refuses it (the caller knows the species from elsewhere). A species name may carry
 the POTCAR's suffix and hash as VASP 6 writes them (``Li_sv/7a3b...``): the element is the part before them.
+
+Every POSCAR/CONTCAR cellsim reads or writes goes through this module. Where a caller needs an ASE ``Atoms`` or a
+pymatgen ``Structure`` (a calculator, an input set) the library reads it (:func:`read_poscar_atoms`,
+:func:`read_poscar_structure`), and the files of a run directory keep the layout they have always had, so that
+they stay byte for byte what they were and an MD started from them runs bit for bit the same:
+
+* ``interface/POSCAR``, a VASP segment's ``POSCAR`` and the embedded engine's segment ``POSCAR``/``CONTCAR``:
+  pymatgen's layout (:func:`pymatgen_poscar_text`, :func:`rewrite_poscar`); the CONTCAR carries VASP's
+  Cartesian velocity block in A/fs (:func:`write_atoms_poscar` with ``velocities``), which the layout of
+  :func:`poscar_text` has no place for, and selective dynamics, which it does not write either;
+* the embedded engine's relaxed ``md/relax/CONTCAR``: ASE's layout (:func:`write_atoms_ase_poscar`), 16
+  significant digits, read back as the start of the MD;
+* an analysis folder's ``first_frame.vasp`` / ``last_frame.vasp``: :func:`poscar_text`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from pymatgen.core import Structure
 
 
 class PoscarError(CellsimError):
@@ -130,3 +148,63 @@ def write_poscar(path: Path, species: list[str], frac: np.ndarray, cell: np.ndar
     from cellsim.core.files import atomic_write_text
 
     return atomic_write_text(Path(path), poscar_text(species, frac, cell, title))
+
+
+# --------------------------------------------------------------------------- through ASE / pymatgen
+
+
+def read_poscar_atoms(poscar: Path) -> Atoms:
+    """The POSCAR/CONTCAR as ASE reads it (``ase.io.read(format="vasp")``: positions as written, selective
+    dynamics as constraints), for a calculator."""
+    from ase.io import read
+
+    atoms = read(poscar, format="vasp")
+    if isinstance(atoms, list):  # one structure per file; the type says a list is possible
+        atoms = atoms[-1]
+    return atoms
+
+
+def read_poscar_structure(poscar: Path) -> Structure:
+    """The POSCAR/CONTCAR as pymatgen reads it (selective dynamics and velocities as site properties)."""
+    from pymatgen.io.vasp import Poscar
+
+    return Poscar.from_file(poscar).structure
+
+
+def pymatgen_poscar_text(
+    structure: Structure, comment: str, significant_figures: int = 8, velocities: list[list[float]] | None = None
+) -> str:
+    """pymatgen's POSCAR of ``structure`` (its selective dynamics kept), with VASP's velocity block when given."""
+    from pymatgen.io.vasp import Poscar
+
+    sd = structure.site_properties.get("selective_dynamics")
+    poscar = Poscar(structure, comment=comment, velocities=velocities, selective_dynamics=sd)
+    return str(poscar.get_str(significant_figures=significant_figures))
+
+
+def rewrite_poscar(src: Path, dst: Path) -> None:
+    """Write ``src`` again at ``dst`` in pymatgen's layout (its selective dynamics kept), as pymatgen's
+    ``Poscar.from_file(src).write_file(dst)`` does."""
+    from pymatgen.io.vasp import Poscar
+
+    Poscar.from_file(src).write_file(dst)
+
+
+def write_atoms_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> Path:
+    """``atoms`` as a POSCAR/CONTCAR in pymatgen's layout (10 significant figures), atomically, with VASP's
+    Cartesian velocity block (A/fs) when ``velocities``."""
+    from ase.units import fs
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from cellsim.core.files import atomic_write_text
+
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    vel = (atoms.get_velocities() * fs).tolist() if velocities else None
+    return atomic_write_text(path, pymatgen_poscar_text(structure, comment, 10, vel))
+
+
+def write_atoms_ase_poscar(path: Path, atoms: Atoms) -> None:
+    """``atoms`` as ASE writes a POSCAR (direct coordinates), to ``path`` (the caller moves it into place)."""
+    from ase.io import write
+
+    write(path, atoms, format="vasp", direct=True)
