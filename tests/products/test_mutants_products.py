@@ -277,3 +277,36 @@ def test_a_share_of_exactly_one_millionth_is_not_a_contributing_atom(
     ~1e-6), not an atom. Of three In atoms with shares 1e-6, 2e-6 and 0.5, two contribute."""
     stub = _Stub([[1e-6, 2e-6, 0.5]])
     assert _stubbed(monkeypatch, sites, stub, np.zeros((2, 3, 3))).amounts["In2S3"]["contributing_atoms"] == 2
+
+
+# --- rule 3's edges through the real fit: exact in arithmetic, read with FIT_SLACK past the fit's last bits -------
+
+
+def test_a_real_fit_a_quarter_of_the_way_to_the_product_reacts() -> None:
+    """An In among 12 Li that swaps 3 Li for 1 S + 1 Cl is exactly a quarter of the way to a 4 S + 4 Cl site; the
+    fit returns 0.2499999999999999, which without the slack was a contact."""
+    early, late = np.array([[0.0, 0.0, 0.0, 12.0]]), np.array([[0.0, 1.0, 1.0, 9.0]])
+    _, stats = am._assign(early, late, [_group([0.0, 4.0, 4.0, 0.0])], [0])
+    assert stats["reacted"] == 1
+
+
+def test_a_real_fit_with_a_residual_of_exactly_the_floor_is_assigned() -> None:
+    """2 S + 2 Cl against a 6-S site: a third of the site and a residual of exactly the 2 Cl (MAX_RESIDUAL_MIN); the
+    fit returns 2.0000000000000018, which without the slack was unassigned."""
+    _, stats = am._assign(np.zeros((1, 4)), np.array([[0.0, 2.0, 2.0, 0.0]]), [_group([0.0, 6.0, 0.0, 0.0])], [0])
+    assert stats["reacted"] == 1
+
+
+def test_a_weight_a_millionth_short_of_a_quarter_is_a_contact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slack is for rounding only: a weight 1e-6 under REACTED_WEIGHT is still a contact."""
+    _fit(monkeypatch, [0.750001, 0.249999], 0.0)
+    early, late = np.array([[0.0, 0.0, 0.0, 4.0]]), np.array([[0.0, 1.0, 1.0, 3.0]])
+    _, stats = am._assign(early, late, [_group([0.0, 4.0, 4.0, 0.0])], [0])
+    assert stats["contacts"] == 1
+
+
+def test_a_residual_a_millionth_over_the_floor_is_unassigned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slack is for rounding only: a residual 1e-6 over the limit is still unassigned."""
+    _fit(monkeypatch, [0.0, 1.0], 2.000001)
+    _, stats = am._assign(np.zeros((1, 4)), np.array([[0.0, 2.0, 2.0, 0.0]]), [_group([0.0, 2.0, 0.0, 0.0])], [0])
+    assert stats["unassigned"] == 1
