@@ -236,6 +236,29 @@ def _kink_dict(kink: tuple[Any, ...], pd: Any) -> dict[str, Any]:
     }
 
 
+def _kinks(
+    phases: dict[str, PbePhase], electrolyte: str, metal: str, mp2020: bool, mu_li: float | None
+) -> list[dict[str, Any]]:
+    """Every kink of the ``electrolyte`` + ``metal`` reaction (closed, or open to Li at ``mu_li``), by metal
+    fraction: pymatgen's interfacial reactivity on the phases' diagram."""
+    from pymatgen.analysis.interface_reactions import GrandPotentialInterfacialReactivity, InterfacialReactivity
+    from pymatgen.analysis.phase_diagram import GrandPotentialPhaseDiagram
+    from pymatgen.core import Composition, Element
+
+    pd = phase_diagram(phases, mp2020=mp2020)
+    c1 = Composition(phases[electrolyte].formula).reduced_composition
+    c2 = Composition(phases[metal].formula).reduced_composition
+    if mu_li is None:
+        ir: Any = InterfacialReactivity(c1, c2, pd, norm=True, use_hull_energy=False)
+    else:
+        gpd = GrandPotentialPhaseDiagram(pd.all_entries, {Element("Li"): mu_li})
+        ir = GrandPotentialInterfacialReactivity(
+            c1, c2, gpd, pd, include_no_mixing_energy=True, norm=True, use_hull_energy=False
+        )
+    # the products are named by the closed diagram's stable entries in both cases
+    return sorted((_kink_dict(k, pd) for k in ir.get_kinks()), key=lambda k: k["metal_fraction"])
+
+
 def mixing(
     phases: dict[str, PbePhase],
     electrolyte: str,
@@ -266,23 +289,7 @@ def mixing(
         (the end's own reaction when exergonic: an electrolyte above the hull, or reduced by the Li reservoir),
         ``kinks`` (every kink).
     """
-    from pymatgen.analysis.interface_reactions import GrandPotentialInterfacialReactivity, InterfacialReactivity
-    from pymatgen.analysis.phase_diagram import GrandPotentialPhaseDiagram
-    from pymatgen.core import Composition, Element
-
-    pd = phase_diagram(phases, mp2020=mp2020)
-    c1 = Composition(phases[electrolyte].formula).reduced_composition
-    c2 = Composition(phases[metal].formula).reduced_composition
-    if mu_li is None:
-        ir: Any = InterfacialReactivity(c1, c2, pd, norm=True, use_hull_energy=False)
-        names_pd: Any = pd
-    else:
-        gpd = GrandPotentialPhaseDiagram(pd.all_entries, {Element("Li"): mu_li})
-        ir = GrandPotentialInterfacialReactivity(
-            c1, c2, gpd, pd, include_no_mixing_energy=True, norm=True, use_hull_energy=False
-        )
-        names_pd = pd
-    kinks = sorted((_kink_dict(k, names_pd) for k in ir.get_kinks()), key=lambda k: k["metal_fraction"])
+    kinks = _kinks(phases, electrolyte, metal, mp2020, mu_li)
     # the ends are each reactant on its own (with the Li reservoir, at fixed mu_Li): their own decomposition
     alone = {k["metal_fraction"]: k for k in kinks if k["metal_fraction"] in (0.0, 1.0)}
     e_el = alone[0.0]["energy_eV_per_atom"] if 0.0 in alone else 0.0

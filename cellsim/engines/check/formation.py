@@ -85,6 +85,18 @@ def formation_rows(
             )
         ]
     mine = pbe.formation_energies(pbe.with_energies(phases, energies))
+    scale, ref, scale_row = _energy_scale(engine, mine, phases)
+    rows = [scale_row, *_formation_error_rows(engine, mine, ref, scale)]
+    if reactants is not None:
+        rows.extend(_reaction_rows(engine, phases, energies, reactants))
+    return rows
+
+
+def _energy_scale(engine: str, mine: dict[str, float], phases: dict[str, Any]) -> tuple[str, dict[str, float], Row]:
+    """The energy scale the engine follows (of :data:`SCALES`, the smaller median formation error), PBE's
+    formation energies on it, and the row that says so."""
+    from cellsim.references import pbe
+
     refs = {label: pbe.formation_energies(phases, mp2020=flag) for label, flag in SCALES.items()}
 
     def median_error(ref: dict[str, float]) -> float:
@@ -93,20 +105,23 @@ def formation_rows(
 
     medians = {label: median_error(ref) for label, ref in refs.items()}
     scale = min(medians, key=lambda k: medians[k])
-    ref = refs[scale]
     scale_note = "; ".join(f"median |error| vs {k} {1000 * v:.0f} meV/atom" for k, v in medians.items())
-    rows = [
-        Row(
-            engine,
-            "PBE phases",
-            "energy scale",
-            round(1000 * medians[scale], 1),
-            scale,
-            "n/a",
-            "meV/atom",
-            f"judged against {scale}, the scale its energies follow ({scale_note})",
-        )
-    ]
+    row = Row(
+        engine,
+        "PBE phases",
+        "energy scale",
+        round(1000 * medians[scale], 1),
+        scale,
+        "n/a",
+        "meV/atom",
+        f"judged against {scale}, the scale its energies follow ({scale_note})",
+    )
+    return scale, refs[scale], row
+
+
+def _formation_error_rows(engine: str, mine: dict[str, float], ref: dict[str, float], scale: str) -> list[Row]:
+    """The engine's formation energy against PBE's per compound (most stable first), and the worst of them."""
+    rows = []
     worst = ("", 0.0)
     for name in sorted(ref, key=lambda n: ref[n]):
         if name not in mine or abs(ref[name]) < 1e-9:  # the elements' corners are zero by definition
@@ -139,8 +154,6 @@ def formation_rows(
                 f"ok <= {1000 * FORMATION_TOL[0]:.0f}, warn <= {1000 * FORMATION_TOL[1]:.0f} meV/atom",
             )
         )
-    if reactants is not None:
-        rows.extend(_reaction_rows(engine, phases, energies, reactants))
     return rows
 
 
