@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cellsim.core.files import atomic_write_bytes, atomic_write_text
+from cellsim.products.result import PairRecord
 from cellsim.reporting.data import ReportData, Section, load_report_data
 from cellsim.reporting.figures import (
     bond_plot,
@@ -89,7 +90,7 @@ def _pair_figures(d: ReportData, pair: str, reactant_g: list[tuple[str, np.ndarr
     if m is not None:
         ranked = [x.candidate for x in m.rows if x.pair == pair][:3]
         refs = [(c, m.references[c][pair] / dr) for c in ranked if pair in m.references.get(c, {})]
-        md_peak = m.pairs.get(pair, {}).get("md_peak_r")
+        md_peak = PairRecord.from_dict(pair, m.pairs.get(pair) or {}).md_peak_r
     figs[f"match_{key}.png"] = (
         f"{pair}: neighbour density at the start, middle and end of the MD, over the broadened reference "
         "densities of the best candidates.",
@@ -128,11 +129,12 @@ def _bond_figure(d: ReportData) -> Figures:
         # with a match, a marker only where the answer's rule (bond_event) says formed / broken, so the figure
         # never shows a formation the answer does not; without one, the analysis' departure times
         if m is not None:
-            from cellsim.products.answer import bond_event
-
-            d_pair = m.pairs.get(p) or {}
-            wanted = {"formation_ps": "formed", "break_ps": "broken"}[key]
-            return (d_pair.get("bonds") or {}).get(key) if bond_event(p, d_pair) == wanted else None
+            rec = PairRecord.from_dict(p, m.pairs.get(p) or {})
+            wanted, t = {
+                "formation_ps": ("formed", rec.bonds.formation_ps),
+                "break_ps": ("broken", rec.bonds.break_ps),
+            }[key]
+            return t if rec.event == wanted else None
         ev: dict[str, Any] = (d.peaks or {}).get("pairs", {}).get(p, {}).get("bonds", {})
         return ev.get(key)
 
@@ -170,7 +172,7 @@ def _structure_figure(d: ReportData, run: RunDir | None) -> Figures:
     res, m = d.analysis, d.match
     if res.first_frame is None or res.last_frame is None or not res.species:
         return {}
-    new = [p for p, v in (m.pairs.items() if m else []) if v.get("has_new")]
+    new = [p for p, v in (m.pair_records.items() if m else []) if v.has_new]
     shown = {
         p: float(res.cutoffs.get(p, 3.0)) for p in (new or [p for p in res.settings.pairs if not p.startswith("P-")])
     }

@@ -9,6 +9,7 @@ import numpy as np
 
 from cellsim.products.amounts import MIN_ATOMS
 from cellsim.products.answer import Answer
+from cellsim.products.result import BondChange, PairRecord, pair_records
 from cellsim.products.verdicts import FORMED_LOWER, POSSIBLE_FRACTION
 from cellsim.references.papers import Paper, papers_for
 from cellsim.reporting.data import ReportData, Section, ps_text
@@ -70,8 +71,6 @@ def _answer_rows(ans: Answer) -> list[list[str]]:
 
 def _bond_rows(m: Any) -> list[list[str]]:
     """The pairs whose bonds formed or broke by the answer's rule, with their counts against the noise."""
-    from cellsim.products.result import pair_records
-
     rows: list[list[str]] = []
     records = pair_records(m.pairs)
     # the answer's rule decides what formed or broke here, as in the answer, the claims and bonds.png
@@ -203,30 +202,31 @@ def as_built_bonds(d: ReportData) -> dict[str, int] | None:
     return built or None
 
 
-def _counts_text(pair: str, b: dict[str, Any], built: dict[str, int] | None) -> str:
+def _counts_text(pair: str, b: BondChange, built: dict[str, int] | None) -> str:
     start = f"{built[pair]} as built -> " if built is not None and pair in built else ""
+
+    def num(x: float | None) -> float:
+        return float("nan") if x is None else x
+
     return (
-        f"{pair} {start}{b.get('baseline_mean', float('nan')):.1f} in the first frames -> "
-        f"{b.get('late_mean', float('nan')):.1f} in the last third (noise margin {b.get('margin', float('nan')):.1f})"
+        f"{pair} {start}{num(b.baseline_mean):.1f} in the first frames -> "
+        f"{num(b.late_mean):.1f} in the last third (noise margin {num(b.margin):.1f})"
     )
 
 
 def _bond_claim(claim: Any, m: Any, built: dict[str, int] | None) -> str:
     """A bond claim judged by the answer's own rule (:func:`cellsim.products.answer.bond_event`), with the counts
     the paper compared: as built (0 ps) against the run."""
-    from cellsim.products.answer import bond_event
-
     p = claim.subject
     if p not in m.pairs:
         return "not analysed"
-    d = m.pairs[p]
-    b = d.get("bonds") or {}
-    event = bond_event(p, d)
+    rec = PairRecord.from_dict(p, m.pairs[p])
+    b, event = rec.bonds, rec.event
     counts = _counts_text(p, b, built)
     if claim.kind == "bonds form":
         if event == "formed":
             return f"reproduced: {counts}, grew beyond the noise"
-        contacts = built is not None and p in built and b.get("baseline_mean", 0.0) - built[p] >= 1.0
+        contacts = built is not None and p in built and (b.baseline_mean or 0.0) - built[p] >= 1.0
         if contacts:
             return f"contacts formed against the as-built model but did not grow: {counts}"
         return f"not reproduced: {counts}"

@@ -141,7 +141,7 @@ def bonds_section(d: ReportData) -> Section | None:
     """Bond counts and RDF peaks per pair: as built, first and last frame, baseline and late mean, events."""
     if not d.peaks:
         return None
-    from cellsim.products.answer import bond_event
+    from cellsim.products.result import PairRecord
 
     m = d.match
 
@@ -150,7 +150,8 @@ def bonds_section(d: ReportData) -> Section | None:
         t = b.get(key)
         if t is None or m is None:
             return ps_text(t)
-        return ps_text(t) if bond_event(p, m.pairs.get(p) or {}) == kind else "- (within the late-third noise)"
+        event = PairRecord.from_dict(p, m.pairs.get(p) or {}).event
+        return ps_text(t) if event == kind else "- (within the late-third noise)"
 
     rows = []
     for p, pinfo in d.peaks["pairs"].items():
