@@ -432,12 +432,7 @@ def fit_chgnet(
     CellsimError
         No labels, or no held-out label (too few multi-atom configurations for ``holdout_every``).
     """
-    import torch
-    from chgnet.data.dataset import StructureData, collate_graphs
     from chgnet.model import CHGNet
-    from chgnet.trainer import Trainer
-    from pymatgen.io.ase import AseAtomsAdaptor
-    from torch.utils.data import DataLoader
 
     from cellsim.core.files import atomic_write_json, atomic_write_text
 
@@ -463,6 +458,35 @@ def fit_chgnet(
     shifts = energy_shifts(train, base_e)  # from the training labels only: nothing of the held-out ones leaks
     say(f"{len(train)} training and {len(held)} held-out labels; energy shifts {shifts}")
     before = {"train": errors(base, train, shifts), "held_out": errors(base, held, shifts)}
+    train_dl, held_dl = _loaders(train, held, shifts, s)
+    trainer = _trainer(s)
+    log = _EpochLog(lambda k: say(f"epoch {k + 1}/{s.epochs}") if (k + 1) % 25 == 0 else None)
+    with contextlib.redirect_stdout(log):
+        trainer.train(train_dl, held_dl, save_dir=str(folder / "checkpoints"), train_composition_model=False)
+    fitted = trainer.model
+    after = {"train": errors(fitted, train, shifts), "held_out": errors(fitted, held, shifts)}
+    _save_model(trainer, folder, model_file)
+    atomic_write_text(folder / "train.log", "".join(log.parts))
+    card = _card(folder, s, labels, train, held, shifts, before, after)
+    card["train_s"] = round(time.perf_counter() - t0, 1)
+    card["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if element and volume:
+        card["bain"] = {"base": bain_c_a(base, element, volume), "fit": bain_c_a(fitted, element, volume)}
+    atomic_write_json(card_file, card)
+    atomic_write_text(folder / "card.md", card_markdown(card))
+    say(f"model written to {model_file}")
+    return FitResult(folder, model_file, card, cached=False)
+
+
+def _loaders(
+    train: Sequence[Label], held: Sequence[Label], shifts: dict[str, dict[str, float]], s: FitSettings
+) -> tuple[Any, Any]:
+    """CHGNet's data loaders of the training labels (shuffled, seeded) and of the held-out ones, with the labels'
+    energies per atom less their shifts."""
+    import torch
+    from chgnet.data.dataset import StructureData, collate_graphs
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from torch.utils.data import DataLoader
 
     def dataset(items: Sequence[Label]) -> StructureData:
         return StructureData(
@@ -477,6 +501,14 @@ def fit_chgnet(
         dataset(train), batch_size=s.batch_size, shuffle=True, collate_fn=collate_graphs, generator=gen
     )
     held_dl = DataLoader(dataset(held), batch_size=s.batch_size, collate_fn=collate_graphs)
+    return train_dl, held_dl
+
+
+def _trainer(s: FitSettings) -> Any:
+    """CHGNet's trainer of a fresh copy of the base model, its embeddings and first convolutions frozen."""
+    from chgnet.model import CHGNet
+    from chgnet.trainer import Trainer
+
     model = _load_quietly(CHGNet, s.base)
     frozen = [
         model.atom_embedding,
@@ -491,7 +523,7 @@ def fit_chgnet(
     for layer in frozen:
         for p in layer.parameters():
             p.requires_grad = False
-    trainer = Trainer(
+    return Trainer(
         model=model,
         targets="ef",
         energy_loss_ratio=s.energy_weight,
@@ -506,11 +538,10 @@ def fit_chgnet(
         torch_seed=s.seed,
         data_seed=s.seed,
     )
-    log = _EpochLog(lambda k: say(f"epoch {k + 1}/{s.epochs}") if (k + 1) % 25 == 0 else None)
-    with contextlib.redirect_stdout(log):
-        trainer.train(train_dl, held_dl, save_dir=str(folder / "checkpoints"), train_composition_model=False)
-    fitted = trainer.model
-    after = {"train": errors(fitted, train, shifts), "held_out": errors(fitted, held, shifts)}
+
+
+def _save_model(trainer: Any, folder: Path, model_file: Path) -> None:
+    """The trained model to ``model_file`` (atomically); the epoch checkpoints removed."""
     tmp = folder / "model.pth.tar.tmp"
     trainer.save(filename=str(tmp))
     os.replace(tmp, model_file)
@@ -518,8 +549,20 @@ def fit_chgnet(
         ck.unlink()  # the final model is the fit; the epoch checkpoints would double the folder for nothing
     with contextlib.suppress(OSError):
         (folder / "checkpoints").rmdir()
-    atomic_write_text(folder / "train.log", "".join(log.parts))
-    card: dict[str, Any] = {
+
+
+def _card(
+    folder: Path,
+    s: FitSettings,
+    labels: Sequence[Label],
+    train: Sequence[Label],
+    held: Sequence[Label],
+    shifts: dict[str, dict[str, float]],
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> dict[str, Any]:
+    """A fit's card up to its errors (the caller adds the training time, the finish time and the Bain path)."""
+    return {
         "fit_version": FIT_VERSION,
         "key": folder.name.split("-", 1)[1],
         "base_model": f"CHGNet {s.base} (bundled with chgnet; BSD-3-Clause licence, as the chgnet package)",
@@ -536,15 +579,7 @@ def fit_chgnet(
         "energy_shift_compositions": shift_compositions(train),
         "errors_before": before,
         "errors_after": after,
-        "train_s": round(time.perf_counter() - t0, 1),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if element and volume:
-        card["bain"] = {"base": bain_c_a(base, element, volume), "fit": bain_c_a(fitted, element, volume)}
-    atomic_write_json(card_file, card)
-    atomic_write_text(folder / "card.md", card_markdown(card))
-    say(f"model written to {model_file}")
-    return FitResult(folder, model_file, card, cached=False)
 
 
 def _shift_note(card: dict[str, Any]) -> str:
