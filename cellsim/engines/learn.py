@@ -215,10 +215,8 @@ def learn(
     ``training`` are the label folders the fits train on besides the new labels; ``test_sets`` the held-out ones.
     ``explore_only`` stops after the first selection (no CP2K, no fit): what would be labelled, and the deviations.
     """
-    from cellsim.engines.committee import DeviationMonitor, grow_committee, members_of
-    from cellsim.engines.cp2k import resolve_settings, single_point
-    from cellsim.engines.fit import FitSettings, fit_chgnet, load_labels
-    from cellsim.engines.mlip import make_calculator
+    from cellsim.engines.cp2k import resolve_settings
+    from cellsim.engines.fit import load_labels
     from cellsim.engines.parity import PARITY_SETTINGS
 
     say = progress or (lambda _m: None)
@@ -234,63 +232,18 @@ def learn(
     held_labels = [] if explore_only else load_labels([str(p) for p in test_sets])
     current = Path(model_path)
     if not state.iterations and not explore_only:
-        n_fit = _labels_of(current)
-        state.iterations.append(
-            {
-                "iteration": 0,
-                "model": str(current),
-                "new_labels": 0,
-                "labels_total": n_fit if n_fit is not None else len(load_labels([str(p) for p in training])),
-                "held_out": held_out_errors(current, held_labels),
-            }
-        )
+        state.iterations.append(_first_row(current, training, held_labels))
         state.save(state_file)
     elif state.iterations:
         current = Path(next(r["model"] for r in reversed(state.iterations) if "model" in r))
     for it in range(len(state.iterations), len(state.iterations) + s.iterations):
-        members = members_of(current)
-        if not members:
-            raise CellsimError(f"engines learn: {current} has no committee; run `cellsim engines committee` first")
-        calc = make_calculator("chgnet", str(current), forces_only=True)[0]
-        others = [make_calculator("chgnet", str(p), forces_only=True)[0] for p in members]
-        monitor = DeviationMonitor(others, s.every)
+        calc, monitor = _committee_of(current, s.every)
         round_file = labels_dir / f"round-{it}.json"
         if round_file.is_file() and not explore_only:  # a killed campaign: the same frames, not a new exploration
             record, chosen = _load_round(round_file)
             say(f"iteration {it}: {len(chosen)} frames chosen before ({round_file})")
         else:
-            cands: list[Candidate] = []
-            t0 = time.perf_counter()
-            for k, temp in enumerate(temps):
-                seed = 100 * it + k
-                say(f"iteration {it}: exploring {len(atoms)} atoms at {temp:g} K (seed {seed}, {s.steps} steps)")
-                cands += explore(atoms, calc, monitor, temp, s.steps, s.every, seed, study.md.timestep_fs, say)
-            chosen = select(cands, s.frames, s.lo, s.hi, s.min_gap)
-            devs = np.array([c.max_dev for c in cands])
-            record = {
-                "iteration": it,
-                "model_explored": str(current),
-                "explored_frames": len(cands),
-                "explore_s": round(time.perf_counter() - t0, 1),
-                "deviation_p50_p95_max": [
-                    float(np.percentile(devs, 50)),
-                    float(np.percentile(devs, 95)),
-                    float(devs.max()),
-                ],
-                "fraction_above_lo": float((devs > s.lo).mean()),
-                "fraction_above_hi": float((devs > s.hi).mean()),
-                "selected": [
-                    {
-                        "T": c.temperature,
-                        "seed": c.seed,
-                        "step": c.step,
-                        "max_dev": c.max_dev,
-                        "element": c.element,
-                        "z_A": c.z_A,
-                    }
-                    for c in chosen
-                ],
-            }
+            record, chosen = _explore_round(it, current, atoms, temps, s, study.md.timestep_fs, calc, monitor, say)
             if not explore_only:
                 _save_round(round_file, record, chosen)
         if explore_only:
@@ -302,40 +255,12 @@ def learn(
             state.iterations.append(record)
             state.save(state_file)
             return state
-        for j, c in enumerate(chosen):
-            say(
-                f"iteration {it}: CP2K label {j + 1}/{len(chosen)} ({c.temperature:g} K step {c.step}, "
-                f"{c.max_dev:.3f} eV/A)"
-            )
-            single_point(
-                c.atoms,
-                labels_dir / "jobs",
-                cp2k,
-                label=f"learn {it} {c.temperature:g}K seed {c.seed} step {c.step}",
-                meta={"source": f"active learning iteration {it}", "committee_max_dev_eV_A": c.max_dev},
-            )
-        new = load_labels([str(labels_dir / "jobs")])
-        seen = {lab.job for lab in new}
-        data = [lab for lab in load_labels([str(p) for p in training]) if lab.job not in seen] + new
-        base = FitSettings(**json.loads((current.parent / "card.json").read_text())["settings"])
-        fit = fit_chgnet(data, fits_dir, base, element=element, volume=volume, progress=say)
-        if s.committee > 1:
-            grow_committee(
-                fit.model_path, data, s.committee, settings=base, element=element, volume=volume, progress=say
-            )
-        held = held_out_errors(fit.model_path, held_labels)
-        record.update(
-            {
-                "model": str(fit.model_path),
-                "new_labels": len(new),
-                "labels_total": len(data),
-                "held_out": held,
-                "c_a": fit.card.get("bain", {}).get("fit", {}).get("c_a_min"),
-            }
-        )
+        _label_frames(it, chosen, labels_dir / "jobs", cp2k, say)
+        current, refit = _refit(current, labels_dir / "jobs", training, fits_dir, s, element, volume, held_labels, say)
+        record.update(refit)
         state.iterations.append(record)
         state.save(state_file)
-        current = fit.model_path
+        held = refit["held_out"]
         f_all = held.get("force_mae_eV_A", 1e9)
         f_in = held.get("force_mae_by_element", {}).get(element or "", 0.0)
         if f_all <= s.target and f_in <= s.target_in:
@@ -344,6 +269,137 @@ def learn(
     rejudge(state, test_sets)
     state.save(state_file)
     return state
+
+
+def _first_row(model_path: Path, training: Sequence[Path], held_labels: Sequence[Label]) -> dict[str, Any]:
+    """Row 0 of the learning curve: the starting model, its label count and its held-out errors."""
+    from cellsim.engines.fit import load_labels
+
+    n_fit = _labels_of(model_path)
+    return {
+        "iteration": 0,
+        "model": str(model_path),
+        "new_labels": 0,
+        "labels_total": n_fit if n_fit is not None else len(load_labels([str(p) for p in training])),
+        "held_out": held_out_errors(model_path, held_labels),
+    }
+
+
+def _committee_of(model_path: Path, every: int) -> tuple[Any, Any]:
+    """The model's calculator and a monitor of its committee's deviation every ``every`` steps.
+
+    Raises
+    ------
+    CellsimError
+        The model has no committee.
+    """
+    from cellsim.engines.committee import DeviationMonitor, members_of
+    from cellsim.engines.mlip import make_calculator
+
+    members = members_of(model_path)
+    if not members:
+        raise CellsimError(f"engines learn: {model_path} has no committee; run `cellsim engines committee` first")
+    calc = make_calculator("chgnet", str(model_path), forces_only=True)[0]
+    others = [make_calculator("chgnet", str(p), forces_only=True)[0] for p in members]
+    return calc, DeviationMonitor(others, every)
+
+
+def _explore_round(
+    it: int,
+    model_path: Path,
+    atoms: Atoms,
+    temps: Sequence[float],
+    s: LearnSettings,
+    dt_fs: float,
+    calc: Any,
+    monitor: Any,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], list[Candidate]]:
+    """One round's exploration at every temperature, the frames it selects, and the round's record."""
+    cands: list[Candidate] = []
+    t0 = time.perf_counter()
+    for k, temp in enumerate(temps):
+        seed = 100 * it + k
+        say(f"iteration {it}: exploring {len(atoms)} atoms at {temp:g} K (seed {seed}, {s.steps} steps)")
+        cands += explore(atoms, calc, monitor, temp, s.steps, s.every, seed, dt_fs, say)
+    chosen = select(cands, s.frames, s.lo, s.hi, s.min_gap)
+    devs = np.array([c.max_dev for c in cands])
+    record = {
+        "iteration": it,
+        "model_explored": str(model_path),
+        "explored_frames": len(cands),
+        "explore_s": round(time.perf_counter() - t0, 1),
+        "deviation_p50_p95_max": [
+            float(np.percentile(devs, 50)),
+            float(np.percentile(devs, 95)),
+            float(devs.max()),
+        ],
+        "fraction_above_lo": float((devs > s.lo).mean()),
+        "fraction_above_hi": float((devs > s.hi).mean()),
+        "selected": [
+            {
+                "T": c.temperature,
+                "seed": c.seed,
+                "step": c.step,
+                "max_dev": c.max_dev,
+                "element": c.element,
+                "z_A": c.z_A,
+            }
+            for c in chosen
+        ],
+    }
+    return record, chosen
+
+
+def _label_frames(it: int, chosen: Sequence[Candidate], jobs: Path, cp2k: Any, say: Callable[[str], None]) -> None:
+    """CP2K single points of the chosen frames into ``jobs`` (each cached: a resumed round redoes none)."""
+    from cellsim.engines.cp2k import single_point
+
+    for j, c in enumerate(chosen):
+        say(
+            f"iteration {it}: CP2K label {j + 1}/{len(chosen)} ({c.temperature:g} K step {c.step}, "
+            f"{c.max_dev:.3f} eV/A)"
+        )
+        single_point(
+            c.atoms,
+            jobs,
+            cp2k,
+            label=f"learn {it} {c.temperature:g}K seed {c.seed} step {c.step}",
+            meta={"source": f"active learning iteration {it}", "committee_max_dev_eV_A": c.max_dev},
+        )
+
+
+def _refit(
+    model_path: Path,
+    jobs: Path,
+    training: Sequence[Path],
+    fits_dir: Path,
+    s: LearnSettings,
+    element: str | None,
+    volume: float | None,
+    held_labels: Sequence[Label],
+    say: Callable[[str], None],
+) -> tuple[Path, dict[str, Any]]:
+    """A new fit (with the settings of ``model_path``'s card) on the training sets plus every label in ``jobs``,
+    its committee, and its held-out errors: the new model and what the round's record gains."""
+    from cellsim.engines.committee import grow_committee
+    from cellsim.engines.fit import FitSettings, fit_chgnet, load_labels
+
+    new = load_labels([str(jobs)])
+    seen = {lab.job for lab in new}
+    data = [lab for lab in load_labels([str(p) for p in training]) if lab.job not in seen] + new
+    base = FitSettings(**json.loads((model_path.parent / "card.json").read_text())["settings"])
+    fit = fit_chgnet(data, fits_dir, base, element=element, volume=volume, progress=say)
+    if s.committee > 1:
+        grow_committee(fit.model_path, data, s.committee, settings=base, element=element, volume=volume, progress=say)
+    held = held_out_errors(fit.model_path, held_labels)
+    return fit.model_path, {
+        "model": str(fit.model_path),
+        "new_labels": len(new),
+        "labels_total": len(data),
+        "held_out": held,
+        "c_a": fit.card.get("bain", {}).get("fit", {}).get("c_a_min"),
+    }
 
 
 def rejudge(state: LearnState, test_sets: Sequence[Path]) -> None:
