@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,15 +73,28 @@ def _build(cc: str, target: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-@cache
-def load() -> ctypes.CDLL | None:
-    """The compiled kernels, or None (NumPy fallback) with one warning saying why."""
-    if os.environ.get("CELLSIM_NO_NATIVE"):
-        return None
-    cc = _compiler()
-    if cc is None:
-        warnings.warn("no C compiler found: cellsim analysis runs on its slower NumPy path", stacklevel=2)
-        return None
+# ctypes signatures of the kernels in _kernels.c: (restype, argtypes) by name
+_L, _I, _D = ctypes.c_long, ctypes.c_int, ctypes.c_double
+# frames of fractional coordinates (frac, nframes, natoms), their cells (cells, cell_per_frame) and two atom
+# index sets with their lengths: how both pair kernels begin
+_FRAMES_TWO_SETS = [_DP, _L, _L, _DP, _I, _LP, _L, _LP, _L]
+_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "parse_frames": (
+        _L,
+        [ctypes.c_char_p, _L, _L, _L, _L, _DP, _LP, ctypes.POINTER(_L), ctypes.POINTER(_L), ctypes.POINTER(_I)],
+    ),
+    "pair_histogram": (None, [*_FRAMES_TWO_SETS, _I, _D, _D, _L, _LP, _D, _LP, _LP, _DP, _LP]),
+    "neighbour_counts": (None, [*_FRAMES_TWO_SETS, _D, _LP, _LP]),
+    "kind_counts": (None, [_DP, _L, _DP, _LP, _L, _DP, _L, _LP, _DP]),
+    "step_stats": (None, [_DP, _L, _L, _DP, _LP, _L, _DP, _I, _LP, _LP, _L, _DP, _DP, _DP]),
+    "unwrap_paths": (None, [_DP, _L, _L, _LP, _L, _DP, _DP, _DP, _DP]),
+    "occupied_fractions": (_L, [_DP, _L, _L, _DP, _DP, _DP]),
+}
+
+
+def _library(cc: str) -> ctypes.CDLL | None:
+    """The kernels built by ``cc`` for this machine (once: cached by source, compiler, platform and CPU), or None
+    with a warning when they do not build or load."""
     # -march=native: the CPU is part of the key, so a cache shared by different nodes (an HPC home
     # directory) never loads a library built for another instruction set
     key = hashlib.sha256(
@@ -90,82 +104,27 @@ def load() -> ctypes.CDLL | None:
     try:
         if not target.exists():
             _build(cc, target)
-        lib = ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(target))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        warnings.warn(f"could not build cellsim's C kernels ({detail.strip()[:200]}); using NumPy", stacklevel=2)
+        warnings.warn(f"could not build cellsim's C kernels ({detail.strip()[:200]}); using NumPy", stacklevel=3)
         return None
-    lib.parse_frames.restype = ctypes.c_long
-    lib.parse_frames.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_long,
-        ctypes.c_long,
-        ctypes.c_long,
-        ctypes.c_long,
-        _DP,
-        _LP,
-        ctypes.POINTER(ctypes.c_long),
-        ctypes.POINTER(ctypes.c_long),
-        ctypes.POINTER(ctypes.c_int),
-    ]
-    lib.pair_histogram.restype = None
-    lib.pair_histogram.argtypes = [
-        _DP,
-        ctypes.c_long,
-        ctypes.c_long,
-        _DP,
-        ctypes.c_int,
-        _LP,
-        ctypes.c_long,
-        _LP,
-        ctypes.c_long,
-        ctypes.c_int,
-        ctypes.c_double,
-        ctypes.c_double,
-        ctypes.c_long,
-        _LP,
-        ctypes.c_double,
-        _LP,
-        _LP,
-        _DP,
-        _LP,
-    ]
-    lib.neighbour_counts.restype = None
-    lib.neighbour_counts.argtypes = [
-        _DP,
-        ctypes.c_long,
-        ctypes.c_long,
-        _DP,
-        ctypes.c_int,
-        _LP,
-        ctypes.c_long,
-        _LP,
-        ctypes.c_long,
-        ctypes.c_double,
-        _LP,
-        _LP,
-    ]
-    lib.kind_counts.restype = None
-    lib.kind_counts.argtypes = [_DP, ctypes.c_long, _DP, _LP, ctypes.c_long, _DP, ctypes.c_long, _LP, _DP]
-    lib.step_stats.restype = None
-    lib.step_stats.argtypes = [
-        _DP,
-        ctypes.c_long,
-        ctypes.c_long,
-        _DP,
-        _LP,
-        ctypes.c_long,
-        _DP,
-        ctypes.c_int,
-        _LP,
-        _LP,
-        ctypes.c_long,
-        _DP,
-        _DP,
-        _DP,
-    ]
-    lib.unwrap_paths.restype = None
-    lib.unwrap_paths.argtypes = [_DP, ctypes.c_long, ctypes.c_long, _LP, ctypes.c_long, _DP, _DP, _DP, _DP]
-    lib.occupied_fractions.restype = ctypes.c_long
-    lib.occupied_fractions.argtypes = [_DP, ctypes.c_long, ctypes.c_long, _DP, _DP, _DP]
+
+
+@cache
+def load() -> ctypes.CDLL | None:
+    """The compiled kernels, or None (NumPy fallback) with one warning saying why."""
+    if os.environ.get("CELLSIM_NO_NATIVE"):
+        return None
+    cc = _compiler()
+    if cc is None:
+        warnings.warn("no C compiler found: cellsim analysis runs on its slower NumPy path", stacklevel=2)
+        return None
+    lib = _library(cc)
+    if lib is None:
+        return None
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
     return lib
