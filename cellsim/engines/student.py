@@ -278,6 +278,40 @@ def _teacher_md(
     return frames
 
 
+def _system_frames(
+    system: str,
+    start: Atoms,
+    temps: Sequence[float],
+    steps: int,
+    every: int,
+    teacher: Calculator,
+    s: DataSettings,
+    say: Callable[[str], None],
+) -> list[Atoms]:
+    """The teacher-labelled frames of one start structure: its MD trajectories (training and held-out seeds, each
+    temperature), then its rattled and strained copies."""
+    frames: list[Atoms] = []
+    for split, seeds in (("train", s.train_seeds), ("heldout", s.heldout_seeds)):
+        for seed in seeds:
+            for temp in temps:
+                t0 = time.perf_counter()
+                got = _teacher_md(start, teacher, system, temp, seed, steps, every, s, split)
+                frames.extend(got)
+                dt = time.perf_counter() - t0
+                say(f"{system} {temp:g} K seed {seed} ({split}): {len(got)} frames, {dt:.0f} s")
+    rng = np.random.default_rng(12345)
+    for amp in s.rattles:
+        work = start.copy()
+        work.positions += rng.normal(0.0, amp, work.positions.shape)
+        frames.append(_label(work, teacher, group=f"rattled-{system}", split="train", system=system, amp=amp))
+    for eps in s.strains:
+        work = start.copy()
+        work.set_cell(work.cell.array * (1.0 + eps), scale_atoms=True)
+        frames.append(_label(work, teacher, group=f"strained-{system}", split="train", system=system, strain=eps))
+    say(f"{system}: {len(s.rattles)} rattled and {len(s.strains)} strained cells")
+    return frames
+
+
 def make_frames(
     teacher_path: str | os.PathLike[str],
     teacher: Calculator,
@@ -337,24 +371,7 @@ def make_frames(
         temps = (*s.temperatures, *s.reduced_extra_temperatures)
         systems.append(("reduced", reduced, temps, s.reduced_steps, s.reduced_every))
     for system, start, temps, steps, every in systems:
-        for split, seeds in (("train", s.train_seeds), ("heldout", s.heldout_seeds)):
-            for seed in seeds:
-                for temp in temps:
-                    t0 = time.perf_counter()
-                    got = _teacher_md(start, teacher, system, temp, seed, steps, every, s, split)
-                    frames.extend(got)
-                    dt = time.perf_counter() - t0
-                    say(f"{system} {temp:g} K seed {seed} ({split}): {len(got)} frames, {dt:.0f} s")
-        rng = np.random.default_rng(12345)
-        for amp in s.rattles:
-            work = start.copy()
-            work.positions += rng.normal(0.0, amp, work.positions.shape)
-            frames.append(_label(work, teacher, group=f"rattled-{system}", split="train", system=system, amp=amp))
-        for eps in s.strains:
-            work = start.copy()
-            work.set_cell(work.cell.array * (1.0 + eps), scale_atoms=True)
-            frames.append(_label(work, teacher, group=f"strained-{system}", split="train", system=system, strain=eps))
-        say(f"{system}: {len(s.rattles)} rattled and {len(s.strains)} strained cells")
+        frames += _system_frames(system, start, temps, steps, every, teacher, s, say)
     for k, atoms in enumerate(dft):
         frames.append(_label(atoms, teacher, group="dft-structures", split="train", system="dft", index=k))
     if dft:
@@ -531,7 +548,6 @@ def train_student(
         The folder, model file and card; ``cached`` when the folder existed.
     """
     import torch
-    from mace.tools.torch_geometric import DataLoader
 
     s = settings or StudentSettings()
     say = progress or (lambda _m: None)
@@ -552,11 +568,47 @@ def train_student(
     train_graphs = [g for g, a in zip(graphs, frames, strict=True) if a.info.get("split", "train") == "train"]
     avg = _avg_neighbours(train_graphs)
     model = build_model(s, species, shifts, scale, avg)
+    loader, opt, sched = _optimiser(model, train_graphs, s)
+    before = evaluate(model, frames, graphs)
+    history, train_cpu = _train_epochs(model, loader, opt, sched, s, say)
+    after = evaluate(model, frames, graphs)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / MODEL_FILE)
+    card = {
+        "student_version": STUDENT_VERSION,
+        "key": key,
+        "teacher": {"path": str(teacher_path), "sha256": sha, "engine": "chgnet"},
+        "data": _data_entry(data_hash, data, frames, len(train)),
+        "settings": asdict(s),
+        "model": _model_entry(model, species, shifts, scale, avg),
+        "training": {"cpu_seconds": train_cpu, "loss_first": history[0]["loss"], "loss_last": history[-1]["loss"]},
+        "errors_before": before,
+        "errors_after": after,
+        "speed": None,
+    }
+    card = json.loads(json.dumps(card))  # as the file holds it (tuples as lists)
+    write_card(folder, card)
+    return StudentResult(folder, folder / MODEL_FILE, card)
+
+
+def _optimiser(model: nn.Module, train_graphs: Sequence[Any], s: StudentSettings) -> tuple[Any, Any, Any]:
+    """The seeded, shuffled loader of the training graphs, Adam and its cosine schedule."""
+    import torch
+    from mace.tools.torch_geometric import DataLoader
+
     gen = torch.Generator().manual_seed(s.seed)
     loader = DataLoader(cast(Any, train_graphs), batch_size=s.batch_size, shuffle=True, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, amsgrad=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.epochs), eta_min=s.lr_final)
-    before = evaluate(model, frames, graphs)
+    return loader, opt, sched
+
+
+def _train_epochs(
+    model: nn.Module, loader: Any, opt: Any, sched: Any, s: StudentSettings, say: Callable[[str], None]
+) -> tuple[list[dict[str, float]], float]:
+    """``s.epochs`` of per-atom energy and force MSE; each epoch's mean loss, and the CPU seconds taken."""
+    import torch
+
     history: list[dict[str, float]] = []
     t0 = time.process_time()
     for epoch in range(1, s.epochs + 1):
@@ -578,39 +630,31 @@ def train_student(
         history.append({"epoch": epoch, "loss": total / max(1, nb)})
         if epoch % 10 == 0 or epoch == s.epochs:
             say(f"epoch {epoch}/{s.epochs}: loss {total / max(1, nb):.4g} ({time.process_time() - t0:.0f} s CPU)")
-    train_cpu = time.process_time() - t0
-    after = evaluate(model, frames, graphs)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / MODEL_FILE)
-    card = {
-        "student_version": STUDENT_VERSION,
-        "key": key,
-        "teacher": {"path": str(teacher_path), "sha256": sha, "engine": "chgnet"},
-        "data": {
-            "key": data_hash,
-            "settings": asdict(data) if data is not None else None,
-            "frames": len(frames),
-            "train_frames": len(train),
-            "heldout_frames": len(frames) - len(train),
-            "groups": _group_counts(frames),
-        },
-        "settings": asdict(s),
-        "model": {
-            "species": species,
-            "energy_shifts_eV": [float(x) for x in shifts],
-            "force_scale_eV_A": scale,
-            "avg_num_neighbors": avg,
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-            "library": _library_versions(),
-        },
-        "training": {"cpu_seconds": train_cpu, "loss_first": history[0]["loss"], "loss_last": history[-1]["loss"]},
-        "errors_before": before,
-        "errors_after": after,
-        "speed": None,
+    return history, time.process_time() - t0
+
+
+def _data_entry(data_hash: str, data: DataSettings | None, frames: Sequence[Atoms], n_train: int) -> dict[str, Any]:
+    """The card's ``data``: the frames' hash and settings, and how many frames of each split and group."""
+    return {
+        "key": data_hash,
+        "settings": asdict(data) if data is not None else None,
+        "frames": len(frames),
+        "train_frames": n_train,
+        "heldout_frames": len(frames) - n_train,
+        "groups": _group_counts(frames),
     }
-    card = json.loads(json.dumps(card))  # as the file holds it (tuples as lists)
-    write_card(folder, card)
-    return StudentResult(folder, folder / MODEL_FILE, card)
+
+
+def _model_entry(model: nn.Module, species: list[int], shifts: np.ndarray, scale: float, avg: float) -> dict[str, Any]:
+    """The card's ``model``: what rebuilds the network (:func:`build_model`), its size and the libraries."""
+    return {
+        "species": species,
+        "energy_shifts_eV": [float(x) for x in shifts],
+        "force_scale_eV_A": scale,
+        "avg_num_neighbors": avg,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "library": _library_versions(),
+    }
 
 
 def _group_counts(frames: Sequence[Atoms]) -> dict[str, int]:
