@@ -608,6 +608,41 @@ def _beside(path: Path) -> tuple[dict[str, str], list[str]]:
     return tags, potcars
 
 
+def _ml_ab_config(sec: Mapping[str, list[str]]) -> tuple[Atoms, float, np.ndarray]:
+    """The structure, energy (eV) and forces (eV/A) of one ML_AB configuration's sections.
+
+    Raises
+    ------
+    _Incomplete
+        A section missing or short: what a file cut inside it looks like.
+    ValueError
+        A section that is wrong.
+    """
+    from ase import Atoms
+
+    n_float = float(_section(sec, "The number of atoms", 1, "number of atoms")[0])
+    if not (n_float.is_integer() and 0 < n_float < 100_000):
+        raise ValueError(f"number of atoms: {n_float:g}")
+    n = int(n_float)
+    symbols: list[str] = []
+    for row in sec.get("Atom types and atom numbers", []):
+        parts = row.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise ValueError(f"atom types: expected 'element count', got {row.strip()!r}")
+        symbols += [parts[0]] * int(parts[1])
+    if len(symbols) < n:
+        raise _Incomplete(f"{len(symbols)} atoms by type, {n} in all")
+    if len(symbols) > n:
+        raise ValueError(f"{len(symbols)} atoms by type, {n} in all")
+    cell = _section(sec, "Primitive lattice vectors (ang.)", 9, "lattice").reshape(3, 3)
+    pos = _section(sec, "Atomic positions (ang.)", 3 * n, "positions").reshape(n, 3)
+    energy = float(_section(sec, "Total energy (eV)", 1, "total energy")[0])
+    forces = _section(sec, "Forces (eV ang.^-1)", 3 * n, "forces").reshape(n, 3)
+    if "Stress (kbar)" not in sec:  # written after the forces: without it, the forces may be cut short
+        raise _Incomplete("no 'Stress (kbar)' section after the forces")
+    return Atoms(symbols=symbols, positions=pos, cell=cell, pbc=True), energy, forces
+
+
 def read_ml_ab(path: str | os.PathLike[str]) -> list[Label]:
     """Every configuration of a VASP ML_AB/ML_ABN file (positions Cartesian, A; energy eV; forces eV/A).
 
@@ -645,33 +680,11 @@ def read_ml_ab(path: str | os.PathLike[str]) -> list[Label]:
     tags, potcars = _beside(p)
     functional = vasp_functional(tags, potcars) if tags or potcars else "unknown"
     sha = _file_sha256(p)
-    from ase import Atoms
-
     out: list[Label] = []
     dropped = None
     for k, (at, sec) in enumerate(configs):
         try:
-            n_float = float(_section(sec, "The number of atoms", 1, "number of atoms")[0])
-            if not (n_float.is_integer() and 0 < n_float < 100_000):
-                raise ValueError(f"number of atoms: {n_float:g}")
-            n = int(n_float)
-            symbols: list[str] = []
-            for row in sec.get("Atom types and atom numbers", []):
-                parts = row.split()
-                if len(parts) != 2 or not parts[1].isdigit():
-                    raise ValueError(f"atom types: expected 'element count', got {row.strip()!r}")
-                symbols += [parts[0]] * int(parts[1])
-            if len(symbols) < n:
-                raise _Incomplete(f"{len(symbols)} atoms by type, {n} in all")
-            if len(symbols) > n:
-                raise ValueError(f"{len(symbols)} atoms by type, {n} in all")
-            cell = _section(sec, "Primitive lattice vectors (ang.)", 9, "lattice").reshape(3, 3)
-            pos = _section(sec, "Atomic positions (ang.)", 3 * n, "positions").reshape(n, 3)
-            energy = float(_section(sec, "Total energy (eV)", 1, "total energy")[0])
-            forces = _section(sec, "Forces (eV ang.^-1)", 3 * n, "forces").reshape(n, 3)
-            if "Stress (kbar)" not in sec:  # written after the forces: without it, the forces may be cut short
-                raise _Incomplete("no 'Stress (kbar)' section after the forces")
-            atoms = Atoms(symbols=symbols, positions=pos, cell=cell, pbc=True)
+            atoms, energy, forces = _ml_ab_config(sec)
         except _Incomplete as exc:
             if k == len(configs) - 1:  # the file ends inside its last configuration: a truncation
                 dropped = str(exc)
