@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ase.calculators.calculator import Calculator
 
     from cellsim.config.study import Study
+    from cellsim.engines.committee import DeviationMonitor
 
 # the embedded engines: every offline model of the registry, and CP2K through ASE's cp2k_shell
 ENGINES = (*MLIP_ENGINES, "cp2k")
@@ -325,6 +326,219 @@ def _read_interface(rd: RunDir) -> Atoms:
 # --------------------------------------------------------------------------- the run
 
 
+def md_engine_name(study: Study, engine: str | None = None) -> str:
+    """The engine an embedded MD runs: ``engine``, else the study's (its stand-in model if it says ``vasp``)."""
+    name = study.engine.name
+    return engine or (name if name == "cp2k" else mlip_for(name))
+
+
+@dataclass
+class _MDRun:
+    """What the segments of one :func:`run_mlip` call share: the atoms, the run's fixed parts and its counters."""
+
+    study: Study
+    atoms: Atoms
+    info: dict[str, Any]
+    monitor: DeviationMonitor | None
+    header: str  # the XDATCAR title of every segment
+    names: list[str]
+    counts: list[int]
+    tdamp: float  # ASE time units
+    seed: int
+    replica: int | None
+    total: int
+    progress: Callable[[int, int, float], None] | None
+    stop_after: int | None
+    done_total: int = 0  # MD steps in the segments before the current one
+    run_steps: int = 0  # steps made by this call
+    seconds: float = 0.0
+
+
+def _calculator(
+    rd: RunDir,
+    study: Study,
+    name: str,
+    student: str | None,
+    atoms: Atoms,
+    threads: int | None,
+    device: str | None,
+    replica: int | None,
+) -> tuple[Calculator, dict[str, Any], DeviationMonitor | None]:
+    """The engine's calculator, its description for engine.json and the deviation monitor (models only)."""
+    eng = study.engine
+    if name == "cp2k":
+        from cellsim.engines.cp2k_md import md_calculator
+
+        calc, info = md_calculator(atoms, study, rd.md_root(replica) / "cp2k")
+        return calc, info, None
+    from cellsim.engines.committee import monitor_for
+
+    set_threads(threads or eng.threads)
+    torch_device = resolve_device(device or eng.device)
+    if student:
+        from cellsim.engines.student import student_calculator
+
+        calc, info = student_calculator(student, torch_device, teacher=eng.model_path)
+        info = {**info, "engine": f"{name}+student"}
+    else:
+        calc, info = make_calculator(name, eng.model_path, torch_device, forces_only=True)
+    monitor = monitor_for(
+        name,
+        eng.model_path,
+        eng.monitor_every,
+        torch_device,
+        eng.committee,
+        student,
+        factory=lambda e, m, d: make_calculator(e, m, d, forces_only=True)[0],
+    )
+    if monitor is not None:
+        info = {**info, "deviation": monitor.describe()}
+    return calc, info, monitor
+
+
+def _relax(rd: RunDir, study: Study, atoms: Atoms) -> None:
+    """The fixed-cell FIRE relaxation (redone if it did not finish; replicas share it), applied to ``atoms``."""
+    from ase.io import read, write
+    from ase.optimize import FIRE
+
+    relax_dir = rd.relax_dir
+    relaxed = relax_dir / "CONTCAR"
+    if study.md.relax_steps > 0 and not relaxed.is_file():
+        relax_dir.mkdir(parents=True, exist_ok=True)
+        opt = FIRE(atoms, logfile=str(relax_dir / "relax.log"))
+        opt.run(fmax=study.engine.relax_fmax, steps=study.md.relax_steps)
+        tmp = relax_dir / ".CONTCAR.tmp"
+        write(tmp, atoms, format="vasp", direct=True)
+        tmp.replace(relaxed)
+    if relaxed.is_file():
+        relaxed_atoms = read(relaxed, format="vasp")
+        assert not isinstance(relaxed_atoms, list)
+        atoms.set_positions(relaxed_atoms.get_positions())
+
+
+def _open_segment(
+    run: _MDRun, seg: Path, state: dict[str, Any] | None, prev_state: dict[str, Any] | None, meta: dict[str, Any]
+) -> tuple[int, dict[str, Any] | None]:
+    """Set the atoms to where segment ``seg`` goes on and ready its files; the steps it holds and the chain state.
+
+    With a checkpoint (``state``) the segment resumes: XDATCAR, OSZICAR (and the deviation file) are cut back
+    to the checkpoint's lengths. Without one it starts from the previous segment's final state, or from
+    seeded Maxwell-Boltzmann velocities for the first segment, and its files are written new.
+    """
+    from ase.md import velocitydistribution as vd
+
+    atoms, study = run.atoms, run.study
+    xd, osz, dev = seg / "XDATCAR", seg / "OSZICAR", seg / DEVIATION_FILE
+    if state is not None:  # resume this segment
+        atoms.set_positions(state["positions"])
+        atoms.set_momenta(state["momenta"])
+        for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
+            with open(f, "r+b") as fh:
+                fh.truncate(n)
+        if "deviation_bytes" in state and dev.is_file():
+            with open(dev, "r+b") as fh:
+                fh.truncate(int(state["deviation_bytes"]))
+        if run.monitor is not None and not dev.is_file():
+            atomic_write_text(dev, DEVIATION_HEADER)
+        return int(state["steps_done"]), state
+    if prev_state is not None:  # continue from the previous segment's final state
+        atoms.set_positions(prev_state["positions"])
+        atoms.set_momenta(prev_state["momenta"])
+        th_state = prev_state
+    else:
+        # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
+        thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
+        thermalize(atoms, temperature_K=study.md.temperature, rng=np.random.default_rng(run.seed))
+        vd.Stationary(atoms)
+        th_state = None
+    # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
+    atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
+    # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
+    start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
+    _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
+    atomic_write_text(xd, xdatcar_header(run.names, run.counts, atoms.cell.array, run.header))
+    atomic_write_text(osz, "")
+    if run.monitor is not None:
+        atomic_write_text(dev, DEVIATION_HEADER)
+    return 0, th_state
+
+
+def _run_steps(run: _MDRun, seg: Path, dyn: Any, steps_done: int, target: int) -> int:
+    """MD steps in ``seg`` from ``steps_done`` to ``target``: OSZICAR every step, XDATCAR every NBLOCK, the
+    deviation every ``monitor.every`` and a checkpoint every ``checkpoint_every`` steps and at the end."""
+    atoms, md, monitor = run.atoms, run.study.md, run.monitor
+    dt_fs, every = md.timestep_fs, run.study.engine.checkpoint_every
+    xd, osz, dev = seg / "XDATCAR", seg / "OSZICAR", seg / DEVIATION_FILE
+    inv = np.linalg.inv(atoms.cell.array)
+    with open(xd, "a") as fx, open(osz, "a") as fo, open(dev, "a") if monitor else nullcontext() as fd:
+        t_seg = time.perf_counter()
+        while steps_done < target:
+            t0 = time.perf_counter()
+            dyn.step()
+            steps_done += 1
+            run.run_steps += 1
+            e_pot = float(atoms.get_potential_energy())
+            e_kin = float(atoms.get_kinetic_energy())
+            fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
+            if steps_done % md.nblock == 0:
+                frac = (atoms.get_positions() @ inv) % 1.0
+                fx.write(xdatcar_frame(steps_done // md.nblock, frac))
+            if monitor is not None and fd is not None and steps_done % monitor.every == 0:
+                fd.write(monitor.line(steps_done, (run.done_total + steps_done) * dt_fs / 1000.0, atoms))
+            if steps_done % every == 0 or steps_done == target:
+                _flush(fx, fo, fd)
+                _save_checkpoint(
+                    seg, atoms, dyn, steps_done, fx.tell(), fo.tell(), fd.tell() if fd is not None else None
+                )
+            dt_step = time.perf_counter() - t0
+            if run.progress is not None:
+                run.progress(run.done_total + steps_done, run.total, dt_step)
+            if run.stop_after is not None and run.run_steps >= run.stop_after:
+                _flush(fx, fo, fd)
+                raise KeyboardInterrupt(f"stopped after {run.run_steps} steps (test hook)")
+        run.seconds += time.perf_counter() - t_seg
+    return steps_done
+
+
+def _flush(*files: IO[str] | None) -> None:
+    for fh in files:
+        if fh is not None:
+            fh.flush()
+
+
+def _run_segment(
+    run: _MDRun, seg: Path, target: int, state: dict[str, Any] | None, prev_state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Run segment ``seg`` to ``target`` steps, resuming its checkpoint ``state`` if it has one, else from the
+    previous segment's final checkpoint ``prev_state``; returns its own final checkpoint."""
+    from ase.units import fs
+
+    md = run.study.md
+    seg.mkdir(parents=True, exist_ok=True)
+    meta = {
+        **run.info,
+        "segment": seg.name,
+        "timestep_fs": md.timestep_fs,
+        "nblock": md.nblock,
+        "temperature_K": md.temperature,
+        "tdamp_fs": run.tdamp / fs,
+        "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
+        "steps_target": target,
+        "seed": run.seed,
+        "replica": run.replica,
+        "status": "running",
+    }
+    dyn = nose_hoover_nvt(run.atoms, md.timestep_fs * fs, md.temperature, run.tdamp)
+    steps_done, th_state = _open_segment(run, seg, state, prev_state, meta)
+    ThermostatState.restore(dyn, run.atoms, th_state)
+    atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
+    steps_done = _run_steps(run, seg, dyn, steps_done, target)
+    _write_poscar(seg / "CONTCAR", run.atoms, f"cellsim {run.study.name} {seg.name} end", velocities=True)
+    atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
+    run.done_total += steps_done
+    return _load_checkpoint(seg)
+
+
 def run_mlip(
     run_dir: Path,
     study: Study,
@@ -361,194 +575,90 @@ def run_mlip(
         Run replica ``replica`` (its own segment folders, see RunDir; velocities seeded with ``engine.seed + replica``),
         starting from the same relaxed interface as every other replica.
     """
-    from ase.md import velocitydistribution as vd
-    from ase.optimize import FIRE
     from ase.units import fs
 
     md, eng = study.md, study.engine
-    name = engine or (eng.name if eng.name == "cp2k" else mlip_for(eng.name))
-    if name not in ENGINES:
-        raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
-    # opt-in: a student distilled from the study's model drives the MD (cellsim.engines.student); its segments are
-    # its own ("<engine>+student" in engine.json), and the teacher checks its forces every monitor_every steps
-    student = eng.student if name == eng.name and name != "cp2k" else None
-    owner = f"{name}+student" if student else name
+    name, student, owner = _engine_of(study, engine)
     rd = RunDir(run_dir)
-    dt_fs = md.timestep_fs
-    plan = SegmentPlan.from_study(study, total_steps)
-    total = plan.total_steps
-    if total < 1:
-        raise EngineError(f"nothing to run: {total} MD steps requested")
-    atoms = _read_interface(rd)
-    symbols = atoms.get_chemical_symbols()
-    names, counts = species_blocks(symbols)
-    if len(set(names)) != len(names):
-        raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
-
-    for k, target in enumerate(plan.nsw):  # before any model is loaded: refuse early
-        seg = rd.segment_dir(k, replica)
-        if not _segment_done(seg, target):
-            _check_own_segment(seg, owner)
-
-    monitor = None
-    if name == "cp2k":
-        from cellsim.engines.cp2k_md import md_calculator
-
-        calc, info = md_calculator(atoms, study, rd.md_root(replica) / "cp2k")
-    else:
-        from cellsim.engines.committee import monitor_for
-
-        set_threads(threads or eng.threads)
-        torch_device = resolve_device(device or eng.device)
-        if student:
-            from cellsim.engines.student import student_calculator
-
-            calc, info = student_calculator(student, torch_device, teacher=eng.model_path)
-            info = {**info, "engine": owner}
-        else:
-            calc, info = make_calculator(name, eng.model_path, torch_device, forces_only=True)
-        monitor = monitor_for(
-            name,
-            eng.model_path,
-            eng.monitor_every,
-            torch_device,
-            eng.committee,
-            student,
-            factory=lambda e, m, d: make_calculator(e, m, d, forces_only=True)[0],
-        )
-        if monitor is not None:
-            info = {**info, "deviation": monitor.describe()}
+    plan, atoms, names, counts = _check_run(rd, study, total_steps, replica, owner)
+    calc, info, monitor = _calculator(rd, study, name, student, atoms, threads, device, replica)
     atoms.calc = calc
+    run = _MDRun(
+        study=study,
+        atoms=atoms,
+        info=info,
+        monitor=monitor,
+        header=f"cellsim {study.name} {name}",
+        names=names,
+        counts=counts,
+        tdamp=(eng.tdamp_fs or 40 * md.timestep_fs) * fs,
+        seed=eng.seed + (replica or 0),
+        replica=replica,
+        total=plan.total_steps,
+        progress=progress,
+        stop_after=stop_after,
+    )
+    segments = []
     try:
-        # 1. fixed-cell relaxation (redone if it did not finish); replicas share it
-        relax_dir = rd.relax_dir
-        relaxed = relax_dir / "CONTCAR"
-        if md.relax_steps > 0 and not relaxed.is_file():
-            from ase.io import write
-
-            relax_dir.mkdir(parents=True, exist_ok=True)
-            log = relax_dir / "relax.log"
-            opt = FIRE(atoms, logfile=str(log))
-            opt.run(fmax=eng.relax_fmax, steps=md.relax_steps)
-            tmp = relax_dir / ".CONTCAR.tmp"
-            write(tmp, atoms, format="vasp", direct=True)
-            tmp.replace(relaxed)
-        if relaxed.is_file():
-            from ase.io import read
-
-            relaxed_atoms = read(relaxed, format="vasp")
-            assert not isinstance(relaxed_atoms, list)
-            atoms.set_positions(relaxed_atoms.get_positions())
-
-        tdamp = (eng.tdamp_fs or 40 * dt_fs) * fs
-        done_total = 0
-        run_steps = 0
-        seconds = 0.0
-        segments = []
+        _relax(rd, study, atoms)
         prev_state: dict[str, Any] | None = None
-        seed = eng.seed + (replica or 0)
         for k, target in enumerate(plan.nsw):
             seg = rd.segment_dir(k, replica)
             segments.append(seg.name)
             state = _load_checkpoint(seg) if (seg / "checkpoint.npz").is_file() else None
             if state is not None and int(state["steps_done"]) >= target:
                 prev_state = state
-                done_total += int(state["steps_done"])
+                run.done_total += int(state["steps_done"])
                 continue
-            seg.mkdir(parents=True, exist_ok=True)
-            meta = {
-                **info,
-                "segment": seg.name,
-                "timestep_fs": dt_fs,
-                "nblock": md.nblock,
-                "temperature_K": md.temperature,
-                "tdamp_fs": tdamp / fs,
-                "thermostat": "Nose-Hoover chain (ASE NoseHooverChainNVT, 3 thermostats)",
-                "steps_target": target,
-                "seed": seed,
-                "replica": replica,
-                "status": "running",
-            }
-            dyn = nose_hoover_nvt(atoms, dt_fs * fs, md.temperature, tdamp)
-            xd, osz, dev = seg / "XDATCAR", seg / "OSZICAR", seg / DEVIATION_FILE
-            if state is not None:  # resume this segment
-                atoms.set_positions(state["positions"])
-                atoms.set_momenta(state["momenta"])
-                steps_done = int(state["steps_done"])
-                for f, n in ((xd, int(state["xdatcar_bytes"])), (osz, int(state["oszicar_bytes"]))):
-                    with open(f, "r+b") as fh:
-                        fh.truncate(n)
-                if "deviation_bytes" in state and dev.is_file():
-                    with open(dev, "r+b") as fh:
-                        fh.truncate(int(state["deviation_bytes"]))
-                if monitor is not None and not dev.is_file():
-                    atomic_write_text(dev, DEVIATION_HEADER)
-                th_state = state
-            else:
-                if prev_state is not None:  # continue from the previous segment's final state
-                    atoms.set_positions(prev_state["positions"])
-                    atoms.set_momenta(prev_state["momenta"])
-                    th_state = prev_state
-                else:
-                    # ASE >= 3.29 names it thermalize_momenta; MaxwellBoltzmannDistribution before
-                    thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
-                    thermalize(atoms, temperature_K=md.temperature, rng=np.random.default_rng(seed))
-                    vd.Stationary(atoms)
-                    th_state = None
-                steps_done = 0
-                # engine.json first: it marks the XDATCAR/OSZICAR below as this engine's (see _check_own_segment)
-                atomic_write_json(seg / "engine.json", {**meta, "steps_done": 0})
-                # the segment's start (after relaxation); a POSCAR written by `cellsim inputs` for VASP stays
-                start = seg / ("POSCAR" if not (seg / "INCAR").is_file() else "POSCAR.mlip")
-                _write_poscar(start, atoms, f"cellsim {study.name} {seg.name} start")
-                atomic_write_text(xd, xdatcar_header(names, counts, atoms.cell.array, f"cellsim {study.name} {name}"))
-                atomic_write_text(osz, "")
-                if monitor is not None:
-                    atomic_write_text(dev, DEVIATION_HEADER)
-            ThermostatState.restore(dyn, atoms, th_state)
-            atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done})
-            inv = np.linalg.inv(atoms.cell.array)
-            with open(xd, "a") as fx, open(osz, "a") as fo, open(dev, "a") if monitor else nullcontext() as fd:
-                t_seg = time.perf_counter()
-                while steps_done < target:
-                    t0 = time.perf_counter()
-                    dyn.step()
-                    steps_done += 1
-                    run_steps += 1
-                    e_pot = float(atoms.get_potential_energy())
-                    e_kin = float(atoms.get_kinetic_energy())
-                    fo.write(oszicar_line(steps_done, atoms.get_temperature(), e_pot + e_kin, e_pot, e_kin))
-                    if steps_done % md.nblock == 0:
-                        frac = (atoms.get_positions() @ inv) % 1.0
-                        fx.write(xdatcar_frame(steps_done // md.nblock, frac))
-                    if monitor is not None and fd is not None and steps_done % monitor.every == 0:
-                        fd.write(monitor.line(steps_done, (done_total + steps_done) * dt_fs / 1000.0, atoms))
-                    if steps_done % eng.checkpoint_every == 0 or steps_done == target:
-                        fx.flush()
-                        fo.flush()
-                        if fd is not None:
-                            fd.flush()
-                        _save_checkpoint(
-                            seg, atoms, dyn, steps_done, fx.tell(), fo.tell(), fd.tell() if fd is not None else None
-                        )
-                    dt_step = time.perf_counter() - t0
-                    if progress is not None:
-                        progress(done_total + steps_done, total, dt_step)
-                    if stop_after is not None and run_steps >= stop_after:
-                        fx.flush()
-                        fo.flush()
-                        if fd is not None:
-                            fd.flush()
-                        raise KeyboardInterrupt(f"stopped after {run_steps} steps (test hook)")
-                seconds += time.perf_counter() - t_seg
-            _write_poscar(seg / "CONTCAR", atoms, f"cellsim {study.name} {seg.name} end", velocities=True)
-            atomic_write_json(seg / "engine.json", {**meta, "steps_done": steps_done, "status": "complete"})
-            prev_state = _load_checkpoint(seg)
-            done_total += steps_done
+            prev_state = _run_segment(run, seg, target, state, prev_state)
     finally:
         if hasattr(calc, "close"):  # CP2K's shell process: ended on a kill too
             calc.close()
-    return RunSummary(owner, done_total, run_steps, done_total * dt_fs / 1000.0, seconds, segments)
+    done = run.done_total
+    return RunSummary(owner, done, run.run_steps, done * md.timestep_fs / 1000.0, run.seconds, segments)
+
+
+def _engine_of(study: Study, engine: str | None) -> tuple[str, str | None, str]:
+    """The embedded engine's name, the student folder that drives the MD instead (if any) and the segments' owner."""
+    eng = study.engine
+    name = md_engine_name(study, engine)
+    if name not in ENGINES:
+        raise EngineError(f"engine '{name}' is not an embedded engine (choose one of: {', '.join(ENGINES)})")
+    # opt-in: a student distilled from the study's model drives the MD (cellsim.engines.student); its segments are
+    # its own ("<engine>+student" in engine.json), and the teacher checks its forces every monitor_every steps
+    student = eng.student if name == eng.name and name != "cp2k" else None
+    return name, student, f"{name}+student" if student else name
+
+
+def check_run(
+    run_dir: Path, study: Study, engine: str | None = None, total_steps: int | None = None, replica: int | None = None
+) -> None:
+    """What :func:`run_mlip` refuses before it loads a model, without running: an engine that is not embedded,
+    nothing to run, no interface, ungrouped species, a segment to run that holds another engine's output."""
+    _, _, owner = _engine_of(study, engine)
+    _check_run(RunDir(run_dir), study, total_steps, replica, owner)
+
+
+def _check_run(
+    rd: RunDir, study: Study, total_steps: int | None, replica: int | None, owner: str
+) -> tuple[SegmentPlan, Atoms, list[str], list[int]]:
+    """The segment plan and the interface (with its species blocks), after refusing what cannot run.
+
+    Refused before any model is loaded: nothing to run, no interface or ungrouped species, and a segment
+    still to run that holds another engine's output (:func:`_check_own_segment`).
+    """
+    plan = SegmentPlan.from_study(study, total_steps)
+    if plan.total_steps < 1:
+        raise EngineError(f"nothing to run: {plan.total_steps} MD steps requested")
+    atoms = _read_interface(rd)
+    names, counts = species_blocks(atoms.get_chemical_symbols())
+    if len(set(names)) != len(names):
+        raise EngineError(f"{rd.interface_poscar}: species are not grouped ({names}); rebuild the interface")
+    for k, target in enumerate(plan.nsw):
+        seg = rd.segment_dir(k, replica)
+        if not _segment_done(seg, target):
+            _check_own_segment(seg, owner)
+    return plan, atoms, names, counts
 
 
 def _write_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> None:
