@@ -27,12 +27,13 @@ def run(
     replica: int | None = None,
     device: str | None = None,
 ) -> RunSummary:
-    """The embedded-engine MD on a built run directory (resumes where it stopped).
+    """The embedded-engine MD on a built run directory (resumes where it stopped), by the engine's runner.
 
     ``time`` is a duration (``"2ps"``, ``"500fs"``; a number means ps) or ``steps`` a step count, not both.
     """
     from cellsim.config.rundir import steps_for
-    from cellsim.engines.mlip import EngineError, parse_time_ps, run_mlip
+    from cellsim.engines.mlip import EngineError, parse_time_ps
+    from cellsim.engines.runners import md_runner
 
     rd = RunDir(run_dir)
     study = rd.load_study()
@@ -50,7 +51,8 @@ def run(
     try:
         # one MD writer per run directory (two would interleave frames in the same XDATCAR)
         with WriterLock(rd.lock_file, f"the MD of {rd.root}"):
-            return run_mlip(rd.root, study, engine, total, threads, progress=progress, replica=replica, device=device)
+            runner = md_runner(study, engine)  # the embedded engines of the registry (cellsim.engines.runners)
+            return runner.run(rd.root, study, total, threads, progress=progress, replica=replica, device=device)
     except BusyError as exc:
         raise CellsimError(str(exc)) from None
 
