@@ -442,12 +442,11 @@ def _elements_of(phase: str) -> set[str] | None:
 
 
 def _matrix(reader: _Reader, data: dict[str, Any], out: str | Path | None) -> RunSet:
-    import copy
     import itertools
 
     from pydantic import ValidationError
 
-    from cellsim.config.study import Study, load_study, resolve_study_paths
+    from cellsim.config.study import Study, resolve_study_paths
 
     unknown = [k for k in data if k not in MATRIX_FIELDS]
     if unknown:
@@ -455,23 +454,8 @@ def _matrix(reader: _Reader, data: dict[str, Any], out: str | Path | None) -> Ru
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise reader.error(("name",), f"expected a name of letters, digits, _ . - (got {name!r})")
-    base_ref = data.get("study")
-    if not isinstance(base_ref, str) or not base_ref.strip():
-        raise reader.error(
-            ("study",), "expected the base study: a study file (relative to this file) or a bundled name"
-        )
+    base_ref, base = _base_study(reader, data)
     here = reader.source.parent
-    base_file = here / base_ref
-    try:
-        base = load_study(base_file if base_file.is_file() else base_ref)
-    except StudyError as exc:
-        raise MatrixError(f"{reader.where(('study',))}: study: {exc}") from None
-    base_dir = base_file.parent.resolve() if base_file.is_file() else None
-    if base_dir is None:
-        from cellsim.core.resources import bundled_workflows
-
-        base_dir = bundled_workflows()[base_ref].parent.resolve()
-    resolve_study_paths(base, base_dir)
     common = data.get("set") or {}
     if not isinstance(common, dict):
         raise reader.error(("set",), "expected study.field: value, ...")
@@ -483,14 +467,7 @@ def _matrix(reader: _Reader, data: dict[str, Any], out: str | Path | None) -> Ru
     if isinstance(base_seed, bool) or not isinstance(base_seed, int):
         raise reader.error(("set", "engine.seed"), f"expected a whole number, got {base_seed!r}")
     axes = [(str(a), _levels(reader, str(a), spec, base_seed)) for a, spec in axes_spec.items()]
-    if out is not None:
-        root = Path(out)
-    elif data.get("out") is not None:
-        if not isinstance(data["out"], str):
-            raise reader.error(("out",), f"expected a folder (relative to this file), got {data['out']!r}")
-        root = here / data["out"]
-    else:
-        root = Path("runs") / name
+    root = _matrix_root(reader, data, out, name)
     base_data = base.model_dump(mode="json")
     runs: list[MatrixRun] = []
     names: dict[str, tuple[str, ...]] = {}
@@ -500,24 +477,7 @@ def _matrix(reader: _Reader, data: dict[str, Any], out: str | Path | None) -> Ru
         if run_name in names:
             raise reader.error(("matrix",), f"two runs are both named {run_name!r}: give the levels distinct labels")
         names[run_name] = tuple(labels.values())
-        study_data = copy.deepcopy(base_data)
-        origin: dict[str, tuple[str | int, ...]] = {}
-        for key, value in common.items():
-            if not isinstance(key, str):
-                raise reader.error(("set",), f"expected study.field: value, got the key {key!r}")
-            node, last = _set_field(study_data, key)
-            node[last] = copy.deepcopy(value)
-            origin[key] = ("set", key)
-        for lv in combo:
-            for key, value in lv.fields.items():
-                if key in origin and origin[key][0] == "matrix":
-                    raise reader.error(
-                        lv.loc,
-                        f"{key} is also set by {'.'.join(str(p) for p in origin[key])}: one axis per field",
-                    )
-                node, last = _set_field(study_data, key)
-                node[last] = copy.deepcopy(value)
-                origin[key] = lv.loc
+        study_data, origin = _run_data(reader, base_data, common, combo)
         study_data["name"] = f"{name}.{run_name}"
         tag = ", ".join(f"{a}={lab}" for a, lab in labels.items())
         study_data["description"] = f"{base.description.strip()} [matrix {name}: {tag}]".strip()
@@ -538,6 +498,69 @@ def _matrix(reader: _Reader, data: dict[str, Any], out: str | Path | None) -> Ru
         out=root.absolute(),
         axes=[a for a, _ in axes],
     )
+
+
+def _base_study(reader: _Reader, data: dict[str, Any]) -> tuple[str, Study]:
+    """The matrix's ``study:`` as written, and that study loaded with its paths resolved (beside its file, or
+    the bundled study's)."""
+    from cellsim.config.study import load_study, resolve_study_paths
+
+    base_ref = data.get("study")
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        raise reader.error(
+            ("study",), "expected the base study: a study file (relative to this file) or a bundled name"
+        )
+    base_file = reader.source.parent / base_ref
+    try:
+        base = load_study(base_file if base_file.is_file() else base_ref)
+    except StudyError as exc:
+        raise MatrixError(f"{reader.where(('study',))}: study: {exc}") from None
+    base_dir = base_file.parent.resolve() if base_file.is_file() else None
+    if base_dir is None:
+        from cellsim.core.resources import bundled_workflows
+
+        base_dir = bundled_workflows()[base_ref].parent.resolve()
+    resolve_study_paths(base, base_dir)
+    return base_ref, base
+
+
+def _matrix_root(reader: _Reader, data: dict[str, Any], out: str | Path | None, name: str) -> Path:
+    """The folder of the matrix's runs: ``out`` given, else the file's ``out:`` (beside the file), else runs/NAME."""
+    if out is not None:
+        return Path(out)
+    if data.get("out") is not None:
+        if not isinstance(data["out"], str):
+            raise reader.error(("out",), f"expected a folder (relative to this file), got {data['out']!r}")
+        return reader.source.parent / data["out"]
+    return Path("runs") / name
+
+
+def _run_data(
+    reader: _Reader, base_data: dict[str, Any], common: dict[Any, Any], combo: tuple[_Level, ...]
+) -> tuple[dict[str, Any], dict[str, tuple[str | int, ...]]]:
+    """One run's study as data: the base study with ``set:`` and the run's levels written in; and where in the
+    file each field was set (for the errors of its validation)."""
+    import copy
+
+    study_data = copy.deepcopy(base_data)
+    origin: dict[str, tuple[str | int, ...]] = {}
+    for key, value in common.items():
+        if not isinstance(key, str):
+            raise reader.error(("set",), f"expected study.field: value, got the key {key!r}")
+        node, last = _set_field(study_data, key)
+        node[last] = copy.deepcopy(value)
+        origin[key] = ("set", key)
+    for lv in combo:
+        for key, value in lv.fields.items():
+            if key in origin and origin[key][0] == "matrix":
+                raise reader.error(
+                    lv.loc,
+                    f"{key} is also set by {'.'.join(str(p) for p in origin[key])}: one axis per field",
+                )
+            node, last = _set_field(study_data, key)
+            node[last] = copy.deepcopy(value)
+            origin[key] = lv.loc
+    return study_data, origin
 
 
 def _origin_of(origin: dict[str, tuple[str | int, ...]], loc: tuple[str | int, ...]) -> tuple[str, tuple[Any, ...]]:

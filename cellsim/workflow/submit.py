@@ -143,10 +143,69 @@ def submit_run(
     submitted again (a longer ``time_ps`` is picked up by that chain). ``after``: the first job starts
     once that job (``slurm:ID``, a campaign's finishing job) has ended.
     """
-    from cellsim import stages
     from cellsim.workflow.store import WorkflowStore
 
     rd = RunDir(run_dir).require()
+    plan = _plan_submission(rd, engine, launchpad, queue, qadapter, time_ps, campaign)
+    notes = plan.notes
+    local_tag = None
+    with jobs_lock(rd):
+        live = live_jobs(rd)
+        if live:
+            tags = ", ".join(str(j["tag"]).split(":", 1)[1] for j in live)
+            notes.append(
+                f"job {tags} is already queued or running this run" + (" (it runs to the new total)" if time_ps else "")
+            )
+            return SubmitOutcome(rd.root, "already queued", str(live[-1]["tag"]).split(":", 1)[1], notes=notes)
+        store = WorkflowStore(rd, plan.launchpad)
+        keep_open = False
+        try:
+            outcome = _sync_and_submit(store, rd, engine, plan, qadapter, after)
+            if outcome is not None:
+                return outcome
+            local_tag = current_job()
+            jobs = read_jobs(rd)
+            job_entry(jobs, local_tag).update({"submitted": time.time(), "started": time.time(), "by": "submit"})
+            write_jobs(rd, jobs)
+            keep_open = True
+        finally:
+            if not keep_open:
+                store.close()
+    # --queue local: run here, the store open, the job lock released (status may read the records)
+    try:
+        launch_loop(store, rd, local_tag, None, plan.settings)
+        notes += sync_store(store, rd, engine)
+        states = _fw_states(store)
+    finally:
+        store.close()
+        end_job(rd, local_tag, "ran here")
+    return SubmitOutcome(rd.root, "ran here", None, states, notes)
+
+
+@dataclass
+class _SubmitPlan:
+    """What :func:`submit_run` settled before taking the run's job lock: every check passed, nothing run yet."""
+
+    settings: Settings
+    queue: str
+    launchpad: Path | None
+    qs: QueueSettings | None  # the queue settings (None: local, or a --qadapter file)
+    notes: list[str]
+    record: dict[str, Any]  # RUN/workflow/submit.json
+
+
+def _plan_submission(
+    rd: RunDir,
+    engine: str,
+    launchpad: Path | None,
+    queue: str | None,
+    qadapter: Path | None,
+    time_ps: float | None,
+    campaign: Path | None,
+) -> _SubmitPlan:
+    """The queue, the store and the checks (queue settings, VASP, MongoDB) of a submission, then the study's new
+    total time and the VASP inputs where missing."""
+    from cellsim import stages
     from cellsim.config.engines import ENGINE_NAMES
 
     if engine not in ENGINE_NAMES:
@@ -181,66 +240,47 @@ def submit_run(
         "qadapter": str(qadapter.resolve()) if qadapter else None,
         "campaign": str(campaign) if campaign else previous.get("campaign"),
     }
-    local_tag = None
-    with jobs_lock(rd):
-        live = live_jobs(rd)
-        if live:
-            tags = ", ".join(str(j["tag"]).split(":", 1)[1] for j in live)
-            notes.append(
-                f"job {tags} is already queued or running this run" + (" (it runs to the new total)" if time_ps else "")
-            )
-            return SubmitOutcome(rd.root, "already queued", str(live[-1]["tag"]).split(":", 1)[1], notes=notes)
-        store = WorkflowStore(rd, launchpad)
-        keep_open = False
-        try:
-            lost = store.rerun_lost(job_alive)
-            if lost:
-                notes.append(f"lost run(s) {lost} (RUNNING after their job died) rerun")
-            notes += sync_store(store, rd, engine, rerun_fizzled=True)
-            store.flush()
-            from fireworks import FWorker
+    return _SubmitPlan(settings, queue, launchpad, qs, notes, record)
 
-            ready = store.lpad.run_exists(FWorker(query=store.query()))
-            atomic_write_json(rd.submit_file, record)
-            if not ready:
-                states = _fw_states(store)
-                done = bool(states) and all(s == "COMPLETED" for s in states.values())
-                return SubmitOutcome(rd.root, "complete" if done else "nothing to run", states=states, notes=notes)
-            if queue != "local":
-                rd.queue_dir.mkdir(parents=True, exist_ok=True)
-                command = job_command(rd, launchpad)
-                if qadapter is not None:
-                    sched, script = qadapter_script(rd, qadapter, command)
-                    script = script.replace(command, _with_exports(command, job_exports(None)))
-                else:
-                    assert qs is not None
-                    sched, script = qs.scheduler, render_script(rd, qs, command, job_exports(qs))
-                atomic_write_text(rd.job_script, script)
-                rd.job_script.chmod(0o755)
-                same = after is not None and after.split(":")[0] == scheduler_family(sched)
-                job = submit_script(sched, rd.job_script, after=after.split(":", 1)[1] if same and after else None)
-                tag = f"{scheduler_family(sched)}:{job}"
-                jobs = read_jobs(rd)
-                job_entry(jobs, tag).update({"submitted": time.time(), "by": "submit"})
-                write_jobs(rd, jobs)
-                return SubmitOutcome(rd.root, "submitted", job, _fw_states(store), notes)
-            local_tag = current_job()
-            jobs = read_jobs(rd)
-            job_entry(jobs, local_tag).update({"submitted": time.time(), "started": time.time(), "by": "submit"})
-            write_jobs(rd, jobs)
-            keep_open = True
-        finally:
-            if not keep_open:
-                store.close()
-    # --queue local: run here, the store open, the job lock released (status may read the records)
-    try:
-        launch_loop(store, rd, local_tag, None, settings)
-        notes += sync_store(store, rd, engine)
+
+def _sync_and_submit(
+    store: Any, rd: RunDir, engine: str, plan: _SubmitPlan, qadapter: Path | None, after: str | None
+) -> SubmitOutcome | None:
+    """Under the job lock: the store brought up to date with the run, then its first queue job submitted; the
+    outcome, or None where the run is to run here (``--queue local``)."""
+    notes = plan.notes
+    lost = store.rerun_lost(job_alive)
+    if lost:
+        notes.append(f"lost run(s) {lost} (RUNNING after their job died) rerun")
+    notes += sync_store(store, rd, engine, rerun_fizzled=True)
+    store.flush()
+    from fireworks import FWorker
+
+    ready = store.lpad.run_exists(FWorker(query=store.query()))
+    atomic_write_json(rd.submit_file, plan.record)
+    if not ready:
         states = _fw_states(store)
-    finally:
-        store.close()
-        end_job(rd, local_tag, "ran here")
-    return SubmitOutcome(rd.root, "ran here", None, states, notes)
+        done = bool(states) and all(s == "COMPLETED" for s in states.values())
+        return SubmitOutcome(rd.root, "complete" if done else "nothing to run", states=states, notes=notes)
+    if plan.queue == "local":
+        return None
+    rd.queue_dir.mkdir(parents=True, exist_ok=True)
+    command = job_command(rd, plan.launchpad)
+    if qadapter is not None:
+        sched, script = qadapter_script(rd, qadapter, command)
+        script = script.replace(command, _with_exports(command, job_exports(None)))
+    else:
+        assert plan.qs is not None
+        sched, script = plan.qs.scheduler, render_script(rd, plan.qs, command, job_exports(plan.qs))
+    atomic_write_text(rd.job_script, script)
+    rd.job_script.chmod(0o755)
+    same = after is not None and after.split(":")[0] == scheduler_family(sched)
+    job = submit_script(sched, rd.job_script, after=after.split(":", 1)[1] if same and after else None)
+    tag = f"{scheduler_family(sched)}:{job}"
+    jobs = read_jobs(rd)
+    job_entry(jobs, tag).update({"submitted": time.time(), "by": "submit"})
+    write_jobs(rd, jobs)
+    return SubmitOutcome(rd.root, "submitted", job, _fw_states(store), notes)
 
 
 def _with_exports(command: str, exports: dict[str, str]) -> str:
