@@ -218,44 +218,15 @@ def screen(
         Per run what was done (and any error: a failed run is recorded and the screen goes on), and the
         comparison.
     """
-    from cellsim.stages.analysis import analyze
-    from cellsim.stages.md import run as run_md
-    from cellsim.stages.products import match, report
-
     t0 = _time.perf_counter()
     tell = say or (lambda _line: None)
     rs = build_runs(target, out, on_run=lambda name, o: tell(f"{name}: {'built' if not o.reused else 'built before'}"))
     records: list[ScreenRun] = []
+    md = {"time": time, "threads": threads, "relax_steps": relax_steps, "device": device}
     for k, r in enumerate(rs.runs, 1):
         rec = ScreenRun(r.name, r.run_dir)
         records.append(rec)
-        rd = RunDir(r.run_dir)
-        t1 = _time.perf_counter()
-        head = f"[{k}/{len(rs.runs)}] {r.name}"
-        try:
-            cb = progress(r.name) if progress is not None else None
-            summary = run_md(rd.root, time=time, threads=threads, relax_steps=relax_steps, device=device, progress=cb)
-            rec.md_ps, rec.steps_run = summary.time_ps, summary.steps_run
-            rec.stages.append("md")
-            tell(f"{head}: MD {summary.time_ps:.3f} ps ({summary.steps_run} steps run now)")
-            if not analysis_current(rd):
-                analyze(rd.root)
-                rec.stages.append("analyze")
-            if not match_current(rd):
-                match(rd.root)
-                rec.stages.append("match")
-            if reports and not report_current(rd):
-                report(rd.root)
-                rec.stages.append("report")
-            from cellsim.products.result import load_match
-
-            ans = load_match(rd.analysis_dir).answer
-            rec.kind, rec.answer = ans.kind, ans.sentence
-            tell(f"{head}: {rec.kind}: {rec.answer}")
-        except CellsimError as exc:
-            rec.error = str(exc)
-            tell(f"{head}: failed: {exc}")
-        rec.seconds = round(_time.perf_counter() - t1, 1)
+        _screen_one(rec, f"[{k}/{len(rs.runs)}] {r.name}", tell, md, progress, reports)
     comparison = compare(rs, compare_out if compare_out is not None else None)
     paths = {"html": comparison.out_dir / "compare.html"} if comparison.out_dir else {}
     if comparison.out_dir is not None:
@@ -263,3 +234,44 @@ def screen(
             {p.name: p for p in sorted(comparison.out_dir.iterdir()) if p.suffix in (".md", ".csv", ".json", ".png")}
         )
     return ScreenOutcome(rs, records, comparison, paths, round(_time.perf_counter() - t0, 1))
+
+
+def _screen_one(
+    rec: ScreenRun,
+    head: str,
+    tell: Callable[[str], None],
+    md: dict[str, Any],
+    progress: Callable[[str], Any] | None,
+    reports: bool,
+) -> None:
+    """One run of :func:`screen` into ``rec``: its MD (``md``: the options of :func:`cellsim.stages.run`), then
+    the analysis, match and report where not current, and its answer; a failure is recorded, not raised."""
+    from cellsim.products.result import load_match
+    from cellsim.stages.analysis import analyze
+    from cellsim.stages.md import run as run_md
+    from cellsim.stages.products import match, report
+
+    rd = RunDir(rec.run_dir)
+    t1 = _time.perf_counter()
+    try:
+        cb = progress(rec.name) if progress is not None else None
+        summary = run_md(rd.root, **md, progress=cb)
+        rec.md_ps, rec.steps_run = summary.time_ps, summary.steps_run
+        rec.stages.append("md")
+        tell(f"{head}: MD {summary.time_ps:.3f} ps ({summary.steps_run} steps run now)")
+        if not analysis_current(rd):
+            analyze(rd.root)
+            rec.stages.append("analyze")
+        if not match_current(rd):
+            match(rd.root)
+            rec.stages.append("match")
+        if reports and not report_current(rd):
+            report(rd.root)
+            rec.stages.append("report")
+        ans = load_match(rd.analysis_dir).answer
+        rec.kind, rec.answer = ans.kind, ans.sentence
+        tell(f"{head}: {rec.kind}: {rec.answer}")
+    except CellsimError as exc:
+        rec.error = str(exc)
+        tell(f"{head}: failed: {exc}")
+    rec.seconds = round(_time.perf_counter() - t1, 1)
