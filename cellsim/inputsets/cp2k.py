@@ -93,16 +93,14 @@ def segment_input(atoms: Atoms, study: Study, settings: dict[str, Any], steps: i
 
 def write_inputs(run_dir: Path, study: Study, force: bool = False) -> Cp2kInputsReport:
     """``cp2k.inp`` of every segment of the plan; refuses to overwrite a segment that has CP2K output."""
-    from ase.io import read
-
     from cellsim.inputsets.cp2k_settings import resolve_settings
+    from cellsim.io.poscar import read_poscar_atoms
 
     rd = RunDir(run_dir)
     poscar = rd.interface_poscar
     if not poscar.is_file():
         raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {run_dir}` first")
-    atoms = read(poscar, format="vasp")
-    assert not isinstance(atoms, list)
+    atoms = read_poscar_atoms(poscar)
     # interfaces and other big cells: Gamma point, as the VASP inputs (a mesh only if the study asks for one)
     settings = resolve_settings({"kpoints": {"mesh": [1, 1, 1]}}, study.engine.cp2k or None)
     plan = SegmentPlan.from_study(study)

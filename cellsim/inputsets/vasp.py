@@ -129,7 +129,7 @@ def make_input_set(structure: Structure, study: Study) -> Any:
 
 def write_inputs(run_dir: Path, study: Study, force: bool = False) -> InputsReport:
     """Write the first segment's inputs and the segment plan; refuses to overwrite a segment that has started."""
-    from pymatgen.io.vasp import Poscar
+    from cellsim.io.poscar import read_poscar_structure, rewrite_poscar
 
     rd = RunDir(run_dir)
     poscar = rd.interface_poscar
@@ -138,7 +138,7 @@ def write_inputs(run_dir: Path, study: Study, force: bool = False) -> InputsRepo
     seg = rd.segment_dir(0)
     if (seg / "XDATCAR").exists() and not force:
         raise RunDirError(f"{seg}: this segment already has MD output; use --force to rewrite its inputs")
-    structure = Poscar.from_file(poscar).structure
+    structure = read_poscar_structure(poscar)
     vis = make_input_set(structure, study)
     spec = not os.environ.get("PMG_VASP_PSP_DIR")
     seg.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def write_inputs(run_dir: Path, study: Study, force: bool = False) -> InputsRepo
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputsError(f"{seg}: pymatgen could not write the VASP inputs: {exc}") from exc
     # keep selective dynamics of the interface POSCAR (fixed bottom metal planes)
-    Poscar.from_file(poscar).write_file(seg / "POSCAR")
+    rewrite_poscar(poscar, seg / "POSCAR")
     segments = plan_segments(study)
     atomic_write_json(
         rd.plan_file,
