@@ -6,7 +6,8 @@ plane-wave PBE has bct 5-6 meV/atom below fcc (data/pbe/README.md). The tetragon
 meV-scale band-structure effect that a small atom-centred basis does not resolve; plane waves converge
 systematically with one number (the cutoff), so the metal's c/a is read from them.
 
-GPAW is run as a separate process, one job per structure, the same way as CP2K (:mod:`cellsim.engines.cp2k`):
+GPAW is run as a separate process, one job per structure, by the same job loop as CP2K
+(:mod:`cellsim.engines.singlepoint`; GPAW's parts are :class:`GpawCode`):
 ``<cache>/<formula>-<hash>/`` holds ``structure.json``, ``params.json`` (the GPAW parameters), ``job.py``
 (the script that ran: ``python3 job.py`` reruns it by hand), GPAW's log ``job.txt`` and, once it ended
 well, ``result.json`` (written atomically; never rerun). GPAW is often installed for another Python than

@@ -17,8 +17,9 @@ mappings given to :func:`resolve_settings`.
 
 The settings (defaults, executable, data files, kinds) and the input writer live one layer down, beside the
 MD input set: :mod:`cellsim.inputsets.cp2k_settings`, :mod:`cellsim.inputsets.cp2k_input`. Here:
-:mod:`.jobs` (cached single points) and :mod:`.labels` (cache folder, stored labels, Bain path). Every
-public name of the four is importable from ``cellsim.engines.cp2k``.
+:mod:`.jobs` (cached single points: CP2K's parts of the job loop in :mod:`cellsim.engines.singlepoint`, which
+GPAW shares) and :mod:`.labels` (cache folder, stored labels, Bain path). Every public name of the four is
+importable from ``cellsim.engines.cp2k``.
 """
 
 from __future__ import annotations
