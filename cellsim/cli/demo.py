@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cellsim import stages
 from cellsim.cli._app import app, console, err_console, fail
 from cellsim.core.errors import CellsimError
+
+if TYPE_CHECKING:
+    from cellsim.config.study import Study
 
 # the paper's interface on CHGNet fine-tuned to PBE labels of In and of the interface (workflows/fits/chgnet-in-pbe):
 # the bundled CHGNet 0.3.0 melts the In slab at 300 K, the fit keeps it solid, interfacial plane included, and its
@@ -80,12 +83,7 @@ def demo(
     if out is None:
         out = Path("runs/demo") if study == DEFAULT_STUDY else Path(f"runs/demo-{spec.name}")
     rd = RunDir(out)
-    electrolyte, metal = spec.interface.electrolyte.phase, spec.interface.metal.phase
-    title = TITLES.get(study) or f"{spec.name}: {Path(electrolyte).stem} / {Path(metal).stem}"
-    if console.is_terminal:
-        console.rule(f"[bold]cellsim demo: {title}")
-    else:  # a rule spans the console's width, which is unbounded when piped
-        console.print(f"[bold]cellsim demo: {title}[/]")
+    _print_title(study, spec)
     try:
         window_ps = parse_quantity(window, "time", "ps", "--window") if window else None
         if force and out.exists():
@@ -100,21 +98,7 @@ def demo(
         console.print("[bold]2/7 VASP inputs (for a cluster run of the same MD)[/]")
         if not (rd.segment_dir(0) / "INCAR").is_file():
             print_inputs(stages.inputs(out))
-        pair = f"{Path(metal).stem} and {Path(electrolyte).stem}"
-        console.print(f"[bold]3/7 is CHGNet fit for {pair}? (engine check, cached after the first run)[/]")
-        # a smoke-test demo (under 0.5 ps of MD) gets the check's smoke-test sizes too
-        quick = parse_quantity(time_, "time", "ps", "--time") < 0.5
-        with console.status(f"checking CHGNet on {pair}"):
-            # a study with its own model file (engine.model_path, e.g. from `cellsim engines fit`) runs and is
-            # checked on that file
-            reports = stages.engine_check(out, None if spec.engine.model_path else [ENGINE], quick=quick)
-        for rep in reports:
-            bad = [f"{r.phase} {r.quantity} {r.verdict}" for r in rep.rows if r.verdict in ("warn", "fail")]
-            console.print(
-                f"{rep.engine}: {rep.count('fail')} fail, {rep.count('warn')} warn, {rep.count('ok')} ok"
-                + (f" ({'; '.join(bad)})" if bad else ""),
-                highlight=False,
-            )
+        _engine_check(out, spec, time_)
         console.print(f"[bold]4/7 relax + NVT MD on CHGNet ({time_})[/]")
         summary = run_md(out, engine=ENGINE, time=time_)
         console.print(f"{summary.steps_total} steps = {summary.time_ps:.3f} ps in {rd.md_dir}")
@@ -135,3 +119,35 @@ def demo(
         raise typer.Exit(code=130) from None
     console.print(f"[green]demo finished in {time.perf_counter() - t0:.1f} s; run directory: {out}[/]")
     console.print(f"[bold green]report: {rep['html'].resolve()}[/]")
+
+
+def _print_title(study: str, spec: Study) -> None:
+    """The demo's title: the paper's for its studies, else the study's name and its two phases."""
+    electrolyte, metal = spec.interface.electrolyte.phase, spec.interface.metal.phase
+    title = TITLES.get(study) or f"{spec.name}: {Path(electrolyte).stem} / {Path(metal).stem}"
+    if console.is_terminal:
+        console.rule(f"[bold]cellsim demo: {title}")
+    else:  # a rule spans the console's width, which is unbounded when piped
+        console.print(f"[bold]cellsim demo: {title}[/]")
+
+
+def _engine_check(out: Path, spec: Study, time_: str) -> None:
+    """Stage 3/7: is the engine fit for the study's metal and electrolyte (its verdicts counted, the bad named)."""
+    from cellsim.core.units import parse_quantity
+
+    electrolyte, metal = spec.interface.electrolyte.phase, spec.interface.metal.phase
+    pair = f"{Path(metal).stem} and {Path(electrolyte).stem}"
+    console.print(f"[bold]3/7 is CHGNet fit for {pair}? (engine check, cached after the first run)[/]")
+    # a smoke-test demo (under 0.5 ps of MD) gets the check's smoke-test sizes too
+    quick = parse_quantity(time_, "time", "ps", "--time") < 0.5
+    with console.status(f"checking CHGNet on {pair}"):
+        # a study with its own model file (engine.model_path, e.g. from `cellsim engines fit`) runs and is
+        # checked on that file
+        reports = stages.engine_check(out, None if spec.engine.model_path else [ENGINE], quick=quick)
+    for rep in reports:
+        bad = [f"{r.phase} {r.quantity} {r.verdict}" for r in rep.rows if r.verdict in ("warn", "fail")]
+        console.print(
+            f"{rep.engine}: {rep.count('fail')} fail, {rep.count('warn')} warn, {rep.count('ok')} ok"
+            + (f" ({'; '.join(bad)})" if bad else ""),
+            highlight=False,
+        )
