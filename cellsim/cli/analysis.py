@@ -120,7 +120,9 @@ def print_analysis(result: Any, seconds: float) -> None:
 
     from rich.table import Table
 
-    peaks = json.loads((result.out_dir / "peaks.json").read_text())
+    from cellsim.config.rundir import AnalysisFiles
+
+    peaks = json.loads(AnalysisFiles(result.out_dir).peaks.read_text())
     s = result.settings
     info = result.meta
     console.print(

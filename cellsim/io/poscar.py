@@ -19,7 +19,7 @@ they stay byte for byte what they were and an MD started from them runs bit for 
   :func:`poscar_text` has no place for, and selective dynamics, which it does not write either;
 * the embedded engine's relaxed ``md/relax/CONTCAR``: ASE's layout (:func:`write_atoms_ase_poscar`), 16
   significant digits, read back as the start of the MD;
-* an analysis folder's ``first_frame.vasp`` / ``last_frame.vasp``: :func:`poscar_text`.
+* an analysis folder's first and last frames (names from :func:`cellsim.config.rundir.frame_file`): :func:`poscar_text`.
 """
 
 from __future__ import annotations

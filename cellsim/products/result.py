@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from cellsim.config.rundir import MATCH_FILE as _MATCH_FILE
+from cellsim.config.rundir import PRODUCTS_CSV, REF_RDF_NPZ
 from cellsim.core.errors import CellsimError
 from cellsim.core.records import read_versioned
 from cellsim.products.answer import Answer, bond_event
@@ -25,7 +27,7 @@ class MatchError(CellsimError):
     """Matching cannot run on this analysis, or its results cannot be read."""
 
 
-MATCH_FILE = "match.json"
+MATCH_FILE = _MATCH_FILE  # importable from here as before
 FORMAT_TAG = "cellsim-match"
 # 1: match.json without a "version" (cellsim up to 0.2.0; keys added over its life may be absent)
 # 2: "version" and "cellsim_version" written, every key of write_products present
@@ -359,12 +361,12 @@ def write_products(result: MatchResult, folder: Path) -> dict[str, Path]:
     paths = commit_files(
         folder,
         {
-            "products.csv": products_csv(result).encode(),
-            "ref_rdf.npz": npz.getvalue(),
+            PRODUCTS_CSV: products_csv(result).encode(),
+            REF_RDF_NPZ: npz.getvalue(),
             MATCH_FILE: (json.dumps(doc, indent=2) + "\n").encode(),
         },
     )
-    return {"products_csv": paths["products.csv"], "ref_rdf": paths["ref_rdf.npz"], "match_json": paths[MATCH_FILE]}
+    return {"products_csv": paths[PRODUCTS_CSV], "ref_rdf": paths[REF_RDF_NPZ], "match_json": paths[MATCH_FILE]}
 
 
 def read_match_doc(path: Path) -> dict[str, Any]:
@@ -397,8 +399,8 @@ def load_match(folder: Path) -> MatchResult:
     d = read_match_doc(p)
     refs: dict[str, dict[str, np.ndarray]] = {}
     try:
-        if (folder / "ref_rdf.npz").is_file():
-            with np.load(folder / "ref_rdf.npz") as z:
+        if (folder / REF_RDF_NPZ).is_file():
+            with np.load(folder / REF_RDF_NPZ) as z:
                 for k in z.files:
                     c, pair = k.split("|", 1)
                     refs.setdefault(c, {})[pair] = z[k]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellsim.config.matrix import SEED_AXIS, RunSet
-from cellsim.config.rundir import RunDir, find_run_dir
+from cellsim.config.rundir import AnalysisFiles, RunDir, find_run_dir, report_html
 from cellsim.core.errors import CellsimError
 from cellsim.reporting.data import Section
 
@@ -417,10 +417,10 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
         row.units_lost = round((row.unit_intact_start - row.unit_intact_end) * row.units, 3)
     row.engine = _engine_text(d.study, d)
     _read_checks(row, d)
-    if run is not None and res.meta.replica is None and run.report_dir.joinpath("report.html").is_file():
-        row.report = str(run.report_dir / "report.html")
-    elif (folder / "report" / "report.html").is_file():
-        row.report = str(folder / "report" / "report.html")
+    if run is not None and res.meta.replica is None and report_html(run.report_dir).is_file():
+        row.report = str(report_html(run.report_dir))
+    elif report_html(AnalysisFiles(folder).report_dir).is_file():
+        row.report = str(report_html(AnalysisFiles(folder).report_dir))
     m = d.match
     if m is None:
         row.sentence = "; ".join(d.notes) or "no match result"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cellsim.config.rundir import AnalysisFiles
 from cellsim.core.errors import RunDirError
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
     from cellsim.products.result import MatchError, load_match
 
     res = AnalysisResult.load(folder)
-    d = ReportData(folder=folder, analysis=res, run=run, peaks=_json(folder / "peaks.json"))
+    d = ReportData(folder=folder, analysis=res, run=run, peaks=_json(AnalysisFiles(folder).peaks))
     if run is not None and res.meta.run_dir:
         d.study = yaml.safe_load(run.study_file.read_text()) or {}
         d.interface = _json(run.interface_json)
@@ -66,7 +67,7 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
             info = _json(seg / "engine.json")
             if info:
                 d.engine.append(info)
-    if (folder / "match.json").is_file():
+    if AnalysisFiles(folder).match.is_file():
         try:
             m = load_match(folder)
         except MatchError as exc:
@@ -78,11 +79,11 @@ def load_report_data(folder: Path, run: RunDir | None = None) -> ReportData:
                 d.notes.append("the match results belong to an earlier analysis: run `cellsim match` again")
     else:
         d.notes.append(f"no product matching yet: run `cellsim match {run.root if run else folder}`")
-    if (folder / "diagnostics.json").is_file():
+    if AnalysisFiles(folder).diagnostics.is_file():
         try:
             from cellsim.analysis.diagnostics import Diagnostics
 
-            d.diagnostics = Diagnostics.from_json(folder / "diagnostics.json")
+            d.diagnostics = Diagnostics.from_json(AnalysisFiles(folder).diagnostics)
         except Exception as exc:  # a damaged or older diagnostics file must not stop the report
             d.notes.append(f"diagnostics.json not read ({type(exc).__name__}: {exc})")
     return d

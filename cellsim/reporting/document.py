@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellsim.config.rundir import AnalysisFiles, report_html, report_md
 from cellsim.core.files import atomic_write_bytes, atomic_write_text
 from cellsim.products.result import PairRecord
 from cellsim.reporting.data import ReportData, Section, load_report_data
@@ -52,7 +53,11 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     """Write the figures, report.html and report.md of an analysis folder into ``RUN/report`` or ``folder/report``."""
     d = load_report_data(folder, run)
     res = d.analysis
-    out = run.report_dir if (run is not None and res.meta.run_dir and res.meta.replica is None) else (folder / "report")
+    out = (
+        run.report_dir
+        if (run is not None and res.meta.run_dir and res.meta.replica is None)
+        else AnalysisFiles(folder).report_dir
+    )
     figs: Figures = {}
     r = res.r
     reactant_g = _reactant_shapes(d, r, float(r[1] - r[0]))
@@ -62,7 +67,7 @@ def make_report(folder: Path, run: RunDir | None = None) -> dict[str, Path]:
     figs.update(_state_figures(d))
     figs.update(_structure_figure(d, run))
     _write_report(d, out, figs)
-    paths = {"html": out / "report.html", "md": out / "report.md"}
+    paths = {"html": report_html(out), "md": report_md(out)}
     paths.update({name: out / name for name in figs})
     return paths
 
@@ -204,8 +209,8 @@ def _write_report(d: ReportData, out: Path, figs: Figures) -> None:
         for name, (_, png) in figs.items():
             atomic_write_bytes(stage / name, png)
         tables = sections(d)
-        atomic_write_text(stage / "report.html", _html(d, tables, figs))
-        atomic_write_text(stage / "report.md", _markdown(d, tables, figs))
+        atomic_write_text(report_html(stage), _html(d, tables, figs))
+        atomic_write_text(report_md(stage), _markdown(d, tables, figs))
         replace_dir(stage, out)
     except BaseException:
         import shutil

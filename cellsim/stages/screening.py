@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cellsim.config.matrix import RunSet, load_run_set, run_set_path
-from cellsim.config.rundir import RunDir
+from cellsim.config.rundir import RunDir, report_html
 from cellsim.core.errors import CellsimError
 
 if TYPE_CHECKING:
@@ -127,8 +127,8 @@ def match_current(rd: RunDir) -> bool:
 
 def report_current(rd: RunDir) -> bool:
     """The run's report is newer than its match result."""
-    page = rd.report_dir / "report.html"
-    return page.is_file() and page.stat().st_mtime >= _newest_mtime([rd.analysis_dir / "match.json"])
+    page = report_html(rd.report_dir)
+    return page.is_file() and page.stat().st_mtime >= _newest_mtime([rd.analysis_files.match])
 
 
 def default_compare_dir(targets: Sequence[PathLike] | RunSet) -> Path:

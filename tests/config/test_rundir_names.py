@@ -17,13 +17,7 @@ NAMES = re.compile(
 # modules that still spell the names, each owned by another change: the replacements are listed in issue 35's
 # report; a module leaves this set when it uses cellsim.config.rundir's names
 PENDING = {
-    "cellsim/cli/analysis.py",
-    "cellsim/products/result.py",
-    "cellsim/reporting/compare.py",
-    "cellsim/reporting/data.py",
-    "cellsim/reporting/document.py",
     "cellsim/stages/analysis.py",
-    "cellsim/stages/screening.py",
 }
 
 
