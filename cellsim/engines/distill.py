@@ -53,7 +53,6 @@ def distill(
     StudentError
         The study names no teacher file (``engine.model_path``).
     """
-    from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from cellsim.config.engines import mlip_for
@@ -61,14 +60,14 @@ def distill(
     from cellsim.engines.fit import load_labels, training_sets
     from cellsim.engines.mlip import make_calculator
     from cellsim.engines.snapshots import reduced_interfaces
+    from cellsim.io.poscar import read_poscar_atoms
 
     rd = RunDir(Path(run_dir))
     study = rd.load_study()
     teacher = study.engine.model_path
     if not teacher:
         raise StudentError(f"{rd.study_file}: engine.model_path names no teacher model file to distil")
-    full = read(rd.interface_poscar, format="vasp")
-    assert not isinstance(full, list)
+    full = read_poscar_atoms(rd.interface_poscar)
     reds = reduced_interfaces(study, None)
     reduced = None
     if reds:
@@ -107,13 +106,13 @@ def student_run_frames(run_dir: str | os.PathLike[str], n: int = 12) -> list[Ato
     from ase.io import read
 
     from cellsim.config.rundir import RunDir
+    from cellsim.io.poscar import read_poscar_atoms
 
     rd = RunDir(Path(run_dir))
     out: list[Atoms] = []
     relaxed = rd.relax_dir / "CONTCAR"
     if relaxed.is_file():
-        a = read(relaxed, format="vasp")
-        assert not isinstance(a, list)
+        a = read_poscar_atoms(relaxed)
         a.info["group"] = "student-run"
         out.append(a)
     frames: list[Atoms] = []

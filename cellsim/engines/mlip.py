@@ -313,14 +313,12 @@ def _check_own_segment(seg: Path, engine: str) -> None:
 
 
 def _read_interface(rd: RunDir) -> Atoms:
-    from ase.io import read
+    from cellsim.io.poscar import read_poscar_atoms
 
     poscar = rd.interface_poscar
     if not poscar.is_file():
         raise RunDirError(f"{poscar}: no interface yet; run `cellsim build STUDY -o {rd.root}` first")
-    atoms = read(poscar, format="vasp")
-    assert not isinstance(atoms, list)
-    return atoms
+    return read_poscar_atoms(poscar)
 
 
 # --------------------------------------------------------------------------- the run
@@ -398,8 +396,9 @@ def _calculator(
 
 def _relax(rd: RunDir, study: Study, atoms: Atoms) -> None:
     """The fixed-cell FIRE relaxation (redone if it did not finish; replicas share it), applied to ``atoms``."""
-    from ase.io import read, write
     from ase.optimize import FIRE
+
+    from cellsim.io.poscar import read_poscar_atoms, write_atoms_ase_poscar
 
     relax_dir = rd.relax_dir
     relaxed = relax_dir / "CONTCAR"
@@ -408,11 +407,10 @@ def _relax(rd: RunDir, study: Study, atoms: Atoms) -> None:
         opt = FIRE(atoms, logfile=str(relax_dir / "relax.log"))
         opt.run(fmax=study.engine.relax_fmax, steps=study.md.relax_steps)
         tmp = relax_dir / ".CONTCAR.tmp"
-        write(tmp, atoms, format="vasp", direct=True)
+        write_atoms_ase_poscar(tmp, atoms)
         tmp.replace(relaxed)
     if relaxed.is_file():
-        relaxed_atoms = read(relaxed, format="vasp")
-        assert not isinstance(relaxed_atoms, list)
+        relaxed_atoms = read_poscar_atoms(relaxed)
         atoms.set_positions(relaxed_atoms.get_positions())
 
 
@@ -662,16 +660,10 @@ def _check_run(
 
 
 def _write_poscar(path: Path, atoms: Atoms, comment: str, velocities: bool = False) -> None:
-    """POSCAR/CONTCAR through pymatgen, with VASP's Cartesian velocity block (A/fs) when asked."""
-    from ase.units import fs
-    from pymatgen.io.ase import AseAtomsAdaptor
-    from pymatgen.io.vasp import Poscar
+    """POSCAR/CONTCAR in pymatgen's layout, with VASP's Cartesian velocity block (A/fs) when asked."""
+    from cellsim.io.poscar import write_atoms_poscar
 
-    structure = AseAtomsAdaptor.get_structure(atoms)
-    vel = (atoms.get_velocities() * fs).tolist() if velocities else None
-    sd = structure.site_properties.get("selective_dynamics")
-    poscar = Poscar(structure, comment=comment, velocities=vel, selective_dynamics=sd)
-    atomic_write_text(path, poscar.get_str(significant_figures=10))
+    write_atoms_poscar(path, atoms, comment, velocities)
 
 
 def segment_info(seg: Path) -> dict[str, Any] | None:

@@ -184,10 +184,10 @@ def _structure_figure(d: ReportData, run: RunDir | None) -> Figures:
     before = _atoms(res.species, res.first_frame)
     titles = ("first frame", "last frame")
     if run is not None and res.meta.run_dir and run.interface_poscar.is_file():
-        from ase.io import read
+        from cellsim.io.poscar import read_poscar_atoms
 
-        built = read(run.interface_poscar, format="vasp")
-        if not isinstance(built, list) and built.get_chemical_symbols() == res.species:
+        built = read_poscar_atoms(run.interface_poscar)
+        if built.get_chemical_symbols() == res.species:
             before, titles = built, ("as built", "after MD")
     return {
         "structure.png": (

@@ -106,10 +106,9 @@ def prepare(study: Study, base_dir: Path | None = None, run_dir: Path | None = N
     interface = None
     poscar = RunDir(run_dir).interface_poscar if run_dir is not None else None
     if poscar is not None and poscar.is_file():
-        from ase.io import read
+        from cellsim.io.poscar import read_poscar_atoms
 
-        read_atoms = read(poscar, format="vasp")
-        interface = read_atoms if not isinstance(read_atoms, list) else None
+        interface = read_poscar_atoms(poscar)
     return CheckInput(study, metal, electrolyte, lib, interface)
 
 

@@ -59,20 +59,19 @@ def run_cp2k_segment(
 
     ``command`` may carry an MPI launcher (``srun cp2k.psmp``); ``cp2k.inp`` and ``cp2k.out`` stay in ``seg``.
     """
-    from ase.io import read
     from custodian import Custodian
     from custodian.custodian import CustodianError
 
     from cellsim.config.rundir import RunDir
     from cellsim.inputsets.cp2k import INPUT_NAME, to_vasp_files
+    from cellsim.io.poscar import read_poscar_atoms
 
     seg = Path(seg)
     if not (seg / INPUT_NAME).is_file():
         raise Cp2kSegmentError(f"{seg}: no {INPUT_NAME}; run `cellsim inputs RUN --code cp2k` first")
     # a segment folder lies below its run directory (replicas one level deeper): the nearest parent that is a run
     rd = next((RunDir(p) for p in seg.resolve().parents if RunDir(p).is_run), RunDir(seg.parent.parent))
-    atoms = read(rd.interface_poscar, format="vasp")
-    assert not isinstance(atoms, list)
+    atoms = read_poscar_atoms(rd.interface_poscar)
     job = Cp2kSegmentJob(cp2k_cmd=shlex.split(command), input_file=INPUT_NAME, output_file="cp2k.out", final=True)
     c = Custodian(
         md_handlers(frozen_timeout_s),
