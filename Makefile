@@ -69,7 +69,8 @@ bench: $(STAMP)
 
 # Mutation testing of the rules the answer rests on ([tool.mutmut] in pyproject.toml): not part of `make test`
 # or CI. It runs in a copy of the tree, so mutmut's mutants/ folder never lands in the checkout; one worker,
-# niced, to leave the machine's other cores alone. The score and the surviving mutants: `mutmut results` there.
+# niced, to leave the machine's other cores alone. The score and the surviving mutants: `mutmut results` there;
+# the last figure, and every survivor killed or argued equivalent: docs/mutation.md.
 MUTATE_DIR ?= /tmp/cellsim-mutate
 mutate: $(STAMP)
 	$(PY) -m pip install -q -e ".[dev,mutation]"

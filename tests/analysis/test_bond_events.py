@@ -243,3 +243,9 @@ def test_a_pooled_plateau_exactly_on_the_margin_is_inside_it(replicas: int, step
         before = 5 + extra / replicas
         d = _dep(_step(before, before + step))
         assert (d["formation_ps"], d["break_ps"]) == (None, None), (replicas, extra)
+
+
+def test_a_whole_bond_count_is_written_as_an_integer() -> None:
+    # peaks.json and the report print "12 -> 15 bonds", never "12.0 -> 15.0", for one trajectory
+    e = bond_events(_t(3), np.array([12.0, 15.0, 14.0]))
+    assert [type(e[k]) for k in ("initial", "final", "min", "max")] == [int, int, int, int]
