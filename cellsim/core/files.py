@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -187,3 +188,12 @@ def recover_files(folder: Path) -> None:
         journal.unlink(missing_ok=True)
     for left in folder.glob(".*.staged") if folder.is_dir() else []:
         left.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes (hex), read in 4 MiB chunks: trajectories, model files and label files alike."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -38,7 +38,6 @@ kept by farthest-point sampling on per-frame distance histograms (:func:`frame_d
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+from cellsim.core.files import file_sha256
 from cellsim.engines.fit import BASE_FUNCTIONAL, Label, load_labels
 
 if TYPE_CHECKING:
@@ -133,11 +133,7 @@ def _head(path: Path, n: int = 512) -> bytes:
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _find_in_folder(folder: Path) -> Path | None:

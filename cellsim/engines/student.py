@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from cellsim.core.errors import CellsimError
+from cellsim.core.files import file_sha256
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -173,11 +174,7 @@ class StudentResult:
 
 def teacher_sha256(path: str | os.PathLike[str]) -> str:
     """The sha256 of the teacher's model file (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _digest(obj: Any) -> str:

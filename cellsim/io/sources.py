@@ -15,12 +15,12 @@ warning. Objects in memory take the ``dt_fs`` argument or their own time step (a
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellsim.core.files import file_sha256
 from cellsim.io.conditions import (
     DEFAULT_DT_FS,
     DEFAULT_TEMPERATURE_K,
@@ -88,12 +88,8 @@ class SegmentInfo:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file, read in 4 MB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file (:func:`cellsim.core.files.file_sha256`)."""
+    return file_sha256(path)
 
 
 def _xdatcar_blocks(
