@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
@@ -16,6 +16,9 @@ from cellsim.analysis.environments import Environments
 from cellsim.analysis.info import AnalysisInfo
 from cellsim.analysis.rdf import normalise
 from cellsim.config.study import AnalysisSpec
+
+if TYPE_CHECKING:
+    from cellsim.analysis.checks import Diagnostics
 
 
 class AnalysisSettings(AnalysisSpec):
@@ -64,7 +67,7 @@ class AnalysisData:
     last_frame: tuple[np.ndarray, np.ndarray] | None = None
     environments: Environments | None = None
     info: dict[str, Any] = field(default_factory=dict)
-    diagnostics: Any = None
+    diagnostics: Diagnostics | None = None
     out_dir: Path | None = None
     # replicas pooled into this result: per-replica bond counts (replicas x frames) by pair
     replica_bonds: dict[str, np.ndarray] = field(default_factory=dict)

@@ -233,8 +233,8 @@ def _motifs(result: MatchResult, res: AnalysisResult) -> tuple[bool, dict[str, f
     ps4: dict[str, float] = (result.electrolyte or {}).get("PS4_intact_fraction") or {}
     motif_lost = bool(ps4 and ps4["early"] - ps4["late"] > MOTIF_LOSS)
     diag = res.diagnostics
-    unit = diag.check("PS4 integrity") if diag is not None and hasattr(diag, "check") else None
-    if unit is not None:
+    unit = diag.check("PS4 integrity") if diag is not None else None
+    if diag is not None and unit is not None:
         start = diag.summary.get("PS4_intact_start")
         end = diag.summary.get("PS4_intact_end")
         motif_lost = unit.status != "ok"

@@ -431,13 +431,13 @@ def read_row(folder: Path, run: RunDir | None, name: str, labels: dict[str, str]
 
 def _read_checks(row: RunRow, d: ReportData) -> None:
     """The diagnostics' checks (the deviation check by name), the engine check and the force parity into ``row``."""
-    for c in getattr(d.diagnostics, "checks", None) or []:
+    for c in d.diagnostics.checks if d.diagnostics is not None else []:
         entry = {
-            "name": getattr(c, "name", str(c)),
-            "status": getattr(c, "status", "ok"),
-            "value": _num(getattr(c, "value", None)),
-            "unit": getattr(c, "unit", ""),
-            "message": getattr(c, "message", ""),
+            "name": c.name,
+            "status": c.status,
+            "value": _num(c.value),
+            "unit": c.unit,
+            "message": c.message,
         }
         row.checks.append(entry)
         if DEVIATION_RE.search(str(entry["name"])):

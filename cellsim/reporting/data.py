@@ -13,6 +13,7 @@ from cellsim.core.errors import RunDirError
 
 if TYPE_CHECKING:
     from cellsim.analysis.analyze import AnalysisResult
+    from cellsim.analysis.checks import Diagnostics
     from cellsim.config.rundir import RunDir
     from cellsim.products.result import MatchResult
 
@@ -29,7 +30,7 @@ class ReportData:
     peaks: dict[str, Any] | None = None
     match: MatchResult | None = None
     engine: list[dict[str, Any]] = field(default_factory=list)
-    diagnostics: Any = None
+    diagnostics: Diagnostics | None = None
     notes: list[str] = field(default_factory=list)
     engine_check: list[dict[str, Any]] = field(default_factory=list)
     parity: list[str] = field(default_factory=list)  # the engines' forces on the interface vs PBE, or why none

@@ -148,8 +148,8 @@ def _trust_rows(d: ReportData, m: Any, ans: Answer) -> list[list[str]]:
     if not any(str(e).startswith("phase diagram: ") for e in ans.evidence):
         for line in thermo_lines(m.thermo or {}):
             rows.append(["phase diagram", line])
-    if d.diagnostics is not None and hasattr(d.diagnostics, "checks"):
-        warns = [c for c in d.diagnostics.checks if getattr(c, "status", "ok") != "ok"]
+    if d.diagnostics is not None:
+        warns = [c for c in d.diagnostics.checks if c.status != "ok"]
         rows.append(
             [
                 "trust",

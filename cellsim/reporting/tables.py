@@ -63,12 +63,9 @@ def engine_check_section(d: ReportData) -> Section | None:
 
 def diagnostics_section(d: ReportData) -> Section | None:
     """The physical diagnostics, one check a row."""
-    if not (d.diagnostics is not None and hasattr(d.diagnostics, "checks")):
+    if d.diagnostics is None:
         return None
-    rows = [
-        [str(getattr(c, "status", "")), str(getattr(c, "name", "")), str(getattr(c, "message", ""))]
-        for c in d.diagnostics.checks
-    ]
+    rows = [[c.status, c.name, c.message] for c in d.diagnostics.checks]
     return ("Diagnostics", ["", "check", "finding"], rows, "")
 
 
