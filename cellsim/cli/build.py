@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -203,7 +204,11 @@ def refs_show(name: Annotated[str, typer.Argument(help="library name, e.g. In2S3
         fail(PhaseNotFoundError(f"unknown phase '{name}'; known: {', '.join(library())}"))
         return
     s = phase.structure()
-    sga = SpacegroupAnalyzer(s, symprec=0.1)
+    with warnings.catch_warnings():
+        # spglib (>= 2.5) deprecates the old error handling that pymatgen's SpacegroupAnalyzer switches on;
+        # harmless (the space group found is the same)
+        warnings.filterwarnings("ignore", message="Set OLD_ERROR_HANDLING to false", category=DeprecationWarning)
+        sga = SpacegroupAnalyzer(s, symprec=0.1)
     lat = s.lattice
     from rich.table import Table
 
