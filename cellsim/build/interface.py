@@ -453,16 +453,15 @@ def _ps4_summary(units: dict[str, Any]) -> dict[str, Any] | None:
 def write_interface(model: InterfaceModel, run_dir: Path, title: str = "cellsim interface") -> dict[str, Path]:
     """Write ``interface/POSCAR``, ``interface.cif`` and ``interface.json`` atomically."""
     from pymatgen.io.cif import CifWriter
-    from pymatgen.io.vasp import Poscar
 
     from cellsim.config.rundir import RunDir
+    from cellsim.io.poscar import pymatgen_poscar_text
 
     out = RunDir(run_dir).interface_dir
     s = model.structure.copy()
     s.remove_site_property("region")
-    poscar = Poscar(s, comment=f"{title} ({len(s)} atoms)")
     paths = {
-        "poscar": atomic_write_text(out / "POSCAR", poscar.get_str(significant_figures=8)),
+        "poscar": atomic_write_text(out / "POSCAR", pymatgen_poscar_text(s, f"{title} ({len(s)} atoms)")),
         "cif": atomic_write_text(out / "interface.cif", str(CifWriter(s))),
         "json": atomic_write_json(out / "interface.json", model.report),
     }

@@ -9,7 +9,6 @@ layer contract lets the study import nothing above config; nothing here imports 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +190,9 @@ MODELS: tuple[ModelInfo, ...] = (
 
 @functools.cache
 def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    from cellsim.core.files import file_sha256
+
+    return file_sha256(path)[:16]
 
 
 MLIP_ENGINES: tuple[str, ...] = tuple(m.name for m in MODELS)

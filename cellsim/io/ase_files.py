@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +65,11 @@ def _ase_blocks(path: Path) -> Iterator[tuple[SourceHeader, FrameBlock]]:
         )
     if hdr is not None and frac_buf:
         yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+
+
+def ase_reader(
+    path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None
+) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    """The registry's reader (:mod:`cellsim.io.registry`): every block of ``path``; the species come from the file
+    itself and the digest is taken by the caller."""
+    return _ase_blocks(path)

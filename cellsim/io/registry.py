@@ -199,12 +199,15 @@ def _sniff_cif(head: bytes) -> bool:
 # --------------------------------------------------------------------------- the formats, in sniffing order
 
 _HERE = "cellsim.io.registry"
+# the trajectory readers by module path, imported when a file is read: the reader modules import this registry
+# (to detect formats), so naming them here as imports would make a circle
+_XDATCAR_READER = "cellsim.io.sources:_xdatcar_blocks"
+_VASPRUN_READER = "cellsim.io.vasprun:vasprun_reader"
+_ASE_READER = "cellsim.io.ase_files:ase_reader"
 for _fmt in (
-    FileFormat("traj", "ase", "an ASE .traj", (".traj",), sniff=_sniff_ase_traj, read=f"{_HERE}:_read_ase"),
-    FileFormat("netcdf", "ase", "an AMBER NetCDF trajectory", (".nc",), sniff=_sniff_netcdf, read=f"{_HERE}:_read_ase"),
-    FileFormat(
-        "vasprun", "vasprun", "vasprun.xml", (".xml",), ("vasprun",), _sniff_vasprun, read=f"{_HERE}:_read_vasprun"
-    ),
+    FileFormat("traj", "ase", "an ASE .traj", (".traj",), sniff=_sniff_ase_traj, read=_ASE_READER),
+    FileFormat("netcdf", "ase", "an AMBER NetCDF trajectory", (".nc",), sniff=_sniff_netcdf, read=_ASE_READER),
+    FileFormat("vasprun", "vasprun", "vasprun.xml", (".xml",), ("vasprun",), _sniff_vasprun, read=_VASPRUN_READER),
     FileFormat(
         "cif",
         "cif",
@@ -214,13 +217,9 @@ for _fmt in (
         trajectory=False,
         read=f"{_HERE}:_read_cif",
     ),
-    FileFormat(
-        "lammps-dump", "ase", "a LAMMPS dump", (".lammpstrj",), sniff=_sniff_lammps_dump, read=f"{_HERE}:_read_ase"
-    ),
-    FileFormat("pdb", "ase", "a PDB file", (".pdb",), sniff=_sniff_pdb, read=f"{_HERE}:_read_ase"),
-    FileFormat(
-        "extxyz", "ase", "an (extended) XYZ file", (".extxyz", ".xyz"), sniff=_sniff_extxyz, read=f"{_HERE}:_read_ase"
-    ),
+    FileFormat("lammps-dump", "ase", "a LAMMPS dump", (".lammpstrj",), sniff=_sniff_lammps_dump, read=_ASE_READER),
+    FileFormat("pdb", "ase", "a PDB file", (".pdb",), sniff=_sniff_pdb, read=_ASE_READER),
+    FileFormat("extxyz", "ase", "an (extended) XYZ file", (".extxyz", ".xyz"), sniff=_sniff_extxyz, read=_ASE_READER),
     FileFormat(
         "xdatcar",
         "xdatcar",
@@ -228,7 +227,7 @@ for _fmt in (
         (".xdatcar",),
         ("XDATCAR",),
         _sniff_xdatcar,
-        read=f"{_HERE}:_read_xdatcar",
+        read=_XDATCAR_READER,
         write="cellsim.io.vaspfiles:write_xdatcar",
         looks_like=("poscar",),
     ),
@@ -361,24 +360,6 @@ def _families() -> list[str]:
 
 
 # --------------------------------------------------------------------------- readers (imported when used)
-
-
-def _read_xdatcar(path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None) -> Any:
-    from cellsim.io.sources import _xdatcar_blocks
-
-    return _xdatcar_blocks(path, species, on_digest)
-
-
-def _read_vasprun(path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None) -> Any:
-    from cellsim.io.vasprun import _vasprun_blocks
-
-    return _vasprun_blocks(path)
-
-
-def _read_ase(path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None) -> Any:
-    from cellsim.io.ase_files import _ase_blocks
-
-    return _ase_blocks(path)
 
 
 def _read_cif(path: Path) -> tuple[list[str], Any, Any]:

@@ -93,7 +93,7 @@ def file_digest(path: Path) -> str:
 
 
 def _xdatcar_blocks(
-    path: Path, species: list[str] | None, on_digest: Callable[[str], None] | None = None
+    path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None
 ) -> Iterator[tuple[SourceHeader, FrameBlock]]:
     hdr = read_header(path, species)
     source = SourceHeader(path, list(hdr.species), "xdatcar")

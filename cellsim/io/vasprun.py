@@ -4,7 +4,7 @@ time, memory of one block)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +119,11 @@ def _vasprun_blocks(path: Path) -> Iterator[tuple[SourceHeader, FrameBlock]]:
             )
     if frac_buf:
         yield hdr, FrameBlock(np.array(frac_buf), np.array(cell_buf), start)
+
+
+def vasprun_reader(
+    path: Path, species: list[str] | None = None, on_digest: Callable[[str], None] | None = None
+) -> Iterator[tuple[SourceHeader, FrameBlock]]:
+    """The registry's reader (:mod:`cellsim.io.registry`): every block of ``path``; the species come from the file
+    itself and the digest is taken by the caller."""
+    return _vasprun_blocks(path)

@@ -18,7 +18,7 @@ from cellsim.config.rundir import MATCH_FILE as _MATCH_FILE
 from cellsim.config.rundir import PRODUCTS_CSV, REF_RDF_NPZ
 from cellsim.core.errors import CellsimError
 from cellsim.core.records import read_versioned
-from cellsim.products.answer import Answer, bond_event
+from cellsim.products.records import Answer, bond_event
 from cellsim.products.scores import PairMatch
 from cellsim.products.verdicts import RULES, CandidateVerdict
 

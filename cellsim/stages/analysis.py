@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cellsim.config.rundir import RunDir, default_analysis_dir, find_run_dir
+from cellsim.config.rundir import AnalysisFiles, RunDir, default_analysis_dir, find_run_dir
 from cellsim.core.errors import AnalysisError, CellsimError, RunDirError
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ def _analyze_replicas(rd: RunDir, out: PathLike | None, progress: Any, **kw: Any
     formation: dict[str, dict[str, list[float | None]]] = {}
     for k, r in zip(reps, results, strict=True):
         assert r.out_dir is not None
-        peaks = json.loads((r.out_dir / "peaks.json").read_text())
+        peaks = json.loads(AnalysisFiles(r.out_dir).peaks.read_text())
         for p, d in peaks["pairs"].items():
             f = formation.setdefault(p, {"formation_ps": [], "break_ps": [], "final_bonds": []})
             f["formation_ps"].append(d["bonds"]["formation_ps"])

@@ -54,11 +54,11 @@ class RunMDSegmentTask(FiretaskBase):
         engine = self.get("engine", "vasp")
         study = RunDir(run_dir).load_study()
         if engine == "vasp":
+            from cellsim.engines.runners import runner_for
             from cellsim.engines.vasp import (
                 VaspRunError,
                 done_steps,
                 next_segment,
-                run_segment,
                 segment_frames,
                 total_steps,
             )
@@ -67,7 +67,7 @@ class RunMDSegmentTask(FiretaskBase):
             stored: dict[str, Any] = {"segment": None}
             if seg is not None:
                 before = segment_frames(seg)
-                info = run_segment(seg)
+                info = runner_for("vasp").run_segment(seg)
                 stored = {
                     "segment": seg.name,
                     "frames": info["frames"],
@@ -83,11 +83,11 @@ class RunMDSegmentTask(FiretaskBase):
                     return FWAction(stored_data=stored, detours=[again])
             more = bool(self.get("last")) and done_steps(run_dir) < total_steps(study)
         elif engine == "cp2k" and cp2k_cluster_inputs(RunDir(run_dir)):
-            from cellsim.engines.cp2k.segment import run_cp2k_segment
+            from cellsim.engines.runners import runner_for
 
             # the next segment without a complete record; the segments of `cellsim inputs --code cp2k` run in order
             seg = next_cp2k_segment(RunDir(run_dir))
-            stored = {"segment": None} if seg is None else {"segment": seg.name, **run_cp2k_segment(seg)}
+            stored = {"segment": None} if seg is None else {"segment": seg.name, **runner_for("cp2k").run_segment(seg)}
             more = False
         else:
             from cellsim import stages

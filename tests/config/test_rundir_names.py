@@ -16,9 +16,7 @@ NAMES = re.compile(
 )
 # modules that still spell the names, each owned by another change: the replacements are listed in issue 35's
 # report; a module leaves this set when it uses cellsim.config.rundir's names
-PENDING = {
-    "cellsim/stages/analysis.py",
-}
+PENDING: set[str] = set()
 
 
 def _hits() -> dict[str, list[str]]:

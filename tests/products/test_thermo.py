@@ -94,7 +94,13 @@ def test_pbe_missing_leaves_the_engine_s_answer_and_says_why(structures: dict, s
 def test_thermo_lines_of_a_record_without_pbe_keep_the_engine_line() -> None:
     from cellsim.products.thermo import thermo_lines
 
-    old = {"reaction": "Li6PS5Cl + 8 Li -> 5 Li2S + Li3P + LiCl", "energy_eV_per_atom": -0.5, "exergonic": True,
-           "reactants_react": True, "reactants": ["Li6PS5Cl", "Li"], "source": "chgnet energies"}
+    old = {
+        "reaction": "Li6PS5Cl + 8 Li -> 5 Li2S + Li3P + LiCl",
+        "energy_eV_per_atom": -0.5,
+        "exergonic": True,
+        "reactants_react": True,
+        "reactants": ["Li6PS5Cl", "Li"],
+        "source": "chgnet energies",
+    }
     assert thermo_lines(old) == ["engine (chgnet energies): Li6PS5Cl + 8 Li -> 5 Li2S + Li3P + LiCl, -0.500 eV/atom"]
     assert thermo_lines({}) == []
