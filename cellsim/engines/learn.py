@@ -91,6 +91,17 @@ class LearnState:
         atomic_write_json(path, {"settings": self.settings, "iterations": self.iterations, "controls": self.controls})
 
 
+def resume_state(state_file: Path, settings: dict[str, Any]) -> LearnState:
+    """The curve so far from ``state_file`` (its rounds and its controls) under this call's ``settings``; a new one
+    when there is none. The controls were once dropped here, losing their judged fits from the curve."""
+    state = LearnState(settings)
+    if state_file.is_file():
+        old = json.loads(state_file.read_text())
+        state.iterations = list(old.get("iterations", []))
+        state.controls = list(old.get("controls", []))
+    return state
+
+
 # --------------------------------------------------------------------------- explore and select
 
 
@@ -224,10 +235,7 @@ def learn(
     temps = s.temperatures or (study.md.temperature, 1.5 * study.md.temperature)
     labels_dir.mkdir(parents=True, exist_ok=True)
     state_file = labels_dir / "learn.json"
-    state = LearnState({**asdict(s), "temperatures": list(temps), "study": study.name})
-    if state_file.is_file():
-        old = json.loads(state_file.read_text())
-        state.iterations = list(old.get("iterations", []))
+    state = resume_state(state_file, {**asdict(s), "temperatures": list(temps), "study": study.name})
     atoms = labelable_interface(study, cp2k, 60 * s.label_budget_min)
     held_labels = [] if explore_only else load_labels([str(p) for p in test_sets])
     current = Path(model_path)

@@ -94,3 +94,17 @@ def test_distill_without_a_teacher_is_refused_naming_the_field(tmp_path: Path) -
     r = CliRunner().invoke(app, ["engines", "distill", str(run)])
     assert r.exit_code != 0
     assert "engine.model_path names no teacher model file" in r.output
+
+
+def test_a_new_round_keeps_the_rounds_and_controls_judged_before(tmp_path: Path) -> None:
+    from cellsim.engines.learn import LearnState, resume_state
+
+    f = tmp_path / "learn.json"
+    control = {"label": "without-al-labels", "model": "c/model.pth.tar", "held_out": {"force_mae_eV_A": 0.138}}
+    LearnState({"frames": 4}, [{"iteration": 0}, {"iteration": 1}], [control]).save(f)
+    state = resume_state(f, {"frames": 8})
+    assert (state.settings, state.iterations, state.controls) == (
+        {"frames": 8},
+        [{"iteration": 0}, {"iteration": 1}],
+        [control],
+    )
