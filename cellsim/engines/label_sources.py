@@ -132,10 +132,6 @@ def _head(path: Path, n: int = 512) -> bytes:
         raise LabelSourceError(f"{path}: unreadable ({exc})") from None
 
 
-def _file_sha256(path: Path) -> str:
-    return file_sha256(path)
-
-
 def _find_in_folder(folder: Path) -> Path | None:
     """The label file in a run folder that holds no DFT job folder: vasprun.xml first, then OUTCAR, ML_AB(N)."""
     for pattern in ("vasprun*.xml*", "OUTCAR*", "ML_AB", "ML_ABN", "*.extxyz"):
@@ -432,7 +428,7 @@ def read_vasprun(path: str | os.PathLike[str]) -> list[Label]:
             raise LabelSourceError(
                 f"{p}: damaged XML after ionic step {len(steps)} of {closed} (not a truncation at the end of the file)"
             )
-    sha = _file_sha256(p)
+    sha = file_sha256(p)
     functional = vasp_functional(params, potcars)
     try:
         pstress = float(params.get("PSTRESS") or 0.0)
@@ -511,7 +507,7 @@ def read_outcar(path: str | os.PathLike[str]) -> list[Label]:
     except Exception as exc:  # ASE's OUTCAR parser raises many kinds on damaged text
         raise LabelSourceError(f"{p}: not a readable OUTCAR ({type(exc).__name__}: {exc})") from None
     frames = frames if isinstance(frames, list) else [frames]
-    sha = _file_sha256(p)
+    sha = file_sha256(p)
     functional = vasp_functional(tags, potcars)
     out: list[Label] = []
     for k, atoms in enumerate(frames):
@@ -675,7 +671,7 @@ def read_ml_ab(path: str | os.PathLike[str]) -> list[Label]:
         raise LabelSourceError(f"{p}: 'The number of configurations' is not a number") from None
     tags, potcars = _beside(p)
     functional = vasp_functional(tags, potcars) if tags or potcars else "unknown"
-    sha = _file_sha256(p)
+    sha = file_sha256(p)
     out: list[Label] = []
     dropped = None
     for k, (at, sec) in enumerate(configs):
@@ -788,7 +784,7 @@ def read_extxyz(path: str | os.PathLike[str]) -> list[Label]:
                 LabelWarning,
                 stacklevel=2,
             )
-    sha = _file_sha256(p)
+    sha = file_sha256(p)
     out: list[Label] = []
     for k, atoms in enumerate(frames):
         energy, forces = _frame_values(atoms, atoms.info)
@@ -834,7 +830,7 @@ def read_ase_db(path: str | os.PathLike[str]) -> list[Label]:
         raise LabelSourceError(f"{p}: not a readable ASE database ({type(exc).__name__}: {exc})") from None
     if not has_systems:
         raise LabelSourceError(f"{p}: an SQLite file, but not an ASE database (no 'systems' table)")
-    sha = _file_sha256(p)
+    sha = file_sha256(p)
     out: list[Label] = []
     n_rows = 0
     try:
@@ -1059,7 +1055,7 @@ def load_sources(
             sha = ""
         else:
             chosen, how = choose_frames(read, selection)
-            sha = _file_sha256(target)
+            sha = file_sha256(target)
         labels += chosen
         records.append(
             SourceRecord(

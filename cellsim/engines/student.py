@@ -29,7 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from cellsim.core.errors import CellsimError
 from cellsim.core.files import file_sha256
+from cellsim.engines.fit import FitResult
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -159,14 +160,8 @@ class StudentSettings:
     seed: int = 0
 
 
-@dataclass
-class StudentResult:
-    """A trained student: its folder, model file and card."""
-
-    folder: Path
-    model_path: Path
-    card: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
+class StudentResult(FitResult):
+    """A trained student: its folder, model file and card (the fields of a fit's result)."""
 
 
 # --------------------------------------------------------------------------- keys

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
+from test_rules_units import _res  # the same stand-in analysis (r grid R to 5 A), one copy
 
 from cellsim.analysis.peaks import smooth
 from cellsim.config.study import MatchSpec
@@ -165,20 +166,6 @@ def test_a_reactant_of_unknown_amount_floors_with_its_whole_density() -> None:
 
 
 # --- pair_changes: the pairs table of match.json ----------------------------------------------------------------------
-
-
-def _res(pairs: list[str], counts: dict[str, int], n: dict[str, np.ndarray], bonds: dict[str, np.ndarray]) -> Any:
-    nf = len(next(iter(bonds.values())))
-    return SimpleNamespace(
-        r=R,
-        settings=SimpleNamespace(pairs=pairs, dt_fs=10.0, frames_per_window=10),
-        cutoffs=dict.fromkeys(pairs, 3.0),
-        element_counts=counts,
-        n_per_atom=n,
-        bonds=bonds,
-        frame_times=(np.arange(nf) + 1) * 0.01,
-        n_frames=nf,
-    )
 
 
 def _delta(r0: float, total: float) -> np.ndarray:
