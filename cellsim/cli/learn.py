@@ -253,6 +253,10 @@ def engines_distill(
         ),
     ] = None,
     threads: Annotated[int, typer.Option(min=1, help="torch threads")] = 1,
+    lattice: Annotated[
+        bool,
+        typer.Option(help="relax In and Li6PS5Cl with student and teacher and record c/a and a in the card"),
+    ] = True,
 ) -> None:
     """Distil a fast student (a small MACE) from the study's fitted model, its teacher (docs/student.md).
 
@@ -275,6 +279,8 @@ def engines_distill(
             extra_source=f"frames of the student's run {from_run}" if from_run is not None else "",
             progress=lambda m: err_console.print(f"[dim]  {m}[/]", highlight=False),
         )
+        if lattice:
+            _record_lattice(run_dir, res.folder)
     except CellsimError as exc:
         fail(exc)
     console.print(f"student: {res.folder} ({'reused' if res.cached else 'new'})\ncard:    {res.folder / 'card.md'}")
@@ -282,3 +288,25 @@ def engines_distill(
         f"[dim]use it: engine: {{name: chgnet, model_path: TEACHER, student: {res.folder}}}; total "
         f"{time.perf_counter() - t0:.0f} s[/]"
     )
+
+
+def _record_lattice(run_dir: Path, folder: Path) -> None:
+    """The student's relaxed lattices against its teacher's, into the card (skipped for a study of other elements)."""
+    from cellsim.config.engines import mlip_for
+    from cellsim.config.rundir import RunDir
+    from cellsim.engines.distill import lattice_against_teacher
+    from cellsim.engines.mlip import make_calculator
+    from cellsim.engines.student import record_card, student_calculator
+
+    study = RunDir(run_dir).load_study()
+    phases = [p for p in (study.interface.metal.phase, study.interface.electrolyte.phase) if p]
+    teacher, _ = make_calculator(mlip_for(study.engine.name), study.engine.model_path, "cpu", forces_only=False)
+    student, _ = student_calculator(folder)
+    rows = lattice_against_teacher(student, teacher, phases)
+    record_card(folder, "lattice", rows)
+    for r in rows:
+        err_console.print(
+            f"[dim]  {r['phase']} {r['quantity']}: student {r['student']:.4f}, teacher {r['teacher']:.4f}"
+            f" ({'ok' if r['ok'] else 'beyond 0.01'})[/]",
+            highlight=False,
+        )

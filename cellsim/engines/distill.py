@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cellsim.engines.student import (
     DataSettings,
     StudentError,
@@ -23,8 +25,9 @@ from cellsim.engines.student import (
 
 if TYPE_CHECKING:
     from ase import Atoms
+    from ase.calculators.calculator import Calculator
 
-__all__ = ["distill", "student_run_frames"]
+__all__ = ["LATTICE_AGREEMENT", "distill", "lattice_against_teacher", "metal_frames", "student_run_frames"]
 
 
 def distill(
@@ -74,6 +77,9 @@ def distill(
         picked = next((s for r, s in reds if r["natoms"] == 46), reds[-1][1])
         reduced = AseAtomsAdaptor.get_atoms(picked)
     d = data or DataSettings()
+    metal = study.interface.metal.phase
+    if metal and (d.metal_strains or d.metal_volumes):
+        extra_atoms = [*metal_frames(metal, d), *extra_atoms]
     sets = training_sets(set(full.get_chemical_symbols())) if d.dft_sets else []
     if dft_sets is not None:
         sets = [j for j in sets if j.parent.name in set(dft_sets)]
@@ -94,6 +100,32 @@ def distill(
         result.card["data"]["source"] = source
         write_card(result.folder, result.card)
     return result
+
+
+def metal_frames(phase: str, data: DataSettings, min_atoms: int = 16, rattle: float = 0.03) -> list[Atoms]:
+    """Bulk cells of the metal ``phase`` (library name or file) for the teacher to label: strained along c at constant
+    volume by each of ``data.metal_strains``, then scaled in volume by each of ``data.metal_volumes``; supercells of
+    at least ``min_atoms`` atoms, rattled by ``rattle`` A (seeded). ``info['group']`` is ``bulk-metal``."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from cellsim.references.library import resolve_phase
+
+    _, structure = resolve_phase(phase, None, "interface.metal.phase")
+    base = AseAtomsAdaptor.get_atoms(structure.get_primitive_structure())
+    reps = max(1, int(np.ceil((min_atoms / len(base)) ** (1 / 3))))
+    rng = np.random.default_rng(7)
+    out = []
+    cells = [(eps, 1.0) for eps in data.metal_strains] + [(0.0, v) for v in data.metal_volumes]
+    for eps, vol in cells:
+        work = base.copy()
+        # c stretched by (1 + eps), a and b by 1/sqrt(1 + eps): volume kept, then scaled by vol
+        lat = np.diag([(1 + eps) ** -0.5, (1 + eps) ** -0.5, 1 + eps]) * vol ** (1 / 3)
+        work.set_cell(work.cell.array @ lat, scale_atoms=True)
+        work = work.repeat((reps, reps, reps))
+        work.positions += rng.normal(0.0, rattle, work.positions.shape)
+        work.info.update({"group": "bulk-metal", "c_strain": eps, "volume_scale": vol})
+        out.append(work)
+    return out
 
 
 def student_run_frames(run_dir: str | os.PathLike[str], n: int = 12) -> list[Atoms]:
@@ -126,3 +158,43 @@ def student_run_frames(run_dir: str | os.PathLike[str], n: int = 12) -> list[Ato
             frames[i].info["group"] = "student-run"
             out.append(frames[i])
     return out
+
+
+# the student's lattices must follow its teacher's: In c/a and the electrolyte's cell edge within this (absolute for
+# c/a, relative for a lattice constant); the MD runs at the study's cell, so a student that moves these moves strain
+LATTICE_AGREEMENT = 0.01
+
+
+def lattice_against_teacher(
+    student: Calculator, teacher: Calculator, phases: Sequence[str] = ("In", "Li6PS5Cl")
+) -> list[dict[str, Any]]:
+    """Each library phase relaxed (cell + positions, space group kept) by the student and by the teacher: c/a for
+    tetragonal and hexagonal cells, else the cubic edge a; the difference and whether it is within
+    :data:`LATTICE_AGREEMENT`."""
+    from cellsim.engines.check.compute import relax
+    from cellsim.engines.check.settings import CheckSettings
+    from cellsim.references.library import resolve_phase
+
+    settings = CheckSettings()
+    rows = []
+    for name in phases:
+        _, structure = resolve_phase(name, None, "phase")
+        got = {}
+        for who, calc in (("student", student), ("teacher", teacher)):
+            cell = np.asarray(relax(calc, structure, settings)["cell"])
+            a, _, c = np.linalg.norm(cell, axis=1)
+            got[who] = (c / a, "c/a") if abs(c - a) > 1e-3 * a else (a, "a (A)")
+        (s, what), (t, _) = got["student"], got["teacher"]
+        diff = s - t if what == "c/a" else (s - t) / t
+        rows.append(
+            {
+                "phase": name,
+                "quantity": what,
+                "student": round(float(s), 4),
+                "teacher": round(float(t), 4),
+                "difference": round(float(diff), 4),
+                "relative": what != "c/a",
+                "ok": bool(abs(diff) <= LATTICE_AGREEMENT),
+            }
+        )
+    return rows

@@ -123,6 +123,8 @@ TEST_ONLY_SETS = {
     "held-out test of a fitted model where it takes the system itself",
     "phases_pw": "the PBE phase diagram's crystals (GPAW): the engine check's formation and reaction energies "
     "are measured against them, which a fit trained on them would no longer test independently",
+    "li6ps5cl_in_contacts": "rigid moves of an interfacial S, Cl or In atom (cellsim.engines.contacts): the engine "
+    "check's interfacial energetics, engine against PBE",
 }
 
 

@@ -441,7 +441,12 @@ def _read_checks(row: RunRow, d: ReportData) -> None:
         }
         row.checks.append(entry)
         if DEVIATION_RE.search(str(entry["name"])):
-            value = f" {entry['value']:.3g} {entry['unit']}".rstrip() if entry["value"] is not None else ""
+            value = ""
+            if entry["value"] is not None and entry["unit"] == "fraction":
+                # the deviation check's value: the share of checked frames with an atom beyond its limit
+                value = f", {100 * entry['value']:.0f} % of checked frames beyond the limit"
+            elif entry["value"] is not None:
+                value = f" {entry['value']:.3g} {entry['unit']}".rstrip()
             row.deviation = f"{entry['name']}: {entry['status']}{value}"
     if d.engine_check:
         verdicts = Counter(str(r.get("verdict")) for r in d.engine_check)

@@ -194,6 +194,12 @@ def test_any_deviation_check_is_read_by_name(screen_dir: Path, tmp_path: Path) -
     diag.write_text(json.dumps(doc))
     row = read_row(RunDir(run).analysis_dir, RunDir(run), "run")
     assert row.deviation == "engine deviation: warn 0.31 eV/A"
+    # the diagnostic's own value is the share of checked frames beyond the limit: said as such, not "1 fraction"
+    check.update(value=0.917, unit="fraction")
+    doc["checks"][-1] = check
+    diag.write_text(json.dumps(doc))
+    row = read_row(RunDir(run).analysis_dir, RunDir(run), "run")
+    assert row.deviation == "engine deviation: warn, 92 % of checked frames beyond the limit"
 
 
 def test_replicas_are_rows_with_their_own_answers(tmp_path: Path) -> None:

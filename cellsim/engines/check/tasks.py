@@ -460,6 +460,34 @@ def _check_pbe(chk: _EngineCheck, elements: set[str]) -> None:
     chk.guarded("formation energy vs PBE", "PBE phases", pbe_rows)
 
 
+def _check_contacts(chk: _EngineCheck) -> None:
+    """4c. Interfacial energetics: the stored PBE energies of an anion moved onto the metal (and the metal to it)
+    against this engine's (:mod:`cellsim.engines.contacts`), where a set of this metal and electrolyte is stored."""
+    from cellsim.engines.contacts import contact_rows, engine_deltas, matching_sets, structures
+
+    metal = chk.inp.metal.structure.composition
+    electrolyte = chk.inp.electrolyte.structure.composition.reduced_formula
+    if len(metal.elements) != 1:
+        return  # the stored sets move atoms of an elemental metal
+    for cset, folder in matching_sets(str(metal.elements[0]), electrolyte):
+        frames = structures(cset, folder)
+
+        def energies(calc: Calculator, frames: dict[str, Any] = frames) -> dict[str, Any]:
+            def energy(atoms: Any) -> float:
+                work = atoms.copy()
+                work.calc = calc
+                return float(work.get_potential_energy())
+
+            return engine_deltas(energy, frames)
+
+        def rows(cset: Any = cset, folder: Path = folder, energies: Any = energies) -> None:
+            jobs = sorted(c["job"] for c in cset.configs)
+            deltas = chk.tasks.run("contacts", folder.name, {"jobs": [cset.snapshot_job, *jobs]}, energies)
+            chk.rows.extend(contact_rows(chk.name, cset, deltas))
+
+        chk.guarded("contact energy vs PBE", f"interface contacts ({folder.name})", rows)
+
+
 def _speed_rows(chk: _EngineCheck) -> None:
     """Seconds per MD step on a cell of interface size (or the electrolyte's supercell), scaled to the interface."""
     inp, settings, study_dt, report = chk.inp, chk.settings, chk.study_dt, chk.report
@@ -516,6 +544,7 @@ def _engine_rows(
     elements = {str(e) for p in (inp.metal, inp.electrolyte) for e in p.structure.composition.elements}
     _check_reactions(chk, elements)
     _check_pbe(chk, elements)
+    _check_contacts(chk)
     # 5. speed at the size of the study's interface
     chk.guarded("time per MD step", "speed", lambda: _speed_rows(chk))
     return report
