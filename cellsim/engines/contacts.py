@@ -260,7 +260,7 @@ def contact_rows(engine: str, cset: ContactSet, deltas: dict[str, float]) -> lis
                 f"interface contacts ({len(errors)} configurations)",
                 "contact energy MAE vs PBE",
                 mae,
-                None,
+                f"<= {CONTACT_TOL[0]:g}",
                 contact_verdict(mae),
                 "eV",
                 f"mean engine - PBE {bias:+.3f} eV: it {lean} the metal-anion contacts; ok <= {CONTACT_TOL[0]} eV, "

@@ -90,9 +90,14 @@ def main() -> None:
         study_model(study.model_copy(update={"engine": study.engine.model_copy(update={"model_path": p})}))
         for p in args.models
     ]
-    models = [m for m in (study_model(study), *extra, *select(args.engines, study)) if m is not None]
+    fitted = [study_model(study), *extra]
+    # fits are all called model.pth.tar: name each by its folder (chgnet-in-pbe = the bundled fit)
+    names = [f"fitted CHGNet ({Path(str(m.model_path)).parent.name})" for m in fitted if m is not None]
+    models = [m for m in (*fitted, *select(args.engines, study)) if m is not None]
+    names += [m.key for m in models[len(names) :]]
     frames = structures(cset, HERE)
-    for m in models:
+    cset.engines = {}
+    for name, m in zip(names, models, strict=True):
         calc = load_calculator(m)
 
         def energy(atoms, calc=calc):
@@ -100,8 +105,8 @@ def main() -> None:
             work.calc = calc
             return float(work.get_potential_energy())
 
-        cset.engines[m.key] = engine_deltas(energy, frames)
-        print(m.key, {k: round(v, 3) for k, v in cset.engines[m.key].items()}, flush=True)
+        cset.engines[name] = engine_deltas(energy, frames)
+        print(name, {k: round(v, 3) for k, v in cset.engines[name].items()}, flush=True)
     cset.save(out)
     for c in cset.configs:
         row = "  ".join(f"{k} {v[c['name']] - c['delta_eV']:+.3f}" for k, v in cset.engines.items())

@@ -113,3 +113,93 @@ def test_a_set_of_another_version_or_layout_is_refused_by_name(tmp_path: Path) -
         ContactSet.load(f)
     _cset({"a": 1.0}).save(f)
     assert ContactSet.load(f).configs[0]["delta_eV"] == 1.0
+
+
+# --------------------------------------------------------------------------- the stored set and the engine check
+
+
+def _stored() -> tuple[ContactSet, Path]:
+    if not (DATA / "contacts.json").is_file():
+        pytest.skip("the stored contact set (data/pbe/li6ps5cl_in_contacts) is not in this install")
+    return ContactSet.load(DATA / "contacts.json"), DATA
+
+
+class _Lookup:
+    """A stand-in engine: PBE's stored energy of each configuration (+ ``shift`` eV on the named ones)."""
+
+    def __init__(self, cset: ContactSet, folder: Path, shift: dict[str, float]) -> None:
+        from cellsim.engines.contacts import structures
+
+        self.known = []
+        frames = structures(cset, folder)
+        energy = {"snapshot": cset.snapshot_energy_eV, **{c["name"]: c["energy_eV"] for c in cset.configs}}
+        for name, atoms in frames.items():
+            self.known.append((atoms.positions.copy(), energy[name] + shift.get(name, 0.0)))
+
+    def __call__(self, atoms: Atoms) -> float:
+        for pos, e in self.known:
+            if np.allclose(pos, atoms.positions, atol=1e-6):
+                return e
+        raise AssertionError("not a stored configuration")
+
+
+def test_the_stored_set_is_what_its_jobs_hold() -> None:
+    from cellsim.engines.singlepoint import load_result
+
+    cset, folder = _stored()
+    assert (cset.metal, cset.electrolyte, cset.natoms) == ("In", "Li6PS5Cl", 46)
+    ref = load_result(folder / "jobs" / cset.snapshot_job)
+    assert ref is not None and ref.energy == pytest.approx(cset.snapshot_energy_eV)
+    for c in cset.configs:
+        res = load_result(folder / "jobs" / c["job"])
+        assert res is not None and c["delta_eV"] == pytest.approx(res.energy - ref.energy)
+    # the engines stored beside PBE: the bundled fit, CHGNet 0.3.0, SevenNet-0 (and the active-learning fit)
+    assert {"fitted CHGNet (chgnet-in-pbe)", "chgnet", "sevennet"} <= set(cset.engines)
+
+
+def test_an_engine_equal_to_pbe_passes_and_one_that_under_rates_the_contacts_fails() -> None:
+    from cellsim.engines.contacts import structures
+
+    cset, folder = _stored()
+    frames = structures(cset, folder)
+    same = contact_rows("pbe-copy", cset, engine_deltas(_Lookup(cset, folder, {}), frames))
+    assert {r.verdict for r in same} == {"ok"} and same[-1].value == pytest.approx(0.0, abs=1e-9)
+    shy = {n: 0.4 for n in ("S-In tightened", "P-S 2.7 A", "P-S 3.1 A")}
+    rows = contact_rows("shy", cset, engine_deltas(_Lookup(cset, folder, shy), frames))
+    by = {r.phase: r for r in rows}
+    assert (
+        by["interface: P-S 3.1 A"].verdict == "fail" and "favours it less than PBE" in by["interface: P-S 3.1 A"].note
+    )
+    assert by["interface: Cl-In onto"].verdict == "ok"
+    assert "under-rates the metal-anion contacts" in rows[-1].note
+
+
+def test_the_engine_check_reads_the_stored_set_for_in_on_li6ps5cl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ase.calculators.lj import LennardJones
+
+    from cellsim.config.study import load_study
+    from cellsim.engines import check as ec
+    from cellsim.engines.check.settings import EngineReport
+    from cellsim.engines.check.tasks import _check_contacts, _EngineCheck, _Tasks
+    from cellsim.engines.registry import ModelInfo
+
+    _stored()
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
+    fake = ModelInfo("fake-lj", "LJ", "1", "-", "Lennard-Jones stand-in", "-", "cellsim", "__init__.py")
+    inp = ec.prepare(load_study("li6ps5cl_in"))
+    report = EngineReport(engine="fake-lj", model="LJ", loaded=True)
+    factory = lambda _m: LennardJones(sigma=2.6, epsilon=0.005, rc=5.0, smooth=True)  # noqa: E731
+    chk = _EngineCheck(_Tasks(fake, factory, ec.CheckSettings(), True, None), inp, report)
+    _check_contacts(chk)
+    got = [r for r in report.rows if r.quantity.startswith("contact energy")]
+    assert len(got) == 7 and got[-1].quantity == "contact energy MAE vs PBE"
+    assert all(r.verdict in {"ok", "warn", "fail"} for r in got)
+    # a study of another electrolyte has no stored set: no rows
+    other = EngineReport(engine="fake-lj", model="LJ", loaded=True)
+    li3 = _EngineCheck(
+        _Tasks(fake, factory, ec.CheckSettings(), True, None), ec.prepare(load_study("li3ps4_in")), other
+    )
+    _check_contacts(li3)
+    assert other.rows == []
