@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # the answer kinds (cellsim.products.answer.answer_of) as a reactivity score; other kinds are not judged
 KIND_SCORE = {"products": 2, "reaction": 1, "none": 0}
+# answer kinds that say something reacts
+REACTING_KINDS = frozenset(k for k, v in KIND_SCORE.items() if v > 0)
 # diagnostic checks that hold an engine's own uncertainty (a committee's or a teacher's deviation), by name
 DEVIATION_RE = re.compile(r"deviation|committee|teacher|disagree|outside", re.IGNORECASE)
 RANKING = (
@@ -786,16 +788,22 @@ def comparison_figures(c: Comparison) -> dict[str, tuple[str, bytes]]:
 
     unit = next((r.unit for r in c.rows if r.unit), None) or "units"
 
-    def points(attr: str, missing: str = "not measured") -> list[GroupPoints]:
-        return [
-            GroupPoints(g.label, [getattr(r, attr) for r in g.rows], [r.kind for r in g.rows], missing)
-            for g in c.groups
-        ]
+    def points(attr: str, missing: str = "not measured", undated: str | None = None) -> list[GroupPoints]:
+        out = []
+        for g in c.groups:
+            kinds = [r.kind for r in g.rows]
+            # a seed whose answer is a reaction but whose change was seen only late has no onset: not "nothing"
+            text = undated if undated is not None and any(k in REACTING_KINDS for k in kinds) else missing
+            out.append(GroupPoints(g.label, [getattr(r, attr) for r in g.rows], kinds, text))
+        return out
 
     panels = [
         ("new bonds per nm^2 (pairs the answer counts)", points("new_bonds_per_nm2")),
         (f"{unit} units lost per nm^2 per ps", points("units_lost_per_nm2_ps")),
-        ("onset (ps): bonds leave the first frames' noise", points("onset_ps", "no onset: nothing left its noise")),
+        (
+            "onset (ps): bonds leave the first frames' noise",
+            points("onset_ps", "no onset: nothing left its noise", "no onset dated: the change was seen late only"),
+        ),
     ]
     figs = {
         "compare_ranking.png": (

@@ -320,3 +320,32 @@ def test_cli_status_reads_the_matrix_submit_built(submitted: tuple[Path, int, st
     root, _, _ = submitted
     r = runner.invoke(app, ["status", str(root / "tiny.yaml")], env={"COLUMNS": "400"})
     assert (r.exit_code, r.output.count("0 of 0 complete")) == (0, 2), r.output
+
+
+def test_the_onset_panel_does_not_say_nothing_changed_beside_a_reacting_seed(
+    compared: Comparison, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    import cellsim.reporting.compare_figures as cf
+    from cellsim.reporting.compare import comparison_figures
+
+    seen: dict[str, list] = {}
+    original = cf.ranking_plot
+
+    def capture(panels, title):
+        seen.update({name: pts for name, pts in panels})
+        return original(panels, title)
+
+    monkeypatch.setattr(cf, "ranking_plot", capture)
+    c = copy.deepcopy(compared)
+    for g in c.groups:
+        for r in g.rows:
+            r.onset_ps = None
+    c.groups[0].rows[0].kind = "reaction"  # a reaction seen only late: no onset dated
+    for r in c.groups[1].rows:
+        r.kind = "none"
+    comparison_figures(c)
+    onset = seen["onset (ps): bonds leave the first frames' noise"]
+    assert onset[0].missing == "no onset dated: the change was seen late only"
+    assert onset[1].missing == "no onset: nothing left its noise"
