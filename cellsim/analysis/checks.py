@@ -57,6 +57,9 @@ RMSD_BLOCKS = 20
 # frames pass DEVIATION_WARN (one frame is a spike; a tenth is a region of the trajectory).
 DEVIATION_WARN = 0.15  # eV/A
 DEVIATION_FRACTION = 0.10
+# a force disputed by more than this (eV/A) is no longer an error of degree: the engine has driven atoms where it
+# cannot describe them (a student on its 10 ps run of the paper interface: 0.4-1.3 eV/A for 6.5 ps, then 37-159)
+DEVIATION_BROKEN = 5.0
 # pair distances evaluated for the coordination series (frames x atoms^2): a few seconds of numpy
 COORDINATION_BUDGET = 5e7
 MIN_FRAMES = 4
@@ -316,6 +319,16 @@ def deviation_check(
         first = float(times_ps[int(np.argmax(above))])
         where = f"; first at {first:.3g} ps, mostly on {top} ({els.count(top)} of {len(els)})"
     fires = frac > DEVIATION_FRACTION
+    broken = max_dev > DEVIATION_BROKEN
+    if broken.any():
+        t_broken = float(times_ps[int(np.argmax(broken))])
+        before = max_dev[: int(np.argmax(broken))]
+        where += (
+            f"; from {t_broken:.3g} ps the engine fails outright (an atom's force off by more than "
+            f"{DEVIATION_BROKEN:g} eV/A; {100 * float(broken.mean()):.0f} % of checked frames"
+            + (f", up to {float(before.max()):.3g} eV/A before" if len(before) else "")
+            + f"): the trajectory after {t_broken:.3g} ps is not physical, read only what came before"
+        )
     msg = (
         f"engine deviation: {who} disputes forces by up to {float(max_dev.max()):.3g} eV/A (95th percentile of the "
         f"frames' largest atom {p95:.3g}); {100 * frac:.0f} % of {n} checked frames above {DEVIATION_WARN:g} eV/A"

@@ -227,6 +227,8 @@ def _bond_claim(claim: Any, m: Any, built: dict[str, int] | None) -> str:
         if event == "formed":
             return f"reproduced: {counts}, grew beyond the noise"
         contacts = built is not None and p in built and (b.baseline_mean or 0.0) - built[p] >= 1.0
+        if contacts and b.fell:  # counts, not an event: a falling interfacial pair is no "broken" bond
+            return f"contacts formed against the as-built model, then were lost beyond the noise: {counts}"
         if contacts:
             return f"contacts formed against the as-built model but did not grow: {counts}"
         return f"not reproduced: {counts}"

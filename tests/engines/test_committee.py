@@ -237,3 +237,16 @@ engine: {{name: chgnet, seed: 3, model_path: {_bundled_fit()}, monitor_every: 4}
     assert s is not None
     check = deviation_check(s.time_ps, s.max_eV_A, s.element, "committee", 4)
     assert (check.status == "warn") is fires
+
+
+def test_an_engine_that_fails_outright_is_dated() -> None:
+    # 0.4-1.3 eV/A for most of the run, then a hole: forces off by tens of eV/A from 6.5 ps on
+    t = np.arange(10) * 1.0 + 0.5
+    dev = np.array([0.4, 0.7, 1.2, 0.9, 1.1, 1.3, 159.0, 118.0, 37.0, 77.0])
+    msg = deviation_check(t, dev, ["S"] * 10, kind="teacher").message
+    assert "from 6.5 ps the engine fails outright" in msg
+    assert "40 % of checked frames, up to 1.3 eV/A before" in msg
+    assert "the trajectory after 6.5 ps is not physical" in msg
+    # at the bound itself it is not said
+    calm = deviation_check(t, np.full(10, 5.0), ["S"] * 10, kind="teacher").message
+    assert "fails outright" not in calm

@@ -101,6 +101,26 @@ def test_contacts_against_the_as_built_model_are_named() -> None:
     assert "'as built' is the run's interface/POSCAR" in got[3]
 
 
+def test_contacts_that_are_lost_again_are_said_to_be_lost() -> None:
+    """The student's 10 ps run: In-S 0 as built -> 6.1 in the first frames -> 0.3 in the last third (margin 2.4):
+    contacts formed and then fell away beyond the noise, which "did not grow" would understate."""
+    paper = Paper("toy2", "Toy 2031", frozenset({"Na", "Cl"}), (Claim("bonds form", "Na-Cl"),), "toy.")
+    bonds = _bonds(6.1, 0.3, 2.4)
+    d = SimpleNamespace(
+        analysis=SimpleNamespace(element_counts={"Na": 1, "Cl": 1}, cutoffs={"Na-Cl": 3.0}),
+        match=SimpleNamespace(
+            pairs={"Na-Cl": {"has_new": False, "kind": "interfacial pair", "bonds": bonds}}, candidates=[]
+        ),
+        peaks={"pairs": {"Na-Cl": {"bonds": {**bonds, "as_built": 0}}}},
+    )
+    got = claims_section(d, paper)  # type: ignore[arg-type]
+    assert got is not None
+    assert got[2][0][1] == (
+        "contacts formed against the as-built model, then were lost beyond the noise: Na-Cl 0 as built -> 6.1 "
+        "in the first frames -> 0.3 in the last third (noise margin 2.4)"
+    )
+
+
 def test_claims_need_the_papers_elements() -> None:
     assert claims_section(_data({"A"}, True, True, "formed"), TOY) is None
     assert papers_for({"Li", "P", "S", "Cl"}) == []
