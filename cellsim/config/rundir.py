@@ -43,6 +43,7 @@ SEGMENT_RE = re.compile(r"^seg-(\d{3,})$")
 STUDY_FILE = "study.yaml"
 REPLICA_RE = re.compile(r"^replica-(\d{2,})$")
 TRAJECTORY_NAMES = ("XDATCAR", "XDATCAR.gz", "XDATCAR.bz2", "XDATCAR.xz")
+ENERGY_NAMES = tuple(n.replace("XDATCAR", "OSZICAR", 1) for n in TRAJECTORY_NAMES)
 PART_RE = re.compile(r"^XDATCAR\.part-(\d+)$")
 
 # the files of an analysis folder (cellsim analyze, then cellsim match) and of a report folder (cellsim report):
@@ -292,16 +293,18 @@ class RunDir:
         return files
 
     def energy_files(self, replica: int | None = None) -> list[Path]:
-        """Each segment's OSZICAR parts (``OSZICAR.part-N``) then its OSZICAR, in the order of
-        :meth:`trajectory_files`; segments without an OSZICAR are skipped."""
+        """Each segment's OSZICAR parts (``OSZICAR.part-N``) then its OSZICAR (plain, else gzip/bzip2/xz), in the
+        order of :meth:`trajectory_files`; segments without an OSZICAR are skipped."""
         files: list[Path] = []
         for seg in self.segments(replica):
             for xd in segment_parts(seg):
                 osz = seg / xd.name.replace("XDATCAR", "OSZICAR", 1)
                 if osz.is_file():
                     files.append(osz)
-            if (seg / "OSZICAR").is_file():
-                files.append(seg / "OSZICAR")
+            # the final OSZICAR, or the compressed one beside a compressed XDATCAR (an archived segment)
+            osz = next((seg / n for n in ENERGY_NAMES if (seg / n).is_file()), None)
+            if osz is not None:
+                files.append(osz)
         return files
 
     def plan(self, total_steps: int | None = None) -> SegmentPlan:

@@ -71,3 +71,21 @@ def test_analysis_files_paths(tmp_path: Path) -> None:
     assert rd.analysis_files == AnalysisFiles(rd.analysis_dir)
     assert report_html(rd.report_dir) == tmp_path / "report" / "report.html"
     assert report_md(files.report_dir) == tmp_path / "report" / "report.md"
+
+
+def test_an_archived_segments_compressed_oszicar_is_its_energy_file(tmp_path: Path) -> None:
+    """A segment kept compressed (XDATCAR.xz and OSZICAR.xz) still gives its energies and the deviation record
+    beside them; a plain OSZICAR is preferred where both exist."""
+    from cellsim.config.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    for k, names in enumerate((["XDATCAR", "OSZICAR"], ["XDATCAR.xz", "OSZICAR.xz"], ["XDATCAR", "OSZICAR", "OSZICAR.gz"])):
+        seg = rd.segment_dir(k)
+        seg.mkdir(parents=True)
+        for n in names:
+            (seg / n).write_text("")
+    assert [(f.parent.name, f.name) for f in rd.energy_files()] == [
+        ("seg-000", "OSZICAR"),
+        ("seg-001", "OSZICAR.xz"),
+        ("seg-002", "OSZICAR"),
+    ]
