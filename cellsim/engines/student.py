@@ -145,6 +145,10 @@ class StudentSettings:
         Adam, cosine-annealed from ``learning_rate`` to ``lr_final``; frames per batch.
     energy_weight, force_weight
         Weights of the per-atom energy MSE (eV^2/atom^2) and the force MSE (eV^2/A^2).
+    group_energy_weights
+        (group, factor) pairs: the energy term of frames of that group (``info['group']``) counts ``factor`` times.
+        Bulk cells of the metal carry their signal in the energy only (their forces are near zero), and In's whole
+        Bain path spans ~10 meV/atom, the size of a small student's energy error.
     seed
         Seeds the weights and the batch order.
     """
@@ -165,6 +169,7 @@ class StudentSettings:
     batch_size: int = 4
     energy_weight: float = 10.0
     force_weight: float = 1.0
+    group_energy_weights: tuple[tuple[str, float], ...] = ()
     seed: int = 0
 
 
@@ -447,8 +452,11 @@ def build_model(
     return model.float()
 
 
-def _graphs(frames: Sequence[Atoms], species: Sequence[int], r_max: float) -> list[Any]:
-    """MACE's AtomicData of each frame, with the teacher's energy and forces as targets."""
+def _graphs(
+    frames: Sequence[Atoms], species: Sequence[int], r_max: float, weights: dict[str, float] | None = None
+) -> list[Any]:
+    """MACE's AtomicData of each frame, with the teacher's energy and forces as targets, and a weight of its energy
+    term by its group (``weights``; 1 for every other frame)."""
     import torch
     from mace import data as mace_data
     from mace.tools import AtomicNumberTable
@@ -458,12 +466,12 @@ def _graphs(frames: Sequence[Atoms], species: Sequence[int], r_max: float) -> li
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
-        return [
-            mace_data.AtomicData.from_config(
-                mace_data.config_from_atoms(a, key_specification=keyspec), z_table=table, cutoff=r_max
-            )
-            for a in frames
-        ]
+        out = []
+        for a in frames:
+            config = mace_data.config_from_atoms(a, key_specification=keyspec)
+            config.weight = float((weights or {}).get(str(a.info.get("group", "")), 1.0))
+            out.append(mace_data.AtomicData.from_config(config, z_table=table, cutoff=r_max))
+        return out
     finally:
         torch.set_default_dtype(prev)
 
@@ -564,7 +572,7 @@ def train_student(
     shifts = element_shifts(train, species)
     forces = np.concatenate([a.arrays[F_KEY].ravel() for a in train])
     scale = float(np.sqrt(np.mean(forces**2))) or 1.0
-    graphs = _graphs(frames, species, s.r_max)
+    graphs = _graphs(frames, species, s.r_max, dict(s.group_energy_weights))
     train_graphs = [g for g, a in zip(graphs, frames, strict=True) if a.info.get("split", "train") == "train"]
     avg = _avg_neighbours(train_graphs)
     model = build_model(s, species, shifts, scale, avg)
@@ -618,7 +626,8 @@ def _train_epochs(
             opt.zero_grad()
             res = model(batch.to_dict(), training=True, compute_force=True)
             natoms = (batch.ptr[1:] - batch.ptr[:-1]).to(res["energy"].dtype)
-            e_loss = torch.mean(((res["energy"] - batch.energy) / natoms) ** 2)
+            # MACE's per-graph weight (1 unless the frame's group has a factor in group_energy_weights)
+            e_loss = torch.mean(batch.weight * ((res["energy"] - batch.energy) / natoms) ** 2)
             f_loss = torch.mean((res["forces"] - batch.forces) ** 2)
             loss = s.energy_weight * e_loss + s.force_weight * f_loss
             loss.backward()

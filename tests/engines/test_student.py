@@ -149,3 +149,16 @@ def test_student_runs_md_checked_by_its_teacher(trained: dict[str, Any], tmp_pat
 
     got = student_run_frames(run, 2)
     assert len(got) == 3 and all(a.info["group"] == "student-run" and len(a) == 16 for a in got)
+
+
+def test_a_groups_energy_term_is_weighted_by_its_factor(trained: dict[str, Any]) -> None:
+    """group_energy_weights reaches MACE's per-graph weight, which the energy term of the loss multiplies."""
+    from cellsim.engines.student import _graphs
+
+    frames = trained["frames"][:3]
+    frames[0].info["group"] = "bulk-metal"
+    species = sorted({int(z) for a in frames for z in a.numbers})
+    graphs = _graphs(frames, species, 5.0, {"bulk-metal": 25.0})
+    assert [float(g.weight) for g in graphs] == [25.0, 1.0, 1.0]
+    assert [float(g.weight) for g in _graphs(frames, species, 5.0)] == [1.0, 1.0, 1.0]
+    assert StudentSettings().group_energy_weights == ()
