@@ -302,9 +302,9 @@ class RunDir:
                 if osz.is_file():
                     files.append(osz)
             # the final OSZICAR, or the compressed one beside a compressed XDATCAR (an archived segment)
-            osz = next((seg / n for n in ENERGY_NAMES if (seg / n).is_file()), None)
-            if osz is not None:
-                files.append(osz)
+            final = next((seg / n for n in ENERGY_NAMES if (seg / n).is_file()), None)
+            if final is not None:
+                files.append(final)
         return files
 
     def plan(self, total_steps: int | None = None) -> SegmentPlan:

@@ -79,7 +79,9 @@ def test_an_archived_segments_compressed_oszicar_is_its_energy_file(tmp_path: Pa
     from cellsim.config.rundir import RunDir
 
     rd = RunDir(tmp_path)
-    for k, names in enumerate((["XDATCAR", "OSZICAR"], ["XDATCAR.xz", "OSZICAR.xz"], ["XDATCAR", "OSZICAR", "OSZICAR.gz"])):
+    for k, names in enumerate(
+        (["XDATCAR", "OSZICAR"], ["XDATCAR.xz", "OSZICAR.xz"], ["XDATCAR", "OSZICAR", "OSZICAR.gz"])
+    ):
         seg = rd.segment_dir(k)
         seg.mkdir(parents=True)
         for n in names:
