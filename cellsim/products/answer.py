@@ -132,6 +132,9 @@ def _amount_text(c: CandidateVerdict) -> str:
         return c.candidate
     others = [m for m in a["members"] if m != c.candidate]
     group = f"; environments alike in {' / '.join(others)}" if others else ""
+    if a["atoms_hi"] <= 0:
+        # the distances made it a candidate, but no atom sits in its environments: not "~0 atoms" of a product
+        return f"{c.candidate} (distances only: no {a['element']} atom in its environments{group})"
     return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
 
 
