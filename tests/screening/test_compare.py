@@ -349,3 +349,15 @@ def test_the_onset_panel_does_not_say_nothing_changed_beside_a_reacting_seed(
     onset = seen["onset (ps): bonds leave the first frames' noise"]
     assert onset[0].missing == "no onset dated: the change was seen late only"
     assert onset[1].missing == "no onset: nothing left its noise"
+
+
+def test_a_possible_product_with_no_atom_in_its_environments_has_no_amount_of_zero() -> None:
+    from cellsim.reporting.compare import ProductRow, RunGroup
+
+    empty = ProductRow("In2S3", "possible", 0.0, 0.0, 0.0, "S")
+    assert empty.text() == "In2S3 (possible, distances only: no S atom in its environments)"
+    assert ProductRow("InS", "possible", 1.0, 0.0, 2.0, "S").text() == "InS (possible, ~1 S [0-2])"
+    rows = [RunRow(name=f"s{k}", folder=f"s{k}", run_dir=None, kind="reaction") for k in range(3)]
+    rows[0].products = [empty]
+    group = RunGroup("t1", rows)
+    assert group.products_text() == "In2S3 (possible 1/3, distances only: no S atom in its environments)"
