@@ -87,6 +87,23 @@ def _time_step_flag(res: AnalysisResult) -> str | None:
     return f"the time step of {res.settings.dt_fs:g} fs is implausible{implied}: times and rates are wrong"
 
 
+def _engine_failure_flag(res: AnalysisResult) -> str | None:
+    """When the run's own check (committee or teacher) says its engine failed outright (a force disputed by more than
+    :data:`cellsim.analysis.checks.DEVIATION_BROKEN`): from when, in words (None: it did not, or no check ran)."""
+    from cellsim.analysis.checks import DEVIATION_BROKEN
+
+    diag = res.diagnostics
+    times = np.asarray(getattr(diag, "deviation_times_ps", ()), dtype=float)
+    dev = np.asarray(getattr(diag, "deviation_max_eV_A", ()), dtype=float)
+    if len(dev) == 0 or len(times) != len(dev) or not (dev > DEVIATION_BROKEN).any():
+        return None
+    k = int(np.argmax(dev > DEVIATION_BROKEN))
+    return (
+        f"its engine failed outright from {times[k]:.3g} ps (a force disputed by {dev[k]:.3g} eV/A, more than "
+        f"{DEVIATION_BROKEN:g}): whatever happens after {times[k]:.3g} ps is not physical"
+    )
+
+
 def _assumptions(res: AnalysisResult, dt_flag: str | None) -> list[str]:
     """What the answer assumed: a default time step or temperature, a time step the atoms contradict."""
     out: list[str] = []
@@ -221,6 +238,11 @@ def answer_of(result: MatchResult, res: AnalysisResult) -> Answer:
     if dt_flag is not None:
         # a verdict on times that cannot be right is no verdict: the flag leads
         sentence = f"Time step implausible: {dt_flag}. As read: " + sentence
+    failed = _engine_failure_flag(res)
+    if failed is not None:
+        # nor is one on a trajectory its engine could not describe (a student or fit far outside its data)
+        sentence = f"Engine failed: {failed}. As read: " + sentence
+        evidence.append(failed)
     evidence += _group_evidence(formed + possible)
     bare = [p for p, d in result.pairs.items() if d.get("no_candidates") and p in bonds.formed + bonds.broken]
     if bare and kind in ("products", "reaction"):

@@ -29,3 +29,22 @@ def test_no_atom_in_the_environments_is_not_an_amount_of_zero() -> None:
 
 def test_a_candidate_without_an_amount_is_its_name() -> None:
     assert _amount_text(SimpleNamespace(candidate="LiCl", amount=None)) == "LiCl"
+
+
+def test_an_engine_that_failed_outright_leads_the_answer() -> None:
+    import numpy as np
+
+    from cellsim.products.answer import _engine_failure_flag
+
+    def res(dev: list[float]) -> SimpleNamespace:
+        diag = SimpleNamespace(deviation_times_ps=np.arange(len(dev)) * 0.5, deviation_max_eV_A=np.array(dev))
+        return SimpleNamespace(diagnostics=diag)
+
+    got = _engine_failure_flag(res([0.4, 1.2, 5.0, 37.0, 159.0]))  # type: ignore[arg-type]
+    assert got == (
+        "its engine failed outright from 1.5 ps (a force disputed by 37 eV/A, more than 5): whatever happens after "
+        "1.5 ps is not physical"
+    )
+    assert _engine_failure_flag(res([0.4, 1.2, 5.0])) is None  # type: ignore[arg-type]
+    assert _engine_failure_flag(res([])) is None  # type: ignore[arg-type]
+    assert _engine_failure_flag(SimpleNamespace(diagnostics=None)) is None  # type: ignore[arg-type]

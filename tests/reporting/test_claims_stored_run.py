@@ -90,7 +90,9 @@ def test_ten_ps_contacts_formed_then_were_lost_and_p_s_was_kept(
     ten_ps: tuple[str, str, dict[str, str], list[str]],
 ) -> None:
     kind, sentence, rows, _ = ten_ps
-    assert kind == "none" and sentence.startswith("No reaction seen"), sentence
+    # the student failed at 6.6 ps: the answer leads with it, then gives the verdict as read
+    assert kind == "none" and sentence.startswith("Engine failed: its engine failed outright from 6."), sentence
+    assert "As read: No reaction seen" in sentence
     row = rows["In-S bonds form and grow from ~1 ps"]
     assert row.startswith("contacts formed against the as-built model, then were lost beyond the noise: "), row
     built, first, late = _counts(row, "In-S")
