@@ -345,6 +345,8 @@ def _engine_text(study: dict[str, Any], d: ReportData) -> str:
     eng = study.get("engine") or {}
     name = str(eng.get("name") or "")
     model = eng.get("model_path")
+    if name and eng.get("student"):  # a student drives, its teacher (model_path) only checks
+        return f"student {Path(str(eng['student'])).name} of {name} ({Path(str(model)).parent.name})"
     if name:
         return f"{name} ({Path(str(model)).parent.name or Path(str(model)).name})" if model else name
     for info in d.engine:

@@ -361,3 +361,16 @@ def test_a_possible_product_with_no_atom_in_its_environments_has_no_amount_of_ze
     rows[0].products = [empty]
     group = RunGroup("t1", rows)
     assert group.products_text() == "In2S3 (possible 1/3, distances only: no S atom in its environments)"
+
+
+def test_a_student_run_names_its_student_not_its_teacher() -> None:
+    from types import SimpleNamespace
+
+    from cellsim.reporting.compare import _engine_text
+
+    d = SimpleNamespace(engine=[])
+    teacher = {"name": "chgnet", "model_path": "/x/fits/chgnet-in-pbe/model.pth.tar"}
+    assert _engine_text({"engine": teacher}, d) == "chgnet (chgnet-in-pbe)"  # type: ignore[arg-type]
+    student = {**teacher, "student": "/x/fits/student-in-pbe"}
+    got = _engine_text({"engine": student}, d)  # type: ignore[arg-type]
+    assert got == "student student-in-pbe of chgnet (chgnet-in-pbe)"
