@@ -187,3 +187,16 @@ def test_matrix_error_is_a_study_error(tmp_path: Path) -> None:
 def test_missing_file_names_the_bundled_matrices(tmp_path: Path) -> None:
     with pytest.raises(MatrixError, match=r"no such matrix or campaign file \(bundled matrices: .*li6ps5cl"):
         load_run_set(tmp_path / "absent.yaml")
+
+
+def test_the_papers_10ps_protocol_is_six_student_runs_of_10_ps(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rs = load_run_set(repo / "workflows" / "screens" / "li6ps5cl_in_10ps.yaml")
+    assert [r.name for r in rs.runs] == ["t0-s0", "t0-s1", "t0-s2", "t1-s0", "t1-s1", "t1-s2"]
+    for r in rs.runs:
+        assert r.study is not None
+        assert r.study.md.total_time_ps == 10.0 and r.study.md.temperature == 300
+        assert r.study.engine.student and str(r.study.engine.student).endswith("student-in-pbe")
+        assert r.study.engine.monitor_every == 20  # the teacher checks the student in every run
