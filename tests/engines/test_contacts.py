@@ -203,3 +203,30 @@ def test_the_engine_check_reads_the_stored_set_for_in_on_li6ps5cl(
     )
     _check_contacts(li3)
     assert other.rows == []
+
+
+def test_a_damaged_stored_set_is_a_fail_row_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ase.calculators.lj import LennardJones
+
+    import cellsim.engines.contacts as contacts
+    from cellsim.config.study import load_study
+    from cellsim.engines import check as ec
+    from cellsim.engines.check.settings import EngineReport
+    from cellsim.engines.check.tasks import _check_contacts, _EngineCheck, _Tasks
+    from cellsim.engines.registry import ModelInfo
+
+    bad = tmp_path / "x_contacts" / "contacts.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    monkeypatch.setattr(contacts, "stored_sets", lambda root=None: [bad])
+    monkeypatch.setenv("CELLSIM_CACHE", str(tmp_path / "cache"))
+    fake = ModelInfo("fake-lj", "LJ", "1", "-", "Lennard-Jones stand-in", "-", "cellsim", "__init__.py")
+    report = EngineReport(engine="fake-lj", model="LJ", loaded=True)
+    factory = lambda _m: LennardJones()  # noqa: E731
+    chk = _EngineCheck(
+        _Tasks(fake, factory, ec.CheckSettings(), True, None), ec.prepare(load_study("li6ps5cl_in")), report
+    )
+    _check_contacts(chk)
+    (row,) = report.rows
+    assert row.verdict == "fail" and row.quantity == "contact energy vs PBE"
+    assert "contacts.json: not a contact set" in row.note

@@ -469,23 +469,24 @@ def _check_contacts(chk: _EngineCheck) -> None:
     electrolyte = chk.inp.electrolyte.structure.composition.reduced_formula
     if len(metal.elements) != 1:
         return  # the stored sets move atoms of an elemental metal
-    for cset, folder in matching_sets(str(metal.elements[0]), electrolyte):
-        frames = structures(cset, folder)
 
-        def energies(calc: Calculator, frames: dict[str, Any] = frames) -> dict[str, Any]:
-            def energy(atoms: Any) -> float:
-                work = atoms.copy()
-                work.calc = calc
-                return float(work.get_potential_energy())
+    def energies(frames: dict[str, Any], calc: Calculator) -> dict[str, Any]:
+        def energy(atoms: Any) -> float:
+            work = atoms.copy()
+            work.calc = calc
+            return float(work.get_potential_energy())
 
-            return engine_deltas(energy, frames)
+        return engine_deltas(energy, frames)
 
-        def rows(cset: Any = cset, folder: Path = folder, energies: Any = energies) -> None:
-            jobs = sorted(c["job"] for c in cset.configs)
-            deltas = chk.tasks.run("contacts", folder.name, {"jobs": [cset.snapshot_job, *jobs]}, energies)
+    def rows() -> None:
+        # inside the guard: a damaged stored set is a fail row of this check, not the end of the engine's check
+        for cset, folder in matching_sets(str(metal.elements[0]), electrolyte):
+            frames = structures(cset, folder)
+            jobs = [cset.snapshot_job, *sorted(c["job"] for c in cset.configs)]
+            deltas = chk.tasks.run("contacts", folder.name, {"jobs": jobs}, partial(energies, frames))
             chk.rows.extend(contact_rows(chk.name, cset, deltas))
 
-        chk.guarded("contact energy vs PBE", f"interface contacts ({folder.name})", rows)
+    chk.guarded("contact energy vs PBE", "interface contacts", rows)
 
 
 def _speed_rows(chk: _EngineCheck) -> None:
