@@ -77,11 +77,11 @@ def test_a_rise_inside_the_noise_is_not_reproduced_even_when_peaks_dated_it() ->
     assert got[2][0][1] == "not reproduced: A-B 3.0 in the first frames -> 7.4 in the last third (noise margin 5.2)"
 
 
-def test_contacts_against_the_as_built_model_are_named() -> None:
-    """As built (the paper's 0 ps model, counted by the analysis into peaks.json) no Na-Cl contact; the run starts
-    with 6 and keeps them: contacts formed, not grown."""
+def _na_cl_claims(first: float, late: float, margin: float = 2.0) -> Any:
+    """The claims table of a toy paper ("Na-Cl bonds form") on a run with no Na-Cl bond as built, ``first`` in the
+    first frames and ``late`` in the last third."""
     paper = Paper("toy2", "Toy 2031", frozenset({"Na", "Cl"}), (Claim("bonds form", "Na-Cl"),), "toy.")
-    bonds = _bonds(6.0, 6.2)
+    bonds = _bonds(first, late, margin)
     d = SimpleNamespace(
         analysis=SimpleNamespace(element_counts={"Na": 1, "Cl": 1}, cutoffs={"Na-Cl": 3.0}),
         match=SimpleNamespace(
@@ -89,7 +89,13 @@ def test_contacts_against_the_as_built_model_are_named() -> None:
         ),
         peaks={"pairs": {"Na-Cl": {"bonds": {**bonds, "as_built": 0}}}},
     )
-    got = claims_section(d, paper)  # type: ignore[arg-type]
+    return claims_section(d, paper)  # type: ignore[arg-type]
+
+
+def test_contacts_against_the_as_built_model_are_named() -> None:
+    """As built (the paper's 0 ps model, counted by the analysis into peaks.json) no Na-Cl contact; the run starts
+    with 6 and keeps them: contacts formed, not grown."""
+    got = _na_cl_claims(6.0, 6.2)
     assert got is not None
     assert got[2] == [
         [
@@ -104,16 +110,7 @@ def test_contacts_against_the_as_built_model_are_named() -> None:
 def test_contacts_that_are_lost_again_are_said_to_be_lost() -> None:
     """The student's 10 ps run: In-S 0 as built -> 6.1 in the first frames -> 0.3 in the last third (margin 2.4):
     contacts formed and then fell away beyond the noise, which "did not grow" would understate."""
-    paper = Paper("toy2", "Toy 2031", frozenset({"Na", "Cl"}), (Claim("bonds form", "Na-Cl"),), "toy.")
-    bonds = _bonds(6.1, 0.3, 2.4)
-    d = SimpleNamespace(
-        analysis=SimpleNamespace(element_counts={"Na": 1, "Cl": 1}, cutoffs={"Na-Cl": 3.0}),
-        match=SimpleNamespace(
-            pairs={"Na-Cl": {"has_new": False, "kind": "interfacial pair", "bonds": bonds}}, candidates=[]
-        ),
-        peaks={"pairs": {"Na-Cl": {"bonds": {**bonds, "as_built": 0}}}},
-    )
-    got = claims_section(d, paper)  # type: ignore[arg-type]
+    got = _na_cl_claims(6.1, 0.3, 2.4)
     assert got is not None
     assert got[2][0][1] == (
         "contacts formed against the as-built model, then were lost beyond the noise: Na-Cl 0 as built -> 6.1 "
