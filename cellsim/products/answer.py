@@ -142,6 +142,11 @@ def _energy_evidence(res: AnalysisResult) -> list[str]:
     return []
 
 
+def distances_only(element: str | None) -> str:
+    """How a candidate the distances made possible, with no atom in its environments, is written (not "~0 atoms")."""
+    return f"distances only: no {element + ' ' if element else ''}atom in its environments"
+
+
 def _amount_text(c: CandidateVerdict) -> str:
     """A candidate with its amount of atoms and interval, and the candidates its environments cannot tell apart."""
     a = c.amount or {}
@@ -151,7 +156,7 @@ def _amount_text(c: CandidateVerdict) -> str:
     group = f"; environments alike in {' / '.join(others)}" if others else ""
     if a["atoms_hi"] <= 0:
         # the distances made it a candidate, but no atom sits in its environments: not "~0 atoms" of a product
-        return f"{c.candidate} (distances only: no {a['element']} atom in its environments{group})"
+        return f"{c.candidate} ({distances_only(a['element'])}{group})"
     return f"{c.candidate} (~{a['atoms']:g} {a['element']} atoms [{a['atoms_lo']:g}-{a['atoms_hi']:g}]{group})"
 
 

@@ -65,7 +65,9 @@ class ProductRow:
         if self.atoms is None:
             return f"{self.candidate} ({self.verdict})"
         if self.atoms_hi is not None and self.atoms_hi <= 0:  # as the answer writes it: no amount, not "~0"
-            return f"{self.candidate} ({self.verdict}, distances only: no {self.element} atom in its environments)"
+            from cellsim.products.answer import distances_only
+
+            return f"{self.candidate} ({self.verdict}, {distances_only(self.element)})"
         return (
             f"{self.candidate} ({self.verdict}, ~{self.atoms:g} {self.element} [{self.atoms_lo:g}-{self.atoms_hi:g}])"
         )
@@ -232,7 +234,9 @@ class RunGroup:
             seen = [x for x in d["atoms"] if x is not None]
             amount = f", ~{stat(seen).text('.3g', str(d['element'] or 'atoms'))}" if seen else ""
             if seen and max(seen) <= 0:
-                amount = f", distances only: no {d['element'] or ''} atom in its environments".replace("no  ", "no ")
+                from cellsim.products.answer import distances_only
+
+                amount = f", {distances_only(d['element'])}"
             verdicts = " + ".join(f"{v} {d[v]}/{n}" for v in ("formed", "possible") if d.get(v))
             parts.append(f"{cand} ({verdicts}{amount})")
         return "; ".join(parts) or "none"
